@@ -1,0 +1,63 @@
+"""Configuration classes, read from the environment (see README, "Configuration")."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+
+def _env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = os.environ.get(
+        "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'tracker.sqlite'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # Bootstrap's CSS and JS come from the Bootstrap-Flask package, never from a CDN.
+    BOOTSTRAP_SERVE_LOCAL = True
+    WTF_CSRF_TIME_LIMIT = None
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _env_flag("SESSION_COOKIE_SECURE")
+    REMEMBER_COOKIE_HTTPONLY = True
+    WORKLIST_PAGE_SIZE = int(os.environ.get("WORKLIST_PAGE_SIZE", "25"))
+    # Waiting-time limits per urgency and target, in hours; overrides the defaults of
+    # PATHWAY.md. Example: TARGET_LIMITS="emergency.mri=12,urgent.diagnosis=504".
+    TARGET_LIMITS = os.environ.get("TARGET_LIMITS", "")
+    # Share of a target's limit, at its end, during which it is "due soon".
+    TARGET_DUE_SOON_FRACTION = float(os.environ.get("TARGET_DUE_SOON_FRACTION", "0.2"))
+    # SQLite only: transactions begin explicitly, so that tests can roll back
+    # savepoints; the running app keeps pysqlite's default (see README).
+    SQLITE_EXPLICIT_TRANSACTIONS = False
+
+
+class DevelopmentConfig(Config):
+    SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+
+
+class ProductionConfig(Config):
+    pass
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret"  # noqa: S105 - test only
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
+    WTF_CSRF_ENABLED = False
+    SQLITE_EXPLICIT_TRANSACTIONS = True
+
+
+configs = {
+    "development": DevelopmentConfig,
+    "production": ProductionConfig,
+    "testing": TestingConfig,
+}

@@ -1,0 +1,122 @@
+"""Fixtures: one app per backend (schema built by the migrations), a rollback per test.
+
+Every test that takes ``app`` or ``session`` runs on SQLite and on PostgreSQL.
+PostgreSQL comes from TEST_DATABASE_URL; without it those runs skip and say why.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from config import TestingConfig
+from tracker import create_app
+from tracker.extensions import db
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+if PG_URL and not PG_URL.startswith("postgresql"):
+    raise RuntimeError("TEST_DATABASE_URL must be a postgresql+psycopg:// URL")
+PG_SKIP_REASON = (
+    "PostgreSQL tests need TEST_DATABASE_URL, e.g. "
+    "postgresql+psycopg://postgres@127.0.0.1:5432/test (.ci/run sets it)"
+)
+BACKENDS = ["sqlite", "postgresql"]
+PASSWORD = "correct-horse-battery"  # noqa: S105 - test accounts
+
+
+def reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def database_url(backend: str, tmp_path_factory, name: str = "test") -> str:
+    if backend == "postgresql":
+        if not PG_URL:
+            pytest.skip(PG_SKIP_REASON)
+        reset_postgres(PG_URL)
+        return PG_URL
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / f'{name}.sqlite'}"
+
+
+def make_app(url: str, **overrides):
+    config = type("Config", (TestingConfig,), {"SQLALCHEMY_DATABASE_URI": url, **overrides})
+    return create_app(config)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def app(backend, tmp_path_factory):
+    app = make_app(database_url(backend, tmp_path_factory))
+    with app.app_context():
+        upgrade()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def session(app):
+    """A session inside an outer transaction that is rolled back after the test.
+
+    Commits in the code under test release savepoints only, so every test starts
+    from the empty, migrated schema.
+    """
+    with app.app_context():
+        connection = db.engine.connect()
+        outer = connection.begin()
+        original = db.session
+        factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint")
+        db.session = scoped_session(factory, scopefunc=original.registry.scopefunc)
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            db.session = original
+            outer.rollback()
+            connection.close()
+
+
+@pytest.fixture
+def client(app, session):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app, session):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def users(session):
+    from tests.helpers import make_users
+
+    return make_users()
+
+
+@pytest.fixture
+def now():
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def login(client):
+    def do(username: str, password: str = PASSWORD):
+        response = client.post("/login", data={"username": username, "password": password})
+        assert response.status_code == 302, response.text
+        return response
+
+    return do

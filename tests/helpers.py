@@ -1,0 +1,144 @@
+"""Factories and a driver that walks pathways through the services with valid data."""
+
+from __future__ import annotations
+
+import uuid
+from functools import cache
+from collections import deque
+from datetime import UTC, date, datetime, timedelta
+
+from werkzeug.security import generate_password_hash
+
+from tests.conftest import PASSWORD
+from tracker.extensions import db
+from tracker.pathway import definition as d
+from tracker.pathway import services
+from tracker.patients.services import register_patient
+from tracker.users.models import User
+
+ROLE_USERS = {"coordinator": "coordinator", "surgeon": "surgeon", "viewer": "viewer",
+              "admin": "admin"}
+PREREQUISITE = {
+    "guard_imaging_reported": "record_imaging",
+    "guard_biopsy_recorded": "record_biopsy",
+    "guard_follow_up_clear": "record_follow_up",
+}
+
+
+@cache
+def password_hash() -> str:
+    # scrypt is slow on purpose; hash the shared test password once per run.
+    return generate_password_hash(PASSWORD, method="scrypt")
+
+
+def make_user(username: str, role: str) -> User:
+    user = User(username=username, role=role, full_name=username.title(),
+                password_hash=password_hash(), active=True)
+    db.session.add(user)
+    return user
+
+
+def make_users() -> dict:
+    users = {name: make_user(name, role) for name, role in ROLE_USERS.items()}
+    users["coordinator2"] = make_user("coordinator2", "coordinator")
+    users["surgeon2"] = make_user("surgeon2", "surgeon")
+    db.session.flush()
+    return users
+
+
+def valid_data(trigger: str, source: str, at: datetime) -> dict:
+    day = at.date().isoformat()
+    if d.is_mdt_outcome(trigger, source):
+        return {"meeting_date": day, "disciplines": ["spinal_surgery", "radiology"],
+                "rationale": "Agreed at the MDT."}
+    if trigger == "refer_to_mdt" and source in ("surgery_scheduled", "post_op",
+                                                "oncology_treatment"):
+        return {"reason": "restaging"}
+    return {
+        "record_imaging": {"modality": "mri", "region": "Thoracic spine", "levels": "T7-T9",
+                           "findings": "Lytic lesion T8.", "bilsky_grade": "1b"},
+        "record_biopsy": {"method": "ct_guided_core", "histology": "Adenocarcinoma",
+                          "result": "malignant"},
+        "schedule_mdt": {"meeting_date": day},
+        "record_preop_assessment": {"asa_grade": 2, "consent_taken": True},
+        "record_surgery": {"lead_surgeon": "surgeon", "procedures": ["decompression"],
+                           "approach": "open", "levels": "T7-T9"},
+        "record_complication": {"complication": "csf_leak", "clavien_dindo": "II"},
+        "record_therapy_session": {"mobility": "walking_aid", "pain_nrs": 4},
+        "record_treatment": {"modality": "sbrt", "start_date": day},
+        "record_follow_up": {"imaging_done": True, "status": "ned"},
+        "record_assessment": {"pain_nrs": 3},
+        "withdraw": {"reason": "declined"},
+        "add_note": {"note": "Spoke to the patient."},
+    }.get(trigger, {})
+
+
+def shortest_path(target: str) -> list[str]:
+    """Triggers leading from referred to ``target`` by the machine's state changes."""
+    queue, seen = deque([(d.INITIAL_STATE, [])]), {d.INITIAL_STATE}
+    while queue:
+        state, path = queue.popleft()
+        if state == target:
+            return path
+        for t in d.TRANSITIONS:
+            if t.dest and state in t.sources and t.dest not in seen:
+                seen.add(t.dest)
+                queue.append((t.dest, [*path, t.trigger]))
+    raise AssertionError(f"{target} unreachable")
+
+
+class Driver:
+    """Records steps on one pathway, an hour apart, as a given user."""
+
+    def __init__(self, pathway, actor, start: datetime, step=timedelta(hours=1)):
+        self.pathway, self.actor, self.t, self.step = pathway, actor, start, step
+
+    def next_time(self) -> datetime:
+        self.t += self.step
+        return self.t
+
+    def do(self, trigger: str, data: dict | None = None, actor=None, **kw):
+        at = kw.pop("occurred_at", None) or self.next_time()
+        if data is None:
+            data = valid_data(trigger, self.pathway.state, at)
+        return services.record(
+            self.pathway, trigger, data, at, actor or self.actor,
+            kw.pop("expected_version", self.pathway.version),
+            kw.pop("request_id", uuid.uuid4().hex), **kw,
+        )
+
+    def fire(self, trigger: str, **kw):
+        """Record ``trigger``, first recording what its guards need to have happened."""
+        transition = d.transition_for(trigger, self.pathway.state)
+        for guard in transition.conditions if transition else ():
+            if guard in PREREQUISITE:
+                self.do(PREREQUISITE[guard])
+        return self.do(trigger, **kw)
+
+    def walk_to(self, state: str):
+        for trigger in shortest_path(state):
+            self.fire(trigger)
+        assert self.pathway.state == state
+        return self
+
+
+def new_patient(actor, mrn: str | None = None):
+    return register_patient(actor, mrn=mrn or f"M{uuid.uuid4().hex[:8]}", family_name="Doe",
+                            given_name="Jane", birth_date=date(1960, 5, 1), sex="female")
+
+
+def new_pathway(actor, referral: datetime | None = None, urgency: str = "routine", **extra):
+    referral = referral or datetime.now(UTC) - timedelta(days=300)
+    fields = {
+        "referral_received_at": referral, "referral_source": "gp", "urgency": urgency,
+        "diagnosis_category": "metastatic_spinal", "tumour_site": "T8",
+        "primary_cancer_site": "breast", "presenting_symptoms": ["back_pain"],
+        "lead_surgeon": "surgeon", "coordinator": "coordinator", **extra,
+    }
+    return services.open_pathway(actor, new_patient(actor), **fields)
+
+
+def driver(users, referral: datetime | None = None, urgency="routine", actor="coordinator"):
+    referral = referral or datetime.now(UTC) - timedelta(days=300)
+    pathway = new_pathway(users["coordinator"], referral, urgency)
+    return Driver(pathway, users[actor], referral)

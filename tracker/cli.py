@@ -1,0 +1,96 @@
+"""`flask tracker ...`: accounts, demo data and the consistency check."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+
+from tracker.extensions import db
+from tracker.pathway import definition as d
+
+tracker_cli = AppGroup("tracker", help="Care-pathway tracker administration.")
+
+
+@tracker_cli.command("create-user")
+@click.argument("username")
+@click.option("--role", type=click.Choice(d.ROLES), required=True)
+@click.option("--full-name", default="", help="Name shown in the app.")
+def create_user(username: str, role: str, full_name: str) -> None:
+    """Create a user; the password is prompted for, or read from standard input when piped."""
+    from tracker.users.services import UserError, create_user as create
+
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        user = create(username=username, role=role, password=password, full_name=full_name)
+        db.session.commit()
+    except UserError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Created {user.username} ({user.role_label}).")
+
+
+@tracker_cli.command("seed-demo")
+@click.option("--pathways", default=60, show_default=True, type=click.IntRange(1, 1_000_000))
+@click.option("--seed", "seed_value", default=7, show_default=True)
+def seed_demo(pathways: int, seed_value: int) -> None:
+    """Create the demo users and demo pathways spread over every state."""
+    from tracker.demo import DEMO_PASSWORD, DEMO_USERS, seed
+
+    validate_every = 1 if pathways <= 2000 else 50
+    with click.progressbar(length=pathways, label="Seeding pathways", file=sys.stderr) as bar:
+        seed(pathways, seed_value=seed_value, validate_every=validate_every, progress=bar.update)
+    db.session.commit()
+    click.echo(f"Seeded {pathways} demo pathways. Demo logins (password {DEMO_PASSWORD}):")
+    for username, role, _ in DEMO_USERS:
+        click.echo(f"  {username:<14} {d.ROLE_LABELS[role]}")
+
+
+@tracker_cli.command("ensure-demo")
+@click.pass_context
+def ensure_demo(ctx: click.Context) -> None:
+    """Seed demo data only if the database has no users yet (used by `make run`)."""
+    from tracker.users.models import User
+
+    if db.session.scalar(select(func.count(User.id))):
+        click.echo("Database already has users; demo data not added.")
+        return
+    ctx.invoke(seed_demo, pathways=60, seed_value=7)
+
+
+@tracker_cli.command("verify")
+def verify() -> None:
+    """Check every pathway's state, seq and version against its events; exit 1 if any is off."""
+    from tracker.pathway.verify import verify_all
+
+    problems, checked = verify_all()
+    if problems:
+        click.echo(f"{len(problems)} of {checked} pathways are inconsistent:", err=True)
+        for pathway_id, message in problems:
+            click.echo(f"  pathway {pathway_id}: {message}", err=True)
+        sys.exit(1)
+    click.echo(f"All {checked} pathways are consistent with their events.")
+
+
+@tracker_cli.command("refresh-targets")
+def refresh_targets() -> None:
+    """Recompute every open pathway's next target, after the limits in configuration change."""
+    from tracker.pathway.models import Pathway
+    from tracker.pathway.services import refresh_targets as refresh
+
+    count = 0
+    for pathway in db.session.scalars(select(Pathway).where(Pathway.closed_at.is_(None))):
+        refresh(pathway)
+        count += 1
+    db.session.commit()
+    click.echo(f"Refreshed the targets of {count} open pathways.")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(tracker_cli)

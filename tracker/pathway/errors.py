@@ -1,0 +1,59 @@
+"""What the services refuse, each saying which rule and why."""
+
+from __future__ import annotations
+
+
+class PathwayError(Exception):
+    """Base: the message is meant for the person who tried."""
+
+    status = 409
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class StaleVersion(PathwayError):
+    """Someone else changed the pathway since the caller read it."""
+
+    def __init__(self, current_state: str, current_version: int, message: str | None = None):
+        from tracker.pathway.definition import STATE_LABELS
+
+        self.current_state = current_state
+        self.current_version = current_version
+        super().__init__(
+            message
+            or "This pathway changed since you opened it: it is now "
+            f"'{STATE_LABELS.get(current_state, current_state)}' (version {current_version}). "
+            "Reload it, check the latest steps, and record yours again if it still applies."
+        )
+
+
+class TriggerNotAllowed(PathwayError):
+    """The step does not apply in the pathway's current state, or a guard refuses it."""
+
+
+class RoleNotAllowed(PathwayError):
+    status = 403
+
+
+class InvalidData(PathwayError):
+    status = 422
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        parts = [f"{name}: {'; '.join(messages)}" for name, messages in errors.items()]
+        super().__init__("Please correct: " + " | ".join(parts))
+
+
+class DuplicateMRN(PathwayError):
+    def __init__(self, patient):
+        self.patient = patient
+        super().__init__(
+            f"A patient with MRN {patient.mrn} is already registered "
+            f"({patient.family_name}, {patient.given_name})."
+        )
+
+
+class RequestIdReused(PathwayError):
+    status = 422

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tracker.core.db import JSONType, UTCDateTime, utcnow
+from tracker.extensions import db
+from tracker.pathway import definition as d
+
+_STATE_LIST = ", ".join(repr(s) for s in d.STATES)
+_FINAL_LIST = ", ".join(repr(s) for s in sorted(d.FINAL_STATES))
+
+
+class Pathway(db.Model):
+    """One patient's journey; ``state`` is kept by the machine, ``version`` by each event."""
+
+    __tablename__ = "pathway"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_STATE_LIST})", name="state_known"),
+        CheckConstraint(
+            f"(state IN ({_FINAL_LIST})) = (closed_at IS NOT NULL)", name="closed_iff_final"
+        ),
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("recurrence_count >= 0", name="recurrences_not_negative"),
+        Index("ix_pathway_state_due", "state", "next_target_due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patient.id"), index=True)
+    state: Mapped[str] = mapped_column(String(32), default=d.INITIAL_STATE, index=True)
+    version: Mapped[int] = mapped_column(default=1)
+    referral_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    referral_source: Mapped[str] = mapped_column(String(32))
+    urgency: Mapped[str] = mapped_column(String(16), index=True)
+    diagnosis_category: Mapped[str] = mapped_column(String(32))
+    tumour_site: Mapped[str] = mapped_column(String(100))
+    primary_cancer_site: Mapped[str] = mapped_column(String(32))
+    presenting_symptoms: Mapped[list] = mapped_column(JSONType, default=list)
+    lead_surgeon_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    coordinator_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
+    recurrence_count: Mapped[int] = mapped_column(default=0)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Derived from the events and kept with each one, so lists can sort and filter in SQL;
+    # `flask tracker verify` checks them against a replay.
+    state_entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seq: Mapped[int] = mapped_column(default=0)
+    next_target: Mapped[str | None] = mapped_column(String(32))
+    next_target_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    next_target_warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    patient = relationship("Patient", back_populates="pathways", lazy="joined", innerjoin=True)
+    lead_surgeon = relationship("User", foreign_keys=[lead_surgeon_id], lazy="joined")
+    coordinator = relationship("User", foreign_keys=[coordinator_id], lazy="joined")
+
+    # Optimistic locking: every UPDATE says WHERE version = <the version read>.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+    @property
+    def is_closed(self) -> bool:
+        return self.state in d.FINAL_STATES
+
+    @property
+    def state_label(self) -> str:
+        return d.STATE_LABELS[self.state]
+
+    def __repr__(self) -> str:
+        return f"<Pathway {self.id} {self.state} v{self.version}>"
+
+    # -- guards: side-effect free, read the recorded history and this event's data --------
+
+    def guard_imaging_reported(self, *, history, probe=False, **_) -> bool:
+        """At least one imaging study reported since the pathway entered imaging."""
+        return any(s.trigger == "record_imaging" for s in history.since_entry())
+
+    def guard_biopsy_recorded(self, *, history, probe=False, **_) -> bool:
+        return any(s.trigger == "record_biopsy" for s in history.since_entry())
+
+    def guard_mdt_outcome(self, *, data=None, probe=False, **_) -> bool:
+        """The MDT record travels on this event (validated by the data dictionary)."""
+        if probe:
+            return True
+        return bool(data) and bool(data.get("rationale")) and len(data.get("disciplines", [])) >= 2
+
+    def guard_reason_given(self, *, data=None, probe=False, **_) -> bool:
+        return probe or bool(data and data.get("reason"))
+
+    def guard_operation_details(self, *, data=None, probe=False, **_) -> bool:
+        if probe:
+            return True
+        return bool(data) and bool(data.get("procedures")) and bool(data.get("approach"))
+
+    def guard_not_before_mdt_decision(self, *, history, occurred_at=None, probe=False, **_):
+        decision = history.latest("plan_surgery")
+        if decision is None:
+            return False
+        if probe or occurred_at is None:
+            return True
+        meeting = date.fromisoformat(decision.data.get("meeting_date", "0001-01-01"))
+        return occurred_at >= decision.occurred_at and occurred_at.date() >= meeting
+
+    def guard_follow_up_clear(self, *, history, probe=False, **_) -> bool:
+        """From surveillance: the last follow-up shows no evidence of disease or stable disease."""
+        follow_up = history.latest("record_follow_up")
+        return follow_up is not None and follow_up.data.get("status") in ("ned", "stable")
+
+
+class Event(db.Model):
+    """An append-only entry of a pathway's log. The database refuses UPDATE and DELETE."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        UniqueConstraint("pathway_id", "seq", name="uq_event_pathway_id_seq"),
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        CheckConstraint(
+            f"(trigger = '{d.AMEND_TRIGGER}') = (amends_event_id IS NOT NULL)",
+            name="amend_has_target",
+        ),
+        CheckConstraint(
+            f"(trigger = '{d.VOID_TRIGGER}') = (voids_event_id IS NOT NULL)",
+            name="void_has_target",
+        ),
+        Index("ix_event_pathway_trigger", "pathway_id", "trigger"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pathway_id: Mapped[int] = mapped_column(ForeignKey("pathway.id"))
+    seq: Mapped[int]
+    trigger: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    recorded_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    data: Mapped[dict] = mapped_column(JSONType, default=dict)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    amends_event_id: Mapped[int | None] = mapped_column(ForeignKey("event.id"))
+    voids_event_id: Mapped[int | None] = mapped_column(ForeignKey("event.id"))
+
+    recorded_by = relationship("User", lazy="joined")
+    pathway = relationship("Pathway")
+
+    @property
+    def label(self) -> str:
+        return d.TRIGGER_LABELS.get(self.trigger, self.trigger)
+
+    def __repr__(self) -> str:
+        return f"<Event {self.pathway_id}#{self.seq} {self.trigger}>"

@@ -1,0 +1,481 @@
+"""Recording the pathway: every change goes through here, as one transaction.
+
+Each function validates, fires the machine, appends the event and bumps the
+version, then flushes. None commits: the web request, the CLI or the API does,
+once, or rolls back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from tracker.core.db import utcnow
+from tracker.extensions import db
+from tracker.pathway import definition as d
+from tracker.pathway import machine, targets
+from tracker.pathway.dictionary import (
+    COMPUTED_KEYS,
+    PATHWAY_FIELDS,
+    DataError,
+    all_fields_for,
+    clean_fields,
+    validate_event_data,
+    with_scores,
+)
+from tracker.pathway.errors import (
+    InvalidData,
+    PathwayError,
+    RequestIdReused,
+    RoleNotAllowed,
+    StaleVersion,
+    TriggerNotAllowed,
+)
+from tracker.pathway.history import History, Step
+from tracker.pathway.models import Event, Pathway
+from tracker.users.models import User
+
+GUARD_REASONS = {
+    "guard_imaging_reported": "no imaging study has been reported yet: record the imaging report first",
+    "guard_biopsy_recorded": "no biopsy result has been recorded yet: record the biopsy result first",
+    "guard_mdt_outcome": "the MDT outcome (meeting date, disciplines, rationale) must come with it",
+    "guard_reason_given": "a reason must be given",
+    "guard_operation_details": "the operation details (procedures and approach) must be given",
+    "guard_not_before_mdt_decision": (
+        "the operation cannot be dated before the MDT decision to operate"
+    ),
+    "guard_follow_up_clear": (
+        "the last follow-up must show no evidence of disease or stable disease "
+        "before discharge from surveillance"
+    ),
+}
+# Records that may follow a step without stopping a void of that step.
+_VOID_TRANSPARENT = frozenset({"add_note", "sign_off", "record_assessment"})
+
+
+@dataclass
+class Recorded:
+    event: Event
+    created: bool  # False: the request_id was seen before, nothing new was written
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def load_events(pathway: Pathway) -> list[Event]:
+    return list(
+        db.session.scalars(
+            select(Event).where(Event.pathway_id == pathway.id).order_by(Event.seq)
+        )
+    )
+
+
+def load_history(pathway: Pathway) -> History:
+    return History.from_events(load_events(pathway))
+
+
+# -- what a user may do now ---------------------------------------------------
+
+
+def allowed_triggers(pathway: Pathway, user, history: History | None = None) -> list[str]:
+    """The machine's triggers this user may fire on this pathway now, guards checked."""
+    if user is None or not getattr(user, "active", False):
+        return []
+    history = history if history is not None else load_history(pathway)
+    return [
+        trigger
+        for trigger in d.TRIGGERS
+        if d.role_may(user.role, trigger)
+        and d.transition_for(trigger, pathway.state) is not None
+        and machine.guards_pass(pathway, trigger, history=history, probe=True)
+    ]
+
+
+def void_refusal(pathway: Pathway, user, history: History, now: datetime | None = None):
+    """Why this user may not void the last step now, or None if they may."""
+    error = _void_refusal(user, history, now or utcnow())
+    return error.message if error else None
+
+
+def _void_refusal(user, history: History, now: datetime) -> PathwayError | None:
+    if not d.role_may(user.role, d.VOID_TRIGGER):
+        return RoleNotAllowed(f"A {user.role_label.lower()} cannot void steps.")
+    step = history.voidable_step()
+    if step is None:
+        return TriggerNotAllowed("There is no step to void: the pathway is at its referral.")
+    later = [
+        s for s in history.counting()
+        if s.seq > step.seq and s.trigger not in _VOID_TRANSPARENT
+    ]
+    if later:
+        return TriggerNotAllowed(
+            f"'{d.TRIGGER_LABELS[step.trigger]}' has been followed by "
+            f"'{d.TRIGGER_LABELS[later[-1].trigger]}'; correct that record with an amendment "
+            "instead."
+        )
+    if user.role == "admin":
+        return None
+    if step.recorded_by_id != user.id:
+        return RoleNotAllowed(
+            "Only the person who recorded this step, or an administrator, can void it."
+        )
+    if now - step.recorded_at > timedelta(hours=d.VOID_WINDOW_HOURS):
+        return RoleNotAllowed(
+            f"Steps can be voided by their recorder within {d.VOID_WINDOW_HOURS} hours; "
+            "ask an administrator."
+        )
+    return None
+
+
+def amendable_steps(history: History) -> list[Step]:
+    return [
+        s for s in history.counting()
+        if s.trigger not in (d.OPEN_TRIGGER, "sign_off")
+        and all_fields_for(s.trigger, s.from_state)
+    ]
+
+
+# -- checks shared by every change -----------------------------------------------
+
+
+def _check_actor(actor, trigger: str) -> None:
+    if actor is None or not actor.active:
+        raise RoleNotAllowed("Your account is not active.")
+    if not d.role_may(actor.role, trigger):
+        raise RoleNotAllowed(
+            f"A {actor.role_label.lower()} cannot record "
+            f"'{d.TRIGGER_LABELS.get(trigger, trigger)}'."
+        )
+
+
+def _check_version(pathway: Pathway, expected_version) -> None:
+    if expected_version is None or expected_version != pathway.version:
+        raise StaleVersion(pathway.state, pathway.version)
+
+
+def _check_time(occurred_at, history: History, now: datetime) -> datetime:
+    from tracker.pathway.dictionary import parse_datetime
+
+    try:
+        occurred_at = parse_datetime(occurred_at)
+    except ValueError as exc:
+        raise InvalidData({"occurred_at": [f"When it happened {exc}"]}) from None
+    if occurred_at > now:
+        raise InvalidData({"occurred_at": ["When it happened cannot be in the future"]})
+    previous = history.last_occurred_at
+    if previous is not None and occurred_at < previous:
+        raise InvalidData({
+            "occurred_at": [
+                "When it happened cannot be before the previous step "
+                f"({previous:%Y-%m-%d %H:%M} UTC)"
+            ]
+        })
+    return occurred_at
+
+
+def _existing_request(request_id: str, pathway: Pathway, trigger: str) -> Event | None:
+    if not request_id or not isinstance(request_id, str) or len(request_id) > 64:
+        raise InvalidData({"request_id": ["A request id of 1 to 64 characters is required"]})
+    event = db.session.scalar(select(Event).where(Event.request_id == request_id))
+    if event is not None and (event.pathway_id != pathway.id or event.trigger != trigger):
+        raise RequestIdReused(
+            "This request id was already used for a different step; send a new one."
+        )
+    return event
+
+
+def _resolve_users(fields, clean: dict[str, Any]) -> dict[str, User]:
+    """Check that each user named in the data is an active user of the right role."""
+    found, errors = {}, {}
+    for f in fields:
+        if f.kind != "user" or f.name not in clean:
+            continue
+        user = db.session.scalar(select(User).where(User.username == clean[f.name]))
+        if user is None or not user.active:
+            errors[f.name] = [f"{f.label}: no active user is called '{clean[f.name]}'"]
+        elif f.role and user.role != f.role:
+            errors[f.name] = [f"{f.label}: {user.username} is not a {f.role}"]
+        else:
+            found[f.name] = user
+    if errors:
+        raise InvalidData(errors)
+    return found
+
+
+def _refresh_derived(pathway: Pathway, history: History, now: datetime) -> None:
+    """Recompute what the pathway row keeps from its events (checked by `verify`)."""
+    entry = history.entry_step()
+    pathway.state_entered_at = entry.occurred_at if entry else pathway.referral_received_at
+    pathway.last_seq = history.last_seq
+    if pathway.state in d.FINAL_STATES:
+        pathway.closed_at = pathway.closed_at or entry.occurred_at
+    else:
+        pathway.closed_at = None
+    statuses = targets.compute(
+        pathway.urgency, pathway.referral_received_at, history, now, pathway.closed_at
+    )
+    upcoming = targets.next_open(statuses)
+    pathway.next_target = upcoming.code if upcoming else None
+    pathway.next_target_due_at = upcoming.due_at if upcoming else None
+    pathway.next_target_warn_at = upcoming.warn_at if upcoming else None
+
+
+def _append(
+    pathway: Pathway,
+    events: list[Event],
+    *,
+    trigger: str,
+    from_state: str | None,
+    occurred_at: datetime,
+    actor,
+    data: dict,
+    request_id: str,
+    now: datetime,
+    amends: Event | None = None,
+    voids: Event | None = None,
+) -> Event:
+    event = Event(
+        pathway=pathway,
+        seq=pathway.last_seq + 1,
+        trigger=trigger,
+        from_state=from_state,
+        to_state=pathway.state,
+        occurred_at=occurred_at,
+        recorded_at=now,
+        recorded_by_id=actor.id,
+        data=data,
+        request_id=request_id,
+        amends_event_id=amends.id if amends else None,
+        voids_event_id=voids.id if voids else None,
+    )
+    history = History.from_events([*events, event])
+    _refresh_derived(pathway, history, now)
+    if from_state is not None:
+        pathway.version = pathway.version + 1
+    db.session.add(event)
+    try:
+        db.session.flush()
+    except (StaleDataError, IntegrityError) as exc:
+        # Another writer got there first: the version or the seq was taken meanwhile.
+        raise StaleVersion(pathway.state, pathway.version) from exc
+    return event
+
+
+# -- the services -------------------------------------------------------------------
+
+
+def open_pathway(actor, patient, *, request_id: str | None = None, now=None, **fields) -> Pathway:
+    """Open a pathway from a referral: the clock starts at ``referral_received_at``."""
+    now = now or utcnow()
+    if not actor.active or actor.role not in d.REGISTER_ROLES:
+        raise RoleNotAllowed(f"A {actor.role_label.lower()} cannot open pathways.")
+    try:
+        clean = clean_fields(PATHWAY_FIELDS, fields)
+    except DataError as exc:
+        raise InvalidData(exc.errors) from None
+    if clean["referral_received_at"] > now:
+        raise InvalidData({"referral_received_at": ["The referral cannot be received in the future"]})
+    users = _resolve_users(PATHWAY_FIELDS, clean)
+    pathway = Pathway(
+        patient=patient,
+        state=d.INITIAL_STATE,
+        version=1,
+        referral_received_at=clean["referral_received_at"],
+        referral_source=clean["referral_source"],
+        urgency=clean["urgency"],
+        diagnosis_category=clean["diagnosis_category"],
+        tumour_site=clean["tumour_site"],
+        primary_cancer_site=clean["primary_cancer_site"],
+        presenting_symptoms=clean.get("presenting_symptoms", []),
+        lead_surgeon=users.get("lead_surgeon"),
+        coordinator=users.get("coordinator"),
+        opened_at=now,
+        last_seq=0,
+        recurrence_count=0,
+    )
+    db.session.add(pathway)
+    data = {k: v for k, v in clean.items() if k != "referral_received_at"}
+    _append(
+        pathway,
+        [],
+        trigger=d.OPEN_TRIGGER,
+        from_state=None,
+        occurred_at=clean["referral_received_at"],
+        actor=actor,
+        data=data,
+        request_id=request_id or new_request_id(),
+        now=now,
+    )
+    return pathway
+
+
+def record(
+    pathway: Pathway,
+    trigger: str,
+    data: dict | None,
+    occurred_at,
+    actor,
+    expected_version: int,
+    request_id: str,
+    now: datetime | None = None,
+) -> Recorded:
+    """Record ``trigger`` on ``pathway``: validate, fire the machine, append, bump the version."""
+    now = now or utcnow()
+    if trigger in d.CORRECTION_TRIGGERS or trigger not in d.TRIGGERS:
+        raise TriggerNotAllowed(
+            f"'{trigger}' is not a step of the pathway; "
+            f"the steps are: {', '.join(d.TRIGGERS)}."
+        )
+    existing = _existing_request(request_id, pathway, trigger)
+    if existing is not None:
+        return Recorded(existing, created=False)
+    _check_actor(actor, trigger)
+    _check_version(pathway, expected_version)
+    source = pathway.state
+    transition = d.transition_for(trigger, source)
+    if transition is None:
+        raise TriggerNotAllowed(
+            f"'{d.TRIGGER_LABELS[trigger]}' cannot be recorded while the pathway is in "
+            f"'{d.STATE_LABELS[source]}'."
+        )
+    events = load_events(pathway)
+    history = History.from_events(events)
+    occurred_at = _check_time(occurred_at, history, now)
+    try:
+        clean = validate_event_data(trigger, source, data or {}, occurred_at)
+    except DataError as exc:
+        raise InvalidData(exc.errors) from None
+    _resolve_users(all_fields_for(trigger, source), clean)
+    guard_args = {"history": history, "data": clean, "occurred_at": occurred_at}
+    refused = [
+        name for name in transition.conditions
+        if not getattr(pathway, name)(**guard_args)
+    ]
+    if refused:
+        raise TriggerNotAllowed(
+            f"'{d.TRIGGER_LABELS[trigger]}' cannot be recorded yet: "
+            + "; ".join(GUARD_REASONS[name] for name in refused) + "."
+        )
+    if not machine.fire(pathway, trigger, **guard_args):  # pragma: no cover - guards agreed
+        raise TriggerNotAllowed(f"'{d.TRIGGER_LABELS[trigger]}' was refused by the pathway rules.")
+    if trigger == "suspect_recurrence":
+        pathway.recurrence_count += 1
+    event = _append(
+        pathway, events, trigger=trigger, from_state=source, occurred_at=occurred_at,
+        actor=actor, data=clean, request_id=request_id, now=now,
+    )
+    return Recorded(event, created=True)
+
+
+def amend(
+    pathway: Pathway,
+    event_seq: int,
+    changes: dict,
+    reason: str,
+    actor,
+    expected_version: int,
+    request_id: str,
+    now: datetime | None = None,
+) -> Recorded:
+    """Correct an earlier event's data with a new event; the original stays as recorded."""
+    now = now or utcnow()
+    existing = _existing_request(request_id, pathway, d.AMEND_TRIGGER)
+    if existing is not None:
+        return Recorded(existing, created=False)
+    _check_actor(actor, d.AMEND_TRIGGER)
+    _check_version(pathway, expected_version)
+    events = load_events(pathway)
+    history = History.from_events(events)
+    try:
+        header = clean_fields(
+            all_fields_for(d.AMEND_TRIGGER, None), {"event_seq": event_seq, "reason": reason}
+        )
+    except DataError as exc:
+        raise InvalidData(exc.errors) from None
+    target = history.by_seq.get(header["event_seq"])
+    if target is None or target not in amendable_steps(history):
+        raise InvalidData({"event_seq": [
+            f"Step {header['event_seq']} cannot be amended: choose a recorded step with data "
+            "that has not been voided"
+        ]})
+    if not isinstance(changes, dict) or not changes:
+        raise InvalidData({"changes": ["Give at least one corrected field"]})
+    before = {k: v for k, v in target.data.items() if k not in COMPUTED_KEYS}
+    merged = {k: v for k, v in {**before, **changes}.items() if v not in (None, "", [])}
+    try:
+        clean = validate_event_data(target.trigger, target.from_state, merged, target.occurred_at)
+    except DataError as exc:
+        raise InvalidData(exc.errors) from None
+    _resolve_users(all_fields_for(target.trigger, target.from_state), clean)
+    diff = {k: v for k, v in clean.items() if target.data.get(k) != v}
+    diff.update({k: None for k in target.data if k not in clean})
+    if not diff:
+        raise InvalidData({"changes": ["The corrected values are the same as the recorded ones"]})
+    data = {"event_seq": target.seq, "changes": diff, "reason": header["reason"]}
+    event = _append(
+        pathway, events, trigger=d.AMEND_TRIGGER, from_state=pathway.state, occurred_at=now,
+        actor=actor, data=data, request_id=request_id, now=now, amends=target.event,
+    )
+    return Recorded(event, created=True)
+
+
+def void_last_step(
+    pathway: Pathway,
+    reason: str,
+    actor,
+    expected_version: int,
+    request_id: str,
+    now: datetime | None = None,
+) -> Recorded:
+    """Undo the latest state change, returning the pathway to the state before it."""
+    now = now or utcnow()
+    existing = _existing_request(request_id, pathway, d.VOID_TRIGGER)
+    if existing is not None:
+        return Recorded(existing, created=False)
+    _check_actor(actor, d.VOID_TRIGGER)
+    _check_version(pathway, expected_version)
+    try:
+        clean = clean_fields(all_fields_for(d.VOID_TRIGGER, None), {"reason": reason})
+    except DataError as exc:
+        raise InvalidData(exc.errors) from None
+    events = load_events(pathway)
+    history = History.from_events(events)
+    refusal = _void_refusal(actor, history, now)
+    if refusal is not None:
+        raise refusal
+    step = history.voidable_step()
+    source = pathway.state
+    pathway.state = step.from_state
+    if step.trigger == "suspect_recurrence":
+        pathway.recurrence_count -= 1
+    data = {"event_seq": step.seq, "reason": clean["reason"]}
+    event = _append(
+        pathway, events, trigger=d.VOID_TRIGGER, from_state=source, occurred_at=now,
+        actor=actor, data=data, request_id=request_id, now=now, voids=step.event,
+    )
+    return Recorded(event, created=True)
+
+
+def refresh_targets(pathway: Pathway, now: datetime | None = None) -> None:
+    """Recompute the stored next target (after the limits in configuration change)."""
+    _refresh_derived(pathway, load_history(pathway), now or utcnow())
+
+
+__all__ = [
+    "PathwayError",
+    "Recorded",
+    "allowed_triggers",
+    "amend",
+    "load_history",
+    "open_pathway",
+    "record",
+    "void_last_step",
+    "with_scores",
+]

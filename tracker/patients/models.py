@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import CheckConstraint, Date, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tracker.core.db import UTCDateTime, utcnow
+from tracker.extensions import db
+from tracker.pathway.dictionary import SEX
+
+
+class Patient(db.Model):
+    __tablename__ = "patient"
+    __table_args__ = (
+        CheckConstraint(f"sex IN ({', '.join(repr(c) for c, _ in SEX)})", name="sex_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mrn: Mapped[str] = mapped_column(String(32), unique=True)
+    family_name: Mapped[str] = mapped_column(String(100), index=True)
+    given_name: Mapped[str] = mapped_column(String(100))
+    birth_date: Mapped[date] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+
+    pathways = relationship(
+        "Pathway", back_populates="patient", order_by="Pathway.id", lazy="selectin"
+    )
+
+    @property
+    def name(self) -> str:
+        return f"{self.family_name.upper()}, {self.given_name}"
+
+    def __repr__(self) -> str:
+        return f"<Patient {self.mrn}>"

@@ -1,0 +1,46 @@
+"""Registering patients. Services flush, never commit: the caller owns the transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from tracker.extensions import db
+from tracker.pathway import definition as d
+from tracker.pathway.dictionary import PATIENT_FIELDS, DataError, clean_fields
+from tracker.pathway.errors import DuplicateMRN, InvalidData, RoleNotAllowed
+from tracker.patients.models import Patient
+
+
+def find_by_mrn(mrn: str) -> Patient | None:
+    return db.session.scalar(select(Patient).where(Patient.mrn == mrn.strip()))
+
+
+def register_patient(actor, **fields) -> Patient:
+    """Register a patient; DuplicateMRN (with the existing patient) if the MRN is taken."""
+    if not actor.active or actor.role not in d.REGISTER_ROLES:
+        raise RoleNotAllowed(f"A {actor.role_label.lower()} cannot register patients.")
+    try:
+        clean = clean_fields(PATIENT_FIELDS, fields)
+    except DataError as exc:
+        raise InvalidData(exc.errors) from None
+    from datetime import date
+
+    birth_date = date.fromisoformat(clean["birth_date"])
+    if birth_date > date.today():
+        raise InvalidData({"birth_date": ["Date of birth cannot be in the future"]})
+    if birth_date.year < 1900:
+        raise InvalidData({"birth_date": ["Date of birth must be in 1900 or later"]})
+    existing = find_by_mrn(clean["mrn"])
+    if existing is not None:
+        raise DuplicateMRN(existing)
+    patient = Patient(
+        mrn=clean["mrn"],
+        family_name=clean["family_name"],
+        given_name=clean["given_name"],
+        birth_date=birth_date,
+        sex=clean["sex"],
+        created_by_id=actor.id,
+    )
+    db.session.add(patient)
+    db.session.flush()
+    return patient

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+from tracker.pathway.definition import ROLE_LABELS
+
+ROLE_CHOICES = list(ROLE_LABELS.items())
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired("Enter your username.")])
+    password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
+    submit = SubmitField("Log in")
+
+
+class UserCreateForm(FlaskForm):
+    username = StringField(
+        "Username",
+        validators=[DataRequired("Enter a username."), Length(max=64)],
+        description="Lower-case letters, digits, '.', '_' or '-'.",
+    )
+    full_name = StringField("Full name", validators=[Length(max=120)])
+    role = SelectField("Role", choices=ROLE_CHOICES)
+    password = PasswordField(
+        "Initial password",
+        validators=[DataRequired("Enter an initial password."), Length(min=12, max=128,
+                    message="The password must be 12 to 128 characters long.")],
+    )
+    submit = SubmitField("Create user")
+
+
+class UserEditForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES)
+    active = BooleanField("Active (may log in)")
+    submit = SubmitField("Save")

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+from werkzeug.security import check_password_hash
+
+from tracker.extensions import db
+from tracker.users.forms import LoginForm, UserCreateForm, UserEditForm
+from tracker.users.models import User
+from tracker.users.services import UserError, change_role, create_user, set_active
+
+auth_bp = Blueprint("auth", __name__)
+users_bp = Blueprint("users", __name__, url_prefix="/users")
+
+# Checked against when the username is unknown, so a login takes as long either way.
+_DUMMY_HASH = "scrypt:32768:8:1$cmEjHgzoOfXWuqZa$" + "0" * 128
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("worklist.index")
+
+
+@auth_bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("worklist.index"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        username = form.username.data.strip().lower()
+        user = db.session.scalar(select(User).where(User.username == username))
+        if user is None:
+            check_password_hash(_DUMMY_HASH, form.password.data)
+        if user is None or not user.check_password(form.password.data) or not user.active:
+            flash("Unknown username or wrong password, or the account is deactivated.", "danger")
+            return render_template("auth/login.html", form=form), 401
+        login_user(user)
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=form)
+
+
+@auth_bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    flash("You have logged out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+def _require_admin() -> None:
+    if current_user.role != "admin":
+        abort(403)
+
+
+@users_bp.get("/")
+def index():
+    _require_admin()
+    users = db.session.scalars(select(User).order_by(User.username)).all()
+    return render_template("users/index.html", users=users, form=UserCreateForm())
+
+
+@users_bp.post("/")
+def create():
+    _require_admin()
+    form = UserCreateForm()
+    if form.validate_on_submit():
+        try:
+            user = create_user(username=form.username.data, role=form.role.data,
+                               password=form.password.data, full_name=form.full_name.data)
+            db.session.commit()
+        except UserError as exc:
+            db.session.rollback()
+            getattr(form, exc.field or "username").errors.append(str(exc))
+        else:
+            flash(f"Created {user.username} ({user.role_label}).", "success")
+            return redirect(url_for("users.index"))
+    users = db.session.scalars(select(User).order_by(User.username)).all()
+    return render_template("users/index.html", users=users, form=form), 422
+
+
+@users_bp.route("/<int:user_id>", methods=["GET", "POST"])
+def edit(user_id: int):
+    _require_admin()
+    user = db.get_or_404(User, user_id)
+    form = UserEditForm(obj=user)
+    if form.validate_on_submit():
+        try:
+            if form.role.data != user.role:
+                change_role(user, form.role.data, current_user)
+            if form.active.data != user.active:
+                set_active(user, form.active.data, current_user)
+            db.session.commit()
+        except UserError as exc:
+            db.session.rollback()
+            flash(str(exc), "danger")
+            return render_template("users/edit.html", user=user, form=form), 422
+        flash(f"Saved {user.username}.", "success")
+        return redirect(url_for("users.index"))
+    return render_template("users/edit.html", user=user, form=form)

@@ -1,0 +1,61 @@
+"""Web plumbing shared by every feature: login requirement, errors, filters, health."""
+
+from __future__ import annotations
+
+from flask import Flask, redirect, render_template, request, url_for
+from flask_login import current_user
+from werkzeug.exceptions import HTTPException
+
+from tracker.extensions import db, login_manager
+
+# Endpoints reachable without a login; everything else sends an anonymous user to log in.
+PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "bootstrap.static", "healthz"})
+
+
+def init_app(app: Flask) -> None:
+    from tracker.users.routes import auth_bp, users_bp
+    from tracker.web import filters
+    from tracker.worklist.routes import bp as worklist_bp
+
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        from tracker.users.models import User
+
+        user = db.session.get(User, int(user_id))
+        # A deactivated account is logged out on its next request, wherever it is.
+        return user if user is not None and user.active else None
+
+    for blueprint in (auth_bp, users_bp, worklist_bp):
+        app.register_blueprint(blueprint)
+    filters.init_app(app)
+
+    @app.get("/healthz")
+    def healthz():
+        # The benchmark's floor: no session, no database.
+        return "ok", 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+    @app.before_request
+    def require_login():
+        if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
+            return None
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        return None
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        if request.endpoint == "healthz":
+            return error
+        return render_template("errors/error.html", error=error), error.code
+
+    @app.errorhandler(Exception)
+    def server_error(error: Exception):
+        app.logger.exception("unhandled error on %s", request.path)
+        db.session.rollback()
+        from werkzeug.exceptions import InternalServerError
+
+        return render_template("errors/error.html", error=InternalServerError()), 500

@@ -1,0 +1,50 @@
+"""Jinja filters: times and codes shown in words a coordinator reads at a glance."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from flask import Flask
+
+from tracker.pathway import definition as d
+from tracker.pathway.dictionary import URGENCY_SHORT
+
+
+def when(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%d %b %Y %H:%M")
+
+
+def day(value: date | datetime | str | None) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        value = date.fromisoformat(value)
+    return value.strftime("%d %b %Y")
+
+
+def duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return ""
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{sign}{days} d {hours} h" if days < 7 and hours else f"{sign}{days} d"
+    if hours:
+        return f"{sign}{hours} h {minutes} min"
+    return f"{sign}{minutes} min"
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_filter(when)
+    app.add_template_filter(day)
+    app.add_template_filter(duration)
+    app.add_template_global(d.STATE_LABELS, "STATE_LABELS")
+    app.add_template_global(d.TRIGGER_LABELS, "TRIGGER_LABELS")
+    app.add_template_global(URGENCY_SHORT, "URGENCY_LABELS")
+    app.add_template_global(d.ROLE_LABELS, "ROLE_LABELS")
