@@ -50,7 +50,9 @@ class History:
             if step.trigger == d.AMEND_TRIGGER and step.amends_seq in self.by_seq:
                 target = self.by_seq[step.amends_seq]
                 changes = step.data.get("changes", {})
-                target.data = {**target.data, **changes}
+                merged = {**target.data, **changes}
+                # A field set to None by an amendment was removed.
+                target.data = {k: v for k, v in merged.items() if v is not None}
                 target.amended_by.append(step.seq)
             if step.trigger == d.VOID_TRIGGER and step.voids_seq in self.by_seq:
                 self.by_seq[step.voids_seq].voided_by = step.seq

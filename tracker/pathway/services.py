@@ -145,6 +145,13 @@ def amendable_steps(history: History) -> list[Step]:
 # -- checks shared by every change -----------------------------------------------
 
 
+def check_may_register(actor, what: str) -> None:
+    if actor is None or not actor.active:
+        raise RoleNotAllowed("Your account is not active.")
+    if actor.role not in d.REGISTER_ROLES:
+        raise RoleNotAllowed(f"A {actor.role_label.lower()} cannot {what}.")
+
+
 def _check_actor(actor, trigger: str) -> None:
     if actor is None or not actor.active:
         raise RoleNotAllowed("Your account is not active.")
@@ -274,8 +281,7 @@ def _append(
 def open_pathway(actor, patient, *, request_id: str | None = None, now=None, **fields) -> Pathway:
     """Open a pathway from a referral: the clock starts at ``referral_received_at``."""
     now = now or utcnow()
-    if not actor.active or actor.role not in d.REGISTER_ROLES:
-        raise RoleNotAllowed(f"A {actor.role_label.lower()} cannot open pathways.")
+    check_may_register(actor, "open pathways")
     try:
         clean = clean_fields(PATHWAY_FIELDS, fields)
     except DataError as exc:

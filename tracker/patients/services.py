@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from sqlalchemy import select
 
 from tracker.extensions import db
-from tracker.pathway import definition as d
 from tracker.pathway.dictionary import PATIENT_FIELDS, DataError, clean_fields
-from tracker.pathway.errors import DuplicateMRN, InvalidData, RoleNotAllowed
+from tracker.pathway.errors import DuplicateMRN, InvalidData
 from tracker.patients.models import Patient
 
 
@@ -17,14 +18,13 @@ def find_by_mrn(mrn: str) -> Patient | None:
 
 def register_patient(actor, **fields) -> Patient:
     """Register a patient; DuplicateMRN (with the existing patient) if the MRN is taken."""
-    if not actor.active or actor.role not in d.REGISTER_ROLES:
-        raise RoleNotAllowed(f"A {actor.role_label.lower()} cannot register patients.")
+    from tracker.pathway.services import check_may_register
+
+    check_may_register(actor, "register patients")
     try:
         clean = clean_fields(PATIENT_FIELDS, fields)
     except DataError as exc:
         raise InvalidData(exc.errors) from None
-    from datetime import date
-
     birth_date = date.fromisoformat(clean["birth_date"])
     if birth_date > date.today():
         raise InvalidData({"birth_date": ["Date of birth cannot be in the future"]})
