@@ -120,3 +120,25 @@ def login(client):
         return response
 
     return do
+
+
+@pytest.fixture
+def scratch_url(backend, tmp_path):
+    """An empty database of the backend, for tests that must really commit."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scratch.sqlite'}"
+        return
+    if not PG_URL:
+        pytest.skip(PG_SKIP_REASON)
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = f"tracker_scratch_{os.getpid()}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

@@ -16,16 +16,20 @@ class PathwayError(Exception):
 class StaleVersion(PathwayError):
     """Someone else changed the pathway since the caller read it."""
 
-    def __init__(self, current_state: str, current_version: int, message: str | None = None):
+    def __init__(self, current_state: str | None, current_version: int | None):
         from tracker.pathway.definition import STATE_LABELS
 
         self.current_state = current_state
         self.current_version = current_version
+        now = (
+            f": it is now '{STATE_LABELS.get(current_state, current_state)}' "
+            f"(version {current_version})"
+            if current_state
+            else " by someone else at the same moment"
+        )
         super().__init__(
-            message
-            or "This pathway changed since you opened it: it is now "
-            f"'{STATE_LABELS.get(current_state, current_state)}' (version {current_version}). "
-            "Reload it, check the latest steps, and record yours again if it still applies."
+            f"This pathway changed since you opened it{now}. "
+            "Check the latest steps, and record yours again if it still applies."
         )
 
 

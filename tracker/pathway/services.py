@@ -81,6 +81,18 @@ def load_history(pathway: Pathway) -> History:
     return History.from_events(load_events(pathway))
 
 
+def _events_for_change(pathway: Pathway) -> tuple[list[Event], History]:
+    """The events a change is judged on; they must be the ones the pathway row was read with.
+
+    A writer that committed between reading the row and reading its events would
+    otherwise have its history judged against the older state.
+    """
+    events = load_events(pathway)
+    if (events[-1].seq if events else 0) != pathway.last_seq:
+        raise StaleVersion(None, None)
+    return events, History.from_events(events)
+
+
 # -- what a user may do now ---------------------------------------------------
 
 
@@ -270,8 +282,9 @@ def _append(
     try:
         db.session.flush()
     except (StaleDataError, IntegrityError) as exc:
-        # Another writer got there first: the version or the seq was taken meanwhile.
-        raise StaleVersion(pathway.state, pathway.version) from exc
+        # Another writer got there first: the version or the seq was taken meanwhile. The
+        # session must be rolled back before the pathway can be read again.
+        raise StaleVersion(None, None) from exc
     return event
 
 
@@ -351,8 +364,7 @@ def record(
             f"'{d.TRIGGER_LABELS[trigger]}' cannot be recorded while the pathway is in "
             f"'{d.STATE_LABELS[source]}'."
         )
-    events = load_events(pathway)
-    history = History.from_events(events)
+    events, history = _events_for_change(pathway)
     occurred_at = _check_time(occurred_at, history, now)
     try:
         clean = validate_event_data(trigger, source, data or {}, occurred_at)
@@ -397,8 +409,7 @@ def amend(
         return Recorded(existing, created=False)
     _check_actor(actor, d.AMEND_TRIGGER)
     _check_version(pathway, expected_version)
-    events = load_events(pathway)
-    history = History.from_events(events)
+    events, history = _events_for_change(pathway)
     try:
         header = clean_fields(
             all_fields_for(d.AMEND_TRIGGER, None), {"event_seq": event_seq, "reason": reason}
@@ -451,8 +462,7 @@ def void_last_step(
         clean = clean_fields(all_fields_for(d.VOID_TRIGGER, None), {"reason": reason})
     except DataError as exc:
         raise InvalidData(exc.errors) from None
-    events = load_events(pathway)
-    history = History.from_events(events)
+    events, history = _events_for_change(pathway)
     refusal = _void_refusal(actor, history, now)
     if refusal is not None:
         raise refusal

@@ -1,0 +1,131 @@
+"""Random sequences of steps, good and bad, through the services (hypothesis).
+
+After every step: the state equals the replay of the events, seq is contiguous,
+the version went up by exactly one per accepted event, and a refusal wrote nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+from sqlalchemy import select
+from sqlalchemy.orm import scoped_session, sessionmaker
+
+from tests.helpers import make_users, new_pathway, valid_data
+from tracker.extensions import db
+from tracker.pathway import definition as d
+from tracker.pathway import services
+from tracker.pathway.errors import PathwayError
+from tracker.pathway.history import History
+from tracker.pathway.machine import expected_destination
+from tracker.pathway.models import Event
+
+GARBAGE = {"modality": "sonar", "meeting_date": "yesterday", "disciplines": "all",
+           "reason": 7, "note": "\x00", "sins": {"location": 9}}
+
+
+def run_machine(app):
+    class PathwayMachine(RuleBasedStateMachine):
+        def __init__(self):
+            super().__init__()
+            self.ctx = app.app_context()
+            self.ctx.push()
+            self.connection = db.engine.connect()
+            self.outer = self.connection.begin()
+            self.original = db.session
+            db.session = scoped_session(sessionmaker(
+                bind=self.connection, join_transaction_mode="create_savepoint"))
+            self.users = make_users()
+            self.t = datetime.now(UTC) - timedelta(days=2000)
+            self.pathway = new_pathway(self.users["coordinator"], self.t)
+            self.version = 1
+            self.events = 1
+            self.accepted: list[tuple[str, str]] = []  # (request_id, trigger)
+
+        def teardown(self):
+            db.session.remove()
+            db.session = self.original
+            self.outer.rollback()
+            self.connection.close()
+            self.ctx.pop()
+
+        def attempt(self, call) -> bool:
+            savepoint = db.session.begin_nested()
+            try:
+                result = call()
+            except PathwayError:
+                savepoint.rollback()
+                db.session.refresh(self.pathway)
+                return False
+            savepoint.commit()
+            if result.created:
+                self.version += 1
+                self.events += 1
+            return result.created
+
+        def when(self):
+            self.t += timedelta(hours=1)
+            return self.t
+
+        @rule(
+            trigger=st.sampled_from(d.TRIGGERS),
+            kind=st.sampled_from(["valid", "valid", "empty", "garbage"]),
+            stale=st.integers(min_value=0, max_value=4).map(lambda n: n == 0),
+            reuse=st.integers(min_value=0, max_value=5).map(lambda n: n == 0),
+            actor=st.sampled_from(["coordinator", "coordinator", "surgeon", "viewer"]),
+        )
+        def record(self, trigger, kind, stale, reuse, actor):
+            at = self.when()
+            source = self.pathway.state
+            data = {"valid": valid_data(trigger, source, at), "empty": {},
+                    "garbage": GARBAGE}[kind]
+            request_id = uuid.uuid4().hex
+            if reuse and self.accepted:
+                request_id, trigger = self.accepted[-1]
+            expected = self.pathway.version - (1 if stale else 0)
+            created = self.attempt(lambda: services.record(
+                self.pathway, trigger, data, at, self.users[actor], expected, request_id))
+            if created:
+                assert not stale and kind != "garbage"
+                assert d.role_may(self.users[actor].role, trigger)
+                assert self.pathway.state == expected_destination(trigger, source)
+                self.accepted.append((request_id, trigger))
+
+        @rule(seq=st.integers(min_value=1, max_value=40), note=st.text(max_size=20))
+        def amend(self, seq, note):
+            self.attempt(lambda: services.amend(
+                self.pathway, seq, {"note": note or "corrected"}, "Typo",
+                self.users["coordinator"], self.pathway.version, uuid.uuid4().hex))
+
+        @rule(actor=st.sampled_from(["coordinator", "admin", "surgeon"]))
+        def void(self, actor):
+            self.attempt(lambda: services.void_last_step(
+                self.pathway, "Entered in error", self.users[actor], self.pathway.version,
+                uuid.uuid4().hex))
+
+        @invariant()
+        def consistent(self):
+            events = db.session.scalars(
+                select(Event).where(Event.pathway_id == self.pathway.id).order_by(Event.seq)
+            ).all()
+            assert [e.seq for e in events] == list(range(1, len(events) + 1))
+            assert len(events) == self.events
+            assert self.pathway.version == self.version == len(events)
+            state, recurrences = History.from_events(events).replay()
+            assert state == self.pathway.state
+            assert recurrences == self.pathway.recurrence_count
+            assert (self.pathway.closed_at is not None) == (state in d.FINAL_STATES)
+
+    run_state_machine_as_test(
+        PathwayMachine,
+        settings=settings(max_examples=30, stateful_step_count=40, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow]),
+    )
+
+
+def test_random_sequences_keep_the_log_consistent(app):
+    run_machine(app)
