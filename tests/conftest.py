@@ -26,14 +26,17 @@ PG_SKIP_REASON = (
     "postgresql+psycopg://postgres@127.0.0.1:5432/test (.ci/run sets it)"
 )
 BACKENDS = ["sqlite", "postgresql"]
-PASSWORD = "correct-horse-battery"  # noqa: S105 - test accounts
+PASSWORD = "correct-horse-battery"
 
 
 def reset_postgres(url: str) -> None:
     from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
 
-    engine = create_engine(url)
+    engine = create_engine(url, poolclass=NullPool)
     with engine.begin() as conn:
+        # Fail fast, naming the blocker, rather than wait on a connection left open.
+        conn.execute(text("SET lock_timeout = '10s'"))
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
@@ -134,7 +137,9 @@ def scratch_url(backend, tmp_path):
     from sqlalchemy.engine import make_url
 
     name = f"tracker_scratch_{os.getpid()}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    from sqlalchemy.pool import NullPool
+
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))

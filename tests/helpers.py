@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from functools import cache
 from collections import deque
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
 from werkzeug.security import generate_password_hash
 
@@ -16,8 +16,12 @@ from tracker.pathway import services
 from tracker.patients.services import register_patient
 from tracker.users.models import User
 
-ROLE_USERS = {"coordinator": "coordinator", "surgeon": "surgeon", "viewer": "viewer",
-              "admin": "admin"}
+ROLE_USERS = {
+    "coordinator": "coordinator",
+    "surgeon": "surgeon",
+    "viewer": "viewer",
+    "admin": "admin",
+}
 PREREQUISITE = {
     "guard_imaging_reported": "record_imaging",
     "guard_biopsy_recorded": "record_biopsy",
@@ -32,8 +36,13 @@ def password_hash() -> str:
 
 
 def make_user(username: str, role: str) -> User:
-    user = User(username=username, role=role, full_name=username.title(),
-                password_hash=password_hash(), active=True)
+    user = User(
+        username=username,
+        role=role,
+        full_name=username.title(),
+        password_hash=password_hash(),
+        active=True,
+    )
     db.session.add(user)
     return user
 
@@ -49,20 +58,38 @@ def make_users() -> dict:
 def valid_data(trigger: str, source: str, at: datetime) -> dict:
     day = at.date().isoformat()
     if d.is_mdt_outcome(trigger, source):
-        return {"meeting_date": day, "disciplines": ["spinal_surgery", "radiology"],
-                "rationale": "Agreed at the MDT."}
-    if trigger == "refer_to_mdt" and source in ("surgery_scheduled", "post_op",
-                                                "oncology_treatment"):
+        return {
+            "meeting_date": day,
+            "disciplines": ["spinal_surgery", "radiology"],
+            "rationale": "Agreed at the MDT.",
+        }
+    if trigger == "refer_to_mdt" and source in (
+        "surgery_scheduled",
+        "post_op",
+        "oncology_treatment",
+    ):
         return {"reason": "restaging"}
     return {
-        "record_imaging": {"modality": "mri", "region": "Thoracic spine", "levels": "T7-T9",
-                           "findings": "Lytic lesion T8.", "bilsky_grade": "1b"},
-        "record_biopsy": {"method": "ct_guided_core", "histology": "Adenocarcinoma",
-                          "result": "malignant"},
+        "record_imaging": {
+            "modality": "mri",
+            "region": "Thoracic spine",
+            "levels": "T7-T9",
+            "findings": "Lytic lesion T8.",
+            "bilsky_grade": "1b",
+        },
+        "record_biopsy": {
+            "method": "ct_guided_core",
+            "histology": "Adenocarcinoma",
+            "result": "malignant",
+        },
         "schedule_mdt": {"meeting_date": day},
         "record_preop_assessment": {"asa_grade": 2, "consent_taken": True},
-        "record_surgery": {"lead_surgeon": "surgeon", "procedures": ["decompression"],
-                           "approach": "open", "levels": "T7-T9"},
+        "record_surgery": {
+            "lead_surgeon": "surgeon",
+            "procedures": ["decompression"],
+            "approach": "open",
+            "levels": "T7-T9",
+        },
         "record_complication": {"complication": "csf_leak", "clavien_dindo": "II"},
         "record_therapy_session": {"mobility": "walking_aid", "pain_nrs": 4},
         "record_treatment": {"modality": "sbrt", "start_date": day},
@@ -102,9 +129,14 @@ class Driver:
         if data is None:
             data = valid_data(trigger, self.pathway.state, at)
         return services.record(
-            self.pathway, trigger, data, at, actor or self.actor,
+            self.pathway,
+            trigger,
+            data,
+            at,
+            actor or self.actor,
             kw.pop("expected_version", self.pathway.version),
-            kw.pop("request_id", uuid.uuid4().hex), **kw,
+            kw.pop("request_id", uuid.uuid4().hex),
+            **kw,
         )
 
     def fire(self, trigger: str, **kw):
@@ -123,17 +155,29 @@ class Driver:
 
 
 def new_patient(actor, mrn: str | None = None):
-    return register_patient(actor, mrn=mrn or f"M{uuid.uuid4().hex[:8]}", family_name="Doe",
-                            given_name="Jane", birth_date=date(1960, 5, 1), sex="female")
+    return register_patient(
+        actor,
+        mrn=mrn or f"M{uuid.uuid4().hex[:8]}",
+        family_name="Doe",
+        given_name="Jane",
+        birth_date=date(1960, 5, 1),
+        sex="female",
+    )
 
 
 def new_pathway(actor, referral: datetime | None = None, urgency: str = "routine", **extra):
     referral = referral or datetime.now(UTC) - timedelta(days=300)
     fields = {
-        "referral_received_at": referral, "referral_source": "gp", "urgency": urgency,
-        "diagnosis_category": "metastatic_spinal", "tumour_site": "T8",
-        "primary_cancer_site": "breast", "presenting_symptoms": ["back_pain"],
-        "lead_surgeon": "surgeon", "coordinator": "coordinator", **extra,
+        "referral_received_at": referral,
+        "referral_source": "gp",
+        "urgency": urgency,
+        "diagnosis_category": "metastatic_spinal",
+        "tumour_site": "T8",
+        "primary_cancer_site": "breast",
+        "presenting_symptoms": ["back_pain"],
+        "lead_surgeon": "surgeon",
+        "coordinator": "coordinator",
+        **extra,
     }
     return services.open_pathway(actor, new_patient(actor), **fields)
 

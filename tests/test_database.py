@@ -10,6 +10,7 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 
 from tests.conftest import make_app
 from tests.helpers import driver, make_users
@@ -46,8 +47,12 @@ def test_database_refuses_changing_the_event_log(users, session, statement):
 
 
 def test_sixteen_writers_one_winner(scratch_url):
-    app = make_app(scratch_url, SQLITE_EXPLICIT_TRANSACTIONS=False,
-                   SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 20, "max_overflow": 0})
+    # Each thread gets a connection of its own, closed when released (NullPool).
+    app = make_app(
+        scratch_url,
+        SQLITE_EXPLICIT_TRANSACTIONS=False,
+        SQLALCHEMY_ENGINE_OPTIONS={"poolclass": NullPool},
+    )
     with app.app_context():
         upgrade()
         users = make_users()
@@ -60,8 +65,12 @@ def test_sixteen_writers_one_winner(scratch_url):
         before = db.session.scalar(select(func.count(Event.id)))
         db.session.remove()
     # Each thread tries a different transition out of imaging, all at the same version.
-    choices = [("refer_to_mdt", {}), ("request_biopsy", {}), ("withdraw", {"reason": "declined"}),
-               ("record_death", {})]
+    choices = [
+        ("refer_to_mdt", {}),
+        ("request_biopsy", {}),
+        ("withdraw", {"reason": "declined"}),
+        ("record_death", {}),
+    ]
     at = datetime.now(UTC) - timedelta(minutes=1)
     barrier = threading.Barrier(16)
     outcomes: list[str] = []

@@ -16,7 +16,9 @@ from tracker.pathway.models import Event
 PAIRS = [(t.trigger, source, t.dest) for t in d.TRANSITIONS for source in t.sources]
 ALLOWED = {(trigger, source) for trigger, source, _ in PAIRS}
 REFUSED = [
-    (trigger, state) for state in d.STATES for trigger in d.TRIGGERS
+    (trigger, state)
+    for state in d.STATES
+    for trigger in d.TRIGGERS
     if (trigger, state) not in ALLOWED
 ]
 
@@ -27,18 +29,20 @@ def event_count(pathway):
 
 def test_machine_is_built_from_the_table():
     assert set(MACHINE.states) == set(d.STATES)
-    states, edges = graph()
+    _, edges = graph()
     expected = {(s, dest or s, trig) for trig, s, dest in PAIRS}
     assert set(edges) == expected
     assert len(edges) == len(PAIRS)  # one transition per (trigger, source)
 
 
 def test_pathway_md_states_and_finals():
-    assert d.FINAL_STATES == {"discharged", "deceased", "withdrawn"}
+    assert {"discharged", "deceased", "withdrawn"} == d.FINAL_STATES
     assert len(d.STATES) == 13
 
 
-@pytest.mark.parametrize(("trigger", "source", "dest"), PAIRS, ids=[f"{t}-{s}" for t, s, _ in PAIRS])
+@pytest.mark.parametrize(
+    ("trigger", "source", "dest"), PAIRS, ids=[f"{t}-{s}" for t, s, _ in PAIRS]
+)
 def test_every_transition_fires_from_each_source(users, trigger, source, dest):
     run = driver(users, actor="surgeon").walk_to(source)
     version, events = run.pathway.version, event_count(run.pathway)
@@ -47,9 +51,12 @@ def test_every_transition_fires_from_each_source(users, trigger, source, dest):
     assert run.pathway.state == (dest or source)
     assert result.event.from_state == source and result.event.to_state == run.pathway.state
     assert run.pathway.version == version + (event_count(run.pathway) - events)
-    assert History.from_events(db.session.scalars(
-        select(Event).where(Event.pathway_id == run.pathway.id)).all()).replay()[0] == \
-        run.pathway.state
+    assert (
+        History.from_events(
+            db.session.scalars(select(Event).where(Event.pathway_id == run.pathway.id)).all()
+        ).replay()[0]
+        == run.pathway.state
+    )
 
 
 @pytest.mark.parametrize(("trigger", "state"), REFUSED, ids=[f"{t}-{s}" for t, s in REFUSED])

@@ -8,8 +8,14 @@ from tracker.pathway.dictionary import DataError, validate_event_data
 from tracker.pathway.scores import SINS, TOKUHASHI, sins_needs_surgical_opinion
 
 SINS_KEYS = ("location", "pain", "bone_lesion", "alignment", "collapse", "posterolateral")
-TOKU_KEYS = ("general_condition", "extraspinal_bone_metastases", "vertebral_metastases",
-             "visceral_metastases", "primary_site", "palsy")
+TOKU_KEYS = (
+    "general_condition",
+    "extraspinal_bone_metastases",
+    "vertebral_metastases",
+    "visceral_metastases",
+    "primary_site",
+    "palsy",
+)
 
 SINS_EXAMPLES = [
     # (points in table order, total, band)
@@ -52,16 +58,23 @@ def test_score_ranges_match_the_tables():
     assert TOKUHASHI.maximum == 15
 
 
-MDT = {"meeting_date": "2026-01-05", "disciplines": ["spinal_surgery", "radiology"],
-       "rationale": "Agreed."}
+MDT = {
+    "meeting_date": "2026-01-05",
+    "disciplines": ["spinal_surgery", "radiology"],
+    "rationale": "Agreed.",
+}
 
 
 def test_mdt_outcome_stores_components_and_computed_totals():
-    data = validate_event_data("plan_surgery", "mdt_review", {
-        **MDT,
-        "sins": dict(zip(SINS_KEYS, (3, 3, 2, 0, 2, 0), strict=True)),
-        "tokuhashi": dict(zip(TOKU_KEYS, (2, 1, 1, 1, 5, 2), strict=True)),
-    })
+    data = validate_event_data(
+        "plan_surgery",
+        "mdt_review",
+        {
+            **MDT,
+            "sins": dict(zip(SINS_KEYS, (3, 3, 2, 0, 2, 0), strict=True)),
+            "tokuhashi": dict(zip(TOKU_KEYS, (2, 1, 1, 1, 5, 2), strict=True)),
+        },
+    )
     assert data["sins_total"] == 10 and data["sins_band"] == "potentially_unstable"
     assert data["tokuhashi_total"] == 12 and data["tokuhashi_band"] == "1_year_or_more"
     assert data["sins"]["collapse"] == 2
@@ -70,7 +83,10 @@ def test_mdt_outcome_stores_components_and_computed_totals():
 @pytest.mark.parametrize(
     ("sins", "message"),
     [
-        ({**dict.fromkeys(SINS_KEYS, 0), "location": 4}, "location must be one of the points 0, 1, 2, 3"),
+        (
+            {**dict.fromkeys(SINS_KEYS, 0), "location": 4},
+            "location must be one of the points 0, 1, 2, 3",
+        ),
         ({**dict.fromkeys(SINS_KEYS, 0), "pain": 2}, "pain must be one of the points 0, 1, 3"),
         ({"location": 3}, "missing components"),
         ({**dict.fromkeys(SINS_KEYS, 0), "extra": 1}, "unknown components"),

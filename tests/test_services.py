@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.helpers import driver, new_patient, new_pathway
+from tests.helpers import driver, new_pathway, new_patient
 from tracker.extensions import db
 from tracker.pathway import services
 from tracker.pathway.errors import (
@@ -24,8 +24,9 @@ from tracker.patients.services import register_patient
 
 
 def events_of(pathway):
-    return db.session.scalars(select(Event).where(Event.pathway_id == pathway.id)
-                              .order_by(Event.seq)).all()
+    return db.session.scalars(
+        select(Event).where(Event.pathway_id == pathway.id).order_by(Event.seq)
+    ).all()
 
 
 def total_events():
@@ -37,7 +38,11 @@ def test_open_pathway_writes_the_referral_event(users):
     pathway = new_pathway(users["coordinator"], referral, urgency="urgent")
     (event,) = events_of(pathway)
     assert (event.seq, event.trigger, event.from_state, event.to_state) == (
-        1, "open_pathway", None, "referred")
+        1,
+        "open_pathway",
+        None,
+        "referred",
+    )
     assert event.occurred_at == referral
     assert pathway.version == 1 and pathway.state == "referred"
     assert pathway.lead_surgeon.username == "surgeon"
@@ -48,26 +53,41 @@ def test_open_pathway_validates_the_referral(users):
     patient = new_patient(users["coordinator"])
     with pytest.raises(InvalidData) as refused:
         services.open_pathway(
-            users["coordinator"], patient,
+            users["coordinator"],
+            patient,
             referral_received_at=datetime.now(UTC) + timedelta(days=1),
-            referral_source="fax", urgency="urgent", diagnosis_category="metastatic_spinal",
-            tumour_site="T8", primary_cancer_site="breast", lead_surgeon="coordinator",
+            referral_source="fax",
+            urgency="urgent",
+            diagnosis_category="metastatic_spinal",
+            tumour_site="T8",
+            primary_cancer_site="breast",
+            lead_surgeon="coordinator",
         )
     errors = refused.value.errors
     assert "referral_source" in errors and "must be one of" in errors["referral_source"][0]
     with pytest.raises(InvalidData) as refused:
         services.open_pathway(
-            users["coordinator"], patient,
+            users["coordinator"],
+            patient,
             referral_received_at=datetime.now(UTC) + timedelta(days=1),
-            referral_source="gp", urgency="urgent", diagnosis_category="metastatic_spinal",
-            tumour_site="T8", primary_cancer_site="breast",
+            referral_source="gp",
+            urgency="urgent",
+            diagnosis_category="metastatic_spinal",
+            tumour_site="T8",
+            primary_cancer_site="breast",
         )
     assert "in the future" in refused.value.errors["referral_received_at"][0]
     with pytest.raises(InvalidData, match="coordinator is not a surgeon"):
         services.open_pathway(
-            users["coordinator"], patient, referral_received_at=datetime.now(UTC),
-            referral_source="gp", urgency="urgent", diagnosis_category="metastatic_spinal",
-            tumour_site="T8", primary_cancer_site="breast", lead_surgeon="coordinator",
+            users["coordinator"],
+            patient,
+            referral_received_at=datetime.now(UTC),
+            referral_source="gp",
+            urgency="urgent",
+            diagnosis_category="metastatic_spinal",
+            tumour_site="T8",
+            primary_cancer_site="breast",
+            lead_surgeon="coordinator",
         )
 
 
@@ -77,8 +97,14 @@ def test_register_patient_refuses_duplicate_mrn_and_links_it(users):
         new_patient(users["coordinator"], mrn=" MRN001 ")
     assert refused.value.patient.id == first.id
     with pytest.raises(InvalidData) as refused:
-        register_patient(users["coordinator"], mrn="", family_name="X", given_name="Y",
-                         birth_date=date(2999, 1, 1), sex="robot")
+        register_patient(
+            users["coordinator"],
+            mrn="",
+            family_name="X",
+            given_name="Y",
+            birth_date=date(2999, 1, 1),
+            sex="robot",
+        )
     assert {"mrn", "sex"} <= set(refused.value.errors)
     with pytest.raises(RoleNotAllowed):
         new_patient(users["viewer"])
@@ -142,8 +168,10 @@ def test_occurred_at_not_in_future_nor_before_previous(users):
 def test_invalid_data_lists_each_field(users):
     run = driver(users).walk_to("imaging")
     with pytest.raises(InvalidData) as refused:
-        run.do("record_imaging", {"modality": "ultrasound", "region": " ", "bilsky_grade": "4",
-                                  "colour": "red"})
+        run.do(
+            "record_imaging",
+            {"modality": "ultrasound", "region": " ", "bilsky_grade": "4", "colour": "red"},
+        )
     errors = refused.value.errors
     assert "Modality must be one of: mri, ct, xray, bone_scan, pet_ct" in errors["modality"]
     assert "Region must not be blank" in errors["region"]
@@ -159,16 +187,34 @@ def test_invalid_data_lists_each_field(users):
         ("record_assessment", "imaging", {"karnofsky": 75}, "karnofsky", "multiple of 10"),
         ("record_assessment", "imaging", {"pain_nrs": 11}, "pain_nrs", "at most 10"),
         ("record_assessment", "imaging", {"ecog": 2.5}, "ecog", "whole number"),
-        ("record_preop_assessment", "surgery_scheduled", {"asa_grade": 6, "consent_taken": True},
-         "asa_grade", "at most 5"),
-        ("record_preop_assessment", "surgery_scheduled", {"asa_grade": 2, "consent_taken": "yes"},
-         "consent_taken", "yes or no"),
-        ("record_treatment", "oncology_treatment",
-         {"modality": "sbrt", "start_date": "2020-02-02", "end_date": "2020-01-01"},
-         "end_date", "before the start date"),
-        ("record_follow_up", "surveillance", {"imaging_done": True, "status": "ned",
-                                              "next_due": "2000-01-01"},
-         "next_due", "due after this visit"),
+        (
+            "record_preop_assessment",
+            "surgery_scheduled",
+            {"asa_grade": 6, "consent_taken": True},
+            "asa_grade",
+            "at most 5",
+        ),
+        (
+            "record_preop_assessment",
+            "surgery_scheduled",
+            {"asa_grade": 2, "consent_taken": "yes"},
+            "consent_taken",
+            "yes or no",
+        ),
+        (
+            "record_treatment",
+            "oncology_treatment",
+            {"modality": "sbrt", "start_date": "2020-02-02", "end_date": "2020-01-01"},
+            "end_date",
+            "before the start date",
+        ),
+        (
+            "record_follow_up",
+            "surveillance",
+            {"imaging_done": True, "status": "ned", "next_due": "2000-01-01"},
+            "next_due",
+            "due after this visit",
+        ),
     ],
 )
 def test_dictionary_rules(users, trigger, state, data, field, words):
@@ -194,12 +240,20 @@ def test_same_request_id_records_once(users):
 def test_amend_corrects_data_and_keeps_the_original(users):
     run = driver(users).walk_to("imaging")
     imaging = run.do("record_imaging").event
-    result = services.amend(run.pathway, imaging.seq, {"levels": "T9-T10", "bilsky_grade": ""},
-                            "Levels mistyped", users["coordinator"], run.pathway.version,
-                            uuid.uuid4().hex)
-    assert result.event.data == {"event_seq": imaging.seq,
-                                 "changes": {"levels": "T9-T10", "bilsky_grade": None},
-                                 "reason": "Levels mistyped"}
+    result = services.amend(
+        run.pathway,
+        imaging.seq,
+        {"levels": "T9-T10", "bilsky_grade": ""},
+        "Levels mistyped",
+        users["coordinator"],
+        run.pathway.version,
+        uuid.uuid4().hex,
+    )
+    assert result.event.data == {
+        "event_seq": imaging.seq,
+        "changes": {"levels": "T9-T10", "bilsky_grade": None},
+        "reason": "Levels mistyped",
+    }
     assert imaging.data["levels"] == "T7-T9"  # the original is untouched
     history = services.load_history(run.pathway)
     step = history.by_seq[imaging.seq]
@@ -213,8 +267,14 @@ def test_amend_refusals(users):
     run = driver(users).walk_to("imaging")
     imaging = run.do("record_imaging").event
     amend = lambda seq, changes, reason="Typo": services.amend(  # noqa: E731
-        run.pathway, seq, changes, reason, users["coordinator"], run.pathway.version,
-        uuid.uuid4().hex)
+        run.pathway,
+        seq,
+        changes,
+        reason,
+        users["coordinator"],
+        run.pathway.version,
+        uuid.uuid4().hex,
+    )
     with pytest.raises(InvalidData, match="same as the recorded"):
         amend(imaging.seq, {"levels": "T7-T9"})
     with pytest.raises(InvalidData) as refused:
@@ -227,16 +287,24 @@ def test_amend_refusals(users):
     with pytest.raises(InvalidData, match="Reason for the correction is required"):
         amend(imaging.seq, {"levels": "T1"}, reason="")
     with pytest.raises(RoleNotAllowed):
-        services.amend(run.pathway, imaging.seq, {"levels": "T1"}, "x", users["viewer"],
-                       run.pathway.version, uuid.uuid4().hex)
+        services.amend(
+            run.pathway,
+            imaging.seq,
+            {"levels": "T1"},
+            "x",
+            users["viewer"],
+            run.pathway.version,
+            uuid.uuid4().hex,
+        )
 
 
 def test_void_returns_to_the_state_before(users):
     run = driver(users).walk_to("surveillance")
     run.fire("suspect_recurrence")
     assert (run.pathway.state, run.pathway.recurrence_count) == ("imaging", 1)
-    voided = services.void_last_step(run.pathway, "Wrong patient", users["coordinator"],
-                                     run.pathway.version, uuid.uuid4().hex)
+    voided = services.void_last_step(
+        run.pathway, "Wrong patient", users["coordinator"], run.pathway.version, uuid.uuid4().hex
+    )
     assert run.pathway.state == "surveillance" and run.pathway.recurrence_count == 0
     assert voided.event.from_state == "imaging" and voided.event.to_state == "surveillance"
     history = services.load_history(run.pathway)
@@ -248,16 +316,21 @@ def test_void_reopens_a_closed_pathway(users):
     run = driver(users).walk_to("imaging")
     run.fire("record_death")
     assert run.pathway.closed_at is not None
-    services.void_last_step(run.pathway, "Recorded in error", users["coordinator"],
-                            run.pathway.version, uuid.uuid4().hex)
+    services.void_last_step(
+        run.pathway,
+        "Recorded in error",
+        users["coordinator"],
+        run.pathway.version,
+        uuid.uuid4().hex,
+    )
     assert run.pathway.state == "imaging" and run.pathway.closed_at is None
 
 
 def test_void_rules(users, now):
     run = driver(users).walk_to("imaging")
     void = lambda actor, at=None: services.void_last_step(  # noqa: E731
-        run.pathway, "Entered in error", users[actor], run.pathway.version, uuid.uuid4().hex,
-        now=at)
+        run.pathway, "Entered in error", users[actor], run.pathway.version, uuid.uuid4().hex, now=at
+    )
     with pytest.raises(RoleNotAllowed, match="Only the person who recorded"):
         void("coordinator2")
     with pytest.raises(RoleNotAllowed, match="within 24 hours"):
@@ -270,12 +343,19 @@ def test_void_rules(users, now):
     run.do("add_note")  # notes do not stop a void... but the imaging record does
     fresh = driver(users).walk_to("imaging")
     fresh.do("add_note")
-    assert services.void_last_step(fresh.pathway, "x", users["admin"], fresh.pathway.version,
-                                   uuid.uuid4().hex, now=now + timedelta(days=3)).created
+    assert services.void_last_step(
+        fresh.pathway,
+        "x",
+        users["admin"],
+        fresh.pathway.version,
+        uuid.uuid4().hex,
+        now=now + timedelta(days=3),
+    ).created
     assert fresh.pathway.state == "referred"
     with pytest.raises(TriggerNotAllowed, match="no step to void"):
-        services.void_last_step(fresh.pathway, "x", users["admin"], fresh.pathway.version,
-                                uuid.uuid4().hex)
+        services.void_last_step(
+            fresh.pathway, "x", users["admin"], fresh.pathway.version, uuid.uuid4().hex
+        )
 
 
 def test_allowed_triggers_follow_role_state_and_guards(users):
@@ -289,4 +369,5 @@ def test_allowed_triggers_follow_role_state_and_guards(users):
     assert services.allowed_triggers(run.pathway, users["admin"]) == []
     run.do("record_imaging")
     assert {"request_biopsy", "refer_to_mdt"} <= set(
-        services.allowed_triggers(run.pathway, users["coordinator"]))
+        services.allowed_triggers(run.pathway, users["coordinator"])
+    )

@@ -24,8 +24,14 @@ from tracker.pathway.history import History
 from tracker.pathway.machine import expected_destination
 from tracker.pathway.models import Event
 
-GARBAGE = {"modality": "sonar", "meeting_date": "yesterday", "disciplines": "all",
-           "reason": 7, "note": "\x00", "sins": {"location": 9}}
+GARBAGE = {
+    "modality": "sonar",
+    "meeting_date": "yesterday",
+    "disciplines": "all",
+    "reason": 7,
+    "note": "\x00",
+    "sins": {"location": 9},
+}
 
 
 def run_machine(app):
@@ -37,8 +43,9 @@ def run_machine(app):
             self.connection = db.engine.connect()
             self.outer = self.connection.begin()
             self.original = db.session
-            db.session = scoped_session(sessionmaker(
-                bind=self.connection, join_transaction_mode="create_savepoint"))
+            db.session = scoped_session(
+                sessionmaker(bind=self.connection, join_transaction_mode="create_savepoint")
+            )
             self.users = make_users()
             self.t = datetime.now(UTC) - timedelta(days=2000)
             self.pathway = new_pathway(self.users["coordinator"], self.t)
@@ -81,14 +88,16 @@ def run_machine(app):
         def record(self, trigger, kind, stale, reuse, actor):
             at = self.when()
             source = self.pathway.state
-            data = {"valid": valid_data(trigger, source, at), "empty": {},
-                    "garbage": GARBAGE}[kind]
+            data = {"valid": valid_data(trigger, source, at), "empty": {}, "garbage": GARBAGE}[kind]
             request_id = uuid.uuid4().hex
             if reuse and self.accepted:
                 request_id, trigger = self.accepted[-1]
             expected = self.pathway.version - (1 if stale else 0)
-            created = self.attempt(lambda: services.record(
-                self.pathway, trigger, data, at, self.users[actor], expected, request_id))
+            created = self.attempt(
+                lambda: services.record(
+                    self.pathway, trigger, data, at, self.users[actor], expected, request_id
+                )
+            )
             if created:
                 assert not stale and kind != "garbage"
                 assert d.role_may(self.users[actor].role, trigger)
@@ -97,15 +106,29 @@ def run_machine(app):
 
         @rule(seq=st.integers(min_value=1, max_value=40), note=st.text(max_size=20))
         def amend(self, seq, note):
-            self.attempt(lambda: services.amend(
-                self.pathway, seq, {"note": note or "corrected"}, "Typo",
-                self.users["coordinator"], self.pathway.version, uuid.uuid4().hex))
+            self.attempt(
+                lambda: services.amend(
+                    self.pathway,
+                    seq,
+                    {"note": note or "corrected"},
+                    "Typo",
+                    self.users["coordinator"],
+                    self.pathway.version,
+                    uuid.uuid4().hex,
+                )
+            )
 
         @rule(actor=st.sampled_from(["coordinator", "admin", "surgeon"]))
         def void(self, actor):
-            self.attempt(lambda: services.void_last_step(
-                self.pathway, "Entered in error", self.users[actor], self.pathway.version,
-                uuid.uuid4().hex))
+            self.attempt(
+                lambda: services.void_last_step(
+                    self.pathway,
+                    "Entered in error",
+                    self.users[actor],
+                    self.pathway.version,
+                    uuid.uuid4().hex,
+                )
+            )
 
         @invariant()
         def consistent(self):
@@ -122,8 +145,12 @@ def run_machine(app):
 
     run_state_machine_as_test(
         PathwayMachine,
-        settings=settings(max_examples=30, stateful_step_count=40, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow]),
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=40,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
     )
 
 

@@ -107,7 +107,9 @@ def test_follow_up_due_date_and_recurrence_restarts_clocks():
         ("record_follow_up", "surveillance", visit, {"next_due": "2026-07-01"}),
     )
     due = datetime(2026, 7, 2, tzinfo=UTC)
-    follow_up = next(t for t in targets.compute("routine", T0, hist, visit) if t.code == "follow_up")
+    follow_up = next(
+        t for t in targets.compute("routine", T0, hist, visit) if t.code == "follow_up"
+    )
     assert follow_up.due_at == due and follow_up.status == "pending"
     assert status("routine", hist, due - timedelta(days=5), "follow_up") == "pending"
     assert status("routine", hist, due - timedelta(days=3), "follow_up") == "due_soon"
@@ -133,7 +135,7 @@ def test_limits_come_from_configuration():
     rules = targets._rules("urgent.imaging_and_plan=48", 0.2)
     found = targets.compute("urgent", T0, history(), T0 + 3 * D, target_rules=rules)
     assert {t.code: t.status for t in found}["imaging_and_plan"] == "breached"
-    with pytest.raises(ValueError, match="urgent.nonsense"):
+    with pytest.raises(ValueError, match=r"urgent\.nonsense"):
         targets.parse_limits("urgent.nonsense=3")
 
 

@@ -37,7 +37,10 @@ def create_app(config: str | type | None = None) -> Flask:
 
     ext.db.init_app(app)
     ext.migrate.init_app(
-        app, ext.db, directory=str(Path(__file__).parent.parent / "migrations"), render_as_batch=True
+        app,
+        ext.db,
+        directory=str(Path(__file__).parent.parent / "migrations"),
+        render_as_batch=True,
     )
     ext.csrf.init_app(app)
     ext.login_manager.init_app(app)

@@ -21,7 +21,8 @@ tracker_cli = AppGroup("tracker", help="Care-pathway tracker administration.")
 @click.option("--full-name", default="", help="Name shown in the app.")
 def create_user(username: str, role: str, full_name: str) -> None:
     """Create a user; the password is prompted for, or read from standard input when piped."""
-    from tracker.users.services import UserError, create_user as create
+    from tracker.users.services import UserError
+    from tracker.users.services import create_user as create
 
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)

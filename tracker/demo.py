@@ -33,12 +33,72 @@ DEMO_USERS = (
     ("viewer", "viewer", "Dr Lena Ortiz (oncology)"),
     ("admin", "admin", "System Administrator"),
 )
-FAMILY = ("Smith Jones Taylor Brown Williams Wilson Johnson Davies Patel Wright Walker Evans "
-          "Thomas Roberts Green Hall Wood Hughes Clarke Khan Lewis Harris Martin Cooper").split()
-GIVEN = ("Olivia Amelia Isla Ava Mia Grace Sophia Lily Noah Oliver George Arthur Leo Harry "
-         "Jack Oscar Charlie Muhammad Margaret Peter Susan David Helen Michael").split()
-SITES = ("T7-T9", "L2-L3", "C5-C6", "T11-L1", "T4", "L4-L5", "S1", "C2", "Proximal femur",
-         "Humerus", "Pelvis (acetabulum)", "T10-T12")
+FAMILY = [
+    "Smith",
+    "Jones",
+    "Taylor",
+    "Brown",
+    "Williams",
+    "Wilson",
+    "Johnson",
+    "Davies",
+    "Patel",
+    "Wright",
+    "Walker",
+    "Evans",
+    "Thomas",
+    "Roberts",
+    "Green",
+    "Hall",
+    "Wood",
+    "Hughes",
+    "Clarke",
+    "Khan",
+    "Lewis",
+    "Harris",
+    "Martin",
+    "Cooper",
+]
+GIVEN = [
+    "Olivia",
+    "Amelia",
+    "Isla",
+    "Ava",
+    "Mia",
+    "Grace",
+    "Sophia",
+    "Lily",
+    "Noah",
+    "Oliver",
+    "George",
+    "Arthur",
+    "Leo",
+    "Harry",
+    "Jack",
+    "Oscar",
+    "Charlie",
+    "Muhammad",
+    "Margaret",
+    "Peter",
+    "Susan",
+    "David",
+    "Helen",
+    "Michael",
+]
+SITES = (
+    "T7-T9",
+    "L2-L3",
+    "C5-C6",
+    "T11-L1",
+    "T4",
+    "L4-L5",
+    "S1",
+    "C2",
+    "Proximal femur",
+    "Humerus",
+    "Pelvis (acetabulum)",
+    "T10-T12",
+)
 
 
 def ensure_demo_users() -> dict[str, User]:
@@ -68,8 +128,13 @@ class Journey:
         scale = 0.15 if self.urgency == "emergency" else 1.0
         return self.t + timedelta(hours=self.rng.uniform(low_hours, high_hours) * scale)
 
-    def add(self, trigger: str, data: dict | None = None, at: datetime | None = None,
-            by: str = "coordinator") -> bool:
+    def add(
+        self,
+        trigger: str,
+        data: dict | None = None,
+        at: datetime | None = None,
+        by: str = "coordinator",
+    ) -> bool:
         """Append a step if it has happened by now; False ends the journey here."""
         at = at or self.gap(2, 72)
         if at > self.now:
@@ -85,8 +150,16 @@ class Journey:
                 self.stack.append(self.state)
             if trigger == "suspect_recurrence":
                 self.recurrences += 1
-        self.steps.append({"trigger": trigger, "from_state": self.state, "to_state": to_state,
-                           "occurred_at": at, "data": data or {}, "by": by})
+        self.steps.append(
+            {
+                "trigger": trigger,
+                "from_state": self.state,
+                "to_state": to_state,
+                "occurred_at": at,
+                "data": data or {},
+                "by": by,
+            }
+        )
         self.state, self.t = to_state, at
         return True
 
@@ -94,34 +167,56 @@ class Journey:
 def _mdt(rng, j: Journey, surgical: bool) -> dict:
     data = {
         "meeting_date": j.t.date().isoformat(),
-        "disciplines": rng.sample(["spinal_surgery", "clinical_oncology", "radiology",
-                                   "pathology", "medical_oncology", "physiotherapy"], 4),
+        "disciplines": rng.sample(
+            [
+                "spinal_surgery",
+                "clinical_oncology",
+                "radiology",
+                "pathology",
+                "medical_oncology",
+                "physiotherapy",
+            ],
+            4,
+        ),
         "rationale": "Discussed with imaging and histology; plan agreed with the patient.",
         "ecog": rng.randint(0, 3),
         "karnofsky": rng.choice([50, 60, 70, 80, 90]),
         "asia_grade": rng.choice("CDDEE"),
         "bilsky_grade": rng.choice(["1b", "1c", "2", "3"] if surgical else ["0", "1a", "1b"]),
-        "sins": {"location": rng.choice([1, 2, 3]), "pain": rng.choice([1, 3]),
-                 "bone_lesion": rng.choice([1, 2]), "alignment": rng.choice([0, 2]),
-                 "collapse": rng.choice([0, 1, 2, 3]), "posterolateral": rng.choice([0, 1, 3])},
+        "sins": {
+            "location": rng.choice([1, 2, 3]),
+            "pain": rng.choice([1, 3]),
+            "bone_lesion": rng.choice([1, 2]),
+            "alignment": rng.choice([0, 2]),
+            "collapse": rng.choice([0, 1, 2, 3]),
+            "posterolateral": rng.choice([0, 1, 3]),
+        },
     }
     if rng.random() < 0.7:
         data["tokuhashi"] = {
-            "general_condition": rng.choice([1, 2]), "extraspinal_bone_metastases": rng.randint(0, 2),
-            "vertebral_metastases": rng.randint(0, 2), "visceral_metastases": rng.randint(0, 2),
-            "primary_site": rng.choice([0, 2, 3, 5]), "palsy": rng.choice([1, 2]),
+            "general_condition": rng.choice([1, 2]),
+            "extraspinal_bone_metastases": rng.randint(0, 2),
+            "vertebral_metastases": rng.randint(0, 2),
+            "visceral_metastases": rng.randint(0, 2),
+            "primary_site": rng.choice([0, 2, 3, 5]),
+            "palsy": rng.choice([1, 2]),
         }
     return data
 
 
 def _imaging(rng, levels: str) -> dict:
-    return {"modality": rng.choice(["mri", "mri", "ct", "pet_ct"]), "region": "Whole spine",
-            "levels": levels, "findings": "Lesion with epidural extension at the stated levels.",
-            "bilsky_grade": rng.choice(["1a", "1b", "1c", "2"])}
+    return {
+        "modality": rng.choice(["mri", "mri", "ct", "pet_ct"]),
+        "region": "Whole spine",
+        "levels": levels,
+        "findings": "Lesion with epidural extension at the stated levels.",
+        "bilsky_grade": rng.choice(["1a", "1b", "1c", "2"]),
+    }
 
 
-def simulate(rng: random.Random, referral: datetime, now: datetime, urgency: str,
-             site: str) -> Journey:  # noqa: C901 - a clinical story, told in order
+def simulate(
+    rng: random.Random, referral: datetime, now: datetime, urgency: str, site: str
+) -> Journey:
     j = Journey(rng, referral, now, urgency)
     plan = rng.choices(["surgery", "oncology", "palliative", "surveillance"], [5, 3, 1, 1])[0]
     steps: list[tuple[str, Callable[[], dict], str]] = []
@@ -133,17 +228,35 @@ def simulate(rng: random.Random, referral: datetime, now: datetime, urgency: str
         steps.clear()
         return True
 
-    steps += [("request_imaging", dict, "coordinator"),
-              ("record_imaging", lambda: _imaging(rng, site), "coordinator")]
+    steps += [
+        ("request_imaging", dict, "coordinator"),
+        ("record_imaging", lambda: _imaging(rng, site), "coordinator"),
+    ]
     if rng.random() < 0.6:
-        steps += [("request_biopsy", dict, "coordinator"),
-                  ("record_biopsy", lambda: {"method": "ct_guided_core", "result": "malignant",
-                                             "histology": "Metastatic adenocarcinoma."},
-                   "coordinator")]
-    steps += [("refer_to_mdt", dict, "coordinator"),
-              ("schedule_mdt", lambda: {"meeting_date": (j.t + timedelta(days=2)).date().isoformat()},
-               "coordinator")]
+        steps += [
+            ("request_biopsy", dict, "coordinator"),
+            (
+                "record_biopsy",
+                lambda: {
+                    "method": "ct_guided_core",
+                    "result": "malignant",
+                    "histology": "Metastatic adenocarcinoma.",
+                },
+                "coordinator",
+            ),
+        ]
+    steps += [
+        ("refer_to_mdt", dict, "coordinator"),
+        (
+            "schedule_mdt",
+            lambda: {"meeting_date": (j.t + timedelta(days=2)).date().isoformat()},
+            "coordinator",
+        ),
+    ]
     if not go():
+        return j
+    if rng.random() < 0.04:  # transferred to another centre before the MDT decided
+        j.add("withdraw", {"reason": rng.choice(["transferred", "declined"])})
         return j
     if rng.random() < 0.05:  # a void: a step recorded in error and undone
         if not j.add("withdraw", {"reason": "declined"}):
@@ -152,53 +265,97 @@ def simulate(rng: random.Random, referral: datetime, now: datetime, urgency: str
     steps.append(("plan_" + plan, lambda: _mdt(rng, j, plan == "surgery"), "surgeon"))
     if plan == "surgery":
         steps += [
-            ("record_preop_assessment", lambda: {"asa_grade": rng.randint(1, 3),
-                                                 "consent_taken": True}, "coordinator"),
-            ("record_surgery", lambda: {
-                "lead_surgeon": rng.choice(["surgeon", "surgeon2"]), "levels": site,
-                "procedures": rng.sample(["decompression", "stabilisation_fusion",
-                                          "laminectomy", "vertebroplasty"], 2),
-                "approach": rng.choice(["open", "minimally_invasive"]),
-                "neuromonitoring": ["ssep", "mep"], "duration_min": rng.randint(90, 420),
-                "blood_loss_ml": rng.randint(100, 1500)}, "surgeon"),
+            (
+                "record_preop_assessment",
+                lambda: {"asa_grade": rng.randint(1, 3), "consent_taken": True},
+                "coordinator",
+            ),
+            (
+                "record_surgery",
+                lambda: {
+                    "lead_surgeon": rng.choice(["surgeon", "surgeon2"]),
+                    "levels": site,
+                    "procedures": rng.sample(
+                        ["decompression", "stabilisation_fusion", "laminectomy", "vertebroplasty"],
+                        2,
+                    ),
+                    "approach": rng.choice(["open", "minimally_invasive"]),
+                    "neuromonitoring": ["ssep", "mep"],
+                    "duration_min": rng.randint(90, 420),
+                    "blood_loss_ml": rng.randint(100, 1500),
+                },
+                "surgeon",
+            ),
         ]
         if rng.random() < 0.25:
-            steps.append(("record_complication", lambda: {
-                "complication": rng.choice(["csf_leak", "wound_infection", "vte"]),
-                "clavien_dindo": rng.choice(["I", "II", "IIIa", "IIIb"])}, "surgeon"))
-        steps += [("start_rehabilitation", dict, "coordinator"),
-                  ("record_therapy_session", lambda: {"mobility": "walking_aid",
-                                                      "pain_nrs": rng.randint(1, 6)},
-                   "coordinator"),
-                  ("start_oncology_treatment" if rng.random() < 0.5 else "start_surveillance",
-                   dict, "coordinator")]
+            steps.append(
+                (
+                    "record_complication",
+                    lambda: {
+                        "complication": rng.choice(["csf_leak", "wound_infection", "vte"]),
+                        "clavien_dindo": rng.choice(["I", "II", "IIIa", "IIIb"]),
+                    },
+                    "surgeon",
+                )
+            )
+        steps += [
+            ("start_rehabilitation", dict, "coordinator"),
+            (
+                "record_therapy_session",
+                lambda: {"mobility": "walking_aid", "pain_nrs": rng.randint(1, 6)},
+                "coordinator",
+            ),
+            (
+                "start_oncology_treatment" if rng.random() < 0.5 else "start_surveillance",
+                dict,
+                "coordinator",
+            ),
+        ]
     elif plan == "palliative":
-        steps.append(("record_assessment", lambda: {"pain_nrs": rng.randint(3, 8),
-                                                    "ecog": rng.randint(2, 4)}, "coordinator"))
+        steps.append(
+            (
+                "record_assessment",
+                lambda: {"pain_nrs": rng.randint(3, 8), "ecog": rng.randint(2, 4)},
+                "coordinator",
+            )
+        )
         steps.append(("record_death" if rng.random() < 0.5 else "discharge", dict, "coordinator"))
     if not go():
         return j
     if j.state == "oncology_treatment":
         start = j.t.date().isoformat()
-        steps += [("record_treatment", lambda: {"modality": "sbrt", "dose_gy": 24.0,
-                                                "fractions": 3, "start_date": start},
-                   "coordinator"),
-                  ("start_surveillance", dict, "coordinator")]
+        steps += [
+            (
+                "record_treatment",
+                lambda: {"modality": "sbrt", "dose_gy": 24.0, "fractions": 3, "start_date": start},
+                "coordinator",
+            ),
+            ("start_surveillance", dict, "coordinator"),
+        ]
     if not go():
         return j
     if rng.random() < 0.1:
         # A record corrected after the fact: the imaging levels were mistyped.
         imaging = next(i for i, s in enumerate(j.steps) if s["trigger"] == "record_imaging")
-        j.add(d.AMEND_TRIGGER, {"event_seq": imaging + 2,
-                                "changes": {"levels": site + " (corrected)"},
-                                "reason": "Levels mistyped at entry."}, at=j.gap(0.2, 3))
+        j.add(
+            d.AMEND_TRIGGER,
+            {
+                "event_seq": imaging + 2,
+                "changes": {"levels": site + " (corrected)"},
+                "reason": "Levels mistyped at entry.",
+            },
+            at=j.gap(0.2, 3),
+        )
     for _ in range(rng.randint(0, 4)):
         if j.state != "surveillance":
             break
         status = rng.choices(["ned", "stable", "recurrence"], [6, 3, 1])[0]
         at = j.gap(24 * 60, 24 * 100)
-        follow_up = {"imaging_done": True, "status": status,
-                     "next_due": (at + timedelta(days=90)).date().isoformat()}
+        follow_up = {
+            "imaging_done": True,
+            "status": status,
+            "next_due": (at + timedelta(days=90)).date().isoformat(),
+        }
         if not j.add("record_follow_up", follow_up, at=at):
             return j
         if status == "recurrence":
@@ -225,16 +382,25 @@ def _referral_age_days(rng: random.Random, urgency: str) -> float:
 
 def _patients(rng: random.Random, count: int, start_mrn: int) -> Iterator[dict]:
     for i in range(count):
-        yield {"mrn": f"D{start_mrn + i:07d}", "family_name": rng.choice(FAMILY),
-               "given_name": rng.choice(GIVEN),
-               "birth_date": date(1940, 1, 1) + timedelta(days=rng.randint(0, 22000)),
-               "sex": rng.choice(["female", "male"]), "created_at": utcnow()}
+        yield {
+            "mrn": f"D{start_mrn + i:07d}",
+            "family_name": rng.choice(FAMILY),
+            "given_name": rng.choice(GIVEN),
+            "birth_date": date(1940, 1, 1) + timedelta(days=rng.randint(0, 22000)),
+            "sex": rng.choice(["female", "male"]),
+            "created_at": utcnow(),
+        }
 
 
-def seed(pathways: int, seed_value: int = 7, validate_every: int = 1,
-         progress: Callable[[int], None] | None = None, now: datetime | None = None) -> int:
+def seed(
+    pathways: int,
+    seed_value: int = 7,
+    validate_every: int = 1,
+    progress: Callable[[int], None] | None = None,
+    now: datetime | None = None,
+) -> int:
     """Create demo users and ``pathways`` journeys; flushes, the caller commits."""
-    rng = random.Random(seed_value)
+    rng = random.Random(seed_value)  # noqa: S311 - demo data, not secrets
     now = now or utcnow()
     users = ensure_demo_users()
     ids = {name: u.id for name, u in users.items()}
@@ -247,8 +413,9 @@ def seed(pathways: int, seed_value: int = 7, validate_every: int = 1,
         patient_rows = list(_patients(rng, size, start_mrn + done))
         db.session.execute(insert(Patient), patient_rows)
         mrns = [r["mrn"] for r in patient_rows]
-        patient_ids = dict(db.session.execute(
-            select(Patient.mrn, Patient.id).where(Patient.mrn.in_(mrns))).all())
+        patient_ids = dict(
+            db.session.execute(select(Patient.mrn, Patient.id).where(Patient.mrn.in_(mrns))).all()
+        )
         journeys = []
         for k, row in enumerate(patient_rows):
             urgency = rng.choices(["emergency", "urgent", "routine"], [1, 3, 4])[0]
@@ -270,41 +437,65 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         open_data = {
             "referral_source": rng.choice(["gp", "emergency_department", "oncology"]),
             "urgency": urgency,
-            "diagnosis_category": rng.choice(["metastatic_spinal"] * 3 + ["primary_spinal",
-                                              "primary_bone", "intradural_intramedullary"]),
+            "diagnosis_category": rng.choice(
+                ["metastatic_spinal"] * 3
+                + ["primary_spinal", "primary_bone", "intradural_intramedullary"]
+            ),
             "tumour_site": site,
-            "primary_cancer_site": rng.choice(["breast", "lung", "prostate", "kidney",
-                                               "myeloma", "unknown"]),
-            "presenting_symptoms": sorted(rng.sample(["back_pain", "weakness", "numbness",
-                                                      "weight_loss"], 2)),
+            "primary_cancer_site": rng.choice(
+                ["breast", "lung", "prostate", "kidney", "myeloma", "unknown"]
+            ),
+            "presenting_symptoms": sorted(
+                rng.sample(["back_pain", "weakness", "numbness", "weight_loss"], 2)
+            ),
             "lead_surgeon": rng.choice(["surgeon", "surgeon2"]),
             "coordinator": rng.choice(["coordinator", "coordinator2"]),
         }
-        events = [{"trigger": d.OPEN_TRIGGER, "from_state": None, "to_state": d.INITIAL_STATE,
-                   "occurred_at": referral, "data": open_data, "by": "coordinator"}, *j.steps]
+        events = [
+            {
+                "trigger": d.OPEN_TRIGGER,
+                "from_state": None,
+                "to_state": d.INITIAL_STATE,
+                "occurred_at": referral,
+                "data": open_data,
+                "by": "coordinator",
+            },
+            *j.steps,
+        ]
         steps = []
         for seq, e in enumerate(events, start=1):
             data = e["data"]
             if e["trigger"] not in d.CORRECTION_TRIGGERS and e["trigger"] != d.OPEN_TRIGGER:
                 if check:
-                    data = validate_event_data(e["trigger"], e["from_state"], data,
-                                               e["occurred_at"])
+                    data = validate_event_data(
+                        e["trigger"], e["from_state"], data, e["occurred_at"]
+                    )
                 else:
                     from tracker.pathway.dictionary import with_scores
 
                     data = with_scores(dict(data))
             e["data"] = data
             e["seq"] = seq
-            steps.append(Step(seq=seq, trigger=e["trigger"], from_state=e["from_state"],
-                              to_state=e["to_state"], occurred_at=e["occurred_at"],
-                              data=dict(data), original=data,
-                              amends_seq=data.get("event_seq") if e["trigger"] == d.AMEND_TRIGGER
-                              else None,
-                              voids_seq=None))
+            steps.append(
+                Step(
+                    seq=seq,
+                    trigger=e["trigger"],
+                    from_state=e["from_state"],
+                    to_state=e["to_state"],
+                    occurred_at=e["occurred_at"],
+                    data=dict(data),
+                    original=data,
+                    amends_seq=data.get("event_seq") if e["trigger"] == d.AMEND_TRIGGER else None,
+                    voids_seq=None,
+                )
+            )
         for step in steps:
             if step.trigger == d.VOID_TRIGGER:
-                target = next(s for s in reversed(steps[: step.seq - 1])
-                              if s.changes_state and s.voided_by is None)
+                target = next(
+                    s
+                    for s in reversed(steps[: step.seq - 1])
+                    if s.changes_state and s.voided_by is None
+                )
                 step.voids_seq = target.seq
                 step.data = events[step.seq - 1]["data"] = {**step.data, "event_seq": target.seq}
         history = History(steps)
@@ -313,36 +504,56 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         closed_at = entry.occurred_at if state in d.FINAL_STATES else None
         statuses = targets.compute(urgency, referral, history, now, closed_at, rules)
         upcoming = targets.next_open(statuses)
-        pathway_rows.append({
-            "patient_id": patient_id, "state": state, "version": len(events),
-            "referral_received_at": referral, "referral_source": open_data["referral_source"],
-            "urgency": urgency, "diagnosis_category": open_data["diagnosis_category"],
-            "tumour_site": site, "primary_cancer_site": open_data["primary_cancer_site"],
-            "presenting_symptoms": open_data["presenting_symptoms"],
-            "lead_surgeon_id": user_ids[open_data["lead_surgeon"]],
-            "coordinator_id": user_ids[open_data["coordinator"]],
-            "recurrence_count": recurrences, "opened_at": referral, "closed_at": closed_at,
-            "state_entered_at": entry.occurred_at, "last_seq": len(events),
-            "next_target": upcoming.code if upcoming else None,
-            "next_target_due_at": upcoming.due_at if upcoming else None,
-            "next_target_warn_at": upcoming.warn_at if upcoming else None,
-        })
+        pathway_rows.append(
+            {
+                "patient_id": patient_id,
+                "state": state,
+                "version": len(events),
+                "referral_received_at": referral,
+                "referral_source": open_data["referral_source"],
+                "urgency": urgency,
+                "diagnosis_category": open_data["diagnosis_category"],
+                "tumour_site": site,
+                "primary_cancer_site": open_data["primary_cancer_site"],
+                "presenting_symptoms": open_data["presenting_symptoms"],
+                "lead_surgeon_id": user_ids[open_data["lead_surgeon"]],
+                "coordinator_id": user_ids[open_data["coordinator"]],
+                "recurrence_count": recurrences,
+                "opened_at": referral,
+                "closed_at": closed_at,
+                "state_entered_at": entry.occurred_at,
+                "last_seq": len(events),
+                "next_target": upcoming.code if upcoming else None,
+                "next_target_due_at": upcoming.due_at if upcoming else None,
+                "next_target_warn_at": upcoming.warn_at if upcoming else None,
+            }
+        )
         event_batches.append(events)
-    result = db.session.execute(insert(Pathway).returning(Pathway.id, sort_by_parameter_order=True),
-                                pathway_rows)
+    result = db.session.execute(
+        insert(Pathway).returning(Pathway.id, sort_by_parameter_order=True), pathway_rows
+    )
     pathway_ids = [row[0] for row in result]
     rows, references = [], []
     for pathway_id, events in zip(pathway_ids, event_batches, strict=True):
         for e in events:
-            rows.append({
-                "pathway_id": pathway_id, "seq": e["seq"], "trigger": e["trigger"],
-                "from_state": e["from_state"], "to_state": e["to_state"],
-                "occurred_at": e["occurred_at"],
-                "recorded_at": min(now, e["occurred_at"] + timedelta(minutes=rng.randint(1, 90))),
-                "recorded_by_id": user_ids[e["by"]], "data": e["data"],
-                "request_id": f"demo-{pathway_id}-{e['seq']}",
-                "amends_event_id": None, "voids_event_id": None,
-            })
+            rows.append(
+                {
+                    "pathway_id": pathway_id,
+                    "seq": e["seq"],
+                    "trigger": e["trigger"],
+                    "from_state": e["from_state"],
+                    "to_state": e["to_state"],
+                    "occurred_at": e["occurred_at"],
+                    "recorded_at": min(
+                        now, e["occurred_at"] + timedelta(minutes=rng.randint(1, 90))
+                    ),
+                    "recorded_by_id": user_ids[e["by"]],
+                    "data": e["data"],
+                    "request_id": f"demo-{pathway_id}-{e['seq']}",
+                    "amends_event_id": None,
+                    "voids_event_id": None,
+                }
+            )
             if e["trigger"] in d.CORRECTION_TRIGGERS:
                 references.append((len(rows) - 1, pathway_id, e["data"]["event_seq"]))
     if references:
@@ -354,7 +565,9 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         found = {}
         for pathway_id, seq, event_id in db.session.execute(
             select(Event.pathway_id, Event.seq, Event.id).where(
-                Event.pathway_id.in_({p for p, _ in wanted}))):
+                Event.pathway_id.in_({p for p, _ in wanted})
+            )
+        ):
             if (pathway_id, seq) in wanted:
                 found[(pathway_id, seq)] = event_id
         fixed = []

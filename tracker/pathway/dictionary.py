@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -27,8 +27,11 @@ def _codes(*pairs: str) -> tuple[tuple[str, str], ...]:
 
 SEX = _codes("female=Female", "male=Male", "other=Other", "unknown=Unknown")
 REFERRAL_SOURCE = _codes(
-    "gp=GP", "emergency_department=Emergency department", "oncology=Oncology",
-    "other_hospital=Other hospital", "other=Other",
+    "gp=GP",
+    "emergency_department=Emergency department",
+    "oncology=Oncology",
+    "other_hospital=Other hospital",
+    "other=Other",
 )
 URGENCY = _codes(
     "emergency=Emergency (suspected cord compression with neurological signs)",
@@ -37,41 +40,74 @@ URGENCY = _codes(
 )
 URGENCY_SHORT = {"emergency": "Emergency", "urgent": "Urgent", "routine": "Routine"}
 DIAGNOSIS_CATEGORY = _codes(
-    "metastatic_spinal=Metastatic spinal tumour", "primary_spinal=Primary spinal tumour",
+    "metastatic_spinal=Metastatic spinal tumour",
+    "primary_spinal=Primary spinal tumour",
     "intradural_intramedullary=Intradural / intramedullary tumour",
     "primary_bone=Primary bone tumour",
 )
 PRIMARY_CANCER_SITE = _codes(
-    "breast", "lung", "prostate", "kidney", "thyroid", "myeloma", "other", "unknown",
+    "breast",
+    "lung",
+    "prostate",
+    "kidney",
+    "thyroid",
+    "myeloma",
+    "other",
+    "unknown",
     "not_applicable=Not applicable",
 )
 PRESENTING_SYMPTOMS = _codes(
-    "back_pain", "radicular_pain", "numbness", "weakness",
-    "bladder_bowel_dysfunction=Bladder or bowel dysfunction", "weight_loss", "fracture",
-    "deformity", "other",
+    "back_pain",
+    "radicular_pain",
+    "numbness",
+    "weakness",
+    "bladder_bowel_dysfunction=Bladder or bowel dysfunction",
+    "weight_loss",
+    "fracture",
+    "deformity",
+    "other",
 )
 IMAGING_MODALITY = _codes("mri=MRI", "ct=CT", "xray=X-ray", "bone_scan=Bone scan", "pet_ct=PET-CT")
 BILSKY = _codes(
-    "0=0 - bone only", "1a=1a - epidural, no thecal sac deformation",
-    "1b=1b - thecal sac deformed, cord not abutted", "1c=1c - cord abutted, not compressed",
-    "2=2 - cord compressed, CSF visible", "3=3 - cord compressed, no CSF",
+    "0=0 - bone only",
+    "1a=1a - epidural, no thecal sac deformation",
+    "1b=1b - thecal sac deformed, cord not abutted",
+    "1c=1c - cord abutted, not compressed",
+    "2=2 - cord compressed, CSF visible",
+    "3=3 - cord compressed, no CSF",
 )
 BIOPSY_METHOD = _codes("ct_guided_core=CT-guided core", "open=Open", "excisional=Excisional")
 BIOPSY_RESULT = _codes("benign", "malignant", "non_diagnostic=Non-diagnostic")
 DISCIPLINES = _codes(
-    "spinal_surgery", "orthopaedic_oncology", "medical_oncology", "clinical_oncology",
-    "radiology", "pathology", "anaesthesia", "physiotherapy", "palliative_care", "nursing",
+    "spinal_surgery",
+    "orthopaedic_oncology",
+    "medical_oncology",
+    "clinical_oncology",
+    "radiology",
+    "pathology",
+    "anaesthesia",
+    "physiotherapy",
+    "palliative_care",
+    "nursing",
 )
 ECOG = tuple((str(n), f"{n}") for n in range(5))
 ASIA = _codes(
-    "A=A - complete", "B=B - sensory incomplete", "C=C - motor incomplete, most below 3",
-    "D=D - motor incomplete, most 3 or more", "E=E - normal",
+    "A=A - complete",
+    "B=B - sensory incomplete",
+    "C=C - motor incomplete, most below 3",
+    "D=D - motor incomplete, most 3 or more",
+    "E=E - normal",
 )
 ENNEKING = _codes("1", "2", "3", "IA", "IB", "IIA", "IIB", "III")
 PROCEDURES = _codes(
-    "decompression", "stabilisation_fusion=Stabilisation and fusion",
-    "en_bloc_resection=En bloc resection", "gross_total_resection=Gross total resection",
-    "subtotal_resection", "laminectomy", "vertebroplasty", "kyphoplasty",
+    "decompression",
+    "stabilisation_fusion=Stabilisation and fusion",
+    "en_bloc_resection=En bloc resection",
+    "gross_total_resection=Gross total resection",
+    "subtotal_resection",
+    "laminectomy",
+    "vertebroplasty",
+    "kyphoplasty",
     "graft_reconstruction=Graft reconstruction",
     "prosthetic_reconstruction=Prosthetic reconstruction",
 )
@@ -79,24 +115,38 @@ APPROACH = _codes("open", "minimally_invasive=Minimally invasive", "percutaneous
 NEUROMONITORING = _codes("ssep=SSEP", "mep=MEP")
 INTRAOP_IMAGING = _codes("ultrasound", "mri=MRI", "ct=CT", "fluoroscopy")
 COMPLICATION = _codes(
-    "csf_leak=CSF leak", "wound_infection", "neurological_deficit",
-    "hardware_failure", "vte=Venous thromboembolism", "other",
+    "csf_leak=CSF leak",
+    "wound_infection",
+    "neurological_deficit",
+    "hardware_failure",
+    "vte=Venous thromboembolism",
+    "other",
 )
 CLAVIEN_DINDO = _codes("I", "II", "IIIa", "IIIb", "IVa", "IVb", "V")
 MOBILITY = _codes("independent", "walking_aid=Walking aid", "wheelchair", "bed_bound=Bed-bound")
 TREATMENT_MODALITY = _codes(
-    "conventional_rt=Conventional radiotherapy", "sbrt=SBRT", "chemotherapy",
-    "targeted=Targeted therapy", "immunotherapy", "hormonal=Hormonal therapy",
+    "conventional_rt=Conventional radiotherapy",
+    "sbrt=SBRT",
+    "chemotherapy",
+    "targeted=Targeted therapy",
+    "immunotherapy",
+    "hormonal=Hormonal therapy",
 )
 FOLLOW_UP_STATUS = _codes(
-    "ned=No evidence of disease", "stable=Stable disease", "progression", "recurrence",
+    "ned=No evidence of disease",
+    "stable=Stable disease",
+    "progression",
+    "recurrence",
 )
 MDT_REFERRAL_REASON = _codes(
-    "unfit_for_surgery=Unfit for surgery", "final_histology=Final histology",
-    "restaging=Restaging after neoadjuvant therapy", "other",
+    "unfit_for_surgery=Unfit for surgery",
+    "final_histology=Final histology",
+    "restaging=Restaging after neoadjuvant therapy",
+    "other",
 )
 WITHDRAW_REASON = _codes(
-    "declined=Declined treatment", "transferred=Transferred out",
+    "declined=Declined treatment",
+    "transferred=Transferred out",
     "lost_to_follow_up=Lost to follow-up",
 )
 
@@ -136,16 +186,37 @@ PATIENT_FIELDS = (
 )
 
 PATHWAY_FIELDS = (
-    Field("referral_received_at", "Referral received", "datetime", required=True,
-          help="Starts the waiting-time clock."),
+    Field(
+        "referral_received_at",
+        "Referral received",
+        "datetime",
+        required=True,
+        help="Starts the waiting-time clock.",
+    ),
     Field("referral_source", "Referral source", "choice", required=True, choices=REFERRAL_SOURCE),
     Field("urgency", "Urgency", "choice", required=True, choices=URGENCY),
-    Field("diagnosis_category", "Diagnosis category", "choice", required=True,
-          choices=DIAGNOSIS_CATEGORY),
-    Field("tumour_site", "Tumour site", "text", required=True, max_length=100,
-          help="Spinal levels such as T7-T9, or a bone."),
-    Field("primary_cancer_site", "Primary cancer site", "choice", required=True,
-          choices=PRIMARY_CANCER_SITE),
+    Field(
+        "diagnosis_category",
+        "Diagnosis category",
+        "choice",
+        required=True,
+        choices=DIAGNOSIS_CATEGORY,
+    ),
+    Field(
+        "tumour_site",
+        "Tumour site",
+        "text",
+        required=True,
+        max_length=100,
+        help="Spinal levels such as T7-T9, or a bone.",
+    ),
+    Field(
+        "primary_cancer_site",
+        "Primary cancer site",
+        "choice",
+        required=True,
+        choices=PRIMARY_CANCER_SITE,
+    ),
     Field("presenting_symptoms", "Presenting symptoms", "multi", choices=PRESENTING_SYMPTOMS),
     Field("lead_surgeon", "Lead surgeon", "user", role="surgeon"),
     Field("coordinator", "Coordinator", "user", role="coordinator"),
@@ -159,8 +230,15 @@ _PAIN = Field("pain_nrs", "Pain (NRS 0-10)", "int", minimum=0, maximum=10)
 
 MDT_OUTCOME_FIELDS = (
     Field("meeting_date", "MDT meeting date", "date", required=True),
-    Field("disciplines", "Disciplines present", "multi", required=True, choices=DISCIPLINES,
-          min_items=2, help="At least two."),
+    Field(
+        "disciplines",
+        "Disciplines present",
+        "multi",
+        required=True,
+        choices=DISCIPLINES,
+        min_items=2,
+        help="At least two.",
+    ),
     Field("sins", "SINS", "score", score=SINS),
     _BILSKY,
     _ECOG,
@@ -192,8 +270,7 @@ RECORD_FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     "record_surgery": (
         Field("lead_surgeon", "Lead surgeon", "user", required=True, role="surgeon"),
-        Field("procedures", "Procedures", "multi", required=True, choices=PROCEDURES,
-              min_items=1),
+        Field("procedures", "Procedures", "multi", required=True, choices=PROCEDURES, min_items=1),
         Field("approach", "Approach", "choice", required=True, choices=APPROACH),
         Field("levels", "Levels", "text", required=True, max_length=100),
         Field("neuromonitoring", "Neuromonitoring", "multi", choices=NEUROMONITORING),
@@ -203,8 +280,9 @@ RECORD_FIELDS: dict[str, tuple[Field, ...]] = {
     ),
     "record_complication": (
         Field("complication", "Complication", "choice", required=True, choices=COMPLICATION),
-        Field("clavien_dindo", "Clavien-Dindo grade", "choice", required=True,
-              choices=CLAVIEN_DINDO),
+        Field(
+            "clavien_dindo", "Clavien-Dindo grade", "choice", required=True, choices=CLAVIEN_DINDO
+        ),
     ),
     "record_therapy_session": (
         Field("mobility", "Mobility", "choice", required=True, choices=MOBILITY),
@@ -233,9 +311,7 @@ AMEND_FIELDS = (
     Field("event_seq", "Event corrected", "int", required=True, minimum=1),
     Field("reason", "Reason for the correction", "longtext", required=True, max_length=LONG),
 )
-VOID_FIELDS = (
-    Field("reason", "Reason for voiding", "longtext", required=True, max_length=LONG),
-)
+VOID_FIELDS = (Field("reason", "Reason for voiding", "longtext", required=True, max_length=LONG),)
 COMPUTED_KEYS = ("sins_total", "sins_band", "tokuhashi_total", "tokuhashi_band")
 
 
@@ -243,8 +319,11 @@ def fields_for(trigger: str, source: str | None) -> tuple[Field, ...]:
     """The data fields of ``trigger`` fired from ``source``, without the common note."""
     if source is not None and d.is_mdt_outcome(trigger, source):
         return MDT_OUTCOME_FIELDS
-    if trigger == "refer_to_mdt" and source in ("surgery_scheduled", "post_op",
-                                                 "oncology_treatment"):
+    if trigger == "refer_to_mdt" and source in (
+        "surgery_scheduled",
+        "post_op",
+        "oncology_treatment",
+    ):
         return MDT_REASON_FIELDS
     if trigger == d.AMEND_TRIGGER:
         return AMEND_FIELDS
@@ -300,7 +379,7 @@ def parse_datetime(value: Any) -> datetime:
     return value
 
 
-def _check_value(f: Field, value: Any) -> Any:  # noqa: C901 - one branch per kind
+def _check_value(f: Field, value: Any) -> Any:
     """Return the clean, JSON-ready value, or raise ValueError with words for a person."""
     if f.kind in ("text", "longtext", "user"):
         if not isinstance(value, str):
@@ -433,20 +512,18 @@ def validate_event_data(
     errors: dict[str, list[str]] = {}
     day = occurred_at.date() if occurred_at else None
     if trigger == "record_assessment" and not clean.keys() - {"note"}:
-        errors["asia_grade"] = [
-            "Give at least one of ASIA grade, pain score, ECOG or Karnofsky"
-        ]
-    if "meeting_date" in clean and day and source and d.is_mdt_outcome(trigger, source):
-        if date.fromisoformat(clean["meeting_date"]) > day:
-            errors["meeting_date"] = ["The MDT meeting date cannot be after the outcome is recorded"]
-    if trigger == "record_treatment" and "end_date" in clean:
-        if clean["end_date"] < clean["start_date"]:
-            errors["end_date"] = ["End date cannot be before the start date"]
+        errors["asia_grade"] = ["Give at least one of ASIA grade, pain score, ECOG or Karnofsky"]
+    is_mdt = source is not None and d.is_mdt_outcome(trigger, source)
+    if is_mdt and day and date.fromisoformat(clean["meeting_date"]) > day:
+        errors["meeting_date"] = ["The MDT meeting date cannot be after the outcome is recorded"]
+    end_date = clean.get("end_date") if trigger == "record_treatment" else None
+    if end_date and end_date < clean["start_date"]:  # ISO dates sort as dates
+        errors["end_date"] = ["End date cannot be before the start date"]
     if trigger == "record_treatment" and day and date.fromisoformat(clean["start_date"]) > day:
         errors["start_date"] = ["Start date cannot be after the day this is recorded"]
-    if trigger == "record_follow_up" and day and "next_due" in clean:
-        if date.fromisoformat(clean["next_due"]) <= day:
-            errors["next_due"] = ["The next visit must be due after this visit"]
+    next_due = clean.get("next_due") if trigger == "record_follow_up" else None
+    if next_due and day and date.fromisoformat(next_due) <= day:
+        errors["next_due"] = ["The next visit must be due after this visit"]
     if errors:
         raise DataError(errors)
     return with_scores(clean)

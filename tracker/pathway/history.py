@@ -118,7 +118,8 @@ class History:
 
     def mdt_outcomes(self) -> list[Step]:
         return [
-            s for s in self.counting()
+            s
+            for s in self.counting()
             if s.from_state is not None and d.is_mdt_outcome(s.trigger, s.from_state)
         ]
 

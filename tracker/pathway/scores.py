@@ -92,7 +92,11 @@ TOKUHASHI = Score(
             (4, "Rectum"),
             (5, "Thyroid, breast, prostate, carcinoid"),
         ),
-        "palsy": ((0, "Complete (Frankel A-B)"), (1, "Incomplete (Frankel C-D)"), (2, "None (Frankel E)")),
+        "palsy": (
+            (0, "Complete (Frankel A-B)"),
+            (1, "Incomplete (Frankel C-D)"),
+            (2, "None (Frankel E)"),
+        ),
     },
     bands=(
         (0, 8, "under_6_months", "Expected survival under 6 months"),

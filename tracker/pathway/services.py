@@ -42,8 +42,12 @@ from tracker.pathway.models import Event, Pathway
 from tracker.users.models import User
 
 GUARD_REASONS = {
-    "guard_imaging_reported": "no imaging study has been reported yet: record the imaging report first",
-    "guard_biopsy_recorded": "no biopsy result has been recorded yet: record the biopsy result first",
+    "guard_imaging_reported": (
+        "no imaging study has been reported yet: record the imaging report first"
+    ),
+    "guard_biopsy_recorded": (
+        "no biopsy result has been recorded yet: record the biopsy result first"
+    ),
     "guard_mdt_outcome": "the MDT outcome (meeting date, disciplines, rationale) must come with it",
     "guard_reason_given": "a reason must be given",
     "guard_operation_details": "the operation details (procedures and approach) must be given",
@@ -71,9 +75,7 @@ def new_request_id() -> str:
 
 def load_events(pathway: Pathway) -> list[Event]:
     return list(
-        db.session.scalars(
-            select(Event).where(Event.pathway_id == pathway.id).order_by(Event.seq)
-        )
+        db.session.scalars(select(Event).where(Event.pathway_id == pathway.id).order_by(Event.seq))
     )
 
 
@@ -123,8 +125,7 @@ def _void_refusal(user, history: History, now: datetime) -> PathwayError | None:
     if step is None:
         return TriggerNotAllowed("There is no step to void: the pathway is at its referral.")
     later = [
-        s for s in history.counting()
-        if s.seq > step.seq and s.trigger not in _VOID_TRANSPARENT
+        s for s in history.counting() if s.seq > step.seq and s.trigger not in _VOID_TRANSPARENT
     ]
     if later:
         return TriggerNotAllowed(
@@ -148,9 +149,9 @@ def _void_refusal(user, history: History, now: datetime) -> PathwayError | None:
 
 def amendable_steps(history: History) -> list[Step]:
     return [
-        s for s in history.counting()
-        if s.trigger not in (d.OPEN_TRIGGER, "sign_off")
-        and all_fields_for(s.trigger, s.from_state)
+        s
+        for s in history.counting()
+        if s.trigger not in (d.OPEN_TRIGGER, "sign_off") and all_fields_for(s.trigger, s.from_state)
     ]
 
 
@@ -190,12 +191,14 @@ def _check_time(occurred_at, history: History, now: datetime) -> datetime:
         raise InvalidData({"occurred_at": ["When it happened cannot be in the future"]})
     previous = history.last_occurred_at
     if previous is not None and occurred_at < previous:
-        raise InvalidData({
-            "occurred_at": [
-                "When it happened cannot be before the previous step "
-                f"({previous:%Y-%m-%d %H:%M} UTC)"
-            ]
-        })
+        raise InvalidData(
+            {
+                "occurred_at": [
+                    "When it happened cannot be before the previous step "
+                    f"({previous:%Y-%m-%d %H:%M} UTC)"
+                ]
+            }
+        )
     return occurred_at
 
 
@@ -300,7 +303,9 @@ def open_pathway(actor, patient, *, request_id: str | None = None, now=None, **f
     except DataError as exc:
         raise InvalidData(exc.errors) from None
     if clean["referral_received_at"] > now:
-        raise InvalidData({"referral_received_at": ["The referral cannot be received in the future"]})
+        raise InvalidData(
+            {"referral_received_at": ["The referral cannot be received in the future"]}
+        )
     users = _resolve_users(PATHWAY_FIELDS, clean)
     pathway = Pathway(
         patient=patient,
@@ -349,8 +354,7 @@ def record(
     now = now or utcnow()
     if trigger in d.CORRECTION_TRIGGERS or trigger not in d.TRIGGERS:
         raise TriggerNotAllowed(
-            f"'{trigger}' is not a step of the pathway; "
-            f"the steps are: {', '.join(d.TRIGGERS)}."
+            f"'{trigger}' is not a step of the pathway; the steps are: {', '.join(d.TRIGGERS)}."
         )
     existing = _existing_request(request_id, pathway, trigger)
     if existing is not None:
@@ -372,22 +376,27 @@ def record(
         raise InvalidData(exc.errors) from None
     _resolve_users(all_fields_for(trigger, source), clean)
     guard_args = {"history": history, "data": clean, "occurred_at": occurred_at}
-    refused = [
-        name for name in transition.conditions
-        if not getattr(pathway, name)(**guard_args)
-    ]
+    refused = [name for name in transition.conditions if not getattr(pathway, name)(**guard_args)]
     if refused:
         raise TriggerNotAllowed(
             f"'{d.TRIGGER_LABELS[trigger]}' cannot be recorded yet: "
-            + "; ".join(GUARD_REASONS[name] for name in refused) + "."
+            + "; ".join(GUARD_REASONS[name] for name in refused)
+            + "."
         )
     if not machine.fire(pathway, trigger, **guard_args):  # pragma: no cover - guards agreed
         raise TriggerNotAllowed(f"'{d.TRIGGER_LABELS[trigger]}' was refused by the pathway rules.")
     if trigger == "suspect_recurrence":
         pathway.recurrence_count += 1
     event = _append(
-        pathway, events, trigger=trigger, from_state=source, occurred_at=occurred_at,
-        actor=actor, data=clean, request_id=request_id, now=now,
+        pathway,
+        events,
+        trigger=trigger,
+        from_state=source,
+        occurred_at=occurred_at,
+        actor=actor,
+        data=clean,
+        request_id=request_id,
+        now=now,
     )
     return Recorded(event, created=True)
 
@@ -418,10 +427,14 @@ def amend(
         raise InvalidData(exc.errors) from None
     target = history.by_seq.get(header["event_seq"])
     if target is None or target not in amendable_steps(history):
-        raise InvalidData({"event_seq": [
-            f"Step {header['event_seq']} cannot be amended: choose a recorded step with data "
-            "that has not been voided"
-        ]})
+        raise InvalidData(
+            {
+                "event_seq": [
+                    f"Step {header['event_seq']} cannot be amended: choose a recorded step "
+                    "with data that has not been voided"
+                ]
+            }
+        )
     if not isinstance(changes, dict) or not changes:
         raise InvalidData({"changes": ["Give at least one corrected field"]})
     before = {k: v for k, v in target.data.items() if k not in COMPUTED_KEYS}
@@ -437,8 +450,16 @@ def amend(
         raise InvalidData({"changes": ["The corrected values are the same as the recorded ones"]})
     data = {"event_seq": target.seq, "changes": diff, "reason": header["reason"]}
     event = _append(
-        pathway, events, trigger=d.AMEND_TRIGGER, from_state=pathway.state, occurred_at=now,
-        actor=actor, data=data, request_id=request_id, now=now, amends=target.event,
+        pathway,
+        events,
+        trigger=d.AMEND_TRIGGER,
+        from_state=pathway.state,
+        occurred_at=now,
+        actor=actor,
+        data=data,
+        request_id=request_id,
+        now=now,
+        amends=target.event,
     )
     return Recorded(event, created=True)
 
@@ -473,8 +494,16 @@ def void_last_step(
         pathway.recurrence_count -= 1
     data = {"event_seq": step.seq, "reason": clean["reason"]}
     event = _append(
-        pathway, events, trigger=d.VOID_TRIGGER, from_state=source, occurred_at=now,
-        actor=actor, data=data, request_id=request_id, now=now, voids=step.event,
+        pathway,
+        events,
+        trigger=d.VOID_TRIGGER,
+        from_state=source,
+        occurred_at=now,
+        actor=actor,
+        data=data,
+        request_id=request_id,
+        now=now,
+        voids=step.event,
     )
     return Recorded(event, created=True)
 

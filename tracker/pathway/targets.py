@@ -85,11 +85,15 @@ def parse_limits(text: str) -> dict[tuple[str, str], int]:
         urgency, dot, target = key.strip().partition(".")
         if not sep or not dot or (urgency, target) not in DEFAULT_LIMITS:
             known = ", ".join(f"{u}.{t}" for u, t in DEFAULT_LIMITS)
-            raise ValueError(f"TARGET_LIMITS entry {item!r}: use urgency.target=hours, one of {known}")
+            raise ValueError(
+                f"TARGET_LIMITS entry {item!r}: use urgency.target=hours, one of {known}"
+            )
         try:
             out[(urgency, target)] = int(hours)
         except ValueError:
-            raise ValueError(f"TARGET_LIMITS entry {item!r}: hours must be a whole number") from None
+            raise ValueError(
+                f"TARGET_LIMITS entry {item!r}: hours must be a whole number"
+            ) from None
     return out
 
 

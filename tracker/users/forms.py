@@ -25,8 +25,10 @@ class UserCreateForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
     password = PasswordField(
         "Initial password",
-        validators=[DataRequired("Enter an initial password."), Length(min=12, max=128,
-                    message="The password must be 12 to 128 characters long.")],
+        validators=[
+            DataRequired("Enter an initial password."),
+            Length(min=12, max=128, message="The password must be 12 to 128 characters long."),
+        ],
     )
     submit = SubmitField("Create user")
 

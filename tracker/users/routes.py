@@ -67,8 +67,12 @@ def create():
     form = UserCreateForm()
     if form.validate_on_submit():
         try:
-            user = create_user(username=form.username.data, role=form.role.data,
-                               password=form.password.data, full_name=form.full_name.data)
+            user = create_user(
+                username=form.username.data,
+                role=form.role.data,
+                password=form.password.data,
+                full_name=form.full_name.data,
+            )
             db.session.commit()
         except UserError as exc:
             db.session.rollback()

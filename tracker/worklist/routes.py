@@ -11,6 +11,8 @@ bp = Blueprint("worklist", __name__)
 
 @bp.get("/")
 def index():
-    counts = dict(db.session.execute(select(Pathway.state, func.count()).group_by(Pathway.state)).all())
+    counts = dict(
+        db.session.execute(select(Pathway.state, func.count()).group_by(Pathway.state)).all()
+    )
     pathways = db.session.scalars(select(Pathway).order_by(Pathway.id.desc()).limit(50)).all()
     return render_template("worklist/index.html", pathways=pathways, counts=counts)
