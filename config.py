@@ -29,6 +29,8 @@ class Config:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _env_flag("SESSION_COOKIE_SECURE")
     REMEMBER_COOKIE_HTTPONLY = True
+    # Times are stored in UTC and shown, and typed, in the hospital's local time.
+    TIMEZONE = os.environ.get("TIMEZONE", "Europe/London")
     WORKLIST_PAGE_SIZE = int(os.environ.get("WORKLIST_PAGE_SIZE", "25"))
     # Waiting-time limits per urgency and target, in hours; overrides the defaults of
     # PATHWAY.md. Example: TARGET_LIMITS="emergency.mri=12,urgent.diagnosis=504".

@@ -363,7 +363,24 @@ def simulate(
                 return j
             if not j.add("record_imaging", _imaging(rng, site)):
                 return j
-            j.add("refer_to_mdt")
+            if not (
+                j.add("refer_to_mdt")
+                and j.add(
+                    "schedule_mdt", {"meeting_date": (j.t + timedelta(days=3)).date().isoformat()}
+                )
+            ):
+                return j
+            j.add("plan_oncology", _mdt(rng, j, False), at=j.gap(72, 120), by="surgeon")
+            if j.state == "oncology_treatment":
+                j.add(
+                    "record_treatment",
+                    {
+                        "modality": "conventional_rt",
+                        "dose_gy": 20.0,
+                        "fractions": 5,
+                        "start_date": j.t.date().isoformat(),
+                    },
+                )
             return j
     if j.state == "surveillance" and rng.random() < 0.3:
         last = next((s for s in reversed(j.steps) if s["trigger"] == "record_follow_up"), None)

@@ -548,6 +548,8 @@ def describe(f: Field, value: Any, data: dict[str, Any] | None = None) -> str:
         return ", ".join(f.label_for(v) for v in value)
     if f.kind == "bool":
         return "Yes" if value else "No"
+    if f.kind == "date" and isinstance(value, str):
+        return date.fromisoformat(value).strftime("%d %b %Y")
     if f.kind == "score" and isinstance(value, dict):
         data = data or {}
         total = data.get(f"{f.name}_total", f.score.total(value))

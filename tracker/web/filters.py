@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from flask import Flask
+from flask import Flask, current_app
 
 from tracker.pathway import definition as d
 from tracker.pathway.dictionary import URGENCY_SHORT
 
 
+def _zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config.get("TIMEZONE", "Europe/London"))
+
+
 def when(value: datetime | None) -> str:
+    """A stored UTC time in the hospital's local time."""
     if value is None:
         return ""
-    return value.astimezone(UTC).strftime("%d %b %Y %H:%M")
+    return value.astimezone(_zone()).strftime("%d %b %Y %H:%M")
+
+
+def iso(value: datetime | None) -> str:
+    return value.astimezone(UTC).isoformat() if value else ""
+
+
+def days_since(value: datetime | None, now: datetime) -> int | None:
+    return None if value is None else int((now - value).total_seconds() // 86400)
 
 
 def day(value: date | datetime | str | None) -> str:
@@ -44,6 +58,8 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(when)
     app.add_template_filter(day)
     app.add_template_filter(duration)
+    app.add_template_filter(iso)
+    app.add_template_global(days_since)
     app.add_template_global(d.STATE_LABELS, "STATE_LABELS")
     app.add_template_global(d.TRIGGER_LABELS, "TRIGGER_LABELS")
     app.add_template_global(URGENCY_SHORT, "URGENCY_LABELS")

@@ -1,18 +1,120 @@
+"""The coordinator's home: active pathways, what is due, filtered and sorted in SQL."""
+
 from __future__ import annotations
 
-from flask import Blueprint, render_template
-from sqlalchemy import func, select
+from datetime import UTC, datetime
+
+from flask import Blueprint, current_app, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, or_, select
 
 from tracker.extensions import db
+from tracker.pathway import definition as d
+from tracker.pathway import targets
 from tracker.pathway.models import Pathway
+from tracker.patients.models import Patient
 
 bp = Blueprint("worklist", __name__)
+
+SORTS = {
+    "due": (Pathway.next_target_due_at.is_(None), Pathway.next_target_due_at, Pathway.id),
+    "in_state": (Pathway.state_entered_at, Pathway.id),
+    "name": (Patient.family_name, Patient.given_name, Pathway.id),
+    "referral": (Pathway.referral_received_at.desc(), Pathway.id),
+    "urgency": (Pathway.urgency, Pathway.next_target_due_at, Pathway.id),
+}
+SORT_LABELS = {
+    "due": "Next target due",
+    "in_state": "Longest in state",
+    "name": "Name",
+    "referral": "Newest referral",
+    "urgency": "Urgency",
+}
+TARGET_FILTERS = {
+    "breached": "Breached",
+    "due_soon": "Due soon",
+    "attention": "Due soon or breached",
+}
+
+
+def filtered(args, now: datetime, user):
+    """The worklist query for the request's filters: every condition is SQL."""
+    query = select(Pathway).join(Pathway.patient).where(Pathway.closed_at.is_(None))
+    state = args.get("state")
+    if state in d.ACTIVE_STATES:
+        query = query.where(Pathway.state == state)
+    urgency = args.get("urgency")
+    if urgency in ("emergency", "urgent", "routine"):
+        query = query.where(Pathway.urgency == urgency)
+    target = args.get("target")
+    breached = Pathway.next_target_due_at < now
+    due_soon = (Pathway.next_target_warn_at <= now) & (Pathway.next_target_due_at >= now)
+    if target == "breached":
+        query = query.where(breached)
+    elif target == "due_soon":
+        query = query.where(due_soon)
+    elif target == "attention":
+        query = query.where(breached | due_soon)
+    if args.get("mine"):
+        query = query.where(
+            or_(Pathway.coordinator_id == user.id, Pathway.lead_surgeon_id == user.id)
+        )
+    q = (args.get("q") or "").strip()[:100]
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Patient.mrn) == q.lower(),
+                func.lower(Patient.family_name).like(like),
+                func.lower(Patient.given_name).like(like),
+            )
+        )
+    return query
 
 
 @bp.get("/")
 def index():
+    now = datetime.now(UTC)
+    args = request.args
+    sort = args.get("sort") if args.get("sort") in SORTS else "due"
+    page = max(1, args.get("page", 1, type=int) or 1)
+    size = int(current_app.config["WORKLIST_PAGE_SIZE"])
+    query = filtered(args, now, current_user)
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = db.session.scalars(
+        query.order_by(*SORTS[sort]).limit(size).offset((page - 1) * size)
+    ).all()
     counts = dict(
-        db.session.execute(select(Pathway.state, func.count()).group_by(Pathway.state)).all()
+        db.session.execute(
+            select(Pathway.state, func.count())
+            .where(Pathway.closed_at.is_(None))
+            .group_by(Pathway.state)
+        ).all()
     )
-    pathways = db.session.scalars(select(Pathway).order_by(Pathway.id.desc()).limit(50)).all()
-    return render_template("worklist/index.html", pathways=pathways, counts=counts)
+    statuses = {
+        p.id: targets.status_at(p.next_target_due_at, p.next_target_warn_at, now) for p in rows
+    }
+    pages = max(1, -(-total // size))
+
+    def link(**changes):
+        merged = {k: v for k, v in args.items() if v}
+        merged.update({k: v for k, v in changes.items()})
+        return url_for("worklist.index", **{k: v for k, v in merged.items() if v})
+
+    return render_template(
+        "worklist/index.html",
+        rows=rows,
+        counts=counts,
+        total=total,
+        page=page,
+        pages=pages,
+        statuses=statuses,
+        now=now,
+        sort=sort,
+        sorts=SORT_LABELS,
+        target_filters=TARGET_FILTERS,
+        args=args,
+        link=link,
+        target_labels=targets.TARGET_LABELS,
+        active_states=d.ACTIVE_STATES,
+    )

@@ -1,0 +1,108 @@
+"""The MDT list: who is waiting for the meeting, and what the meeting will need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from itertools import groupby
+
+from flask import Blueprint, render_template
+from sqlalchemy import select
+
+from tracker.extensions import db
+from tracker.pathway import definition as d
+from tracker.pathway.dictionary import BILSKY, BIOPSY_RESULT, IMAGING_MODALITY, Field, describe
+from tracker.pathway.history import History, Step
+from tracker.pathway.models import Event, Pathway
+from tracker.pathway.scores import SINS, TOKUHASHI
+
+bp = Blueprint("mdt", __name__, url_prefix="/mdt")
+_MODALITY = Field("modality", "Modality", "choice", choices=IMAGING_MODALITY)
+_BILSKY = Field("bilsky_grade", "Bilsky", "choice", choices=BILSKY)
+_RESULT = Field("result", "Result", "choice", choices=BIOPSY_RESULT)
+
+
+@dataclass
+class Case:
+    pathway: Pathway
+    meeting_date: date | None
+    imaging: Step | None
+    biopsy: Step | None
+    facts: list[tuple[str, str]]
+    waiting_since: object
+
+    def imaging_words(self) -> str:
+        if self.imaging is None:
+            return "No imaging reported"
+        data = self.imaging.data
+        words = [describe(_MODALITY, data["modality"]), data.get("region", "")]
+        if data.get("levels"):
+            words.append(data["levels"])
+        if data.get("bilsky_grade"):
+            words.append(f"Bilsky {data['bilsky_grade']}")
+        return ", ".join(w for w in words if w)
+
+    def histology_words(self) -> str:
+        if self.biopsy is None:
+            return "No biopsy result"
+        data = self.biopsy.data
+        return f"{describe(_RESULT, data['result'])}: {data['histology']}"
+
+
+def _latest_value(history: History, key: str):
+    for step in reversed(history.counting()):
+        if key in step.data:
+            return step.data[key]
+    return None
+
+
+def _case(pathway: Pathway, events: list[Event]) -> Case:
+    history = History.from_events(events)
+    entry = history.entry_step()
+    since = entry.seq if entry else 0
+    scheduled = history.latest("schedule_mdt", since=since)
+    facts = []
+    for key, label in (
+        ("asia_grade", "ASIA"),
+        ("ecog", "ECOG"),
+        ("karnofsky", "Karnofsky"),
+        ("bilsky_grade", "Bilsky"),
+    ):
+        value = _latest_value(history, key)
+        if value is not None:
+            facts.append((label, str(value)))
+    for score in (SINS, TOKUHASHI):
+        total = _latest_value(history, f"{score.name}_total")
+        if total is not None:
+            facts.append((score.label, f"{total} ({score.band(total)[1].lower()})"))
+    return Case(
+        pathway=pathway,
+        meeting_date=date.fromisoformat(scheduled.data["meeting_date"]) if scheduled else None,
+        imaging=history.latest("record_imaging"),
+        biopsy=history.latest("record_biopsy"),
+        facts=facts,
+        waiting_since=entry.occurred_at if entry else pathway.state_entered_at,
+    )
+
+
+@bp.get("/")
+def index():
+    pathways = db.session.scalars(
+        select(Pathway).where(Pathway.state == "mdt_review").order_by(Pathway.state_entered_at)
+    ).all()
+    events = (
+        db.session.scalars(
+            select(Event)
+            .where(Event.pathway_id.in_([p.id for p in pathways]))
+            .order_by(Event.pathway_id, Event.seq)
+        )
+        if pathways
+        else []
+    )
+    by_pathway = {pid: list(evs) for pid, evs in groupby(events, key=lambda e: e.pathway_id)}
+    cases = [_case(p, by_pathway.get(p.id, [])) for p in pathways]
+    cases.sort(key=lambda c: (c.meeting_date is not None, c.meeting_date or date.min))
+    groups = [(key, list(items)) for key, items in groupby(cases, key=lambda c: c.meeting_date)]
+    return render_template(
+        "mdt/index.html", groups=groups, total=len(cases), state_label=d.STATE_LABELS["mdt_review"]
+    )

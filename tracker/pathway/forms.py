@@ -1,0 +1,232 @@
+"""WTForms built from the data dictionary: one form per trigger, no field written twice.
+
+The forms collect and convert what a person typed; the services decide what is
+valid, and their messages are put back beside the fields they concern.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from flask_wtf import FlaskForm
+from wtforms import (
+    DateField,
+    DateTimeLocalField,
+    DecimalField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+    widgets,
+)
+from wtforms import (
+    Field as WTField,
+)
+from wtforms.validators import InputRequired, Length, Optional, ValidationError
+
+from tracker.pathway.dictionary import Field, all_fields_for
+
+BLANK = ("", "— choose —")
+SCORE_SEP = "__"
+
+
+class CheckboxesField(SelectMultipleField):
+    """A multi-select shown as checkboxes: quicker to read and to tick than a list box."""
+
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+def local_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config.get("TIMEZONE", "Europe/London"))
+
+
+def to_local_input(value: datetime) -> datetime:
+    return value.astimezone(local_zone()).replace(tzinfo=None, second=0, microsecond=0)
+
+
+def from_local_input(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=local_zone())
+
+
+class Chosen:
+    """At least one box ticked; unlike InputRequired it sets no HTML `required` on each box."""
+
+    field_flags = {"needed": True}
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def __call__(self, form, field) -> None:
+        if not field.data:
+            raise ValidationError(self.message)
+
+
+def _required(f: Field, message: str | None = None):
+    return [InputRequired(message or f"{f.label} is required.")] if f.required else [Optional()]
+
+
+def wtf_field(f: Field, users_by_role: dict[str, list] | None = None) -> list[tuple[str, Any]]:
+    """The WTForms field(s) for one dictionary field, as (attribute name, unbound field)."""
+    kw = {"description": f.help}
+    if f.kind == "text" or f.kind == "longtext":
+        cls = StringField if f.kind == "text" else TextAreaField
+        return [(f.name, cls(f.label, validators=[*_required(f), Length(max=f.max_length)], **kw))]
+    if f.kind == "choice":
+        choices = [BLANK, *f.choices]
+        return [(f.name, SelectField(f.label, choices=choices, validators=_required(f), **kw))]
+    if f.kind == "multi":
+        if f.min_items > 1:
+            kw["description"] = f"Choose at least {f.min_items}."
+        needed = [Chosen(f"{f.label}: tick at least one.")] if f.required else [Optional()]
+        return [
+            (f.name, CheckboxesField(f.label, choices=list(f.choices), validators=needed, **kw))
+        ]
+    if f.kind == "date":
+        message = f"{f.label}: enter a date, for example 14/03/2026."
+        return [(f.name, DateField(f.label, validators=_required(f, message), **kw))]
+    if f.kind == "int":
+        message = f"{f.label}: enter a whole number."
+        return [(f.name, IntegerField(f.label, validators=_required(f, message), **kw))]
+    if f.kind == "number":
+        return [(f.name, DecimalField(f.label, places=None, validators=_required(f), **kw))]
+    if f.kind == "bool":
+        choices = [("yes", "Yes"), ("no", "No")]
+        return [(f.name, RadioField(f.label, choices=choices, validators=_required(f), **kw))]
+    if f.kind == "user":
+        people = (users_by_role or {}).get(f.role, [])
+        choices = [BLANK, *[(u.username, u.display_name) for u in people]]
+        return [(f.name, SelectField(f.label, choices=choices, validators=_required(f), **kw))]
+    if f.kind == "score":
+        out = []
+        for component, options in f.score.components.items():
+            label = f"{f.score.label}: {component.replace('_', ' ')}"
+            choices = [BLANK, *[(str(points), f"{points} - {words}") for points, words in options]]
+            out.append(
+                (
+                    f"{f.name}{SCORE_SEP}{component}",
+                    SelectField(label, choices=choices, validators=[Optional()]),
+                )
+            )
+        return out
+    if f.kind == "datetime":
+        return [
+            (
+                f.name,
+                DateTimeLocalField(f.label, format="%Y-%m-%dT%H:%M", validators=_required(f), **kw),
+            )
+        ]
+    raise AssertionError(f"no form field for kind {f.kind}")
+
+
+class StepForm(FlaskForm):
+    """What every recorded step carries besides its data."""
+
+    occurred_at = DateTimeLocalField(
+        "When it happened",
+        format="%Y-%m-%dT%H:%M",
+        validators=[InputRequired("Enter when it happened, for example 14/03/2026 09:30.")],
+        description="Local time. Defaults to now.",
+    )
+    expected_version = HiddenField()
+    request_id = HiddenField()
+    submit = SubmitField("Record")
+
+    def validate_expected_version(self, field: WTField) -> None:
+        if not (field.data or "").isdigit():
+            raise ValidationError("The form is incomplete; open it again from the pathway page.")
+
+
+def form_class(fields: tuple[Field, ...], users_by_role=None, base=StepForm):
+    attrs = {}
+    for f in fields:
+        for name, unbound in wtf_field(f, users_by_role):
+            attrs[name] = unbound
+    return type("GeneratedForm", (base,), attrs)
+
+
+def step_form(trigger: str, source: str, pathway, users_by_role, formdata=None):
+    """The form for ``trigger`` fired from ``source``, with defaults for a new submission."""
+    fields = all_fields_for(trigger, source)
+    form = form_class(fields, users_by_role)(formdata=formdata)
+    form.dictionary_fields = fields
+    if formdata is None:
+        form.occurred_at.data = to_local_input(datetime.now(local_zone()))
+        form.expected_version.data = str(pathway.version)
+        form.request_id.data = uuid.uuid4().hex
+    return form
+
+
+def collect(form, fields: tuple[Field, ...]) -> dict[str, Any]:
+    """The form's values as service data: blanks dropped, scores as component objects."""
+    data: dict[str, Any] = {}
+    for f in fields:
+        if f.kind == "score":
+            parts = {}
+            for component in f.score.components:
+                value = form[f"{f.name}{SCORE_SEP}{component}"].data
+                if value not in (None, ""):
+                    parts[component] = int(value)
+            if parts:
+                data[f.name] = parts
+            continue
+        value = form[f.name].data
+        if value in (None, "", []):
+            continue
+        if f.kind == "bool":
+            value = value == "yes"
+        elif f.kind == "number":
+            value = float(value)
+        elif f.kind == "date":
+            value = value.isoformat()
+        data[f.name] = value
+    return data
+
+
+def fill(form, fields: tuple[Field, ...], data: dict[str, Any]) -> None:
+    """Put recorded values into a form (for an amendment)."""
+    from datetime import date
+
+    for f in fields:
+        value = data.get(f.name)
+        if value is None:
+            continue
+        if f.kind == "score":
+            for component, points in value.items():
+                form[f"{f.name}{SCORE_SEP}{component}"].data = str(points)
+        elif f.kind == "bool":
+            form[f.name].data = "yes" if value else "no"
+        elif f.kind == "date":
+            form[f.name].data = date.fromisoformat(value)
+        elif f.kind == "choice":
+            form[f.name].data = str(value)
+        else:
+            form[f.name].data = value
+
+
+def put_errors(form, errors: dict[str, list[str]]) -> list[str]:
+    """Attach the service's messages to their fields; return those that fit no field."""
+    unplaced = []
+    for name, messages in errors.items():
+        target = None
+        if name in form:
+            target = form[name]
+        else:
+            components = [k for k in form._fields if k.startswith(f"{name}{SCORE_SEP}")]
+            if components:
+                target = form[components[0]]
+        if target is None:
+            unplaced.extend(messages)
+            continue
+        target.errors = [*list(target.errors or []), *messages]
+    return unplaced

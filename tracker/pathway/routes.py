@@ -1,0 +1,393 @@
+"""Pathway pages: load or 404, check permission, validate, call one service, commit, redirect."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from wtforms import SelectField
+from wtforms.validators import InputRequired
+
+from tracker.extensions import db
+from tracker.pathway import definition as d
+from tracker.pathway import services, targets
+from tracker.pathway.dictionary import all_fields_for
+from tracker.pathway.errors import (
+    InvalidData,
+    PathwayError,
+    RoleNotAllowed,
+    StaleVersion,
+)
+from tracker.pathway.forms import (
+    StepForm,
+    collect,
+    fill,
+    form_class,
+    from_local_input,
+    put_errors,
+    step_form,
+    to_local_input,
+)
+from tracker.pathway.models import Event, Pathway
+from tracker.pathway.scores import SCORES, sins_needs_surgical_opinion
+from tracker.pathway.timeline import entries, recorder
+from tracker.web.helpers import users_by_role
+
+bp = Blueprint("pathway", __name__, url_prefix="/pathways")
+
+MDT_DECISION_LABELS = {
+    "plan_surgery": "Surgery",
+    "plan_oncology": "Oncology treatment (radiotherapy or systemic therapy)",
+    "plan_palliative": "Palliative care",
+    "plan_surveillance": "Surveillance",
+    "request_imaging": "More imaging first",
+    "request_biopsy": "Biopsy first",
+}
+
+
+def load(pathway_id: int) -> Pathway:
+    return db.get_or_404(Pathway, pathway_id)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _actions(pathway: Pathway, history) -> dict:
+    allowed = services.allowed_triggers(pathway, current_user, history)
+    mdt = [t for t in allowed if d.is_mdt_outcome(t, pathway.state)]
+    return {
+        "changes": [t for t in allowed if t in d.STATE_CHANGING_TRIGGERS and t not in mdt],
+        "records": [t for t in allowed if t not in d.STATE_CHANGING_TRIGGERS],
+        "mdt": mdt,
+        "can_amend": d.role_may(current_user.role, d.AMEND_TRIGGER),
+        "void_refusal": services.void_refusal(pathway, current_user, history),
+        "voidable": history.voidable_step(),
+    }
+
+
+@bp.get("/<int:pathway_id>")
+def show(pathway_id: int):
+    pathway = load(pathway_id)
+    history = services.load_history(pathway)
+    statuses = targets.compute(
+        pathway.urgency, pathway.referral_received_at, history, _now(), pathway.closed_at
+    )
+    amendable = {s.seq for s in services.amendable_steps(history)}
+    return render_template(
+        "pathway/show.html",
+        pathway=pathway,
+        history=history,
+        entries=entries(history),
+        targets=statuses,
+        actions=_actions(pathway, history),
+        amendable=amendable,
+        recorder=recorder,
+        now=_now(),
+    )
+
+
+def _changed_since(pathway: Pathway, version: str | None) -> list[Event]:
+    """The steps recorded after the version a form was opened at."""
+    opened = int(version) if (version or "").isdigit() else 0
+    return list(
+        db.session.scalars(
+            select(Event)
+            .where(Event.pathway_id == pathway.id, Event.seq > opened)
+            .order_by(Event.seq)
+        )
+    )
+
+
+def _already_recorded(request_id: str | None) -> Event | None:
+    if not request_id:
+        return None
+    return db.session.scalar(select(Event).where(Event.request_id == request_id))
+
+
+def _submit(pathway: Pathway, form, call, template: str, context: dict):
+    """Run one service call as one transaction and answer as PRG, or re-render with why."""
+    try:
+        result = call()
+        db.session.commit()
+    except StaleVersion:
+        db.session.rollback()
+        duplicate = _already_recorded(form.request_id.data)
+        if duplicate is not None:  # a double-click that lost the race to itself
+            flash("This step was already recorded.", "info")
+            return redirect(url_for("pathway.show", pathway_id=pathway.id))
+        pathway = load(pathway.id)
+        changed = _changed_since(pathway, form.expected_version.data)
+        form.expected_version.data = str(pathway.version)
+        stale = StaleVersion(pathway.state, pathway.version).message
+        return render_template(
+            template, pathway=pathway, form=form, stale=stale, changed=changed, **context
+        ), 409
+    except InvalidData as exc:
+        db.session.rollback()
+        unplaced = put_errors(form, exc.errors)
+        return render_template(
+            template, pathway=pathway, form=form, problems=unplaced, **context
+        ), 422
+    except RoleNotAllowed as exc:
+        db.session.rollback()
+        abort(403, exc.message)
+    except PathwayError as exc:
+        db.session.rollback()
+        return render_template(
+            template, pathway=pathway, form=form, problems=[exc.message], **context
+        ), 409
+    if result.created:
+        flash(f"Recorded: {result.event.label}.", "success")
+    else:
+        flash("This step was already recorded; nothing was added.", "info")
+    return redirect(url_for("pathway.show", pathway_id=pathway.id) + f"#event-{result.event.seq}")
+
+
+def _start(form, pathway: Pathway) -> None:
+    """A new submission: the version it was opened at, a request id, and now."""
+    if "occurred_at" in form:
+        form.occurred_at.data = to_local_input(_now())
+    form.expected_version.data = str(pathway.version)
+    form.request_id.data = services.new_request_id()
+
+
+def _not_now(pathway: Pathway, trigger: str):
+    words = (
+        f"'{d.TRIGGER_LABELS.get(trigger, trigger)}' cannot be recorded now: the pathway is in "
+        f"'{pathway.state_label}'"
+    )
+    history = services.load_history(pathway)
+    if d.transition_for(trigger, pathway.state) is not None:
+        from tracker.pathway.machine import guards_pass
+
+        if not guards_pass(pathway, trigger, history=history, probe=True):
+            transition = d.transition_for(trigger, pathway.state)
+            reasons = [
+                services.GUARD_REASONS[g]
+                for g in transition.conditions
+                if not getattr(pathway, g)(history=history, probe=True)
+            ]
+            words = f"'{d.TRIGGER_LABELS[trigger]}' cannot be recorded yet: " + "; ".join(reasons)
+    abort(409, words + ".")
+
+
+@bp.route("/<int:pathway_id>/record/<trigger>", methods=["GET", "POST"])
+def record(pathway_id: int, trigger: str):
+    pathway = load(pathway_id)
+    if trigger not in d.TRIGGERS:
+        abort(404)
+    if not d.role_may(current_user.role, trigger):
+        abort(403)
+    if d.is_mdt_outcome(trigger, pathway.state):
+        return redirect(url_for("pathway.mdt_outcome", pathway_id=pathway.id, decision=trigger))
+    posted = request.method == "POST"
+    if not posted and trigger not in services.allowed_triggers(pathway, current_user):
+        _not_now(pathway, trigger)
+    form = step_form(
+        trigger, pathway.state, pathway, users_by_role(), request.form if posted else None
+    )
+    context = {"trigger": trigger, "title": d.TRIGGER_LABELS[trigger]}
+    if posted:
+        duplicate = _already_recorded(form.request_id.data)
+        if duplicate is not None and duplicate.pathway_id == pathway.id:
+            flash("This step was already recorded; nothing was added.", "info")
+            return redirect(url_for("pathway.show", pathway_id=pathway.id))
+        if form.validate():
+            data = collect(form, form.dictionary_fields)
+            return _submit(
+                pathway,
+                form,
+                lambda: services.record(
+                    pathway,
+                    trigger,
+                    data,
+                    from_local_input(form.occurred_at.data),
+                    current_user,
+                    int(form.expected_version.data),
+                    form.request_id.data,
+                ),
+                "pathway/step.html",
+                context,
+            )
+        return render_template("pathway/step.html", pathway=pathway, form=form, **context), 422
+    return render_template("pathway/step.html", pathway=pathway, form=form, **context)
+
+
+def _score_summary(form) -> list[dict]:
+    """Totals and bands of the score components entered so far (shown on the MDT form)."""
+    out = []
+    for name, score in SCORES.items():
+        values = {}
+        for component in score.components:
+            raw = form[f"{name}__{component}"].data
+            if raw not in (None, ""):
+                values[component] = int(raw)
+        complete = len(values) == len(score.components)
+        total = sum(values.values())
+        out.append(
+            {
+                "name": name,
+                "label": score.label,
+                "entered": len(values),
+                "of": len(score.components),
+                "total": total if values else None,
+                "band": score.band(total)[1] if complete else None,
+                "flag": name == "sins" and complete and sins_needs_surgical_opinion(total),
+            }
+        )
+    return out
+
+
+@bp.route("/<int:pathway_id>/mdt-outcome", methods=["GET", "POST"])
+def mdt_outcome(pathway_id: int):
+    pathway = load(pathway_id)
+    if not d.role_may(current_user.role, "plan_surgery"):
+        abort(403)
+    history = services.load_history(pathway)
+    allowed = [
+        t
+        for t in services.allowed_triggers(pathway, current_user, history)
+        if d.is_mdt_outcome(t, pathway.state)
+    ]
+    posted = request.method == "POST"
+    if not allowed and not posted:
+        abort(
+            409,
+            f"An MDT outcome can be recorded only in MDT review; this pathway is in "
+            f"'{pathway.state_label}'.",
+        )
+    choices = [("", "— choose —")] + [
+        (t, MDT_DECISION_LABELS[t]) for t in d.MDT_OUTCOME_SOURCES if t in allowed or posted
+    ]
+    fields = all_fields_for("plan_surgery", "mdt_review")  # the MDT record and a note
+    decision = SelectField(
+        "Decision", choices=choices, validators=[InputRequired("Choose the MDT's decision.")]
+    )
+    base = type("MDTForm", (StepForm,), {"decision": decision})
+    form = form_class(fields, users_by_role(), base=base)(formdata=request.form if posted else None)
+    if not posted:
+        _start(form, pathway)
+        form.decision.data = request.args.get("decision", "")
+    context = {"title": "Record MDT outcome", "scores": _score_summary(form)}
+    if posted and request.form.get("calculate"):
+        # "Calculate scores" only shows the totals; nothing is recorded.
+        return render_template("pathway/mdt_outcome.html", pathway=pathway, form=form, **context)
+    if posted:
+        duplicate = _already_recorded(form.request_id.data)
+        if duplicate is not None and duplicate.pathway_id == pathway.id:
+            flash("This MDT outcome was already recorded; nothing was added.", "info")
+            return redirect(url_for("pathway.show", pathway_id=pathway.id))
+        if form.validate():
+            data = collect(form, fields)
+            return _submit(
+                pathway,
+                form,
+                lambda: services.record(
+                    pathway,
+                    form.decision.data,
+                    data,
+                    from_local_input(form.occurred_at.data),
+                    current_user,
+                    int(form.expected_version.data),
+                    form.request_id.data,
+                ),
+                "pathway/mdt_outcome.html",
+                context,
+            )
+        return render_template(
+            "pathway/mdt_outcome.html", pathway=pathway, form=form, **context
+        ), 422
+    return render_template("pathway/mdt_outcome.html", pathway=pathway, form=form, **context)
+
+
+@bp.route("/<int:pathway_id>/amend/<int:seq>", methods=["GET", "POST"])
+def amend(pathway_id: int, seq: int):
+    pathway = load(pathway_id)
+    if not d.role_may(current_user.role, d.AMEND_TRIGGER):
+        abort(403)
+    history = services.load_history(pathway)
+    step = history.by_seq.get(seq)
+    if step is None:
+        abort(404)
+    if step not in services.amendable_steps(history):
+        abort(
+            409,
+            f"Step {seq} cannot be amended: only recorded steps with data that have not "
+            "been voided can be.",
+        )
+    fields = all_fields_for(step.trigger, step.from_state)
+    reason_field = all_fields_for(d.AMEND_TRIGGER, None)[1]
+    posted = request.method == "POST"
+    form = form_class((*fields, reason_field), users_by_role())(
+        formdata=request.form if posted else None
+    )
+    del form.occurred_at  # an amendment happens now; the step keeps its own time
+    context = {"step": step, "title": f"Amend: {d.TRIGGER_LABELS[step.trigger]}"}
+    if not posted:
+        fill(form, fields, step.data)
+        _start(form, pathway)
+        return render_template("pathway/amend.html", pathway=pathway, form=form, **context)
+    duplicate = _already_recorded(form.request_id.data)
+    if duplicate is not None and duplicate.pathway_id == pathway.id:
+        flash("This amendment was already recorded; nothing was added.", "info")
+        return redirect(url_for("pathway.show", pathway_id=pathway.id))
+    if not form.validate():
+        return render_template("pathway/amend.html", pathway=pathway, form=form, **context), 422
+    new = collect(form, fields)
+    changes = {f.name: new.get(f.name) for f in fields if new.get(f.name) != step.data.get(f.name)}
+    return _submit(
+        pathway,
+        form,
+        lambda: services.amend(
+            pathway,
+            seq,
+            changes,
+            form.reason.data,
+            current_user,
+            int(form.expected_version.data),
+            form.request_id.data,
+        ),
+        "pathway/amend.html",
+        context,
+    )
+
+
+@bp.route("/<int:pathway_id>/void", methods=["GET", "POST"])
+def void(pathway_id: int):
+    pathway = load(pathway_id)
+    if not d.role_may(current_user.role, d.VOID_TRIGGER):
+        abort(403)
+    history = services.load_history(pathway)
+    reason_field = all_fields_for(d.VOID_TRIGGER, None)[0]
+    posted = request.method == "POST"
+    form = form_class((reason_field,), {})(formdata=request.form if posted else None)
+    del form.occurred_at
+    context = {"step": history.voidable_step(), "title": "Void the last step"}
+    if not posted:
+        refusal = services.void_refusal(pathway, current_user, history)
+        if refusal:
+            abort(409, refusal)
+        _start(form, pathway)
+        return render_template("pathway/void.html", pathway=pathway, form=form, **context)
+    duplicate = _already_recorded(form.request_id.data)
+    if duplicate is not None and duplicate.pathway_id == pathway.id:
+        flash("This step was already voided; nothing was added.", "info")
+        return redirect(url_for("pathway.show", pathway_id=pathway.id))
+    if not form.validate():
+        return render_template("pathway/void.html", pathway=pathway, form=form, **context), 422
+    return _submit(
+        pathway,
+        form,
+        lambda: services.void_last_step(
+            pathway,
+            form.reason.data,
+            current_user,
+            int(form.expected_version.data),
+            form.request_id.data,
+        ),
+        "pathway/void.html",
+        context,
+    )

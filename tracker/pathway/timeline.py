@@ -1,0 +1,88 @@
+"""The pathway page's story: events in words, with corrections shown where they apply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from tracker.pathway import definition as d
+from tracker.pathway.dictionary import all_fields_for, readable
+from tracker.pathway.history import History, Step
+
+
+@dataclass
+class Entry:
+    step: Step
+    label: str
+    since_previous: timedelta | None
+    details: list[tuple[str, str]]
+    original: list[tuple[str, str]] = field(default_factory=list)
+    voided_reason: str | None = None
+    voided_by: str | None = None
+    note: str | None = None
+
+    @property
+    def event(self):
+        return self.step.event
+
+
+def _who(step: Step | None) -> str:
+    user = step.event.recorded_by if step is not None and step.event is not None else None
+    return user.display_name if user is not None else "unknown"
+
+
+def _correction_words(step: Step, history: History) -> list[tuple[str, str]]:
+    target = history.by_seq.get(step.amends_seq or step.voids_seq)
+    name = d.TRIGGER_LABELS.get(target.trigger, target.trigger) if target else "?"
+    out = [("Step", f"{target.seq if target else '?'} · {name}")]
+    if step.trigger == d.AMEND_TRIGGER and target is not None:
+        fields = {f.name: f for f in all_fields_for(target.trigger, target.from_state)}
+        for key, value in step.data.get("changes", {}).items():
+            f = fields.get(key)
+            if f is None:
+                continue
+            shown = "removed" if value is None else readable([f], {key: value})[0][1]
+            out.append((f.label, shown))
+    out.append(("Reason", step.data.get("reason", "")))
+    return out
+
+
+def entries(history: History) -> list[Entry]:
+    out: list[Entry] = []
+    previous: datetime | None = None
+    for step in history.steps:
+        fields = all_fields_for(step.trigger, step.from_state)
+        note = step.data.get("note") if step.trigger != "add_note" else None
+        if step.trigger in d.CORRECTION_TRIGGERS:
+            details = _correction_words(step, history)
+        else:
+            details = [
+                (label, words)
+                for label, words in readable(fields, step.data)
+                if label != "Note" or step.trigger == "add_note"
+            ]
+        entry = Entry(
+            step=step,
+            label=d.TRIGGER_LABELS.get(step.trigger, step.trigger),
+            since_previous=(step.occurred_at - previous) if previous else None,
+            details=details,
+            note=note,
+        )
+        if step.amended_by:
+            entry.original = [
+                (label, words)
+                for label, words in readable(fields, step.original)
+                if (label, words) not in details
+            ]
+        if step.voided_by is not None:
+            void = history.by_seq[step.voided_by]
+            entry.voided_reason = void.data.get("reason", "")
+            entry.voided_by = _who(void)
+        out.append(entry)
+        if step.counts:
+            previous = step.occurred_at
+    return out
+
+
+def recorder(entry: Entry) -> str:
+    return _who(entry.step)

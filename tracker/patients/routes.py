@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, or_, select
+from wtforms import HiddenField, SubmitField
+
+from tracker.extensions import db
+from tracker.pathway import definition as d
+from tracker.pathway import services as pathway_services
+from tracker.pathway.dictionary import PATHWAY_FIELDS, PATIENT_FIELDS
+from tracker.pathway.errors import DuplicateMRN, InvalidData, RoleNotAllowed
+from tracker.pathway.forms import collect, form_class, from_local_input, put_errors, to_local_input
+from tracker.pathway.models import Event
+from tracker.patients.models import Patient
+from tracker.patients.services import register_patient
+from tracker.web.helpers import users_by_role
+
+bp = Blueprint("patients", __name__, url_prefix="/patients")
+PAGE = 25
+
+
+class EntryForm(FlaskForm):
+    request_id = HiddenField()
+    submit = SubmitField("Save")
+
+
+def _may_register() -> None:
+    if current_user.role not in d.REGISTER_ROLES:
+        abort(403)
+
+
+@bp.get("/")
+def index():
+    q = (request.args.get("q") or "").strip()[:100]
+    query = select(Patient).order_by(Patient.family_name, Patient.given_name, Patient.id)
+    if q:
+        like = f"%{q.lower()}%"
+        query = query.where(
+            or_(
+                func.lower(Patient.mrn) == q.lower(),
+                func.lower(Patient.family_name).like(like),
+                func.lower(Patient.given_name).like(like),
+            )
+        )
+    patients = db.session.scalars(query.limit(PAGE)).all()
+    return render_template("patients/index.html", patients=patients, q=q)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def register():
+    _may_register()
+    form = form_class(PATIENT_FIELDS, base=EntryForm)()
+    form.submit.label.text = "Register patient"
+    existing = None
+    if form.validate_on_submit():
+        try:
+            patient = register_patient(current_user, **collect(form, PATIENT_FIELDS))
+            db.session.commit()
+        except DuplicateMRN as exc:
+            db.session.rollback()
+            existing = exc.patient
+            form.mrn.errors = [*form.mrn.errors, exc.message]
+        except InvalidData as exc:
+            db.session.rollback()
+            put_errors(form, exc.errors)
+        except RoleNotAllowed:
+            db.session.rollback()
+            abort(403)
+        else:
+            flash(f"Registered {patient.name} ({patient.mrn}).", "success")
+            return redirect(url_for("patients.show", patient_id=patient.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template("patients/register.html", form=form, existing=existing), status
+
+
+@bp.get("/<int:patient_id>")
+def show(patient_id: int):
+    patient = db.get_or_404(Patient, patient_id)
+    return render_template("patients/show.html", patient=patient)
+
+
+@bp.route("/<int:patient_id>/pathways/new", methods=["GET", "POST"])
+def open_pathway(patient_id: int):
+    _may_register()
+    patient = db.get_or_404(Patient, patient_id)
+    form = form_class(PATHWAY_FIELDS, users_by_role(), base=EntryForm)()
+    form.submit.label.text = "Open pathway"
+    if request.method == "GET":
+        form.referral_received_at.data = to_local_input(datetime.now(UTC))
+        form.request_id.data = pathway_services.new_request_id()
+        if current_user.role == "coordinator":
+            form.coordinator.data = current_user.username
+    elif form.validate_on_submit():
+        earlier = db.session.scalar(select(Event).where(Event.request_id == form.request_id.data))
+        if earlier is not None:  # the same form sent twice
+            flash("This pathway was already opened.", "info")
+            return redirect(url_for("pathway.show", pathway_id=earlier.pathway_id))
+        fields = collect(form, PATHWAY_FIELDS)
+        fields["referral_received_at"] = from_local_input(form.referral_received_at.data)
+        try:
+            pathway = pathway_services.open_pathway(
+                current_user, patient, request_id=form.request_id.data or None, **fields
+            )
+            db.session.commit()
+        except InvalidData as exc:
+            db.session.rollback()
+            put_errors(form, exc.errors)
+        else:
+            flash("Pathway opened: the referral clock has started.", "success")
+            return redirect(url_for("pathway.show", pathway_id=pathway.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template("patients/open_pathway.html", form=form, patient=patient), status
