@@ -529,7 +529,9 @@ def validate_event_data(
     return with_scores(clean)
 
 
-def readable(fields: Iterable[Field], data: dict[str, Any]) -> list[tuple[str, str]]:
+def readable(
+    fields: Iterable[Field], data: dict[str, Any], names: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
     """(label, words) pairs for showing an event's data to a person."""
     out = []
     by_name = {f.name: f for f in fields}
@@ -537,11 +539,15 @@ def readable(fields: Iterable[Field], data: dict[str, Any]) -> list[tuple[str, s
         f = by_name.get(name)
         if f is None:
             continue
-        out.append((f.label, describe(f, value, data)))
+        out.append((f.label, describe(f, value, data, names)))
     return out
 
 
-def describe(f: Field, value: Any, data: dict[str, Any] | None = None) -> str:
+def describe(
+    f: Field, value: Any, data: dict[str, Any] | None = None, names: dict[str, str] | None = None
+) -> str:
+    if f.kind == "user":
+        return (names or {}).get(value, value)
     if f.kind == "choice":
         return f.label_for(value)
     if f.kind == "multi":

@@ -30,11 +30,19 @@ from wtforms import (
 from wtforms import (
     Field as WTField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from tracker.pathway.dictionary import Field, all_fields_for
 
 BLANK = ("", "— choose —")
+
+
+def options(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms choices."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
 SCORE_SEP = "__"
 
 
@@ -83,14 +91,14 @@ def wtf_field(f: Field, users_by_role: dict[str, list] | None = None) -> list[tu
         cls = StringField if f.kind == "text" else TextAreaField
         return [(f.name, cls(f.label, validators=[*_required(f), Length(max=f.max_length)], **kw))]
     if f.kind == "choice":
-        choices = [BLANK, *f.choices]
+        choices = options([BLANK, *f.choices])
         return [(f.name, SelectField(f.label, choices=choices, validators=_required(f), **kw))]
     if f.kind == "multi":
         if f.min_items > 1:
             kw["description"] = f"Choose at least {f.min_items}."
         needed = [Chosen(f"{f.label}: tick at least one.")] if f.required else [Optional()]
         return [
-            (f.name, CheckboxesField(f.label, choices=list(f.choices), validators=needed, **kw))
+            (f.name, CheckboxesField(f.label, choices=options(f.choices), validators=needed, **kw))
         ]
     if f.kind == "date":
         message = f"{f.label}: enter a date, for example 14/03/2026."
@@ -101,17 +109,19 @@ def wtf_field(f: Field, users_by_role: dict[str, list] | None = None) -> list[tu
     if f.kind == "number":
         return [(f.name, DecimalField(f.label, places=None, validators=_required(f), **kw))]
     if f.kind == "bool":
-        choices = [("yes", "Yes"), ("no", "No")]
+        choices = options([("yes", "Yes"), ("no", "No")])
         return [(f.name, RadioField(f.label, choices=choices, validators=_required(f), **kw))]
     if f.kind == "user":
         people = (users_by_role or {}).get(f.role, [])
-        choices = [BLANK, *[(u.username, u.display_name) for u in people]]
+        choices = options([BLANK, *[(u.username, u.display_name) for u in people]])
         return [(f.name, SelectField(f.label, choices=choices, validators=_required(f), **kw))]
     if f.kind == "score":
         out = []
-        for component, options in f.score.components.items():
+        for component, points_words in f.score.components.items():
             label = f"{f.score.label}: {component.replace('_', ' ')}"
-            choices = [BLANK, *[(str(points), f"{points} - {words}") for points, words in options]]
+            choices = options(
+                [BLANK, *[(str(points), f"{points} - {words}") for points, words in points_words]]
+            )
             out.append(
                 (
                     f"{f.name}{SCORE_SEP}{component}",

@@ -21,11 +21,13 @@ from tracker.pathway.errors import (
     StaleVersion,
 )
 from tracker.pathway.forms import (
+    BLANK,
     StepForm,
     collect,
     fill,
     form_class,
     from_local_input,
+    options,
     put_errors,
     step_form,
     to_local_input,
@@ -55,6 +57,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _names() -> dict[str, str]:
+    from tracker.users.models import User
+
+    rows = db.session.execute(select(User.username, User.full_name)).all()
+    return {username: full_name or username for username, full_name in rows}
+
+
 def _actions(pathway: Pathway, history) -> dict:
     allowed = services.allowed_triggers(pathway, current_user, history)
     mdt = [t for t in allowed if d.is_mdt_outcome(t, pathway.state)]
@@ -80,7 +89,7 @@ def show(pathway_id: int):
         "pathway/show.html",
         pathway=pathway,
         history=history,
-        entries=entries(history),
+        entries=entries(history, _names()),
         targets=statuses,
         actions=_actions(pathway, history),
         amendable=amendable,
@@ -259,9 +268,10 @@ def mdt_outcome(pathway_id: int):
             f"An MDT outcome can be recorded only in MDT review; this pathway is in "
             f"'{pathway.state_label}'.",
         )
-    choices = [("", "— choose —")] + [
-        (t, MDT_DECISION_LABELS[t]) for t in d.MDT_OUTCOME_SOURCES if t in allowed or posted
-    ]
+    choices = options(
+        [BLANK]
+        + [(t, MDT_DECISION_LABELS[t]) for t in d.MDT_OUTCOME_SOURCES if t in allowed or posted]
+    )
     fields = all_fields_for("plan_surgery", "mdt_review")  # the MDT record and a note
     decision = SelectField(
         "Decision", choices=choices, validators=[InputRequired("Choose the MDT's decision.")]

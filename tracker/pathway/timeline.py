@@ -31,7 +31,7 @@ def _who(step: Step | None) -> str:
     return user.display_name if user is not None else "unknown"
 
 
-def _correction_words(step: Step, history: History) -> list[tuple[str, str]]:
+def _correction_words(step: Step, history: History, names) -> list[tuple[str, str]]:
     target = history.by_seq.get(step.amends_seq or step.voids_seq)
     name = d.TRIGGER_LABELS.get(target.trigger, target.trigger) if target else "?"
     out = [("Step", f"{target.seq if target else '?'} · {name}")]
@@ -41,24 +41,25 @@ def _correction_words(step: Step, history: History) -> list[tuple[str, str]]:
             f = fields.get(key)
             if f is None:
                 continue
-            shown = "removed" if value is None else readable([f], {key: value})[0][1]
+            shown = "removed" if value is None else readable([f], {key: value}, names)[0][1]
             out.append((f.label, shown))
     out.append(("Reason", step.data.get("reason", "")))
     return out
 
 
-def entries(history: History) -> list[Entry]:
+def entries(history: History, names: dict[str, str] | None = None) -> list[Entry]:
+    """The timeline; ``names`` maps usernames in the data to the people's names."""
     out: list[Entry] = []
     previous: datetime | None = None
     for step in history.steps:
         fields = all_fields_for(step.trigger, step.from_state)
         note = step.data.get("note") if step.trigger != "add_note" else None
         if step.trigger in d.CORRECTION_TRIGGERS:
-            details = _correction_words(step, history)
+            details = _correction_words(step, history, names)
         else:
             details = [
                 (label, words)
-                for label, words in readable(fields, step.data)
+                for label, words in readable(fields, step.data, names)
                 if label != "Note" or step.trigger == "add_note"
             ]
         entry = Entry(
@@ -71,7 +72,7 @@ def entries(history: History) -> list[Entry]:
         if step.amended_by:
             entry.original = [
                 (label, words)
-                for label, words in readable(fields, step.original)
+                for label, words in readable(fields, step.original, names)
                 if (label, words) not in details
             ]
         if step.voided_by is not None:

@@ -1,0 +1,264 @@
+"""A coordinator in a real browser: register, open, record every step, amend, void; axe checks.
+
+Drives Debian's Chromium through Playwright (never a downloaded browser) against the
+app served on a scratch database of each backend. Saves the README's screenshots.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from datetime import date
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from werkzeug.serving import make_server
+
+from tests.conftest import PASSWORD, make_app
+from tests.helpers import make_users
+from tracker.extensions import db
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason="needs Debian's chromium (apt-get install chromium; .ci/run does)",
+    ),
+]
+
+
+@pytest.fixture
+def live_server(scratch_url):
+    from sqlalchemy.pool import NullPool
+
+    app = make_app(
+        scratch_url,
+        SQLITE_EXPLICIT_TRANSACTIONS=False,
+        SQLALCHEMY_ENGINE_OPTIONS={"poolclass": NullPool},
+        WTF_CSRF_ENABLED=True,
+    )
+    with app.app_context():
+        upgrade()
+        make_users()
+        db.session.commit()
+        db.session.remove()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def page(live_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        context = browser.new_context(base_url=live_server, viewport={"width": 1360, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        yield page
+        context.close()
+        browser.close()
+
+
+def serious_violations(page) -> list[str]:
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}"
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+def record(page, action: str, fill=None) -> None:
+    """Click an action on the pathway page, fill its form, submit, land back on the page."""
+    page.get_by_role("link", name=action, exact=True).click()
+    if fill:
+        fill(page)
+    page.locator("form [type=submit]").last.click()
+    page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
+    assert page.locator(".alert-success").count() == 1, page.content()[:2000]
+
+
+def test_coordinator_records_a_whole_pathway(page, backend):
+    page.goto("/login")
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.screenshot(path=SHOTS / "login.png")
+    page.get_by_label("Username").fill("coordinator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Worklist").wait_for()
+
+    # Register a patient and open a pathway from the referral.
+    page.get_by_role("link", name="Register patient").click()
+    page.screenshot(path="/tmp/dbg-register.png")
+    page.get_by_label("MRN (hospital number)").fill("H123456")
+    page.get_by_label("Family name").fill("Okafor")
+    page.get_by_label("Given name").fill("Grace")
+    page.get_by_label("Date of birth").fill("1958-07-14")
+    page.get_by_label("Sex").select_option("female")
+    page.get_by_role("button", name="Register patient").click()
+    page.get_by_role("heading", name="OKAFOR, Grace").wait_for()
+    page.get_by_role("link", name="Open a pathway from a referral").click()
+    page.get_by_label("Referral source").select_option("gp")
+    page.get_by_label("Urgency").select_option("urgent")
+    page.get_by_label("Diagnosis category").select_option("metastatic_spinal")
+    page.get_by_label("Tumour site").fill("T7-T9")
+    page.get_by_label("Primary cancer site").select_option("breast")
+    page.get_by_label("Back pain").check()
+    page.get_by_label("Weakness").check()
+    page.get_by_label("Lead surgeon").select_option("surgeon")
+    page.get_by_role("button", name="Open pathway").click()
+    page.wait_for_url(re.compile(r"/pathways/\d+$"))
+
+    record(page, "Request imaging")
+    record(
+        page,
+        "Imaging reported",
+        lambda p: (
+            p.get_by_label("Modality").select_option("mri"),
+            p.get_by_label("Region").fill("Thoracic spine"),
+            p.get_by_label("Levels").fill("T7-T9"),
+            p.get_by_label("Findings").fill("Lytic T8 lesion with epidural extension."),
+            p.get_by_label("Bilsky ESCC grade").select_option("1c"),
+        ),
+    )
+    record(page, "Request biopsy")
+    record(
+        page,
+        "Biopsy result",
+        lambda p: (
+            p.get_by_label("Method").select_option("ct_guided_core"),
+            p.get_by_label("Histology").fill("Metastatic breast adenocarcinoma, ER positive."),
+            p.get_by_label("Result").select_option("malignant"),
+        ),
+    )
+    record(page, "Refer to MDT")
+
+    # The MDT outcome: the totals follow the components as they are chosen.
+    page.get_by_role("link", name="Record MDT outcome").click()
+    page.get_by_label("Decision").select_option("plan_surgery")
+    page.get_by_label("MDT meeting date").fill(date.today().isoformat())
+    page.get_by_label("Spinal surgery").check()
+    page.get_by_label("Radiology").check()
+    page.get_by_label("Clinical oncology").check()
+    page.get_by_label("Rationale").fill("Unstable T8 lesion: stabilise and decompress.")
+    for component, points in [
+        ("location", "1"),
+        ("pain", "3"),
+        ("bone_lesion", "2"),
+        ("alignment", "2"),
+        ("collapse", "2"),
+        ("posterolateral", "1"),
+    ]:
+        page.locator(f"#sins__{component}").select_option(points)
+    summary = page.locator("#sins-summary")
+    assert "Total 11" in summary.inner_text()
+    assert "spinal surgical opinion is needed" in summary.inner_text()
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.screenshot(path=SHOTS / "mdt-outcome.png", full_page=True)
+    page.get_by_role("button", name="Record MDT outcome").click()
+    page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
+
+    record(
+        page,
+        "Pre-operative assessment",
+        lambda p: (
+            p.get_by_label("ASA grade").fill("2"),
+            p.get_by_label("Yes").check(),
+        ),
+    )
+    record(
+        page,
+        "Record operation",
+        lambda p: (
+            p.get_by_label("Lead surgeon").select_option("surgeon"),
+            p.get_by_label("Decompression").check(),
+            p.get_by_label("Stabilisation and fusion").check(),
+            p.get_by_label("Approach").select_option("open"),
+            p.get_by_label("Levels", exact=True).fill("T6-T10"),
+            p.get_by_label("SSEP").check(),
+        ),
+    )
+    record(page, "Start rehabilitation")
+    record(
+        page, "Therapy session", lambda p: p.get_by_label("Mobility").select_option("walking_aid")
+    )
+    record(page, "Start surveillance")
+
+    # Amend the imaging report, then void the last step.
+    page.get_by_role("link", name=re.compile(r"^Amend Imaging reported")).click()
+    page.get_by_label("Levels").fill("T7-T10")
+    page.get_by_label("Reason for the correction").fill("T10 involvement missed at entry.")
+    page.get_by_role("button", name="Record amendment").click()
+    page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
+    page.get_by_role("link", name=re.compile(r"^Void")).click()
+    page.get_by_label("Reason for voiding").fill("Surveillance recorded before the therapy ended.")
+    page.get_by_role("button", name="Void this step").click()
+    page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
+
+    timeline = page.locator("ol.timeline")
+    for label in [
+        "Referral received",
+        "Request imaging",
+        "Imaging reported",
+        "Request biopsy",
+        "Biopsy result",
+        "Refer to MDT",
+        "MDT decision: surgery",
+        "Pre-operative assessment",
+        "Record operation",
+        "Start rehabilitation",
+        "Therapy session",
+        "Start surveillance",
+        "Amendment",
+        "Step voided",
+    ]:
+        assert timeline.get_by_text(label, exact=True).count() >= 1, label
+    assert (
+        "Rehabilitation" in page.locator("h1 + span + span + span, .state-badge").first.inner_text()
+    )
+    voided = page.locator("li.voided")
+    assert voided.count() == 1 and "Start surveillance" in voided.inner_text()
+    assert "Surveillance recorded before the therapy ended." in voided.inner_text()
+    amended = page.locator("li", has=page.locator("summary"))
+    assert "T7-T10" in amended.inner_text()
+    amended.locator("summary").click()
+    assert "T7-T9" in amended.locator("details").inner_text()  # the original, on demand
+    assert "11 - Potentially unstable" in timeline.inner_text()
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.screenshot(path=SHOTS / "pathway.png", full_page=True)
+
+    # The worklist and the MDT list, as the coordinator sees them.
+    page.get_by_role("link", name="Worklist", exact=True).click()
+    assert "OKAFOR, Grace" in page.locator("table").inner_text()
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.screenshot(path=SHOTS / "worklist.png")
+    page.get_by_role("link", name="MDT list").click()
+    page.get_by_role("heading", name=re.compile("MDT list")).wait_for()
+    assert not serious_violations(page)

@@ -1,0 +1,75 @@
+"""The worklist and the pathway page run a fixed number of queries, whatever the data size."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event
+
+from tests.helpers import Driver, driver
+from tracker.demo import DEMO_PASSWORD, seed
+from tracker.extensions import db
+from tracker.pathway import services
+
+
+@contextmanager
+def counted():
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+            statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def page_queries(client, url: str) -> int:
+    # The test's session spans requests; start each measurement as a new request would.
+    db.session.expire_all()
+    with counted() as statements:
+        response = client.get(url)
+    assert response.status_code == 200, response.text[:500]
+    return len(statements)
+
+
+def test_worklist_queries_do_not_grow_with_pathways(client, session):
+    seed(10, seed_value=3)
+    session.commit()
+    client.post("/login", data={"username": "coordinator", "password": DEMO_PASSWORD})
+    urls = ["/", "/?target=breached", "/?sort=name&page=2", "/?mine=1&q=smith", "/mdt/"]
+    small = [page_queries(client, url) for url in urls]
+    seed(990, seed_value=4)
+    session.commit()
+    large = [page_queries(client, url) for url in urls]
+    assert small == large
+    assert max(large) <= 8
+
+
+def test_pathway_page_queries_do_not_grow_with_events(client, session, users, login):
+    run = driver(users, referral=datetime.now(UTC) - timedelta(days=400), actor="surgeon").walk_to(
+        "surveillance"
+    )
+    short = run.pathway
+    long = driver(users, referral=datetime.now(UTC) - timedelta(days=400)).pathway
+    long_run = Driver(
+        long, users["coordinator"], long.referral_received_at, step=timedelta(minutes=30)
+    )
+    long_run.walk_to("surveillance")
+    while long.version < 500:
+        long_run.do("add_note", {"note": f"Phone call {long.version}"}, request_id=uuid.uuid4().hex)
+    services.amend(
+        long, 3, {"note": "corrected"}, "typo", users["coordinator"], long.version, uuid.uuid4().hex
+    )
+    session.commit()
+    login("coordinator")
+    assert short.version < 15 and long.version >= 500
+    assert page_queries(client, f"/pathways/{short.id}") == page_queries(
+        client, f"/pathways/{long.id}"
+    )
+    assert page_queries(client, f"/pathways/{long.id}") <= 6
