@@ -32,7 +32,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def live_server(scratch_url):
+def live_app(scratch_url):
     from sqlalchemy.pool import NullPool
 
     app = make_app(
@@ -46,6 +46,12 @@ def live_server(scratch_url):
         make_users()
         db.session.commit()
         db.session.remove()
+    return app
+
+
+@pytest.fixture
+def live_server(live_app):
+    app = live_app
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -262,3 +268,48 @@ def test_coordinator_records_a_whole_pathway(page, backend):
     page.get_by_role("link", name="MDT list").click()
     page.get_by_role("heading", name=re.compile("MDT list")).wait_for()
     assert not serious_violations(page)
+
+
+def test_surgeon_overview_of_a_demo_pathway(live_app, page, backend):
+    """A demo pathway with a recurrence and a complication: every chart draws, with a size."""
+    from sqlalchemy import select
+
+    from tracker.demo import seed
+    from tracker.pathway.models import Event, Pathway
+
+    with live_app.app_context():
+        seed(300, seed_value=7)
+        db.session.commit()
+        pathway_id = db.session.scalar(
+            select(Pathway.id)
+            .where(
+                Pathway.recurrence_count > 0,
+                select(Event.id)
+                .where(Event.pathway_id == Pathway.id, Event.trigger == "record_complication")
+                .exists(),
+            )
+            .limit(1)
+        )
+        db.session.remove()
+    assert pathway_id is not None, "the demo data has a recurrence with a complication"
+    page.goto("/login")
+    page.get_by_label("Username").fill("surgeon")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"/pathways/{pathway_id}")
+    overview = page.locator("section.overview")
+    charts = overview.locator("svg.chart")
+    assert charts.count() == 3
+    for i in range(3):
+        box = charts.nth(i).bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 100, box
+    assert overview.locator("svg.diagram rect.svg-node-current").count() == 1
+    assert overview.locator("svg.diagram path.svg-edge-taken").count() >= 5
+    assert "Clavien-Dindo" in overview.inner_text()
+    imaging_bars = overview.locator("svg.chart rect title", has_text="Imaging:")
+    assert imaging_bars.count() >= 2  # the recurrence: a second pass through imaging
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        overview.screenshot(path=SHOTS / "overview.png")
+    page.goto(f"/pathways/{pathway_id}/print")
+    assert page.locator("svg.chart").count() == 3

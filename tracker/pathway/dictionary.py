@@ -98,7 +98,7 @@ ASIA = _codes(
     "D=D - motor incomplete, most 3 or more",
     "E=E - normal",
 )
-ENNEKING = _codes("1", "2", "3", "IA", "IB", "IIA", "IIB", "III")
+ENNEKING = tuple((code, code) for code in ("1", "2", "3", "IA", "IB", "IIA", "IIB", "III"))
 PROCEDURES = _codes(
     "decompression",
     "stabilisation_fusion=Stabilisation and fusion",
@@ -122,7 +122,7 @@ COMPLICATION = _codes(
     "vte=Venous thromboembolism",
     "other",
 )
-CLAVIEN_DINDO = _codes("I", "II", "IIIa", "IIIb", "IVa", "IVb", "V")
+CLAVIEN_DINDO = tuple((code, code) for code in ("I", "II", "IIIa", "IIIb", "IVa", "IVb", "V"))
 MOBILITY = _codes("independent", "walking_aid=Walking aid", "wheelchair", "bed_bound=Bed-bound")
 TREATMENT_MODALITY = _codes(
     "conventional_rt=Conventional radiotherapy",

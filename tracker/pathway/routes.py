@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 
 from tracker.extensions import db
+from tracker.overview.build import build as build_overview
 from tracker.pathway import definition as d
 from tracker.pathway import services, targets
 from tracker.pathway.dictionary import all_fields_for
@@ -87,6 +90,7 @@ def show(pathway_id: int):
     amendable = {s.seq for s in services.amendable_steps(history)}
     return render_template(
         "pathway/show.html",
+        o=build_overview(pathway, history, _now()),
         pathway=pathway,
         history=history,
         entries=entries(history, _names()),
@@ -95,6 +99,24 @@ def show(pathway_id: int):
         amendable=amendable,
         recorder=recorder,
         now=_now(),
+    )
+
+
+@bp.get("/<int:pathway_id>/print")
+def print_view(pathway_id: int):
+    """The overview on one A4 landscape page, for clinic, the MDT and theatre."""
+    pathway = load(pathway_id)
+    history = services.load_history(pathway)
+    now = _now()
+    statuses = targets.compute(
+        pathway.urgency, pathway.referral_received_at, history, now, pathway.closed_at
+    )
+    return render_template(
+        "pathway/print.html",
+        pathway=pathway,
+        targets=statuses,
+        o=build_overview(pathway, history, now),
+        now=now,
     )
 
 
@@ -116,7 +138,7 @@ def _already_recorded(request_id: str | None) -> Event | None:
     return db.session.scalar(select(Event).where(Event.request_id == request_id))
 
 
-def _submit(pathway: Pathway, form, call, template: str, context: dict):
+def _submit(pathway: Pathway, form, call, template: str, context: dict, translate=None):
     """Run one service call as one transaction and answer as PRG, or re-render with why."""
     try:
         result = call()
@@ -136,7 +158,7 @@ def _submit(pathway: Pathway, form, call, template: str, context: dict):
         ), 409
     except InvalidData as exc:
         db.session.rollback()
-        unplaced = put_errors(form, exc.errors)
+        unplaced = put_errors(form, translate(exc.errors) if translate else exc.errors)
         return render_template(
             template, pathway=pathway, form=form, problems=unplaced, **context
         ), 422
@@ -232,7 +254,8 @@ def _score_summary(form) -> list[dict]:
         values = {}
         for component in score.components:
             raw = form[f"{name}__{component}"].data
-            if raw not in (None, ""):
+            allowed = {str(points) for points in score.allowed_points(component)}
+            if raw in allowed:  # anything else is refused beside its field on validation
                 values[component] = int(raw)
         complete = len(values) == len(score.components)
         total = sum(values.values())
@@ -313,6 +336,31 @@ def mdt_outcome(pathway_id: int):
     return render_template("pathway/mdt_outcome.html", pathway=pathway, form=form, **context)
 
 
+# In the amend form the step's own `reason` (withdraw, refer_to_mdt) is renamed, so it does
+# not clash with the reason for the correction.
+STEP_REASON = "corrected_reason"
+
+
+def _amend_fields(step) -> tuple:
+    out = []
+    for f in all_fields_for(step.trigger, step.from_state):
+        if f.name == "reason":
+            f = dataclasses.replace(f, name=STEP_REASON, label=f"{f.label} (as corrected)")
+        out.append(f)
+    return tuple(out)
+
+
+def _keep_recorded_people(form, fields, data) -> None:
+    """A person named in the record stays choosable after their account is deactivated."""
+    for f in fields:
+        value = data.get(f.name)
+        if f.kind == "user" and value and value not in {c.value for c in form[f.name].choices}:
+            form[f.name].choices = [
+                *form[f.name].choices,
+                SelectChoice(value, f"{value} (inactive)"),
+            ]
+
+
 @bp.route("/<int:pathway_id>/amend/<int:seq>", methods=["GET", "POST"])
 def amend(pathway_id: int, seq: int):
     pathway = load(pathway_id)
@@ -328,16 +376,18 @@ def amend(pathway_id: int, seq: int):
             f"Step {seq} cannot be amended: only recorded steps with data that have not "
             "been voided can be.",
         )
-    fields = all_fields_for(step.trigger, step.from_state)
+    fields = _amend_fields(step)
+    recorded = {(STEP_REASON if k == "reason" else k): v for k, v in step.data.items()}
     reason_field = all_fields_for(d.AMEND_TRIGGER, None)[1]
     posted = request.method == "POST"
     form = form_class((*fields, reason_field), users_by_role())(
         formdata=request.form if posted else None
     )
     del form.occurred_at  # an amendment happens now; the step keeps its own time
+    _keep_recorded_people(form, fields, recorded)
     context = {"step": step, "title": f"Amend: {d.TRIGGER_LABELS[step.trigger]}"}
     if not posted:
-        fill(form, fields, step.data)
+        fill(form, fields, recorded)
         _start(form, pathway)
         return render_template("pathway/amend.html", pathway=pathway, form=form, **context)
     duplicate = _already_recorded(form.request_id.data)
@@ -347,7 +397,19 @@ def amend(pathway_id: int, seq: int):
     if not form.validate():
         return render_template("pathway/amend.html", pathway=pathway, form=form, **context), 422
     new = collect(form, fields)
-    changes = {f.name: new.get(f.name) for f in fields if new.get(f.name) != step.data.get(f.name)}
+    changes = {
+        ("reason" if f.name == STEP_REASON else f.name): new.get(f.name)
+        for f in fields
+        if new.get(f.name) != recorded.get(f.name)
+    }
+
+    def errors_to_form(errors: dict) -> dict:
+        out = {}
+        for key, messages in errors.items():
+            name = key.removeprefix("changes.")
+            out[STEP_REASON if key == "changes.reason" else name] = messages
+        return out
+
     return _submit(
         pathway,
         form,
@@ -362,6 +424,7 @@ def amend(pathway_id: int, seq: int):
         ),
         "pathway/amend.html",
         context,
+        translate=errors_to_form,
     )
 
 

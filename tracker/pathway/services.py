@@ -202,11 +202,12 @@ def _check_time(occurred_at, history: History, now: datetime) -> datetime:
     return occurred_at
 
 
-def _existing_request(request_id: str, pathway: Pathway, trigger: str) -> Event | None:
+def _existing_request(request_id: str, pathway: Pathway | None, trigger: str) -> Event | None:
     if not request_id or not isinstance(request_id, str) or len(request_id) > 64:
         raise InvalidData({"request_id": ["A request id of 1 to 64 characters is required"]})
     event = db.session.scalar(select(Event).where(Event.request_id == request_id))
-    if event is not None and (event.pathway_id != pathway.id or event.trigger != trigger):
+    same_pathway = pathway is None or event is None or event.pathway_id == pathway.id
+    if event is not None and (not same_pathway or event.trigger != trigger):
         raise RequestIdReused(
             "This request id was already used for a different step; send a new one."
         )
@@ -298,6 +299,10 @@ def open_pathway(actor, patient, *, request_id: str | None = None, now=None, **f
     """Open a pathway from a referral: the clock starts at ``referral_received_at``."""
     now = now or utcnow()
     check_may_register(actor, "open pathways")
+    request_id = request_id or new_request_id()
+    earlier = _existing_request(request_id, None, d.OPEN_TRIGGER)
+    if earlier is not None:
+        return earlier.pathway
     try:
         clean = clean_fields(PATHWAY_FIELDS, fields)
     except DataError as exc:
@@ -334,7 +339,7 @@ def open_pathway(actor, patient, *, request_id: str | None = None, now=None, **f
         occurred_at=clean["referral_received_at"],
         actor=actor,
         data=data,
-        request_id=request_id or new_request_id(),
+        request_id=request_id,
         now=now,
     )
     return pathway
@@ -442,10 +447,15 @@ def amend(
     try:
         clean = validate_event_data(target.trigger, target.from_state, merged, target.occurred_at)
     except DataError as exc:
-        raise InvalidData(exc.errors) from None
-    _resolve_users(all_fields_for(target.trigger, target.from_state), clean)
+        # Named as the corrected fields, apart from the amendment's own event_seq and reason.
+        raise InvalidData({f"changes.{k}": v for k, v in exc.errors.items()}) from None
     diff = {k: v for k, v in clean.items() if target.data.get(k) != v}
     diff.update({k: None for k in target.data if k not in clean})
+    # A person named in the record may have left since; only a changed name is checked.
+    _resolve_users(
+        all_fields_for(target.trigger, target.from_state),
+        {k: v for k, v in diff.items() if v is not None},
+    )
     if not diff:
         raise InvalidData({"changes": ["The corrected values are the same as the recorded ones"]})
     data = {"event_seq": target.seq, "changes": diff, "reason": header["reason"]}

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from wtforms import HiddenField, SubmitField
 
 from tracker.extensions import db
@@ -17,7 +17,7 @@ from tracker.pathway.forms import collect, form_class, from_local_input, put_err
 from tracker.pathway.models import Event
 from tracker.patients.models import Patient
 from tracker.patients.services import register_patient
-from tracker.web.helpers import users_by_role
+from tracker.web.helpers import name_or_mrn, users_by_role
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 PAGE = 25
@@ -38,14 +38,7 @@ def index():
     q = (request.args.get("q") or "").strip()[:100]
     query = select(Patient).order_by(Patient.family_name, Patient.given_name, Patient.id)
     if q:
-        like = f"%{q.lower()}%"
-        query = query.where(
-            or_(
-                func.lower(Patient.mrn) == q.lower(),
-                func.lower(Patient.family_name).like(like),
-                func.lower(Patient.given_name).like(like),
-            )
-        )
+        query = query.where(name_or_mrn(q, Patient))
     patients = db.session.scalars(query.limit(PAGE)).all()
     return render_template("patients/index.html", patients=patients, q=q)
 

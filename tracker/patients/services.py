@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tracker.extensions import db
 from tracker.pathway.dictionary import PATIENT_FIELDS, DataError, clean_fields
@@ -13,7 +13,10 @@ from tracker.patients.models import Patient
 
 
 def find_by_mrn(mrn: str) -> Patient | None:
-    return db.session.scalar(select(Patient).where(Patient.mrn == mrn.strip()))
+    # Hospital numbers are compared without regard to letter case, as the searches do.
+    return db.session.scalar(
+        select(Patient).where(func.lower(Patient.mrn) == mrn.strip().lower()).limit(1)
+    )
 
 
 def register_patient(actor, **fields) -> Patient:

@@ -102,4 +102,5 @@ def edit(user_id: int):
             return render_template("users/edit.html", user=user, form=form), 422
         flash(f"Saved {user.username}.", "success")
         return redirect(url_for("users.index"))
-    return render_template("users/edit.html", user=user, form=form)
+    status = 422 if request.method == "POST" else 200
+    return render_template("users/edit.html", user=user, form=form), status

@@ -18,8 +18,10 @@ def init_app(app: Flask) -> None:
     from tracker.patients.routes import bp as patients_bp
     from tracker.users.routes import auth_bp, users_bp
     from tracker.web import filters
+    from tracker.web.helpers import IdConverter
     from tracker.worklist.routes import bp as worklist_bp
 
+    app.url_map.converters["int"] = IdConverter
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please log in to continue."
     login_manager.login_message_category = "info"
@@ -53,7 +55,9 @@ def init_app(app: Flask) -> None:
     def http_error(error: HTTPException):
         if request.endpoint == "healthz":
             return error
-        return render_template("errors/error.html", error=error), error.code
+        # Say why when the code that refused gave a reason; otherwise the page's own words.
+        reason = error.description if error.description != type(error).description else None
+        return render_template("errors/error.html", error=error, reason=reason), error.code
 
     @app.errorhandler(Exception)
     def server_error(error: Exception):

@@ -4,9 +4,29 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
+from werkzeug.routing import IntegerConverter
 
 from tracker.extensions import db
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` in URLs: ids beyond what the database holds are a 404, not an error."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
+def name_or_mrn(q: str, patient):
+    """Match an MRN exactly or a name containing ``q``; % and _ are plain text."""
+    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = f"%{escaped}%"
+    return or_(
+        func.lower(patient.mrn) == q.lower(),
+        func.lower(patient.family_name).like(like, escape="\\"),
+        func.lower(patient.given_name).like(like, escape="\\"),
+    )
 
 
 def users_by_role() -> dict[str, list]:

@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 
 from tracker.extensions import db
 from tracker.pathway import definition as d
 from tracker.pathway import targets
 from tracker.pathway.models import Pathway
 from tracker.patients.models import Patient
+from tracker.web.helpers import name_or_mrn
 
 bp = Blueprint("worklist", __name__)
 
@@ -21,7 +22,11 @@ SORTS = {
     "in_state": (Pathway.state_entered_at, Pathway.id),
     "name": (Patient.family_name, Patient.given_name, Pathway.id),
     "referral": (Pathway.referral_received_at.desc(), Pathway.id),
-    "urgency": (Pathway.urgency, Pathway.next_target_due_at, Pathway.id),
+    "urgency": (
+        case({"emergency": 0, "urgent": 1}, value=Pathway.urgency, else_=2),
+        Pathway.next_target_due_at,
+        Pathway.id,
+    ),
 }
 SORT_LABELS = {
     "due": "Next target due",
@@ -61,14 +66,7 @@ def filtered(args, now: datetime, user):
         )
     q = (args.get("q") or "").strip()[:100]
     if q:
-        like = f"%{q.lower()}%"
-        query = query.where(
-            or_(
-                func.lower(Patient.mrn) == q.lower(),
-                func.lower(Patient.family_name).like(like),
-                func.lower(Patient.given_name).like(like),
-            )
-        )
+        query = query.where(name_or_mrn(q, Patient))
     return query
 
 
@@ -77,7 +75,8 @@ def index():
     now = datetime.now(UTC)
     args = request.args
     sort = args.get("sort") if args.get("sort") in SORTS else "due"
-    page = max(1, args.get("page", 1, type=int) or 1)
+    # An absurd page number is an empty page, not an offset the database cannot hold.
+    page = min(max(1, args.get("page", 1, type=int) or 1), 1_000_000)
     size = int(current_app.config["WORKLIST_PAGE_SIZE"])
     query = filtered(args, now, current_user)
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))

@@ -1,0 +1,202 @@
+"""The surgeon's overview: figures match the events (time frozen), the diagram is the machine."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import time_machine
+
+from tests.helpers import Driver, new_pathway
+from tracker.overview import summary, svg
+from tracker.pathway import definition as d
+from tracker.pathway import services
+from tracker.pathway.machine import MACHINE, graph
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+NOW = T0 + 65 * DAY
+MDT = {
+    "meeting_date": "2026-01-10",
+    "disciplines": ["spinal_surgery", "radiology"],
+    "rationale": "Decompress and stabilise.",
+    "asia_grade": "C",
+    "ecog": 2,
+    "karnofsky": 60,
+    "sins": {
+        "location": 1,
+        "pain": 3,
+        "bone_lesion": 2,
+        "alignment": 0,
+        "collapse": 2,
+        "posterolateral": 1,
+    },
+}
+
+
+def journey(users):
+    """A routine pathway with an operation, a complication and a suspected recurrence."""
+    pathway = new_pathway(users["coordinator"], T0, urgency="routine")
+    run = Driver(pathway, users["surgeon"], T0)
+    steps = [
+        (1, "request_imaging", {}),
+        (
+            2,
+            "record_imaging",
+            {"modality": "mri", "region": "Spine", "findings": "T8 lesion", "bilsky_grade": "2"},
+        ),
+        (3, "refer_to_mdt", {}),
+        (5, "plan_surgery", MDT),
+        (7, "record_preop_assessment", {"asa_grade": 2, "consent_taken": True}),
+        (
+            8,
+            "record_surgery",
+            {
+                "lead_surgeon": "surgeon",
+                "procedures": ["decompression"],
+                "approach": "open",
+                "levels": "T7-T9",
+            },
+        ),
+        (9, "record_complication", {"complication": "csf_leak", "clavien_dindo": "IIIa"}),
+        (10, "start_rehabilitation", {}),
+        (12, "record_therapy_session", {"mobility": "walking_aid", "pain_nrs": 4}),
+        (20, "start_surveillance", {}),
+        (60, "record_follow_up", {"imaging_done": True, "status": "recurrence"}),
+        (61, "suspect_recurrence", {}),
+    ]
+    with time_machine.travel(NOW, tick=False):
+        for day, trigger, data in steps:
+            run.do(trigger, data, occurred_at=T0 + day * DAY)
+    return run
+
+
+def test_phases_milestones_and_facts_match_the_events(users):
+    run = journey(users)
+    history = services.load_history(run.pathway)
+    phases = summary.phases(history, NOW, None)
+    assert [(p.state, p.days) for p in phases] == [
+        ("referred", 1),
+        ("imaging", 2),
+        ("mdt_review", 2),
+        ("surgery_scheduled", 3),
+        ("post_op", 2),
+        ("rehabilitation", 10),
+        ("surveillance", 41),
+        ("imaging", 4),
+    ]
+    assert phases[-1].current and not phases[0].current
+    milestones = {m.label: m.days_since_referral for m in summary.milestones(history, T0)}
+    assert milestones == {
+        "Referral": 0,
+        "First imaging reported": 2,
+        "Histology": None,
+        "MDT decision": 5,
+        "Operation": 8,
+        "Rehabilitation started": 10,
+        "Oncology treatment started": None,
+    }
+    facts = summary.facts(history)
+    assert facts.sins == "9 · Potentially unstable"
+    assert facts.bilsky == "2" and facts.asia == "C"
+    assert facts.complications == [(T0 + 9 * DAY, "CSF leak", "IIIa")]
+    assert "Decompression · Open · levels T7-T9" in facts.operations[0][1]
+    series = {s.key: [(p[0], p[2]) for p in s.points] for s in summary.trends(history)}
+    assert series["asia_grade"] == [(T0 + 5 * DAY, "C")]
+    assert series["pain_nrs"] == [(T0 + 12 * DAY, "4")]
+    assert series["karnofsky"] == [(T0 + 5 * DAY, "60")]
+
+
+def test_page_shows_the_figures_with_time_frozen(client, users, login, session):
+    run = journey(users)
+    session.commit()
+    login("surgeon")
+    with time_machine.travel(NOW, tick=False):
+        page = client.get(f"/pathways/{run.pathway.id}").text
+    milestones = re.search(
+        r'<table class="table table-sm small mb-2 milestones">(.*?)</table>', page, re.S
+    ).group(1)
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", milestones)
+    assert ("Operation", "13 Jan 2026", "8") in rows
+    assert ("MDT decision", "10 Jan 2026", "5") in rows
+    # After the recurrence the routine clocks restart from it: diagnosis due 28 days later.
+    fds = r"Faster Diagnosis Standard</td><td>04 Apr 2026 10:00</td><td>[^/]*On track"
+    assert re.search(fds, page)
+    assert "Post-operative from 13 Jan 2026 09:00 for 2.0 days" in page
+    assert "Operation 13 Jan 2026" in page
+    assert "CSF leak, Clavien-Dindo IIIa" in page
+    for chart in ("gantt-title", "trend-title", "diagram-title"):
+        assert f'id="{chart}"' in page
+
+
+def test_diagram_draws_exactly_the_machine():
+    _, edges = graph()
+    drawn = svg.diagram("mdt_review", [("referred", "imaging"), ("imaging", "mdt_review")])
+    assert [n.state for n in drawn.nodes] == list(MACHINE.states) == list(d.STATES)
+    assert drawn.machine_edges() == set(edges)
+    assert [n.state for n in drawn.nodes if n.current] == ["mdt_review"]
+    assert {(e.source, e.dest) for e in drawn.edges if e.taken} == {
+        ("referred", "imaging"),
+        ("imaging", "mdt_review"),
+    }
+
+
+def test_rendered_diagram_has_every_state_and_transition(client, users, login, session):
+    run = journey(users)
+    session.commit()
+    login("coordinator")
+    page = client.get(f"/pathways/{run.pathway.id}").text
+    svg_text = page[page.index('id="diagram-title"') :]
+    assert set(re.findall(r'data-state="([a-z_]+)"', svg_text)) == set(d.STATES)
+    drawn_pairs = set(re.findall(r'data-source="([a-z_]+)" data-dest="([a-z_]+)"', svg_text))
+    machine_pairs = {(s, t) for s, t, _ in graph()[1] if s != t}
+    assert drawn_pairs == machine_pairs
+    taken = set(
+        re.findall(
+            r'data-source="([a-z_]+)" data-dest="([a-z_]+)" class="svg-edge-taken"', svg_text
+        )
+    )
+    assert ("surveillance", "imaging") in taken and ("mdt_review", "surgery_scheduled") in taken
+
+
+def test_sign_off_shows_who_and_marks_later_steps(client, users, login, session, now):
+    run = journey(users)
+    session.commit()
+    login("surgeon")
+    page = client.get(f"/pathways/{run.pathway.id}").text
+    assert "Not yet signed off by a surgeon" in page
+    response = client.post(
+        f"/pathways/{run.pathway.id}/record/sign_off",
+        data={
+            "occurred_at": (now - timedelta(minutes=5))
+            .astimezone(__import__("zoneinfo").ZoneInfo("Europe/London"))
+            .strftime("%Y-%m-%dT%H:%M"),
+            "expected_version": str(run.pathway.version),
+            "request_id": uuid.uuid4().hex,
+        },
+    )
+    assert response.status_code == 302, response.text
+    page = client.get(f"/pathways/{run.pathway.id}").text
+    assert "Signed off by <strong>Surgeon</strong>" in page
+    assert "Not yet reviewed" not in page
+    session.refresh(run.pathway)
+    run.do(
+        "add_note",
+        {"note": "Called the patient."},
+        actor=users["coordinator"],
+        occurred_at=now - timedelta(minutes=1),
+    )
+    session.commit()
+    page = client.get(f"/pathways/{run.pathway.id}").text
+    assert page.count("Not yet reviewed") == 1
+    assert "1 step not yet reviewed" in page
+
+
+def test_print_view_fits_the_overview(client, users, login, session):
+    run = journey(users)
+    session.commit()
+    login("viewer")
+    response = client.get(f"/pathways/{run.pathway.id}/print")
+    assert response.status_code == 200
+    assert "print.css" in response.text and 'id="diagram-title"' in response.text

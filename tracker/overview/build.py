@@ -1,0 +1,47 @@
+"""Assemble the overview of one pathway for the page and the print view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from tracker.overview import summary, svg
+from tracker.pathway.history import History
+
+
+@dataclass
+class Overview:
+    phases: list
+    gantt: svg.Gantt
+    milestones: list
+    series: list
+    panels: list
+    panels_height: float
+    operation_xs: list[tuple[float, str]]
+    facts: summary.Facts
+    review: summary.Review
+    diagram: svg.Diagram
+
+
+def build(pathway, history: History, now: datetime) -> Overview:
+    end = pathway.closed_at or now
+    axis = svg.Axis(pathway.referral_received_at, end)
+    phases = summary.phases(history, now, pathway.closed_at)
+    series = summary.trends(history)
+    panels, height = svg.trend_panels(series, axis)
+    path_taken = [(s.from_state, s.to_state) for s in history.counting() if s.changes_state]
+    return Overview(
+        phases=phases,
+        gantt=svg.gantt(phases, axis, open_=pathway.closed_at is None),
+        milestones=summary.milestones(history, pathway.referral_received_at),
+        series=series,
+        panels=panels,
+        panels_height=height,
+        operation_xs=[
+            (axis.x(s.occurred_at), f"{s.occurred_at:%d %b %Y}")
+            for s in summary.operations(history)
+        ],
+        facts=summary.facts(history),
+        review=summary.review(history),
+        diagram=svg.diagram(pathway.state, path_taken),
+    )

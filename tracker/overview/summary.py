@@ -1,0 +1,194 @@
+"""What a surgeon reads first: phases, milestones, trends, key facts, review status.
+
+Everything is computed from the pathway's history (corrections applied, voided
+steps ignored), so the overview and the timeline below it always agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from tracker.pathway import definition as d
+from tracker.pathway.dictionary import (
+    APPROACH,
+    CLAVIEN_DINDO,
+    COMPLICATION,
+    PROCEDURES,
+    Field,
+    describe,
+)
+from tracker.pathway.history import History, Step
+from tracker.pathway.scores import SINS, TOKUHASHI
+
+
+@dataclass(frozen=True)
+class Phase:
+    state: str
+    start: datetime
+    end: datetime
+    current: bool
+
+    @property
+    def days(self) -> float:
+        return (self.end - self.start).total_seconds() / 86400
+
+
+def phases(history: History, now: datetime, closed_at: datetime | None) -> list[Phase]:
+    """Time in each state, in order; the current phase runs to now (or to the closing)."""
+    changes = [s for s in history.counting() if s.changes_state or s.trigger == d.OPEN_TRIGGER]
+    out = []
+    for i, step in enumerate(changes):
+        last = i == len(changes) - 1
+        if step.to_state in d.FINAL_STATES:
+            break
+        end = changes[i + 1].occurred_at if not last else (closed_at or now)
+        out.append(Phase(step.to_state, step.occurred_at, end, current=last))
+    return out
+
+
+@dataclass(frozen=True)
+class Milestone:
+    label: str
+    at: datetime | None
+    days_since_referral: int | None
+
+
+MILESTONES = (
+    ("First imaging reported", ("record_imaging",)),
+    ("Histology", ("record_biopsy",)),
+    ("MDT decision", d.MDT_DECISIONS),
+    ("Operation", ("record_surgery",)),
+    ("Rehabilitation started", ("start_rehabilitation",)),
+    ("Oncology treatment started", ("start_oncology_treatment", "record_treatment")),
+)
+
+
+def milestones(history: History, referral: datetime) -> list[Milestone]:
+    out = [Milestone("Referral", referral, 0)]
+    for label, triggers in MILESTONES:
+        step = history.first(*triggers)
+        at = step.occurred_at if step else None
+        days = (at - referral).days if at else None
+        out.append(Milestone(label, at, days))
+    return out
+
+
+# Trend measures: data key, label, lowest and highest value on the axis, tick labels.
+ASIA_SCALE = {"A": 0, "B": 1, "C": 2, "D": 3, "E": 4}
+TRENDS = (
+    ("asia_grade", "ASIA grade", 0, 4, {0: "A", 1: "B", 2: "C", 3: "D", 4: "E"}),
+    ("pain_nrs", "Pain (NRS)", 0, 10, {0: "0", 5: "5", 10: "10"}),
+    ("ecog", "ECOG", 0, 4, {0: "0", 2: "2", 4: "4"}),
+    ("karnofsky", "Karnofsky", 0, 100, {0: "0", 50: "50", 100: "100"}),
+)
+
+
+@dataclass
+class Series:
+    key: str
+    label: str
+    low: int
+    high: int
+    ticks: dict[int, str]
+    points: list[tuple[datetime, float, str, str]] = field(
+        default_factory=list
+    )  # at, y, shown, from
+
+
+def trends(history: History) -> list[Series]:
+    out = []
+    for key, label, low, high, ticks in TRENDS:
+        series = Series(key, label, low, high, ticks)
+        for step in history.counting():
+            if key not in step.data:
+                continue
+            raw = step.data[key]
+            value = ASIA_SCALE[raw] if key == "asia_grade" else float(raw)
+            series.points.append(
+                (step.occurred_at, value, str(raw), d.TRIGGER_LABELS[step.trigger])
+            )
+        out.append(series)
+    return out
+
+
+def operations(history: History) -> list[Step]:
+    return [s for s in history.counting() if s.trigger == "record_surgery"]
+
+
+_PROCEDURES = Field("procedures", "Procedures", "multi", choices=PROCEDURES)
+_APPROACH = Field("approach", "Approach", "choice", choices=APPROACH)
+_COMPLICATION = Field("complication", "Complication", "choice", choices=COMPLICATION)
+_CLAVIEN = Field("clavien_dindo", "Clavien-Dindo", "choice", choices=CLAVIEN_DINDO)
+
+
+@dataclass
+class Facts:
+    histology: str | None
+    sins: str | None
+    tokuhashi: str | None
+    bilsky: str | None
+    asia: str | None
+    operations: list[tuple[datetime, str]]
+    complications: list[tuple[datetime, str, str]]
+
+
+def _latest(history: History, key: str):
+    for step in reversed(history.counting()):
+        if step.data.get(key) is not None:
+            return step.data[key]
+    return None
+
+
+def facts(history: History) -> Facts:
+    biopsy = history.latest("record_biopsy")
+    sins = _latest(history, "sins_total")
+    tokuhashi = _latest(history, "tokuhashi_total")
+    return Facts(
+        histology=f"{biopsy.data['histology']} ({biopsy.data['result'].replace('_', '-')})"
+        if biopsy
+        else None,
+        sins=f"{sins} · {SINS.band(sins)[1]}" if sins is not None else None,
+        tokuhashi=f"{tokuhashi} · {TOKUHASHI.band(tokuhashi)[1]}"
+        if tokuhashi is not None
+        else None,
+        bilsky=_latest(history, "bilsky_grade"),
+        asia=_latest(history, "asia_grade"),
+        operations=[
+            (
+                s.occurred_at,
+                f"{describe(_PROCEDURES, s.data['procedures'])} · "
+                f"{describe(_APPROACH, s.data['approach'])} · levels {s.data['levels']}",
+            )
+            for s in operations(history)
+        ],
+        complications=[
+            (
+                s.occurred_at,
+                describe(_COMPLICATION, s.data["complication"]),
+                describe(_CLAVIEN, s.data["clavien_dindo"]),
+            )
+            for s in history.counting()
+            if s.trigger == "record_complication"
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Review:
+    signed: Step | None
+    unreviewed: frozenset[int]
+
+
+def review(history: History) -> Review:
+    """The last sign-off, and the steps recorded after it (not yet reviewed by a surgeon)."""
+    signed = None
+    for step in reversed(history.steps):
+        if step.trigger == "sign_off":
+            signed = step
+            break
+    after = signed.seq if signed else 0
+    unreviewed = frozenset(
+        s.seq for s in history.steps if s.seq > after and s.trigger != "sign_off"
+    )
+    return Review(signed, unreviewed)
