@@ -16,6 +16,7 @@ def init_app(app: Flask) -> None:
     from tracker.mdt.routes import bp as mdt_bp
     from tracker.pathway.routes import bp as pathway_bp
     from tracker.patients.routes import bp as patients_bp
+    from tracker.reports.routes import bp as reports_bp
     from tracker.users.routes import auth_bp, users_bp
     from tracker.web import filters
     from tracker.web.helpers import IdConverter
@@ -34,7 +35,7 @@ def init_app(app: Flask) -> None:
         # A deactivated account is logged out on its next request, wherever it is.
         return user if user is not None and user.active else None
 
-    for blueprint in (auth_bp, users_bp, worklist_bp, patients_bp, pathway_bp, mdt_bp):
+    for blueprint in (auth_bp, users_bp, worklist_bp, patients_bp, pathway_bp, mdt_bp, reports_bp):
         app.register_blueprint(blueprint)
     filters.init_app(app)
 

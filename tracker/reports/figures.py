@@ -1,0 +1,357 @@
+"""The figures a cancer service is judged by, from a few aggregate queries.
+
+Each report runs a fixed number of SQL queries whatever the number of pathways:
+the per-pathway milestones come back as one grouped query, and medians and
+shares are computed from those rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from statistics import median
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import aliased
+
+from tracker.extensions import db
+from tracker.pathway import definition as d
+from tracker.pathway import targets
+from tracker.pathway.dictionary import (
+    APPROACH,
+    CLAVIEN_DINDO,
+    PROCEDURES,
+)
+from tracker.pathway.models import Event, Pathway
+from tracker.users.models import User
+
+TREATMENT = targets.TREATMENT_STARTED
+STANDARDS = (
+    # (code, label, urgencies, target code of targets.DEFAULT_LIMITS)
+    ("fds_28", "Faster Diagnosis Standard (28 days)", ("urgent", "routine"), "diagnosis"),
+    ("dtt_31", "Decision to treatment (31 days)", ("urgent", "routine"), "decision_to_treatment"),
+    ("rtt_62", "Referral to treatment (62 days)", ("urgent", "routine"), "referral_to_treatment"),
+    ("mri_24h", "Emergency MRI within 24 hours", ("emergency",), "mri"),
+    ("plan_24h", "Emergency plan within 24 hours of imaging", ("emergency",), "treatment_plan"),
+    ("treat_24h", "Emergency treatment within 24 hours of decision", ("emergency",), "treatment"),
+)
+
+
+@dataclass(frozen=True)
+class Filters:
+    start: date
+    end: date  # inclusive
+    urgency: str | None = None
+    diagnosis_category: str | None = None
+    lead_surgeon: str | None = None  # username
+
+    def bounds(self, zone) -> tuple[datetime, datetime]:
+        """The range as local days: from the start of ``start`` to the end of ``end``."""
+        return (
+            datetime.combine(self.start, time(0), tzinfo=zone),
+            datetime.combine(self.end + timedelta(days=1), time(0), tzinfo=zone),
+        )
+
+
+@dataclass
+class Cohort:
+    pathway_id: int
+    urgency: str
+    referral: datetime
+    imaging: datetime | None
+    decision: datetime | None
+    treatment: datetime | None
+    closed_at: datetime | None
+
+
+@dataclass
+class Report:
+    filters: Filters
+    referrals: int
+    intervals: list[tuple[str, int, float | None, float | None]]  # label, n, median, p90
+    standards: list[tuple[str, int, int, int, float | None]]  # label, met, not met, pending, %
+    states: list[tuple[str, int]]
+    procedures: list[tuple[str, int]]
+    approaches: list[tuple[str, int]]
+    operations: int
+    operated_pathways: int
+    complicated_pathways: int
+    clavien_dindo: list[tuple[str, int]]
+    recurrences: int
+    recurrence_pathways: int
+    tables: dict = field(default_factory=dict)
+
+    @property
+    def complication_rate(self) -> float | None:
+        if not self.operated_pathways:
+            return None
+        return 100 * self.complicated_pathways / self.operated_pathways
+
+
+def _not_voided(event):
+    voids = aliased(Event)
+    return ~select(voids.id).where(voids.voids_event_id == event.id).exists()
+
+
+def _pathway_filters(f: Filters) -> list:
+    conditions = []
+    if f.urgency:
+        conditions.append(Pathway.urgency == f.urgency)
+    if f.diagnosis_category:
+        conditions.append(Pathway.diagnosis_category == f.diagnosis_category)
+    if f.lead_surgeon:
+        surgeon = select(User.id).where(User.username == f.lead_surgeon).scalar_subquery()
+        conditions.append(Pathway.lead_surgeon_id == surgeon)
+    return conditions
+
+
+def cohort(f: Filters, zone) -> list[Cohort]:
+    """Pathways referred in the range, each with its first milestones (one query)."""
+    start, end = f.bounds(zone)
+
+    def first(*triggers):
+        return func.min(case((Event.trigger.in_(triggers), Event.occurred_at)))
+
+    rows = db.session.execute(
+        select(
+            Pathway.id,
+            Pathway.urgency,
+            Pathway.referral_received_at,
+            first("record_imaging"),
+            first(*d.MDT_DECISIONS),
+            first(*TREATMENT),
+            Pathway.closed_at,
+        )
+        .outerjoin(Event, and_(Event.pathway_id == Pathway.id, _not_voided(Event)))
+        .where(
+            Pathway.referral_received_at >= start,
+            Pathway.referral_received_at < end,
+            *_pathway_filters(f),
+        )
+        .group_by(Pathway.id)
+    ).all()
+    return [Cohort(*row) for row in rows]
+
+
+def _days(a: datetime | None, b: datetime | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return (b - a).total_seconds() / 86400
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    """Nearest-rank percentile (the value at rank ceil(share x n))."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def intervals(rows: list[Cohort]) -> list[tuple[str, int, float | None, float | None]]:
+    out = []
+    for label, pick in (
+        ("Referral to diagnosis (MDT decision)", lambda c: _days(c.referral, c.decision)),
+        ("Diagnosis to treatment", lambda c: _days(c.decision, c.treatment)),
+        ("Referral to treatment", lambda c: _days(c.referral, c.treatment)),
+    ):
+        values = [v for v in map(pick, rows) if v is not None]
+        out.append(
+            (
+                label,
+                len(values),
+                round(median(values), 1) if values else None,
+                None if not values else round(percentile(values, 0.9), 1),
+            )
+        )
+    return out
+
+
+def standards(rows: list[Cohort], now: datetime, rules) -> list:
+    out = []
+    for _, label, urgencies, target in STANDARDS:
+        met = not_met = pending = 0
+        for c in rows:
+            if c.urgency not in urgencies:
+                continue
+            start, stop = {
+                "diagnosis": (c.referral, c.decision),
+                "decision_to_treatment": (c.decision, c.treatment),
+                "referral_to_treatment": (c.referral, c.treatment),
+                "mri": (c.referral, c.imaging),
+                "treatment_plan": (c.imaging, c.decision),
+                "treatment": (c.decision, c.treatment),
+            }[target]
+            limit = rules.limit(c.urgency, target)
+            if start is None or limit is None:
+                continue
+            due = start + limit
+            status = targets._status(start, due, due, stop, now, c.closed_at)
+            if status == "met":
+                met += 1
+            elif status in ("missed", "breached"):
+                not_met += 1
+            elif status is not None:
+                pending += 1
+        share = round(100 * met / (met + not_met), 1) if met + not_met else None
+        out.append((label, met, not_met, pending, share))
+    return out
+
+
+def _with_amendments(events: list[Event]) -> dict[int, dict]:
+    """Each event's data with its amendments applied (one query for all amendments)."""
+    data = {e.id: dict(e.data) for e in events}
+    if not data:
+        return data
+    amendments = db.session.scalars(
+        select(Event)
+        .where(Event.amends_event_id.in_(list(data)), _not_voided(Event))
+        .order_by(Event.id)
+    )
+    for amendment in amendments:
+        merged = {**data[amendment.amends_event_id], **amendment.data.get("changes", {})}
+        data[amendment.amends_event_id] = {k: v for k, v in merged.items() if v is not None}
+    return data
+
+
+def _events(f: Filters, zone, trigger: str, *, in_range: bool = True, pathway_ids=None):
+    start, end = f.bounds(zone)
+    query = (
+        select(Event)
+        .join(Pathway, Pathway.id == Event.pathway_id)
+        .where(Event.trigger == trigger, _not_voided(Event), *_pathway_filters(f))
+    )
+    if in_range:
+        query = query.where(Event.occurred_at >= start, Event.occurred_at < end)
+    if pathway_ids is not None:
+        query = query.where(Event.pathway_id.in_(pathway_ids))
+    return list(db.session.scalars(query))
+
+
+def _labelled(counter: Counter, codes) -> list[tuple[str, int]]:
+    return [(label, counter.get(code, 0)) for code, label in codes]
+
+
+def build(f: Filters, now: datetime, zone) -> Report:
+    rows = cohort(f, zone)
+    start, end = f.bounds(zone)
+    states = Counter(
+        dict(
+            db.session.execute(
+                select(Pathway.state, func.count())
+                .where(
+                    Pathway.referral_received_at >= start,
+                    Pathway.referral_received_at < end,
+                    *_pathway_filters(f),
+                )
+                .group_by(Pathway.state)
+            ).all()
+        )
+    )
+    surgeries = _events(f, zone, "record_surgery")
+    surgery_data = _with_amendments(surgeries)
+    procedures = Counter(p for data in surgery_data.values() for p in data.get("procedures", []))
+    approaches = Counter(data.get("approach") for data in surgery_data.values())
+    operated = {e.pathway_id for e in surgeries}
+    complications = (
+        _events(f, zone, "record_complication", in_range=False, pathway_ids=list(operated))
+        if operated
+        else []
+    )
+    complication_data = _with_amendments(complications)
+    recurrences = _events(f, zone, "suspect_recurrence")
+    return Report(
+        filters=f,
+        referrals=len(rows),
+        intervals=intervals(rows),
+        standards=standards(rows, now, targets.rules()),
+        states=[(d.STATE_LABELS[s], states.get(s, 0)) for s in d.STATES],
+        procedures=_labelled(procedures, PROCEDURES),
+        approaches=_labelled(approaches, APPROACH),
+        operations=len(surgeries),
+        operated_pathways=len(operated),
+        complicated_pathways=len({e.pathway_id for e in complications}),
+        clavien_dindo=_labelled(
+            Counter(v.get("clavien_dindo") for v in complication_data.values()), CLAVIEN_DINDO
+        ),
+        recurrences=len(recurrences),
+        recurrence_pathways=len({e.pathway_id for e in recurrences}),
+    )
+
+
+def tables(report: Report) -> dict[str, tuple[str, list[str], list[tuple]]]:
+    """Every report table: name -> (title, header, rows). The page and the CSV share them."""
+    r = report
+    return {
+        "referrals": (
+            "Referrals",
+            ["Measure", "Count"],
+            [
+                ("Referrals in the range", r.referrals),
+                ("Recurrences suspected in the range", r.recurrences),
+                ("Pathways with a recurrence in the range", r.recurrence_pathways),
+            ],
+        ),
+        "intervals": (
+            "Waiting times (days)",
+            ["Interval", "Pathways", "Median", "90th percentile"],
+            r.intervals,
+        ),
+        "standards": (
+            "Waiting-time standards",
+            ["Standard", "Met", "Not met", "Pending", "Met (%)"],
+            r.standards,
+        ),
+        "states": ("Pathways per state (referred in the range)", ["State", "Pathways"], r.states),
+        "procedures": ("Operations by procedure", ["Procedure", "Operations"], r.procedures),
+        "approaches": ("Operations by approach", ["Approach", "Operations"], r.approaches),
+        "complications": (
+            "Complications",
+            ["Measure", "Value"],
+            [
+                ("Operations in the range", r.operations),
+                ("Pathways operated on", r.operated_pathways),
+                ("Of them with a complication", r.complicated_pathways),
+                (
+                    "Complication rate (%)",
+                    None if r.complication_rate is None else round(r.complication_rate, 1),
+                ),
+            ],
+        ),
+        "clavien_dindo": (
+            "Complications by Clavien-Dindo grade",
+            ["Grade", "Complications"],
+            r.clavien_dindo,
+        ),
+    }
+
+
+def charts(report: Report) -> dict[str, tuple[str, list[tuple[str, float | None]], str]]:
+    """What each table's chart plots: (title, (label, value) rows, unit)."""
+    r = report
+    return {
+        "referrals": (
+            "Referrals and recurrences",
+            [("Referrals", r.referrals), ("Recurrences", r.recurrences)],
+            "",
+        ),
+        "intervals": ("Median days", [(label, med) for label, _, med, _ in r.intervals], " d"),
+        "standards": (
+            "Share meeting each standard",
+            [(label, share) for label, _, _, _, share in r.standards],
+            "%",
+        ),
+        "states": ("Pathways per state", r.states, ""),
+        "procedures": ("Operations by procedure", r.procedures, ""),
+        "approaches": ("Operations by approach", r.approaches, ""),
+        "complications": (
+            "Operated pathways and complications",
+            [
+                ("Operated on", r.operated_pathways),
+                ("With a complication", r.complicated_pathways),
+            ],
+            "",
+        ),
+        "clavien_dindo": ("Complications by grade", r.clavien_dindo, ""),
+    }

@@ -1,0 +1,137 @@
+"""Reports, the week ahead, and their CSV exports."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, current_app, render_template, request
+from flask_login import current_user
+from sqlalchemy import or_, select
+
+from tracker.extensions import db
+from tracker.pathway import definition as d
+from tracker.pathway.dictionary import DIAGNOSIS_CATEGORY, URGENCY_SHORT
+from tracker.pathway.models import Pathway
+from tracker.pathway.targets import TARGET_LABELS
+from tracker.reports import figures
+from tracker.users.models import User
+from tracker.web.csv import csv_response
+
+bp = Blueprint("reports", __name__)
+MAX_RANGE_DAYS = 3 * 366
+
+
+def _zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config.get("TIMEZONE", "Europe/London"))
+
+
+def _filters(args) -> tuple[figures.Filters | None, list[str]]:
+    """The report's filters from the query string, or the problems with them."""
+    problems = []
+    today = datetime.now(_zone()).date()
+
+    def day(name: str, default: date) -> date:
+        raw = (args.get(name) or "").strip()
+        if not raw:
+            return default
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            problems.append(f"The {name} date '{raw[:20]}' is not a date; use YYYY-MM-DD.")
+            return default
+
+    start = day("start", today - timedelta(days=89))
+    end = day("end", today)
+    if start > end:
+        problems.append("The start date is after the end date; swap them.")
+    if (end - start).days > MAX_RANGE_DAYS:
+        problems.append("The range is longer than three years; choose a shorter one.")
+    urgency = args.get("urgency") or None
+    if urgency and urgency not in URGENCY_SHORT:
+        problems.append(f"Urgency must be one of: {', '.join(URGENCY_SHORT)}.")
+    category = args.get("diagnosis_category") or None
+    if category and category not in dict(DIAGNOSIS_CATEGORY):
+        problems.append("Unknown diagnosis category; choose one from the list.")
+    surgeon = args.get("lead_surgeon") or None
+    if problems:
+        return None, problems
+    return figures.Filters(start, end, urgency, category, surgeon), []
+
+
+def _surgeons() -> list[User]:
+    return list(
+        db.session.scalars(
+            select(User).where(User.role == "surgeon").order_by(User.full_name, User.username)
+        )
+    )
+
+
+@bp.get("/reports/")
+def index():
+    filters, problems = _filters(request.args)
+    context = {
+        "args": request.args,
+        "surgeons": _surgeons(),
+        "problems": problems,
+        "categories": DIAGNOSIS_CATEGORY,
+        "urgencies": URGENCY_SHORT,
+    }
+    if filters is None:
+        return render_template("reports/index.html", report=None, **context), 422
+    report = figures.build(filters, datetime.now(UTC), _zone())
+    return render_template(
+        "reports/index.html",
+        report=report,
+        tables=figures.tables(report),
+        charts=figures.charts(report),
+        **context,
+    )
+
+
+@bp.get("/reports/<name>.csv")
+def table_csv(name: str):
+    filters, problems = _filters(request.args)
+    if filters is None:
+        abort(422, " ".join(problems))
+    report = figures.build(filters, datetime.now(UTC), _zone())
+    tables = figures.tables(report)
+    if name not in tables:
+        abort(404)
+    _, header, rows = tables[name]
+    return csv_response(f"{name}_{filters.start}_{filters.end}.csv", header, rows)
+
+
+@bp.get("/this-week")
+def this_week():
+    """Targets that will breach in the next 7 days, and follow-up visits overdue."""
+    now = datetime.now(UTC)
+    everyone = request.args.get("who", "me" if current_user.role == "coordinator" else "all")
+    mine = everyone == "me"
+    base = select(Pathway).join(Pathway.patient).where(Pathway.closed_at.is_(None))
+    if mine:
+        base = base.where(
+            or_(
+                Pathway.coordinator_id == current_user.id,
+                Pathway.lead_surgeon_id == current_user.id,
+            )
+        )
+    breaching = db.session.scalars(
+        base.where(
+            Pathway.next_target_due_at >= now, Pathway.next_target_due_at < now + timedelta(days=7)
+        ).order_by(Pathway.next_target_due_at)
+    ).all()
+    overdue = db.session.scalars(
+        base.where(Pathway.next_target == "follow_up", Pathway.next_target_due_at < now).order_by(
+            Pathway.next_target_due_at
+        )
+    ).all()
+    return render_template(
+        "reports/this_week.html",
+        breaching=breaching,
+        overdue=overdue,
+        mine=mine,
+        now=now,
+        target_labels=TARGET_LABELS,
+        state_labels=d.STATE_LABELS,
+    )
