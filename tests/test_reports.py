@@ -28,8 +28,11 @@ def steps(users, referral, urgency, plan, lead="surgeon"):
     run = Driver(pathway, users["surgeon"], referral)
     for offset, trigger, data in plan:
         at = referral + offset
-        run.do(trigger, valid_data(trigger, pathway.state, at) if data is None else data,
-               occurred_at=at)
+        run.do(
+            trigger,
+            valid_data(trigger, pathway.state, at) if data is None else data,
+            occurred_at=at,
+        )
     return run
 
 
@@ -37,42 +40,111 @@ def steps(users, referral, urgency, plan, lead="surgeon"):
 def dataset(users, session):
     """P1-P6 as in the module's comments; the expected figures below are worked by hand."""
     with time_machine.travel(NOW, tick=False):
-        surgery = {"lead_surgeon": "surgeon", "approach": "open", "levels": "T8",
-                   "procedures": ["decompression", "laminectomy"]}
-        to_mdt = [(1 * H, "request_imaging", None), (2 * H, "record_imaging", None),
-                  (3 * H, "refer_to_mdt", None)]
+        surgery = {
+            "lead_surgeon": "surgeon",
+            "approach": "open",
+            "levels": "T8",
+            "procedures": ["decompression", "laminectomy"],
+        }
+        to_mdt = [
+            (1 * H, "request_imaging", None),
+            (2 * H, "record_imaging", None),
+            (3 * H, "refer_to_mdt", None),
+        ]
         # P1 routine: decision day 10, operation day 20, a IIIa complication amended to IIIb.
-        p1 = steps(users, datetime(2026, 3, 2, 9, tzinfo=UTC), "routine", [
-            *to_mdt, (10 * D, "plan_surgery", None), (20 * D, "record_surgery", surgery),
-            (21 * D, "record_complication", {"complication": "csf_leak",
-                                             "clavien_dindo": "IIIa"})])
-        services.amend(p1.pathway, p1.pathway.last_seq, {"clavien_dindo": "IIIb"}, "Regraded",
-                       users["surgeon"], p1.pathway.version, uuid.uuid4().hex)
+        p1 = steps(
+            users,
+            datetime(2026, 3, 2, 9, tzinfo=UTC),
+            "routine",
+            [
+                *to_mdt,
+                (10 * D, "plan_surgery", None),
+                (20 * D, "record_surgery", surgery),
+                (
+                    21 * D,
+                    "record_complication",
+                    {"complication": "csf_leak", "clavien_dindo": "IIIa"},
+                ),
+            ],
+        )
+        services.amend(
+            p1.pathway,
+            p1.pathway.last_seq,
+            {"clavien_dindo": "IIIb"},
+            "Regraded",
+            users["surgeon"],
+            p1.pathway.version,
+            uuid.uuid4().hex,
+        )
         # P2 urgent, lead surgeon2: decision day 30, operation day 70.
-        steps(users, datetime(2026, 3, 5, 9, tzinfo=UTC), "urgent", [
-            *to_mdt, (30 * D, "plan_surgery", None),
-            (70 * D, "record_surgery", {**surgery, "lead_surgeon": "surgeon2",
-                                        "procedures": ["decompression"],
-                                        "approach": "minimally_invasive"})], lead="surgeon2")
+        steps(
+            users,
+            datetime(2026, 3, 5, 9, tzinfo=UTC),
+            "urgent",
+            [
+                *to_mdt,
+                (30 * D, "plan_surgery", None),
+                (
+                    70 * D,
+                    "record_surgery",
+                    {
+                        **surgery,
+                        "lead_surgeon": "surgeon2",
+                        "procedures": ["decompression"],
+                        "approach": "minimally_invasive",
+                    },
+                ),
+            ],
+            lead="surgeon2",
+        )
         # P3 routine, referred 10 days ago: everything pending.
         steps(users, NOW - 10 * D, "routine", [])
         # P4 emergency: imaging at 20 h, decision at 50 h, treatment at 60 h.
-        steps(users, datetime(2026, 4, 1, 9, tzinfo=UTC), "emergency", [
-            (1 * H, "request_imaging", None), (20 * H, "record_imaging", None),
-            (21 * H, "refer_to_mdt", None), (50 * H, "plan_oncology", None),
-            (60 * H, "record_treatment", None)])
+        steps(
+            users,
+            datetime(2026, 4, 1, 9, tzinfo=UTC),
+            "emergency",
+            [
+                (1 * H, "request_imaging", None),
+                (20 * H, "record_imaging", None),
+                (21 * H, "refer_to_mdt", None),
+                (50 * H, "plan_oncology", None),
+                (60 * H, "record_treatment", None),
+            ],
+        )
         # P5 referred before the range; its operation and recurrence fall inside it.
-        steps(users, datetime(2026, 1, 10, 9, tzinfo=UTC), "routine", [
-            *to_mdt, (40 * D, "plan_surgery", None),
-            (59 * D, "record_surgery", {**surgery, "procedures": ["vertebroplasty"],
-                                        "approach": "percutaneous"}),
-            (60 * D, "start_surveillance", None), (111 * D, "record_follow_up", None),
-            (112 * D, "suspect_recurrence", None)])
+        steps(
+            users,
+            datetime(2026, 1, 10, 9, tzinfo=UTC),
+            "routine",
+            [
+                *to_mdt,
+                (40 * D, "plan_surgery", None),
+                (
+                    59 * D,
+                    "record_surgery",
+                    {**surgery, "procedures": ["vertebroplasty"], "approach": "percutaneous"},
+                ),
+                (60 * D, "start_surveillance", None),
+                (111 * D, "record_follow_up", None),
+                (112 * D, "suspect_recurrence", None),
+            ],
+        )
         # P6 routine: its MDT decision was voided, so it waits in MDT review, breached.
-        p6 = steps(users, datetime(2026, 4, 10, 9, tzinfo=UTC), "routine", [
-            *to_mdt, (5 * D, "plan_surgery", None)])
-        services.void_last_step(p6.pathway, "Wrong patient", users["surgeon"], p6.pathway.version,
-                                uuid.uuid4().hex, now=datetime(2026, 4, 15, 10, tzinfo=UTC))
+        p6 = steps(
+            users,
+            datetime(2026, 4, 10, 9, tzinfo=UTC),
+            "routine",
+            [*to_mdt, (5 * D, "plan_surgery", None)],
+        )
+        services.void_last_step(
+            p6.pathway,
+            "Wrong patient",
+            users["surgeon"],
+            p6.pathway.version,
+            uuid.uuid4().hex,
+            now=datetime(2026, 4, 15, 10, tzinfo=UTC),
+        )
         session.commit()
 
 
@@ -87,9 +159,11 @@ def test_every_figure_matches_the_hand_computed_dataset(client, login, dataset):
     login("viewer")
     with time_machine.travel(NOW, tick=False):
         page = client.get(f"/reports/?{RANGE}").text
-    assert table(page, "referrals") == [["Referrals in the range", "5"],
-                                        ["Recurrences suspected in the range", "1"],
-                                        ["Pathways with a recurrence in the range", "1"]]
+    assert table(page, "referrals") == [
+        ["Referrals in the range", "5"],
+        ["Recurrences suspected in the range", "1"],
+        ["Pathways with a recurrence in the range", "1"],
+    ]
     # Referral to diagnosis: 2.1, 10, 30 days; diagnosis to treatment: 0.4, 10, 40;
     # referral to treatment: 2.5, 20, 70. Median the middle, 90th percentile the top.
     assert table(page, "intervals") == [
@@ -107,14 +181,24 @@ def test_every_figure_matches_the_hand_computed_dataset(client, login, dataset):
     ]
     states = dict(table(page, "states"))
     assert {k: v for k, v in states.items() if v != "0"} == {
-        "Referred": "1", "MDT review": "1", "Post-operative": "2", "Oncology treatment": "1"}
+        "Referred": "1",
+        "MDT review": "1",
+        "Post-operative": "2",
+        "Oncology treatment": "1",
+    }
     procedures = {k: v for k, v in table(page, "procedures") if v != "0"}
     assert procedures == {"Decompression": "2", "Laminectomy": "1", "Vertebroplasty": "1"}
-    assert table(page, "approaches") == [["Open", "1"], ["Minimally invasive", "1"],
-                                         ["Percutaneous", "1"]]
+    assert table(page, "approaches") == [
+        ["Open", "1"],
+        ["Minimally invasive", "1"],
+        ["Percutaneous", "1"],
+    ]
     assert table(page, "complications") == [
-        ["Operations in the range", "3"], ["Pathways operated on", "3"],
-        ["Of them with a complication", "1"], ["Complication rate (%)", "33.3"]]
+        ["Operations in the range", "3"],
+        ["Pathways operated on", "3"],
+        ["Of them with a complication", "1"],
+        ["Complication rate (%)", "33.3"],
+    ]
     grades = {k: v for k, v in table(page, "clavien_dindo") if v != "0"}
     assert grades == {"IIIb": "1"}  # the amendment, not the original IIIa
     assert page.count('<svg class="chart bars"') == 8
@@ -126,10 +210,13 @@ def test_filters_narrow_the_cohort(client, login, dataset):
         emergency = client.get(f"/reports/?{RANGE}&urgency=emergency").text
         surgeon2 = client.get(f"/reports/?{RANGE}&lead_surgeon=surgeon2").text
         primary = client.get(f"/reports/?{RANGE}&diagnosis_category=primary_bone").text
-    assert table(emergency, "referrals")[0] == ["Referrals in the range", "5"][:1] + ["1"]
+    assert table(emergency, "referrals")[0] == ["Referrals in the range", "1"]
     assert table(surgeon2, "referrals")[0][1] == "1"
-    assert table(surgeon2, "approaches") == [["Open", "0"], ["Minimally invasive", "1"],
-                                             ["Percutaneous", "0"]]
+    assert table(surgeon2, "approaches") == [
+        ["Open", "0"],
+        ["Minimally invasive", "1"],
+        ["Percutaneous", "0"],
+    ]
     assert table(primary, "referrals")[0][1] == "0"
 
 
@@ -153,8 +240,9 @@ def test_report_csv_opens_in_excel(client, login, dataset):
     rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     assert rows[0] == ["Standard", "Met", "Not met", "Pending", "Met (%)"]
     assert rows[1] == ["Faster Diagnosis Standard (28 days)", "1", "2", "1", "33.3"]
-    assert 'filename="standards_2026-03-01_2026-06-30.csv"' in response.headers[
-        "Content-Disposition"]
+    assert (
+        'filename="standards_2026-03-01_2026-06-30.csv"' in response.headers["Content-Disposition"]
+    )
 
 
 def test_worklist_csv_has_every_filtered_row_with_iso_dates(client, login, dataset):
@@ -173,11 +261,22 @@ def test_this_week_lists_breaches_ahead_and_overdue_follow_ups(client, login, us
     with time_machine.travel(NOW, tick=False):
         soon = steps(users, NOW - 25 * D, "routine", [])  # FDS due in 3 days
         later = steps(users, NOW - 1 * D, "routine", [])  # due in 27 days
-        followed = steps(users, datetime(2026, 1, 5, 9, tzinfo=UTC), "routine", [
-            (1 * H, "request_imaging", None), (2 * H, "record_imaging", None),
-            (3 * H, "refer_to_mdt", None), (4 * D, "plan_surveillance", None),
-            (60 * D, "record_follow_up", {"imaging_done": True, "status": "ned",
-                                          "next_due": "2026-05-01"})])
+        followed = steps(
+            users,
+            datetime(2026, 1, 5, 9, tzinfo=UTC),
+            "routine",
+            [
+                (1 * H, "request_imaging", None),
+                (2 * H, "record_imaging", None),
+                (3 * H, "refer_to_mdt", None),
+                (4 * D, "plan_surveillance", None),
+                (
+                    60 * D,
+                    "record_follow_up",
+                    {"imaging_done": True, "status": "ned", "next_due": "2026-05-01"},
+                ),
+            ],
+        )
         session.commit()
         login("coordinator")
         page = client.get("/this-week?who=all").text

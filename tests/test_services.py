@@ -371,3 +371,50 @@ def test_allowed_triggers_follow_role_state_and_guards(users):
     assert {"request_biopsy", "refer_to_mdt"} <= set(
         services.allowed_triggers(run.pathway, users["coordinator"])
     )
+
+
+def test_discharge_needs_a_follow_up_from_this_surveillance_episode(users):
+    run = driver(users).walk_to("surveillance")
+    run.do("record_follow_up", {"imaging_done": True, "status": "ned"})
+    run.fire("suspect_recurrence")
+    run.fire("refer_to_mdt")
+    run.fire("plan_surveillance")
+    with pytest.raises(TriggerNotAllowed, match="the last follow-up must show"):
+        run.do("discharge")
+    run.do("record_follow_up", {"imaging_done": True, "status": "stable"})
+    assert run.do("discharge").created
+
+
+def test_a_voided_step_can_be_recorded_again_at_its_real_time(users, now):
+    run = driver(users, referral=now - timedelta(hours=6))
+    real_time = now - timedelta(hours=3)
+    run.do("request_imaging", occurred_at=real_time)
+    services.void_last_step(
+        run.pathway, "Wrong form", users["coordinator"], run.pathway.version, uuid.uuid4().hex
+    )
+    assert run.do("request_imaging", occurred_at=real_time).created
+    from tracker.pathway.verify import check
+
+    assert check(run.pathway, events_of(run.pathway)) == []
+
+
+def test_mdt_date_is_judged_as_a_local_day(users):
+    # 00:30 on 15 July in London is 23:30 on 14 July UTC: a meeting on 15 July is fine,
+    # and stays fine when the outcome is later amended.
+    run = driver(users, referral=datetime(2026, 7, 1, 9, tzinfo=UTC)).walk_to("mdt_review")
+    at = datetime(2026, 7, 14, 23, 30, tzinfo=UTC)
+    data = {
+        "meeting_date": "2026-07-15",
+        "disciplines": ["spinal_surgery", "radiology"],
+        "rationale": "Operate.",
+    }
+    outcome = run.do("plan_surgery", data, occurred_at=at).event
+    services.amend(
+        run.pathway,
+        outcome.seq,
+        {"rationale": "Operate next week."},
+        "Clarified",
+        users["surgeon"],
+        run.pathway.version,
+        uuid.uuid4().hex,
+    )

@@ -106,7 +106,7 @@ def test_follow_up_due_date_and_recurrence_restarts_clocks():
         (*MDT, T0 + 10 * D, {}),
         ("record_follow_up", "surveillance", visit, {"next_due": "2026-07-01"}),
     )
-    due = datetime(2026, 7, 2, tzinfo=UTC)
+    due = datetime(2026, 7, 1, 23, tzinfo=UTC)  # the end of 1 July in London (BST)
     follow_up = next(
         t for t in targets.compute("routine", T0, hist, visit) if t.code == "follow_up"
     )
@@ -153,3 +153,18 @@ def test_pathway_keeps_its_next_target_in_step_with_events(users):
     assert targets.status_at(due, warn, referral + 20 * H) == "pending"
     assert targets.status_at(due, warn, referral + 22 * H) == "due_soon"
     assert targets.status_at(due, warn, referral + 27 * H) == "breached"
+
+
+def test_follow_up_clocks_are_met_or_missed_when_the_next_visit_comes():
+    first = T0 + 100 * D  # 10 Jun 2026, next due 1 Jul
+    hist = history(
+        ("record_follow_up", "surveillance", first, {"next_due": "2026-07-01"}),
+        ("record_follow_up", "surveillance", first + 30 * D, {"next_due": "2026-10-01"}),
+    )
+    found = [
+        t for t in targets.compute("routine", T0, hist, first + 31 * D) if t.code == "follow_up"
+    ]
+    assert [(t.status, t.stopped_at) for t in found] == [
+        ("missed", first + 30 * D),  # seen on 10 July, due by the end of 1 July
+        ("pending", None),
+    ]

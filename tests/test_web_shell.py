@@ -46,3 +46,22 @@ def test_deactivated_account_cannot_log_in_and_is_logged_out(client, users, logi
 def test_anonymous_is_sent_to_login(client):
     response = client.get("/")
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+def test_login_refuses_every_way_out_of_the_site(client, users):
+    for target in [
+        "//evil.example/",
+        "/%09/evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "/\t/evil.example",
+    ]:
+        response = client.post(
+            f"/login?next={target}", data={"username": "coordinator", "password": PASSWORD}
+        )
+        assert response.headers["Location"] == "/", target
+        client.post("/logout")
+    response = client.post(
+        "/login?next=/mdt/", data={"username": "coordinator", "password": PASSWORD}
+    )
+    assert response.headers["Location"] == "/mdt/"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from tracker.core.clock import local_date
 from tracker.pathway import definition as d
 from tracker.pathway.scores import SCORES, SINS, TOKUHASHI, Score
 
@@ -510,7 +511,7 @@ def validate_event_data(
     """The clean data of an event, with computed scores; DataError if invalid."""
     clean = clean_fields(all_fields_for(trigger, source), data or {})
     errors: dict[str, list[str]] = {}
-    day = occurred_at.date() if occurred_at else None
+    day = local_date(occurred_at) if occurred_at else None
     if trigger == "record_assessment" and not clean.keys() - {"note"}:
         errors["asia_grade"] = ["Give at least one of ASIA grade, pain score, ECOG or Karnofsky"]
     is_mdt = source is not None and d.is_mdt_outcome(trigger, source)

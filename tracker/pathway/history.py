@@ -87,7 +87,12 @@ class History:
 
     @property
     def last_occurred_at(self) -> datetime | None:
-        return max((s.occurred_at for s in self.steps), default=None)
+        """When the latest step of the clinical story happened.
+
+        Voided steps and corrections (timed when they were made) are left out, so a
+        step undone by mistake can be recorded again at the time it really happened.
+        """
+        return max((s.occurred_at for s in self.counting()), default=None)
 
     def counting(self) -> list[Step]:
         return [s for s in self.steps if s.counts]

@@ -11,6 +11,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from tracker.core.clock import local_date
 from tracker.core.db import JSONType, UTCDateTime, utcnow
 from tracker.extensions import db
 from tracker.pathway import definition as d
@@ -105,11 +106,12 @@ class Pathway(db.Model):
         if probe or occurred_at is None:
             return True
         meeting = date.fromisoformat(decision.data.get("meeting_date", "0001-01-01"))
-        return occurred_at >= decision.occurred_at and occurred_at.date() >= meeting
+        return occurred_at >= decision.occurred_at and local_date(occurred_at) >= meeting
 
     def guard_follow_up_clear(self, *, history, probe=False, **_) -> bool:
         """From surveillance: the last follow-up shows no evidence of disease or stable disease."""
-        follow_up = history.latest("record_follow_up")
+        entry = history.entry_step()  # the step into surveillance: this episode only
+        follow_up = history.latest("record_follow_up", since=entry.seq if entry else 0)
         return follow_up is not None and follow_up.data.get("status") in ("ned", "stable")
 
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from flask import current_app, has_app_context
 
+from tracker.core.clock import local_zone
 from tracker.pathway import definition as d
 from tracker.pathway.history import History
 
@@ -124,7 +125,8 @@ def _status(start, due, warn, stop, now, closed_at) -> str | None:
 
 
 def _end_of_day(day: date) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+    """The end of a local calendar day, in UTC."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=local_zone()).astimezone(UTC)
 
 
 def compute(
@@ -168,16 +170,31 @@ def compute(
         status = _status(start, due, warn, stop, now, closed_at)
         if status:
             out.append(TargetStatus(code, start, due, warn, stop, status))
-    follow_up = history.latest("record_follow_up")
-    if follow_up and follow_up.data.get("next_due"):
-        due = _end_of_day(date.fromisoformat(follow_up.data["next_due"]))
-        start = follow_up.occurred_at
-        warn = due - (due - start) * fraction
-        # The latest follow-up is the one whose next visit is awaited: its clock is running.
-        status = _status(start, due, warn, None, now, closed_at)
-        if status:
-            out.append(TargetStatus("follow_up", start, due, warn, None, status))
+    out.extend(_follow_ups(history, now, closed_at, fraction))
     return out
+
+
+def _follow_ups(history: History, now, closed_at, fraction) -> list[TargetStatus]:
+    """The last completed follow-up clock (met or missed) and the one running now.
+
+    Each follow-up with a "next visit due" date starts a clock that the next
+    follow-up stops; earlier completed ones are in the timeline.
+    """
+    visits = [s for s in history.counting() if s.trigger == "record_follow_up"]
+    out = []
+    for i, visit in enumerate(visits):
+        following = visits[i + 1] if i + 1 < len(visits) else None
+        if not visit.data.get("next_due"):
+            continue
+        due = _end_of_day(date.fromisoformat(visit.data["next_due"]))
+        warn = due - (due - visit.occurred_at) * fraction
+        stop = following.occurred_at if following else None
+        status = _status(visit.occurred_at, due, warn, stop, now, closed_at)
+        if status:
+            out.append(TargetStatus("follow_up", visit.occurred_at, due, warn, stop, status))
+    completed = [t for t in out if t.stopped_at is not None][-1:]
+    running = [t for t in out if t.stopped_at is None]
+    return completed + running
 
 
 def next_open(statuses: list[TargetStatus]) -> TargetStatus | None:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from tracker.extensions import db
 from tracker.pathway import definition as d
+from tracker.pathway import targets
 from tracker.pathway.history import History
 from tracker.pathway.models import Event, Pathway
 
@@ -40,11 +41,43 @@ def check(pathway: Pathway, events: list[Event]) -> list[str]:
     if (pathway.closed_at is not None) != (state in d.FINAL_STATES):
         problems.append("closed_at does not match a final state")
     previous = None
-    for event in events:
-        if previous is not None and event.occurred_at < previous:
-            problems.append(f"event {event.seq} happened before the event before it")
+    for step in history.counting():
+        if previous is not None and step.occurred_at < previous:
+            problems.append(f"event {step.seq} happened before the step before it")
             break
-        previous = event.occurred_at
+        previous = step.occurred_at
+    problems.extend(_derived(pathway, history))
+    return problems
+
+
+def _derived(pathway: Pathway, history: History) -> list[str]:
+    """What the row keeps from its events: entry time, closing and the next target."""
+    problems = []
+    entry = history.entry_step()
+    if entry is not None and pathway.state_entered_at != entry.occurred_at:
+        problems.append(
+            f"state_entered_at is {pathway.state_entered_at}, the events give {entry.occurred_at}"
+        )
+    if (
+        pathway.state in d.FINAL_STATES
+        and entry is not None
+        and (pathway.closed_at != entry.occurred_at)
+    ):
+        problems.append(f"closed_at is {pathway.closed_at}, the events give {entry.occurred_at}")
+    if pathway.closed_at is None:
+        # Open clocks do not depend on the time of the check, so the stored next target must
+        # be the one the events give (after a change of limits: run refresh-targets).
+        statuses = targets.compute(
+            pathway.urgency, pathway.referral_received_at, history, pathway.state_entered_at, None
+        )
+        upcoming = targets.next_open(statuses)
+        expected = (upcoming.code, upcoming.due_at) if upcoming else (None, None)
+        if (pathway.next_target, pathway.next_target_due_at) != expected:
+            problems.append(
+                f"next target is {pathway.next_target} due {pathway.next_target_due_at}, "
+                f"the events give {expected[0]} due {expected[1]} (run refresh-targets if the "
+                "limits changed)"
+            )
     return problems
 
 

@@ -6,17 +6,18 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from wtforms import HiddenField, SubmitField
 
 from tracker.extensions import db
 from tracker.pathway import definition as d
 from tracker.pathway import services as pathway_services
 from tracker.pathway.dictionary import PATHWAY_FIELDS, PATIENT_FIELDS
-from tracker.pathway.errors import DuplicateMRN, InvalidData, RoleNotAllowed
+from tracker.pathway.errors import DuplicateMRN, InvalidData, RoleNotAllowed, StaleVersion
 from tracker.pathway.forms import collect, form_class, from_local_input, put_errors, to_local_input
 from tracker.pathway.models import Event
 from tracker.patients.models import Patient
-from tracker.patients.services import register_patient
+from tracker.patients.services import find_by_mrn, register_patient
 from tracker.web.helpers import name_or_mrn, users_by_role
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -63,6 +64,11 @@ def register():
         except RoleNotAllowed:
             db.session.rollback()
             abort(403)
+        except IntegrityError:
+            # Registered by someone else at the same moment: show theirs.
+            db.session.rollback()
+            existing = find_by_mrn(form.mrn.data or "")
+            form.mrn.errors = [*form.mrn.errors, "This MRN was registered a moment ago."]
         else:
             flash(f"Registered {patient.name} ({patient.mrn}).", "success")
             return redirect(url_for("patients.show", patient_id=patient.id))
@@ -102,6 +108,18 @@ def open_pathway(patient_id: int):
         except InvalidData as exc:
             db.session.rollback()
             put_errors(form, exc.errors)
+        except RoleNotAllowed:
+            db.session.rollback()
+            abort(403)
+        except (StaleVersion, IntegrityError):
+            # The same form sent twice at once: the first one opened the pathway.
+            db.session.rollback()
+            earlier = db.session.scalar(
+                select(Event).where(Event.request_id == form.request_id.data)
+            )
+            if earlier is not None:
+                return redirect(url_for("pathway.show", pathway_id=earlier.pathway_id))
+            raise
         else:
             flash("Pathway opened: the referral clock has started.", "success")
             return redirect(url_for("pathway.show", pathway_id=pathway.id))
