@@ -21,6 +21,8 @@ from tracker.extensions import db
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 if PG_URL and not PG_URL.startswith("postgresql"):
     raise RuntimeError("TEST_DATABASE_URL must be a postgresql+psycopg:// URL")
+if os.environ.get("REQUIRE_ALL_BACKENDS") and not PG_URL:
+    raise RuntimeError("REQUIRE_ALL_BACKENDS is set (CI): TEST_DATABASE_URL must name PostgreSQL")
 PG_SKIP_REASON = (
     "PostgreSQL tests need TEST_DATABASE_URL, e.g. "
     "postgresql+psycopg://postgres@127.0.0.1:5432/test (.ci/run sets it)"

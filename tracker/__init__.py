@@ -9,13 +9,18 @@ from pathlib import Path
 from flask import Flask
 
 
-def template_folder() -> str:
-    """Top-level templates/: beside the package in a checkout, under share/ when installed."""
+def project_folder(name: str) -> str:
+    """A top-level folder (templates, migrations): beside the package in a checkout,
+    under <prefix>/share/tracker when the package is installed from a wheel."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "templates", Path(sys.prefix) / "share/tracker/templates"):
+    for candidate in (here.parent / name, Path(sys.prefix) / "share" / "tracker" / name):
         if candidate.is_dir():
             return str(candidate)
-    raise RuntimeError("templates/ not found beside the package nor under share/tracker")
+    raise RuntimeError(f"{name}/ found neither beside the package nor under share/tracker")
+
+
+def template_folder() -> str:
+    return project_folder("templates")
 
 
 def create_app(config: str | type | None = None) -> Flask:
@@ -39,7 +44,7 @@ def create_app(config: str | type | None = None) -> Flask:
     ext.migrate.init_app(
         app,
         ext.db,
-        directory=str(Path(__file__).parent.parent / "migrations"),
+        directory=project_folder("migrations"),
         render_as_batch=True,
     )
     ext.csrf.init_app(app)
