@@ -17,11 +17,17 @@ MADE_UP_INT = 987654
 MADE_UP_TEXT = "no-such-thing"
 
 
-def _rules():
-    """(endpoint, rule, method) of every rule that needs a login, read from a fresh app."""
+API_PUBLIC = {"api.openapi"}  # the API's description; it holds no patient data
+
+
+def _rules(api: bool = False):
+    """(endpoint, rule, method) of every rule that needs a login (or, with ``api``, a
+    token), read from a fresh app."""
     out = []
     for rule in make_app("sqlite://").url_map.iter_rules():
-        if rule.endpoint in EXPECTED_PUBLIC:
+        if rule.endpoint in EXPECTED_PUBLIC or rule.endpoint in API_PUBLIC:
+            continue
+        if rule.endpoint.startswith("api.") != api:
             continue
         for method in ("GET", "POST"):
             if method in rule.methods:
@@ -30,13 +36,14 @@ def _rules():
 
 
 RULES = _rules()
+API_RULES = _rules(api=True)
 
 
 def made_up_path(rule: str) -> str:
     """The rule with a made-up value for each of its variables (<int:id>, <name>)."""
 
     def fill(variable: re.Match) -> str:
-        return str(MADE_UP_INT) if variable.group(1) == "int" else MADE_UP_TEXT
+        return str(MADE_UP_INT) if variable.group(1) in ("int", "anyint") else MADE_UP_TEXT
 
     return re.sub(r"<(?:(\w+)(?:\([^)]*\))?:)?\w+>", fill, rule)
 
@@ -77,6 +84,31 @@ def test_anonymous_requests_are_sent_to_log_in(app, client, endpoint, rule, meth
     location = urlsplit(response.headers["Location"])
     assert location.path == "/login"
     assert parse_qs(location.query)["next"] == [path]
+
+
+@pytest.mark.parametrize(("endpoint", "rule", "method"), API_RULES)
+def test_anonymous_api_calls_get_401_json(client, endpoint, rule, method):
+    """The API never redirects: without a valid bearer token it answers 401, as JSON."""
+    path = made_up_path(rule)
+    response = client.open(path, method=method, json={} if method == "POST" else None)
+    assert response.status_code == 401, (method, path, response.status_code)
+    assert response.json["error"] == "unauthorized"
+    cookie = {"Cookie": "session=anything"}
+    assert client.open(path, method=method, headers=cookie).status_code == 401
+
+
+def test_every_api_endpoint_is_covered():
+    assert {e for e, _, _ in API_RULES} == {
+        "api.definition",
+        "api.create_patient",
+        "api.get_patient",
+        "api.create_pathway",
+        "api.list_pathways",
+        "api.get_pathway",
+        "api.list_events",
+        "api.record_event",
+        "api.fhir",
+    }
 
 
 def test_public_pages_need_no_login(client):

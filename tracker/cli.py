@@ -37,6 +37,26 @@ def create_user(username: str, role: str, full_name: str) -> None:
     click.echo(f"Created {user.username} ({user.role_label}).")
 
 
+@tracker_cli.command("create-token")
+@click.argument("username")
+@click.option("--name", default="API token", help="What the token is for.")
+def create_token(username: str, name: str) -> None:
+    """Create an API token for USERNAME and print it once (only its hash is kept)."""
+    from tracker.api.services import create_token as create
+    from tracker.users.models import User
+
+    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None or not user.active:
+        raise click.ClickException(f"No active user is called '{username}'.")
+    _, plain = create(user, name)
+    db.session.commit()
+    click.echo(plain)
+    click.echo(
+        f"Token for {user.username}; it is shown only now. Revoke it from their account page.",
+        err=True,
+    )
+
+
 @tracker_cli.command("seed-demo")
 @click.option("--pathways", default=60, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option("--seed", "seed_value", default=7, show_default=True)

@@ -4,8 +4,11 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
+from wtforms import StringField, SubmitField
+from wtforms.validators import DataRequired, Length
 
 from tracker.extensions import db
 from tracker.users.forms import LoginForm, UserCreateForm, UserEditForm
@@ -111,3 +114,61 @@ def edit(user_id: int):
         return redirect(url_for("users.index"))
     status = 422 if request.method == "POST" else 200
     return render_template("users/edit.html", user=user, form=form), status
+
+
+account_bp = Blueprint("account", __name__, url_prefix="/account")
+
+
+class TokenForm(FlaskForm):
+    name = StringField(
+        "What the token is for",
+        validators=[
+            DataRequired("Say what the token is for, e.g. 'EHR interface'."),
+            Length(max=100),
+        ],
+    )
+    submit = SubmitField("Create token")
+
+
+@account_bp.get("/", endpoint="index")
+def account_page():
+    from tracker.api.services import tokens_of
+
+    return render_template(
+        "users/account.html", tokens=tokens_of(current_user), form=TokenForm(), new_token=None
+    )
+
+
+@account_bp.post("/tokens")
+def create_token():
+    from tracker.api.services import create_token as create
+    from tracker.api.services import tokens_of
+
+    form = TokenForm()
+    if not form.validate_on_submit():
+        return render_template(
+            "users/account.html", tokens=tokens_of(current_user), form=form, new_token=None
+        ), 422
+    _, plain = create(current_user, form.name.data)
+    db.session.commit()
+    # Shown once, in this response only: it is not kept anywhere it could be read again.
+    return render_template(
+        "users/account.html",
+        tokens=tokens_of(current_user),
+        form=TokenForm(formdata=None),
+        new_token=plain,
+    )
+
+
+@account_bp.post("/tokens/<int:token_id>/revoke")
+def revoke_token(token_id: int):
+    from tracker.api.models import ApiToken
+    from tracker.api.services import revoke
+
+    token = db.get_or_404(ApiToken, token_id)
+    if token.user_id != current_user.id and current_user.role != "admin":
+        abort(403)
+    revoke(token)
+    db.session.commit()
+    flash(f"Revoked the token '{token.name}'.", "success")
+    return redirect(url_for("account.index"))

@@ -1,0 +1,392 @@
+"""/api/v1: the same rules as the web app, JSON of one shape, tokens, FHIR."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.helpers import driver, new_patient, valid_data
+from tracker.api.fhir import VALUE_SETS
+from tracker.api.services import create_token, revoke
+from tracker.extensions import db
+from tracker.pathway.models import Event
+
+
+@pytest.fixture
+def auth(users, session):
+    """Authorization headers per username."""
+    headers = {}
+    for name in ("coordinator", "surgeon", "viewer", "admin"):
+        _, plain = create_token(users[name], "test")
+        headers[name] = {"Authorization": f"Bearer {plain}"}
+    session.commit()
+    return headers
+
+
+def events_count() -> int:
+    return db.session.scalar(select(func.count(Event.id)))
+
+
+def iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+def referral(patient_id: int, at: datetime) -> dict:
+    return {
+        "patient_id": patient_id,
+        "referral_received_at": iso(at),
+        "referral_source": "gp",
+        "urgency": "urgent",
+        "diagnosis_category": "metastatic_spinal",
+        "tumour_site": "T8",
+        "primary_cancer_site": "lung",
+        "presenting_symptoms": ["back_pain"],
+        "lead_surgeon": "surgeon",
+        "coordinator": "coordinator",
+    }
+
+
+def test_no_token_no_access(client, users, auth, session):
+    for headers in ({}, {"Authorization": "Bearer trk_nonsense"}, {"Authorization": "Basic x"}):
+        response = client.get("/api/v1/definition", headers=headers)
+        assert response.status_code == 401
+        assert response.json["error"] == "unauthorized" and response.json["errors"] == {}
+    users["viewer"].active = False
+    session.commit()
+    assert client.get("/api/v1/definition", headers=auth["viewer"]).status_code == 401
+    from tracker.api.models import ApiToken
+
+    for token in db.session.scalars(select(ApiToken)):
+        revoke(token)
+    session.commit()
+    assert client.get("/api/v1/definition", headers=auth["coordinator"]).status_code == 401
+    assert client.get("/api/v1/nowhere").json["error"] == "not_found"
+
+
+def test_definition_is_the_machine(client, auth):
+    from tracker.pathway.machine import graph
+
+    body = client.get("/api/v1/definition", headers=auth["viewer"]).json
+    assert {s["name"] for s in body["states"]} == set(graph()[0])
+    assert {(t["source"], t["dest"], t["trigger"]) for t in body["transitions"]} == set(graph()[1])
+    sign_off = next(t for t in body["transitions"] if t["trigger"] == "sign_off")
+    assert sign_off["roles"] == ["surgeon"]
+
+
+def test_patients(client, auth):
+    body = {
+        "mrn": "API001",
+        "family_name": "Ng",
+        "given_name": "Ada",
+        "birth_date": "1970-02-03",
+        "sex": "female",
+    }
+    created = client.post("/api/v1/patients", json=body, headers=auth["coordinator"])
+    assert created.status_code == 201 and created.json["mrn"] == "API001"
+    again = client.post(
+        "/api/v1/patients", json={**body, "mrn": "api001"}, headers=auth["coordinator"]
+    )
+    assert again.status_code == 409 and again.json["patient_id"] == created.json["id"]
+    bad = client.post(
+        "/api/v1/patients",
+        json={**body, "mrn": "X2", "sex": "robot", "birth_date": "soon"},
+        headers=auth["coordinator"],
+    )
+    assert bad.status_code == 422 and {"sex", "birth_date"} <= set(bad.json["errors"])
+    assert (
+        client.post(
+            "/api/v1/patients", json={**body, "mrn": "X3"}, headers=auth["viewer"]
+        ).status_code
+        == 403
+    )
+    fetched = client.get(f"/api/v1/patients/{created.json['id']}", headers=auth["viewer"])
+    assert fetched.json["pathway_ids"] == []
+    assert client.get("/api/v1/patients/999999", headers=auth["viewer"]).status_code == 404
+
+
+def test_pathways_and_events(client, users, auth, now):
+    patient = new_patient(users["coordinator"])
+    db.session.commit()
+    opened = client.post(
+        "/api/v1/pathways",
+        json=referral(patient.id, now - timedelta(days=3)),
+        headers=auth["coordinator"],
+    )
+    assert opened.status_code == 201, opened.json
+    pid = opened.json["id"]
+    assert (opened.json["state"], opened.json["version"]) == ("referred", 1)
+    detail = client.get(f"/api/v1/pathways/{pid}", headers=auth["coordinator"]).json
+    assert "request_imaging" in detail["allowed_triggers"]
+    assert [t["target"] for t in detail["targets"]] == [
+        "imaging_and_plan",
+        "diagnosis",
+        "referral_to_treatment",
+    ]
+    assert (
+        client.get(f"/api/v1/pathways/{pid}", headers=auth["viewer"]).json["allowed_triggers"] == []
+    )
+
+    def post(headers, **body):
+        base = {
+            "trigger": "request_imaging",
+            "occurred_at": iso(now - timedelta(days=2)),
+            "expected_version": 1,
+            "request_id": uuid.uuid4().hex,
+            "data": {},
+        }
+        return client.post(f"/api/v1/pathways/{pid}/events", json={**base, **body}, headers=headers)
+
+    assert post(auth["viewer"]).status_code == 403
+    first = post(auth["coordinator"], request_id="req-1")
+    assert first.status_code == 201 and first.json["state"] == "imaging"
+    assert first.json["version"] == 2 and first.json["event"]["seq"] == 2
+    before = events_count()
+    repeat = post(auth["coordinator"], request_id="req-1")
+    assert repeat.status_code == 200 and repeat.json["event"]["seq"] == 2
+    assert events_count() == before
+    stale = post(auth["coordinator"], trigger="withdraw", data={"reason": "declined"})
+    assert stale.status_code == 409 and "changed since you opened it" in stale.json["message"]
+    not_now = post(auth["coordinator"], trigger="plan_surgery", expected_version=2)
+    assert not_now.status_code == 409 and not_now.json["error"] == "not_allowed_now"
+    invalid = post(
+        auth["coordinator"],
+        trigger="record_imaging",
+        expected_version=2,
+        data={"modality": "sonar"},
+    )
+    assert invalid.status_code == 422
+    assert set(invalid.json["errors"]) == {"modality", "region", "findings"}
+    assert events_count() == before
+    listed = client.get(
+        "/api/v1/pathways?state=imaging&urgency=urgent", headers=auth["viewer"]
+    ).json
+    assert listed["total"] == 1 and listed["items"][0]["id"] == pid
+    assert (
+        client.get("/api/v1/pathways?target_status=bogus", headers=auth["viewer"]).status_code
+        == 422
+    )
+    events = client.get(f"/api/v1/pathways/{pid}/events", headers=auth["viewer"]).json["items"]
+    assert [e["trigger"] for e in events] == ["open_pathway", "request_imaging"]
+    assert events[1]["occurred_at"].endswith("+00:00")
+    assert events[1]["recorded_by"] == "coordinator"
+
+
+def test_amend_and_void_through_the_api(client, users, auth, session):
+    run = driver(users, referral=datetime.now(UTC) - timedelta(days=5)).walk_to("imaging")
+    imaging = run.do("record_imaging").event
+    session.commit()
+    url = f"/api/v1/pathways/{run.pathway.id}/events"
+    amended = client.post(
+        url,
+        headers=auth["coordinator"],
+        json={
+            "trigger": "amend_event",
+            "expected_version": run.pathway.version,
+            "request_id": uuid.uuid4().hex,
+            "data": {"event_seq": imaging.seq, "changes": {"levels": "T9"}, "reason": "typo"},
+        },
+    )
+    assert amended.status_code == 201, amended.json
+    assert amended.json["event"]["amends_seq"] == imaging.seq
+    voided = client.post(
+        url,
+        headers=auth["admin"],
+        json={
+            "trigger": "void_last_step",
+            "expected_version": amended.json["version"],
+            "request_id": uuid.uuid4().hex,
+            "data": {"reason": "wrong patient"},
+        },
+    )
+    assert voided.status_code == 409  # the imaging record follows the step: amend instead
+
+
+def test_api_timeline_equals_the_services_timeline(client, users, auth, session, now):
+    """The same steps through the API and through the services give the same story."""
+    start = now - timedelta(days=200)
+    plan = [
+        ("request_imaging", 1),
+        ("record_imaging", 2),
+        ("refer_to_mdt", 3),
+        ("plan_surgery", 5),
+        ("record_surgery", 8),
+        ("start_rehabilitation", 10),
+        ("start_surveillance", 20),
+        ("record_follow_up", 60),
+        ("discharge", 61),
+    ]
+    direct = driver(users, referral=start, actor="surgeon")
+    for trigger, day in plan:
+        at = start + timedelta(days=day)
+        direct.do(trigger, valid_data(trigger, direct.pathway.state, at), occurred_at=at)
+    patient = new_patient(users["coordinator"])
+    session.commit()
+    opened = client.post(
+        "/api/v1/pathways",
+        headers=auth["surgeon"],
+        json={**referral(patient.id, start), "urgency": "routine"},
+    ).json
+    version, state = 1, "referred"
+    for trigger, day in plan:
+        at = start + timedelta(days=day)
+        response = client.post(
+            f"/api/v1/pathways/{opened['id']}/events",
+            headers=auth["surgeon"],
+            json={
+                "trigger": trigger,
+                "occurred_at": iso(at),
+                "expected_version": version,
+                "request_id": uuid.uuid4().hex,
+                "data": valid_data(trigger, state, at),
+            },
+        )
+        assert response.status_code == 201, response.json
+        version, state = response.json["version"], response.json["state"]
+    assert state == "discharged"
+    api_events = client.get(
+        f"/api/v1/pathways/{opened['id']}/events", headers=auth["surgeon"]
+    ).json["items"]
+    session.expire_all()
+    from tracker.pathway.services import load_events
+
+    direct_events = load_events(direct.pathway)
+
+    def story(items):
+        return [
+            (e["trigger"], e["from_state"], e["to_state"], e["occurred_at"], e["data"])
+            for e in items
+        ][1:]
+
+    from tracker.api.serialize import event as as_json
+
+    assert story(api_events) == story([as_json(e, {}) for e in direct_events])
+
+
+def _codes(resource, kind=""):
+    """Every (field, code) a FHIR resource carries in a checked field.
+
+    Nested objects inherit their resource's type (EpisodeOfCare.statusHistory.status is
+    an EpisodeOfCare status)."""
+    out = []
+    kind = resource.get("resourceType", kind)
+    if "status" in resource and isinstance(resource["status"], str):
+        out.append((f"{kind}.status", resource["status"]))
+    for key, value in resource.items():
+        if isinstance(value, dict):
+            if key in ("clinicalStatus", "verificationStatus"):
+                for coding in value["coding"]:
+                    out.append((f"{kind}.{key}", coding["code"]))
+            elif "system" in value and value["system"] in VALUE_SETS:
+                out.append((value["system"], value["code"]))
+            out.extend(_codes(value, kind))
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    if "system" in item and item["system"] in VALUE_SETS:
+                        out.append((item["system"], item["code"]))
+                    out.extend(_codes(item, kind))
+    return out
+
+
+def test_fhir_bundle_of_every_demo_pathway_validates(client, users, auth, session):
+    from fhir.resources.R4B.bundle import Bundle
+
+    from tracker.demo import seed
+    from tracker.pathway.models import Pathway
+
+    seed(80, seed_value=9)
+    session.commit()
+    kinds = set()
+    for pathway_id in db.session.scalars(select(Pathway.id)):
+        response = client.get(f"/api/v1/pathways/{pathway_id}/fhir", headers=auth["viewer"])
+        assert response.status_code == 200
+        body = response.json
+        Bundle.model_validate(body)
+        assert body["type"] in VALUE_SETS["Bundle.type"]
+        for entry in body["entry"]:
+            resource = entry["resource"]
+            kinds.add(resource["resourceType"])
+            if resource["resourceType"] == "Patient":
+                assert resource["gender"] in VALUE_SETS["Patient.gender"]
+            if resource["resourceType"] == "CarePlan":
+                assert resource["intent"] in VALUE_SETS["CarePlan.intent"]
+            for field, code in _codes(resource):
+                assert code in VALUE_SETS[field], (field, code)
+    assert kinds >= {
+        "Patient",
+        "EpisodeOfCare",
+        "Condition",
+        "ImagingStudy",
+        "DiagnosticReport",
+        "Procedure",
+        "Observation",
+        "Encounter",
+        "CarePlan",
+        "Provenance",
+    }
+
+
+def test_create_token_on_the_command_line_and_the_account_page(
+    runner, client, users, login, session
+):
+    result = runner.invoke(args=["tracker", "create-token", "surgeon", "--name", "EHR"])
+    assert result.exit_code == 0
+    token = result.stdout.strip().splitlines()[0]
+    assert token.startswith("trk_")
+    assert (
+        client.get("/api/v1/definition", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+    from tracker.api.models import ApiToken
+
+    assert token not in {t.token_hash for t in db.session.scalars(select(ApiToken))}
+    login("coordinator")
+    page = client.post("/account/tokens", data={"name": "Radiology feed"})
+    assert page.status_code == 200 and "will not be shown again" in page.text
+    import re
+
+    shown = re.search(r'id="new-token">(trk_[^<]+)<', page.text).group(1)
+    assert (
+        client.get("/api/v1/definition", headers={"Authorization": f"Bearer {shown}"}).status_code
+        == 200
+    )
+    mine = db.session.scalar(select(ApiToken).where(ApiToken.name == "Radiology feed"))
+    others = db.session.scalar(select(ApiToken).where(ApiToken.name == "EHR"))
+    assert client.post(f"/account/tokens/{others.id}/revoke").status_code == 403
+    assert client.post(f"/account/tokens/{mine.id}/revoke").status_code == 302
+    assert (
+        client.get("/api/v1/definition", headers={"Authorization": f"Bearer {shown}"}).status_code
+        == 401
+    )
+
+
+def test_openapi_document(client):
+    body = client.get("/api/openapi.json").json
+    assert body["openapi"] == "3.1.0"
+    assert {
+        "/api/v1/definition",
+        "/api/v1/patients",
+        "/api/v1/patients/{patient_id}",
+        "/api/v1/pathways",
+        "/api/v1/pathways/{pathway_id}",
+        "/api/v1/pathways/{pathway_id}/events",
+        "/api/v1/pathways/{pathway_id}/fhir",
+    } == set(body["paths"])
+    schemas = body["components"]["schemas"]
+    assert schemas["mdt_outcome_data"]["properties"]["sins"]["required"] == [
+        "location",
+        "pain",
+        "bone_lesion",
+        "alignment",
+        "collapse",
+        "posterolateral",
+    ]
+    assert schemas["record_surgery_data"]["required"] == [
+        "lead_surgeon",
+        "procedures",
+        "approach",
+        "levels",
+    ]

@@ -1,0 +1,446 @@
+"""The OpenAPI 3.1 description of /api/v1, built from the data dictionary."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from tracker.pathway import definition as d
+from tracker.pathway.dictionary import PATHWAY_FIELDS, PATIENT_FIELDS, Field, all_fields_for
+
+
+def field_schema(f: Field) -> dict:
+    if f.kind in ("text", "longtext", "user"):
+        return {"type": "string", "minLength": 1, "maxLength": f.max_length}
+    if f.kind == "choice":
+        return {"type": "string", "enum": [code for code, _ in f.choices]}
+    if f.kind == "multi":
+        return {
+            "type": "array",
+            "items": {"enum": [code for code, _ in f.choices]},
+            "minItems": max(f.min_items, 1 if f.required else 0),
+            "uniqueItems": True,
+        }
+    if f.kind == "date":
+        return {"type": "string", "format": "date"}
+    if f.kind == "datetime":
+        return {"type": "string", "format": "date-time"}
+    if f.kind in ("int", "number"):
+        out = {"type": "integer" if f.kind == "int" else "number"}
+        if f.minimum is not None:
+            out["minimum"] = f.minimum
+        if f.maximum is not None:
+            out["maximum"] = f.maximum
+        if f.step:
+            out["multipleOf"] = f.step
+        return out
+    if f.kind == "bool":
+        return {"type": "boolean"}
+    if f.kind == "score":
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": list(f.score.components),
+            "properties": {
+                c: {"enum": list(f.score.allowed_points(c))} for c in f.score.components
+            },
+        }
+    raise AssertionError(f.kind)
+
+
+def object_schema(fields, description: str = "") -> dict:
+    out = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {f.name: {**field_schema(f), "description": f.label} for f in fields},
+        "required": [f.name for f in fields if f.required],
+    }
+    if description:
+        out["description"] = description
+    return out
+
+
+def trigger_schemas() -> dict[str, dict]:
+    """One data schema per trigger and source that has its own fields."""
+    out = {}
+    for t in d.TRANSITIONS:
+        for source in t.sources:
+            fields = all_fields_for(t.trigger, source)
+            name = f"{t.trigger}_data"
+            if d.is_mdt_outcome(t.trigger, source):
+                name = "mdt_outcome_data"
+            elif t.trigger == "refer_to_mdt" and any(f.name == "reason" for f in fields):
+                name = "refer_to_mdt_with_reason_data"
+            out.setdefault(
+                name,
+                object_schema(
+                    fields, f"data of {t.trigger} from {source}" if name.endswith("_data") else ""
+                ),
+            )
+    out["amend_event_data"] = {
+        "type": "object",
+        "required": ["event_seq", "changes", "reason"],
+        "properties": {
+            "event_seq": {"type": "integer", "minimum": 1},
+            "changes": {"type": "object", "minProperties": 1},
+            "reason": {"type": "string", "minLength": 1, "maxLength": 4000},
+        },
+    }
+    out["void_last_step_data"] = {
+        "type": "object",
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 4000}},
+    }
+    return out
+
+
+NULLABLE_STR = {"type": ["string", "null"]}
+DT = {"type": "string", "format": "date-time"}
+NULLABLE_DT = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _json(schema_ref: str, description: str) -> dict:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+    }
+
+
+def _errors(*codes: int) -> dict:
+    words = {
+        400: "Malformed request",
+        401: "Missing or invalid token",
+        403: "Role may not",
+        404: "Not found",
+        409: "Conflict: stale version or not allowed now",
+        422: "Invalid data",
+    }
+    return {str(code): _json("Error", words[code]) for code in codes}
+
+
+def _id_param(name: str) -> dict:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    }
+
+
+@cache
+def document() -> dict:
+    schemas = trigger_schemas()
+    data_refs = [{"$ref": f"#/components/schemas/{name}"} for name in schemas]
+    states = list(d.STATES)
+    components = {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            **schemas,
+            "Error": {
+                "type": "object",
+                "required": ["error", "message", "errors"],
+                "properties": {
+                    "error": {"type": "string"},
+                    "message": {"type": "string"},
+                    "errors": {
+                        "type": "object",
+                        "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                    },
+                    "patient_id": {"type": "integer"},
+                },
+            },
+            "PatientIn": object_schema(PATIENT_FIELDS),
+            "Patient": {
+                "type": "object",
+                "required": ["id", "mrn", "pathway_ids"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "mrn": {"type": "string"},
+                    "family_name": {"type": "string"},
+                    "given_name": {"type": "string"},
+                    "birth_date": {"type": "string", "format": "date"},
+                    "sex": {"type": "string"},
+                    "pathway_ids": {"type": "array", "items": {"type": "integer"}},
+                },
+            },
+            "PathwayIn": {
+                **object_schema(PATHWAY_FIELDS),
+                "properties": {
+                    **object_schema(PATHWAY_FIELDS)["properties"],
+                    "patient_id": {"type": "integer", "minimum": 1},
+                    "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                },
+                "required": ["patient_id", *object_schema(PATHWAY_FIELDS)["required"]],
+            },
+            "NextTarget": {
+                "type": ["object", "null"],
+                "properties": {
+                    "target": {"type": "string"},
+                    "due_at": DT,
+                    "status": {"enum": ["pending", "due_soon", "breached"]},
+                },
+            },
+            "Pathway": {
+                "type": "object",
+                "required": ["id", "state", "version"],
+                "properties": {
+                    "id": {"type": "integer"},
+                    "patient_id": {"type": "integer"},
+                    "state": {"enum": states},
+                    "version": {"type": "integer", "minimum": 1},
+                    "referral_received_at": DT,
+                    "urgency": {"type": "string"},
+                    "lead_surgeon": NULLABLE_STR,
+                    "coordinator": NULLABLE_STR,
+                    "recurrence_count": {"type": "integer"},
+                    "closed_at": NULLABLE_DT,
+                    "next_target": {"$ref": "#/components/schemas/NextTarget"},
+                },
+            },
+            "PathwayDetail": {
+                "allOf": [
+                    {"$ref": "#/components/schemas/Pathway"},
+                    {
+                        "type": "object",
+                        "required": ["allowed_triggers", "targets"],
+                        "properties": {
+                            "allowed_triggers": {
+                                "type": "array",
+                                "items": {"enum": list(d.TRIGGERS)},
+                            },
+                            "targets": {
+                                "type": "array",
+                                "items": {
+                                    "type": "object",
+                                    "properties": {
+                                        "target": {"type": "string"},
+                                        "status": {
+                                            "enum": [
+                                                "pending",
+                                                "due_soon",
+                                                "breached",
+                                                "met",
+                                                "missed",
+                                            ]
+                                        },
+                                        "due_at": DT,
+                                        "stopped_at": NULLABLE_DT,
+                                    },
+                                },
+                            },
+                        },
+                    },
+                ]
+            },
+            "PathwayPage": {
+                "type": "object",
+                "required": ["items", "total", "page"],
+                "properties": {
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Pathway"}},
+                    "total": {"type": "integer"},
+                    "page": {"type": "integer"},
+                    "page_size": {"type": "integer"},
+                },
+            },
+            "Event": {
+                "type": "object",
+                "required": [
+                    "seq",
+                    "trigger",
+                    "to_state",
+                    "occurred_at",
+                    "recorded_at",
+                    "recorded_by",
+                    "data",
+                ],
+                "properties": {
+                    "seq": {"type": "integer"},
+                    "trigger": {"type": "string"},
+                    "from_state": NULLABLE_STR,
+                    "to_state": {"enum": states},
+                    "occurred_at": DT,
+                    "recorded_at": DT,
+                    "recorded_by": {"type": "string"},
+                    "data": {"type": "object"},
+                    "request_id": {"type": "string"},
+                    "amends_seq": {"type": ["integer", "null"]},
+                    "voids_seq": {"type": ["integer", "null"]},
+                },
+            },
+            "EventIn": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["trigger", "expected_version", "request_id"],
+                "properties": {
+                    "trigger": {"enum": [*d.TRIGGERS, d.AMEND_TRIGGER, d.VOID_TRIGGER]},
+                    "occurred_at": {
+                        **DT,
+                        "description": "Not in the future nor "
+                        "before the previous step; corrections take now.",
+                    },
+                    "expected_version": {"type": "integer", "minimum": 1},
+                    "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "data": {
+                        "anyOf": data_refs,
+                        "description": "The trigger's data; see the *_data schemas.",
+                    },
+                },
+            },
+            "Recorded": {
+                "type": "object",
+                "required": ["event", "state", "version"],
+                "properties": {
+                    "event": {"$ref": "#/components/schemas/Event"},
+                    "state": {"enum": states},
+                    "version": {"type": "integer"},
+                },
+            },
+            "Definition": {"type": "object", "required": ["states", "transitions"]},
+        },
+    }
+    pathway_id = _id_param("pathway_id")
+    paths = {
+        "/api/v1/definition": {
+            "get": {
+                "operationId": "definition",
+                "summary": "The state machine",
+                "responses": {"200": _json("Definition", "States and transitions"), **_errors(401)},
+            }
+        },
+        "/api/v1/patients": {
+            "post": {
+                "operationId": "createPatient",
+                "summary": "Register a patient",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/PatientIn"}}
+                    },
+                },
+                "responses": {
+                    "201": _json("Patient", "Registered"),
+                    **_errors(400, 401, 403, 409, 422),
+                },
+            }
+        },
+        "/api/v1/patients/{patient_id}": {
+            "get": {
+                "operationId": "getPatient",
+                "parameters": [_id_param("patient_id")],
+                "responses": {"200": _json("Patient", "The patient"), **_errors(401, 404)},
+            }
+        },
+        "/api/v1/pathways": {
+            "get": {
+                "operationId": "listPathways",
+                "parameters": [
+                    {"name": "state", "in": "query", "schema": {"enum": states}},
+                    {
+                        "name": "urgency",
+                        "in": "query",
+                        "schema": {"enum": ["emergency", "urgent", "routine"]},
+                    },
+                    {
+                        "name": "target_status",
+                        "in": "query",
+                        "schema": {"enum": ["breached", "due_soon", "pending", "none"]},
+                    },
+                    {
+                        "name": "page",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                    },
+                ],
+                "responses": {
+                    "200": _json("PathwayPage", "A page of pathways"),
+                    **_errors(401, 422),
+                },
+            },
+            "post": {
+                "operationId": "openPathway",
+                "summary": "Open a pathway from a referral",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/PathwayIn"}}
+                    },
+                },
+                "responses": {
+                    "201": _json("Pathway", "Opened"),
+                    **_errors(400, 401, 403, 404, 409, 422),
+                },
+            },
+        },
+        "/api/v1/pathways/{pathway_id}": {
+            "get": {
+                "operationId": "getPathway",
+                "parameters": [pathway_id],
+                "responses": {"200": _json("PathwayDetail", "The pathway"), **_errors(401, 404)},
+            }
+        },
+        "/api/v1/pathways/{pathway_id}/events": {
+            "get": {
+                "operationId": "listEvents",
+                "parameters": [pathway_id],
+                "responses": {
+                    "200": {
+                        "description": "Events in order",
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "properties": {
+                                        "items": {
+                                            "type": "array",
+                                            "items": {"$ref": "#/components/schemas/Event"},
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    **_errors(401, 404),
+                },
+            },
+            "post": {
+                "operationId": "recordEvent",
+                "parameters": [pathway_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/EventIn"}}
+                    },
+                },
+                "responses": {
+                    "201": _json("Recorded", "Recorded"),
+                    "200": _json(
+                        "Recorded", "Already recorded with this request_id; nothing new written"
+                    ),
+                    **_errors(400, 401, 403, 404, 409, 422),
+                },
+            },
+        },
+        "/api/v1/pathways/{pathway_id}/fhir": {
+            "get": {
+                "operationId": "pathwayFhir",
+                "parameters": [pathway_id],
+                "responses": {
+                    "200": {
+                        "description": "A FHIR R4 Bundle of type collection",
+                        "content": {
+                            "application/fhir+json": {
+                                "schema": {"type": "object", "required": ["resourceType", "type"]}
+                            }
+                        },
+                    },
+                    **_errors(401, 404),
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Care-pathway tracker API", "version": "1"},
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": components,
+    }

@@ -1,0 +1,343 @@
+"""/api/v1: JSON for other hospital systems, through the same services as the web app.
+
+Authenticated by bearer tokens only (no session cookie is read here), which is why
+this blueprint is exempt from CSRF.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, g, jsonify, request
+from sqlalchemy import func, select
+from werkzeug.exceptions import HTTPException
+
+from tracker.api import serialize
+from tracker.api.services import authenticate
+from tracker.extensions import db
+from tracker.pathway import definition as d
+from tracker.pathway import services, targets
+from tracker.pathway.errors import DuplicateMRN, InvalidData, PathwayError, StaleVersion
+from tracker.pathway.models import Event, Pathway
+from tracker.patients.models import Patient
+from tracker.patients.services import register_patient
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+PAGE_SIZE = 50
+PUBLIC = {"api.openapi"}
+QUERY_PARAMETERS = {"api.list_pathways": {"state", "urgency", "target_status", "page"}}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, errors: dict | None = None, **extra):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.errors, self.extra = errors or {}, extra
+
+
+def error_body(code: str, message: str, errors: dict | None = None, **extra) -> dict:
+    return {"error": code, "message": message, "errors": errors or {}, **extra}
+
+
+@bp.errorhandler(ApiError)
+def _api_error(exc: ApiError):
+    return jsonify(error_body(exc.code, exc.message, exc.errors, **exc.extra)), exc.status
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException):
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return jsonify(error_body(code, exc.description or exc.name)), exc.code
+
+
+def _pathway_error(exc: PathwayError):
+    db.session.rollback()
+    if isinstance(exc, InvalidData):
+        return ApiError(422, "invalid_data", exc.message, exc.errors)
+    if isinstance(exc, StaleVersion):
+        return ApiError(409, "stale_version", exc.message)
+    if exc.status == 403:
+        return ApiError(403, "forbidden", exc.message)
+    if exc.status == 422:
+        return ApiError(422, "invalid_request", exc.message, {"request_id": [exc.message]})
+    return ApiError(409, "not_allowed_now", exc.message)
+
+
+@bp.before_request
+def _authenticate():
+    if request.endpoint in PUBLIC:
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    user = authenticate(token.strip()) if scheme.lower() == "bearer" else None
+    if user is None:
+        raise ApiError(
+            401, "unauthorized", "Send a valid API token: 'Authorization: Bearer <token>'."
+        )
+    g.api_user = user
+    allowed = QUERY_PARAMETERS.get(request.endpoint, set())
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid_data",
+            "Unknown query parameters.",
+            {name or "(empty)": ["is not a parameter of this call"] for name in unknown},
+        )
+    return None
+
+
+def _body() -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "The request body must be a JSON object.")
+    return body
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _load(pathway_id: int) -> Pathway:
+    pathway = db.session.get(Pathway, pathway_id) if pathway_id < 2**31 else None
+    if pathway is None:
+        raise ApiError(404, "not_found", f"No pathway {pathway_id}.")
+    return pathway
+
+
+@bp.get("/v1/definition")
+def definition():
+    return jsonify(serialize.definition())
+
+
+@bp.post("/v1/patients")
+def create_patient():
+    body = _body()
+    fields = {k: body.get(k) for k in ("mrn", "family_name", "given_name", "birth_date", "sex")}
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid_data",
+            "Unknown fields.",
+            {name: ["is not a field of a patient"] for name in unknown},
+        )
+    try:
+        patient = register_patient(g.api_user, **fields)
+        db.session.commit()
+    except DuplicateMRN as exc:
+        db.session.rollback()
+        raise ApiError(409, "duplicate_mrn", exc.message, patient_id=exc.patient.id) from None
+    except PathwayError as exc:
+        raise _pathway_error(exc) from None
+    return jsonify(serialize.patient(patient)), 201
+
+
+@bp.get("/v1/patients/<anyint:patient_id>")
+def get_patient(patient_id: int):
+    patient = db.session.get(Patient, patient_id) if patient_id < 2**31 else None
+    if patient is None:
+        raise ApiError(404, "not_found", f"No patient {patient_id}.")
+    return jsonify(serialize.patient(patient))
+
+
+@bp.post("/v1/pathways")
+def create_pathway():
+    body = _body()
+    patient_id = body.pop("patient_id", None)
+    request_id = body.pop("request_id", None)
+    if not isinstance(patient_id, int) or isinstance(patient_id, bool):
+        raise ApiError(
+            422,
+            "invalid_data",
+            "patient_id is required.",
+            {"patient_id": ["patient_id must be the id of a registered patient"]},
+        )
+    patient = db.session.get(Patient, patient_id) if 0 < patient_id < 2**31 else None
+    if patient is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"No patient has the id {patient_id}.",
+            {"patient_id": [f"No patient has the id {patient_id}"]},
+        )
+    if request_id is not None and not isinstance(request_id, str):
+        raise ApiError(
+            422,
+            "invalid_data",
+            "request_id must be text.",
+            {"request_id": ["A request id of 1 to 64 characters"]},
+        )
+    try:
+        pathway = services.open_pathway(g.api_user, patient, request_id=request_id, **body)
+        db.session.commit()
+    except PathwayError as exc:
+        raise _pathway_error(exc) from None
+    except TypeError:
+        db.session.rollback()
+        raise ApiError(422, "invalid_data", "Unknown fields in the pathway.") from None
+    return jsonify(serialize.pathway(pathway, _now())), 201
+
+
+@bp.get("/v1/pathways")
+def list_pathways():
+    args, now = request.args, _now()
+    query = select(Pathway)
+    state = args.get("state")
+    if state:
+        if state not in d.STATES:
+            raise ApiError(
+                422,
+                "invalid_data",
+                "Unknown state.",
+                {"state": [f"must be one of: {', '.join(d.STATES)}"]},
+            )
+        query = query.where(Pathway.state == state)
+    urgency = args.get("urgency")
+    if urgency:
+        if urgency not in ("emergency", "urgent", "routine"):
+            raise ApiError(
+                422,
+                "invalid_data",
+                "Unknown urgency.",
+                {"urgency": ["must be one of: emergency, urgent, routine"]},
+            )
+        query = query.where(Pathway.urgency == urgency)
+    status = args.get("target_status")
+    if status:
+        conditions = {
+            "breached": Pathway.next_target_due_at < now,
+            "due_soon": (Pathway.next_target_warn_at <= now) & (Pathway.next_target_due_at >= now),
+            "pending": Pathway.next_target_warn_at > now,
+            "none": Pathway.next_target.is_(None),
+        }
+        if status not in conditions:
+            raise ApiError(
+                422,
+                "invalid_data",
+                "Unknown target status.",
+                {"target_status": [f"must be one of: {', '.join(conditions)}"]},
+            )
+        query = query.where(conditions[status])
+    raw_page = args.get("page", "1")
+    if not raw_page.isdigit() or not 1 <= int(raw_page) <= 1_000_000:
+        raise ApiError(
+            422, "invalid_data", "Bad page.", {"page": ["page is a whole number from 1"]}
+        )
+    page = int(raw_page)
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = db.session.scalars(
+        query.order_by(Pathway.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    ).all()
+    return jsonify(
+        {
+            "items": [serialize.pathway(p, now) for p in rows],
+            "total": total,
+            "page": page,
+            "page_size": PAGE_SIZE,
+        }
+    )
+
+
+@bp.get("/v1/pathways/<anyint:pathway_id>")
+def get_pathway(pathway_id: int):
+    pathway, now = _load(pathway_id), _now()
+    history = services.load_history(pathway)
+    body = serialize.pathway(pathway, now)
+    body["allowed_triggers"] = services.allowed_triggers(pathway, g.api_user, history)
+    body["targets"] = [
+        serialize.target(t)
+        for t in targets.compute(
+            pathway.urgency, pathway.referral_received_at, history, now, pathway.closed_at
+        )
+    ]
+    return jsonify(body)
+
+
+def _events(pathway: Pathway) -> tuple[list[Event], dict[int, int]]:
+    events = services.load_events(pathway)
+    return events, {e.id: e.seq for e in events}
+
+
+@bp.get("/v1/pathways/<anyint:pathway_id>/events")
+def list_events(pathway_id: int):
+    events, seq_of = _events(_load(pathway_id))
+    return jsonify({"items": [serialize.event(e, seq_of) for e in events]})
+
+
+@bp.post("/v1/pathways/<anyint:pathway_id>/events")
+def record_event(pathway_id: int):
+    pathway, body = _load(pathway_id), _body()
+    unknown = sorted(
+        set(body) - {"trigger", "occurred_at", "expected_version", "request_id", "data"}
+    )
+    if unknown:
+        raise ApiError(
+            422,
+            "invalid_data",
+            "Unknown fields.",
+            {name: ["is not a field of an event"] for name in unknown},
+        )
+    trigger, data = body.get("trigger"), body.get("data") or {}
+    version, request_id = body.get("expected_version"), body.get("request_id")
+    errors = {}
+    if not isinstance(trigger, str):
+        errors["trigger"] = ["trigger is required"]
+    if not isinstance(version, int) or isinstance(version, bool):
+        errors["expected_version"] = ["expected_version is the pathway's version, a number"]
+    if not isinstance(request_id, str):
+        errors["request_id"] = ["A request id of 1 to 64 characters is required"]
+    if not isinstance(data, dict):
+        errors["data"] = ["data must be an object"]
+    if errors:
+        raise ApiError(422, "invalid_data", "Please correct the request.", errors)
+    try:
+        if trigger == d.AMEND_TRIGGER:
+            result = services.amend(
+                pathway,
+                data.get("event_seq"),
+                data.get("changes"),
+                data.get("reason"),
+                g.api_user,
+                version,
+                request_id,
+            )
+        elif trigger == d.VOID_TRIGGER:
+            result = services.void_last_step(
+                pathway, data.get("reason"), g.api_user, version, request_id
+            )
+        else:
+            result = services.record(
+                pathway, trigger, data, body.get("occurred_at"), g.api_user, version, request_id
+            )
+        db.session.commit()
+    except PathwayError as exc:
+        raise _pathway_error(exc) from None
+    pathway = _load(pathway_id)
+    _, seq_of = _events(pathway)
+    return jsonify(
+        {
+            "event": serialize.event(result.event, seq_of),
+            "state": pathway.state,
+            "version": pathway.version,
+        }
+    ), (201 if result.created else 200)
+
+
+@bp.get("/v1/pathways/<anyint:pathway_id>/fhir")
+def fhir(pathway_id: int):
+    from tracker.api.fhir import bundle
+
+    pathway = _load(pathway_id)
+    return (
+        jsonify(bundle(pathway, services.load_events(pathway))),
+        200,
+        {"Content-Type": "application/fhir+json"},
+    )
+
+
+@bp.get("/openapi.json")
+def openapi():
+    from tracker.api.openapi import document
+
+    return jsonify(document())
