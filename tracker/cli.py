@@ -57,6 +57,32 @@ def create_token(username: str, name: str) -> None:
     )
 
 
+@tracker_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--user", "username", required=True, help="Who records the imported events.")
+def import_csv(path: str, username: str) -> None:
+    """Load historical pathways from a CSV file, one row per event; all or nothing."""
+    from tracker.pathway.importer import import_file
+    from tracker.users.models import User
+
+    actor = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    if actor is None or not actor.active:
+        raise click.ClickException(f"No active user is called '{username}'.")
+
+    def bar(length):
+        return click.progressbar(length=length, label="Importing events", file=sys.stderr)
+
+    result = import_file(path, actor, progress_factory=bar)
+    if result.errors:
+        db.session.rollback()
+        click.echo(f"Nothing was imported: {len(result.errors)} rows were refused.", err=True)
+        for number, message in result.errors:
+            click.echo(f"  row {number}: {message}", err=True)
+        sys.exit(1)
+    db.session.commit()
+    click.echo(f"Imported {result.rows} events in {result.pathways} pathways.")
+
+
 @tracker_cli.command("seed-demo")
 @click.option("--pathways", default=60, show_default=True, type=click.IntRange(1, 1_000_000))
 @click.option("--seed", "seed_value", default=7, show_default=True)
