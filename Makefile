@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export FLASK_APP := tracker:create_app
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench crash clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# Figures for bench/REPORT.md; PostgreSQL too when DATABASE_URL names one.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+# kill -9 under load, restart, verify; PostgreSQL too when DATABASE_URL names one.
+crash: $(STAMP)
+	$(BIN)/python bench/crash.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

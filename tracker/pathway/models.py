@@ -131,6 +131,9 @@ class Event(db.Model):
             name="void_has_target",
         ),
         Index("ix_event_pathway_trigger", "pathway_id", "trigger"),
+        # "Is this event voided / amended?" is asked of every event by the reports.
+        Index("ix_event_voids_event_id", "voids_event_id"),
+        Index("ix_event_amends_event_id", "amends_event_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

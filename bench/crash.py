@@ -1,0 +1,158 @@
+"""Crash test: under posting load, kill -9 gunicorn's workers and master, restart, check.
+
+For SQLite (WAL, synchronous=FULL) and for PostgreSQL when DATABASE_URL names one:
+every request answered 201 must be stored, and `flask tracker verify` must pass.
+Results go to bench/crash-results.json and a section of bench/REPORT.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.load import Scenario, run  # noqa: E402
+from bench.run import Server, env_for, flask, free_port, fresh_database, prepare  # noqa: E402
+
+NOTE = Scenario("api_add_note", "POST", "", expect=201, api=True, note=True)
+
+
+def crash_run(backend: str, kills: int, interval: float, clients: int) -> dict:
+    url = fresh_database(backend, 200)
+    flask(url, "db", "upgrade")
+    flask(url, "tracker", "seed-demo", "--pathways", "200")
+    setup = prepare(url)
+    port = free_port()
+    server = Server(url, port)
+    duration = kills * interval + 4
+    outcome: dict = {}
+
+    def load():
+        outcome.update(
+            run(
+                "127.0.0.1",
+                port,
+                NOTE,
+                duration,
+                clients,
+                setup["token"],
+                setup["ids"],
+                record=True,
+            )
+        )
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    log = []
+    time.sleep(3)  # let the clients log in and post
+    for i in range(kills):
+        workers = subprocess.run(
+            ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        if i % 2 == 0 and workers:
+            os.kill(int(workers[0]), signal.SIGKILL)  # gunicorn starts a new worker
+            log.append(f"killed worker {workers[0]}")
+        else:
+            os.killpg(server.proc.pid, signal.SIGKILL)  # the master and all its workers
+            server.proc.wait()
+            log.append(f"killed master {server.proc.pid} and its workers; restarted")
+            for _ in range(50):
+                try:
+                    server = Server(url, port)
+                    break
+                except (RuntimeError, OSError):
+                    time.sleep(0.2)
+        time.sleep(interval)
+    thread.join()
+    server.stop()
+    verified = subprocess.run(
+        [sys.executable, "-m", "flask", "tracker", "verify"],
+        env=env_for(url),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    stored = _stored(url, outcome["stored"])
+    return {
+        "backend": backend,
+        "kills": log,
+        "answered_201": len(outcome["stored"]),
+        "stored_of_those": stored,
+        "lost": len(outcome["stored"]) - stored,
+        "client_errors_during_crashes": outcome["errors"],
+        "verify_exit": verified.returncode,
+        "verify": (verified.stdout + verified.stderr).strip().splitlines()[-1],
+    }
+
+
+def _stored(url: str, request_ids: list[str]) -> int:
+    os.environ.update(env_for(url))
+    from sqlalchemy import func, select
+
+    from tracker import create_app
+    from tracker.extensions import db
+    from tracker.pathway.models import Event
+
+    app = create_app("production")
+    found = 0
+    with app.app_context():
+        for i in range(0, len(request_ids), 500):
+            chunk = request_ids[i : i + 500]
+            found += db.session.scalar(
+                select(func.count(Event.id)).where(Event.request_id.in_(chunk))
+            )
+        db.engine.dispose()
+    return found
+
+
+def main() -> None:
+    backends = ["sqlite"] + (
+        ["postgresql"] if os.environ.get("DATABASE_URL", "").startswith("postgresql") else []
+    )
+    results = [crash_run(b, kills=6, interval=2.0, clients=8) for b in backends]
+    for r in results:
+        print(json.dumps(r, indent=2))
+    (ROOT / "bench" / "crash-results.json").write_text(json.dumps(results, indent=2))
+    _report(results)
+    if any(r["lost"] or r["verify_exit"] for r in results):
+        sys.exit(1)
+
+
+def _report(results: list[dict]) -> None:
+    report = ROOT / "bench" / "REPORT.md"
+    start, end = "<!-- crash:start -->", "<!-- crash:end -->"
+    lines = [
+        "## Crash",
+        "",
+        "`python bench/crash.py` (and `make crash`): 8 clients post "
+        "`add_note` through the API while gunicorn's workers and master are killed "
+        "with SIGKILL, in turn, 6 times, 2 s apart; the master is restarted each time.",
+        "",
+        "| backend | kills | answered 201 | of them stored | lost | verify |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['backend']} | {len(r['kills'])} | {r['answered_201']} | "
+            f"{r['stored_of_those']} | {r['lost']} | {r['verify']} |"
+        )
+    text = report.read_text()
+    block = f"{start}\n" + "\n".join(lines) + f"\n{end}"
+    if start in text:
+        head, _, rest = text.partition(start)
+        text = head + block + rest.partition(end)[2]
+    else:
+        text += "\n" + block + "\n"
+    report.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

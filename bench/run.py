@@ -1,0 +1,347 @@
+"""`make bench`: throughput and latency as ratios to the stack's own floor.
+
+For SQLite, and for PostgreSQL when DATABASE_URL names one: seed 1,000 and 100,000
+pathways with seed-demo, serve with gunicorn (2 workers), drive 16 logged-in clients
+from separate processes for a fixed time per scenario, and write bench/results.json
+and the tables of bench/REPORT.md. Also times the CSV import of 100,000 events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"
+sys.path.insert(0, str(ROOT))
+
+from bench.load import Scenario, run  # noqa: E402
+
+SCENARIOS = [
+    Scenario("healthz", "GET", "/healthz"),
+    Scenario("worklist", "GET", "/"),
+    Scenario("worklist_breached", "GET", "/?target=breached"),
+    Scenario("pathway_200_events", "GET", "/pathways/{long}"),
+    Scenario("reports", "GET", "/reports/"),
+    Scenario("api_pathway", "GET", "/api/v1/pathways/{id}", api=True),
+    Scenario("api_add_note", "POST", "", expect=201, api=True, note=True),
+]
+READS = {"worklist", "worklist_breached", "pathway_200_events", "reports", "api_pathway"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_for(url: str) -> dict:
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "SECRET_KEY": "bench-secret",
+        "TRACKER_ENV": "production",
+        "FLASK_APP": "tracker:create_app",
+    }
+
+
+def flask(url: str, *args: str, quiet: bool = True) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "flask", *args],
+        env=env_for(url),
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL if quiet else None,
+        stderr=subprocess.DEVNULL if quiet else None,
+    )
+    return time.perf_counter() - t0
+
+
+def fresh_database(backend: str, size: int) -> str:
+    WORK.mkdir(parents=True, exist_ok=True)
+    if backend == "sqlite":
+        path = WORK / f"bench-{size}.sqlite"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        return f"sqlite:///{path}"
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(os.environ["DATABASE_URL"])
+    name = f"{base.database}_bench"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def prepare(url: str) -> dict:
+    """A pathway with 200 events, the pathways the posting clients use, an API token."""
+    os.environ.update(env_for(url))
+    from sqlalchemy import select
+
+    from tracker import create_app
+    from tracker.api.services import create_token
+    from tracker.extensions import db
+    from tracker.pathway import services
+    from tracker.pathway.models import Pathway
+    from tracker.users.models import User
+
+    app = create_app("production")
+    with app.app_context():
+        coordinator = db.session.scalar(select(User).where(User.username == "coordinator"))
+        long = db.session.scalar(
+            select(Pathway).where(Pathway.closed_at.is_(None)).order_by(Pathway.id)
+        )
+        at = services.load_history(long).last_occurred_at
+        step = (datetime.now(UTC) - timedelta(seconds=5) - at) / 250  # all in the past
+        while long.version < 200:
+            at += step
+            services.record(
+                long,
+                "add_note",
+                {"note": f"Call {long.version}"},
+                at,
+                coordinator,
+                long.version,
+                uuid.uuid4().hex,
+            )
+        ids = list(db.session.scalars(select(Pathway.id).order_by(Pathway.id).limit(40)))[1:17]
+        _, token = create_token(coordinator, "bench")
+        db.session.commit()
+        out = {"long": long.id, "ids": ids, "token": token}
+        db.engine.dispose()
+    return out
+
+
+class Server:
+    def __init__(self, url: str, port: int, workers: int = 2):
+        self.port = port
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                str(workers),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+                "tracker:create_app()",
+            ],
+            env=env_for(url),
+            cwd=ROOT,
+            start_new_session=True,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("gunicorn did not start")
+
+    def worker_rss_mb(self) -> list[float]:
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        out = []
+        for pid in children:
+            status = Path(f"/proc/{pid}/status").read_text()
+            kb = int(
+                next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))
+            )
+            out.append(round(kb / 1024, 1))
+        return out
+
+    def stop(self):
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=30)
+
+
+def measure(backend: str, size: int, duration: float, clients: int) -> dict:
+    url = fresh_database(backend, size)
+    flask(url, "db", "upgrade")
+    seed_seconds = flask(url, "tracker", "seed-demo", "--pathways", str(size))
+    setup = prepare(url)
+    server = Server(url, free_port())
+    try:
+        rows = []
+        for scenario in SCENARIOS:
+            if "{long}" in scenario.path:
+                scenario = Scenario(
+                    scenario.name, scenario.method, scenario.path.format(long=setup["long"])
+                )
+            result = run(
+                "127.0.0.1", server.port, scenario, duration, clients, setup["token"], setup["ids"]
+            )
+            result.pop("stored")
+            rows.append(result)
+            print(
+                f"  {backend} {size:>6} {result['scenario']:<20} {result['rps']:>7} rps "
+                f"p50 {result['p50_ms']} p99 {result['p99_ms']} ms errors {result['errors']}",
+                flush=True,
+            )
+        rss = server.worker_rss_mb()
+    finally:
+        server.stop()
+    floor = rows[0]["rps"] or 1
+    for row in rows:
+        row["vs_healthz"] = round(row["rps"] / floor, 3)
+    return {
+        "backend": backend,
+        "pathways": size,
+        "seed_seconds": round(seed_seconds, 1),
+        "worker_rss_mb": rss,
+        "rows": rows,
+    }
+
+
+def import_benchmark(events: int) -> dict:
+    """Time `flask tracker import` of about ``events`` events on a fresh SQLite database."""
+    import random
+
+    from tracker.demo import simulate
+
+    url = fresh_database("sqlite", 0)
+    flask(url, "db", "upgrade")
+    flask(url, "tracker", "seed-demo", "--pathways", "1")  # the demo users
+    path = WORK / "import.csv"
+    header = [
+        "mrn",
+        "pathway_ref",
+        "trigger",
+        "occurred_at",
+        "family_name",
+        "given_name",
+        "birth_date",
+        "sex",
+        "referral_source",
+        "urgency",
+        "diagnosis_category",
+        "tumour_site",
+        "primary_cancer_site",
+        "modality",
+        "region",
+        "findings",
+        "method",
+        "histology",
+        "result",
+        "meeting_date",
+        "disciplines",
+        "rationale",
+        "reason",
+        "note",
+    ]
+    rng, now, written, n = random.Random(3), datetime.now(UTC), 0, 0
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        while written < events:
+            n += 1
+            referral = now - timedelta(days=rng.uniform(30, 400))
+            journey = simulate(rng, referral, now, "routine", "T8")
+            ref, mrn = f"P{n}", f"IMP{n:07d}"
+            writer.writerow(
+                {
+                    "mrn": mrn,
+                    "pathway_ref": ref,
+                    "trigger": "open_pathway",
+                    "occurred_at": referral.isoformat(),
+                    "family_name": "Import",
+                    "given_name": "Test",
+                    "birth_date": "1960-01-01",
+                    "sex": "male",
+                    "referral_source": "gp",
+                    "urgency": "routine",
+                    "diagnosis_category": "metastatic_spinal",
+                    "tumour_site": "T8",
+                    "primary_cancer_site": "lung",
+                }
+            )
+            written += 1
+            for step in journey.steps:
+                if step["trigger"] not in (
+                    "request_imaging",
+                    "record_imaging",
+                    "request_biopsy",
+                    "record_biopsy",
+                    "refer_to_mdt",
+                    "schedule_mdt",
+                    "add_note",
+                ):
+                    break  # the import covers the diagnostic part of each journey
+                data = {
+                    k: ("|".join(v) if isinstance(v, list) else v)
+                    for k, v in step["data"].items()
+                    if k in header
+                }
+                writer.writerow(
+                    {
+                        "mrn": mrn,
+                        "pathway_ref": ref,
+                        "trigger": step["trigger"],
+                        "occurred_at": step["occurred_at"].isoformat(),
+                        **data,
+                    }
+                )
+                written += 1
+    seconds = flask(url, "tracker", "import", str(path), "--user", "coordinator")
+    return {
+        "events": written,
+        "pathways": n,
+        "seconds": round(seconds, 1),
+        "events_per_second": round(written / seconds),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--sizes", default="1000,100000")
+    parser.add_argument("--import-events", type=int, default=100_000)
+    args = parser.parse_args()
+    backends = ["sqlite"] + (
+        ["postgresql"] if os.environ.get("DATABASE_URL", "").startswith("postgresql") else []
+    )
+    results = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{os.cpu_count()} cores",
+        "duration_s": args.duration,
+        "clients": args.clients,
+        "runs": [],
+    }
+    for backend in backends:
+        for size in map(int, args.sizes.split(",")):
+            print(f"{backend}: {size} pathways", flush=True)
+            results["runs"].append(measure(backend, size, args.duration, args.clients))
+    if args.import_events:
+        results["import"] = import_benchmark(args.import_events)
+        print(f"import: {results['import']}", flush=True)
+    out = ROOT / "bench" / "results.json"
+    out.write_text(json.dumps(results, indent=2))
+    from bench.report import write_tables
+
+    write_tables(results)
+    print(f"wrote {out} and the tables of bench/REPORT.md")
+
+
+if __name__ == "__main__":
+    main()
