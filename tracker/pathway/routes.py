@@ -132,6 +132,18 @@ def _changed_since(pathway: Pathway, version: str | None) -> list[Event]:
     )
 
 
+def _resubmitted(form, pathway: Pathway):
+    """A form sent again (a double-click, a refresh): what it recorded the first time."""
+    earlier = _already_recorded(form.request_id.data)
+    if earlier is None or earlier.pathway_id != pathway.id:
+        return None
+    if earlier.trigger == d.VOID_TRIGGER:
+        flash("This step was already voided; nothing was added.", "info")
+    else:
+        flash(f"'{earlier.label}' was already recorded; nothing was added.", "info")
+    return redirect(url_for("pathway.show", pathway_id=pathway.id))
+
+
 def _already_recorded(request_id: str | None) -> Event | None:
     if not request_id:
         return None
@@ -222,10 +234,8 @@ def record(pathway_id: int, trigger: str):
     )
     context = {"trigger": trigger, "title": d.TRIGGER_LABELS[trigger]}
     if posted:
-        duplicate = _already_recorded(form.request_id.data)
-        if duplicate is not None and duplicate.pathway_id == pathway.id:
-            flash("This step was already recorded; nothing was added.", "info")
-            return redirect(url_for("pathway.show", pathway_id=pathway.id))
+        if (repeat := _resubmitted(form, pathway)) is not None:
+            return repeat
         if form.validate():
             data = collect(form, form.dictionary_fields)
             return _submit(
@@ -309,10 +319,8 @@ def mdt_outcome(pathway_id: int):
         # "Calculate scores" only shows the totals; nothing is recorded.
         return render_template("pathway/mdt_outcome.html", pathway=pathway, form=form, **context)
     if posted:
-        duplicate = _already_recorded(form.request_id.data)
-        if duplicate is not None and duplicate.pathway_id == pathway.id:
-            flash("This MDT outcome was already recorded; nothing was added.", "info")
-            return redirect(url_for("pathway.show", pathway_id=pathway.id))
+        if (repeat := _resubmitted(form, pathway)) is not None:
+            return repeat
         if form.validate():
             data = collect(form, fields)
             return _submit(
@@ -390,10 +398,8 @@ def amend(pathway_id: int, seq: int):
         fill(form, fields, recorded)
         _start(form, pathway)
         return render_template("pathway/amend.html", pathway=pathway, form=form, **context)
-    duplicate = _already_recorded(form.request_id.data)
-    if duplicate is not None and duplicate.pathway_id == pathway.id:
-        flash("This amendment was already recorded; nothing was added.", "info")
-        return redirect(url_for("pathway.show", pathway_id=pathway.id))
+    if (repeat := _resubmitted(form, pathway)) is not None:
+        return repeat
     if not form.validate():
         return render_template("pathway/amend.html", pathway=pathway, form=form, **context), 422
     new = collect(form, fields)
@@ -445,10 +451,8 @@ def void(pathway_id: int):
             abort(409, refusal)
         _start(form, pathway)
         return render_template("pathway/void.html", pathway=pathway, form=form, **context)
-    duplicate = _already_recorded(form.request_id.data)
-    if duplicate is not None and duplicate.pathway_id == pathway.id:
-        flash("This step was already voided; nothing was added.", "info")
-        return redirect(url_for("pathway.show", pathway_id=pathway.id))
+    if (repeat := _resubmitted(form, pathway)) is not None:
+        return repeat
     if not form.validate():
         return render_template("pathway/void.html", pathway=pathway, form=form, **context), 422
     return _submit(
