@@ -93,6 +93,38 @@ def crash_run(backend: str, kills: int, interval: float, clients: int) -> dict:
     }
 
 
+def split_run(duration: float, clients: int) -> dict:
+    """PostgreSQL: two servers on different ports, the posting clients split across them."""
+    url = fresh_database("postgresql", 200)
+    flask(url, "db", "upgrade")
+    flask(url, "tracker", "seed-demo", "--pathways", "200")
+    setup = prepare(url)
+    servers = [Server(url, free_port()), Server(url, free_port())]
+    try:
+        outcome = run(
+            "127.0.0.1",
+            [s.port for s in servers],
+            NOTE,
+            duration,
+            clients,
+            setup["token"],
+            setup["ids"],
+            record=True,
+        )
+    finally:
+        for server in servers:
+            server.stop()
+    stored = _stored(url, outcome["stored"])
+    return {
+        "servers": 2,
+        "answered_201": len(outcome["stored"]),
+        "stored_of_those": stored,
+        "lost": len(outcome["stored"]) - stored,
+        "errors": outcome["errors"],
+        "rps": outcome["rps"],
+    }
+
+
 def _stored(url: str, request_ids: list[str]) -> int:
     os.environ.update(env_for(url))
     from sqlalchemy import func, select
@@ -118,15 +150,18 @@ def main() -> None:
         ["postgresql"] if os.environ.get("DATABASE_URL", "").startswith("postgresql") else []
     )
     results = [crash_run(b, kills=6, interval=2.0, clients=8) for b in backends]
-    for r in results:
+    split = split_run(10.0, 16) if "postgresql" in backends else None
+    for r in [*results, split]:
         print(json.dumps(r, indent=2))
-    (ROOT / "bench" / "crash-results.json").write_text(json.dumps(results, indent=2))
-    _report(results)
-    if any(r["lost"] or r["verify_exit"] for r in results):
+    (ROOT / "bench" / "crash-results.json").write_text(
+        json.dumps({"crash": results, "split": split}, indent=2)
+    )
+    _report(results, split)
+    if any(r["lost"] or r["verify_exit"] for r in results) or (split and split["lost"]):
         sys.exit(1)
 
 
-def _report(results: list[dict]) -> None:
+def _report(results: list[dict], split: dict | None) -> None:
     report = ROOT / "bench" / "REPORT.md"
     start, end = "<!-- crash:start -->", "<!-- crash:end -->"
     lines = [
@@ -144,6 +179,14 @@ def _report(results: list[dict]) -> None:
             f"| {r['backend']} | {len(r['kills'])} | {r['answered_201']} | "
             f"{r['stored_of_those']} | {r['lost']} | {r['verify']} |"
         )
+    if split:
+        lines += [
+            "",
+            "Two servers on one PostgreSQL, 16 posting clients split across them for "
+            f"10 s: {split['answered_201']} answered 201, {split['stored_of_those']} of "
+            f"them stored, {split['lost']} lost, {split['errors']} errors "
+            f"({split['rps']} posts/s).",
+        ]
     text = report.read_text()
     block = f"{start}\n" + "\n".join(lines) + f"\n{end}"
     if start in text:

@@ -137,9 +137,20 @@ def run(
     pathway_ids: list[int],
     record: bool = False,
 ) -> dict:
+    """``port`` may be a list: the clients are then split across those servers."""
+    ports = port if isinstance(port, list) else [port]
     start_at = time.time() + 2.0  # every client logged in before the clock starts
     jobs = [
-        (host, port, scenario, duration, token, pathway_ids[i % len(pathway_ids)], start_at, record)
+        (
+            host,
+            ports[i % len(ports)],
+            scenario,
+            duration,
+            token,
+            pathway_ids[i % len(pathway_ids)],
+            start_at,
+            record,
+        )
         for i in range(clients)
     ]
     with mp.get_context("fork").Pool(clients) as pool:

@@ -7,6 +7,7 @@ PostgreSQL comes from TEST_DATABASE_URL; without it those runs skip and say why.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -127,25 +128,33 @@ def login(client):
     return do
 
 
+@contextmanager
+def postgres_scratch(suffix: str = ""):
+    """A new, empty PostgreSQL database beside TEST_DATABASE_URL's, dropped afterwards."""
+    if not PG_URL:
+        pytest.skip(PG_SKIP_REASON)
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    name = f"tracker_scratch_{os.getpid()}{suffix}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def scratch_url(backend, tmp_path):
     """An empty database of the backend, for tests that must really commit."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'scratch.sqlite'}"
         return
-    if not PG_URL:
-        pytest.skip(PG_SKIP_REASON)
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    name = f"tracker_scratch_{os.getpid()}"
-    from sqlalchemy.pool import NullPool
-
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with postgres_scratch() as url:
+        yield url

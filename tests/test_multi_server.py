@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.pool import NullPool
 from werkzeug.serving import make_server
 
-from tests.conftest import PASSWORD, make_app
+from tests.conftest import PASSWORD, make_app, postgres_scratch
 from tests.helpers import driver, make_users
 from tracker.api.services import create_token
 from tracker.extensions import db
@@ -32,9 +32,13 @@ def serve(app):
 
 
 @pytest.fixture
-def two_servers(backend, scratch_url):
-    if backend != "postgresql":
-        pytest.skip("several app servers share PostgreSQL; SQLite serves one")
+def two_servers():
+    """Several app servers share PostgreSQL (SQLite serves one), so this runs on it only."""
+    with postgres_scratch("_two") as url:
+        yield from _serve_two(url)
+
+
+def _serve_two(scratch_url):
     apps = [
         make_app(
             scratch_url,

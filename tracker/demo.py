@@ -20,7 +20,7 @@ from tracker.pathway import targets
 from tracker.pathway.dictionary import validate_event_data
 from tracker.pathway.history import History, Step
 from tracker.pathway.machine import expected_destination
-from tracker.pathway.models import Event, Pathway
+from tracker.pathway.models import NO_TARGET, Event, Pathway
 from tracker.patients.models import Patient
 from tracker.users.models import User
 
@@ -543,6 +543,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
                 "next_target": upcoming.code if upcoming else None,
                 "next_target_due_at": upcoming.due_at if upcoming else None,
                 "next_target_warn_at": upcoming.warn_at if upcoming else None,
+                "next_target_sort": upcoming.due_at if upcoming else NO_TARGET,
             }
         )
         event_batches.append(events)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     CheckConstraint,
@@ -16,6 +16,7 @@ from tracker.core.db import JSONType, UTCDateTime, utcnow
 from tracker.extensions import db
 from tracker.pathway import definition as d
 
+NO_TARGET = datetime(9999, 12, 31, tzinfo=UTC)
 _STATE_LIST = ", ".join(repr(s) for s in d.STATES)
 _FINAL_LIST = ", ".join(repr(s) for s in sorted(d.FINAL_STATES))
 
@@ -32,6 +33,11 @@ class Pathway(db.Model):
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("recurrence_count >= 0", name="recurrences_not_negative"),
         Index("ix_pathway_state_due", "state", "next_target_due_at"),
+        # The worklist: open pathways by due time, their counts per state, and the
+        # due-soon filter, each answered from an index at 100,000 pathways.
+        Index("ix_pathway_open_sort", "closed_at", "next_target_sort", "id"),
+        Index("ix_pathway_open_state", "closed_at", "state"),
+        Index("ix_pathway_open_warn", "closed_at", "next_target_warn_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -57,6 +63,9 @@ class Pathway(db.Model):
     next_target: Mapped[str | None] = mapped_column(String(32))
     next_target_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     next_target_warn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The due time to sort by: next_target_due_at, or NO_TARGET when no clock runs, so
+    # "most urgent first" is one indexed order on both backends (NULLs sort differently).
+    next_target_sort: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     patient = relationship("Patient", back_populates="pathways", lazy="joined", innerjoin=True)
     lead_surgeon = relationship("User", foreign_keys=[lead_surgeon_id], lazy="joined")

@@ -38,7 +38,7 @@ from tracker.pathway.errors import (
     TriggerNotAllowed,
 )
 from tracker.pathway.history import History, Step
-from tracker.pathway.models import Event, Pathway
+from tracker.pathway.models import NO_TARGET, Event, Pathway
 from tracker.users.models import User
 
 GUARD_REASONS = {
@@ -248,6 +248,7 @@ def _refresh_derived(pathway: Pathway, history: History, now: datetime) -> None:
     pathway.next_target = upcoming.code if upcoming else None
     pathway.next_target_due_at = upcoming.due_at if upcoming else None
     pathway.next_target_warn_at = upcoming.warn_at if upcoming else None
+    pathway.next_target_sort = upcoming.due_at if upcoming else NO_TARGET
 
 
 def _append(

@@ -10,7 +10,7 @@ from tracker.extensions import db
 from tracker.pathway import definition as d
 from tracker.pathway import targets
 from tracker.pathway.history import History
-from tracker.pathway.models import Event, Pathway
+from tracker.pathway.models import NO_TARGET, Event, Pathway
 
 
 def check(pathway: Pathway, events: list[Event]) -> list[str]:
@@ -72,7 +72,10 @@ def _derived(pathway: Pathway, history: History) -> list[str]:
         )
         upcoming = targets.next_open(statuses)
         expected = (upcoming.code, upcoming.due_at) if upcoming else (None, None)
-        if (pathway.next_target, pathway.next_target_due_at) != expected:
+        sort = expected[1] or NO_TARGET
+        if (pathway.next_target, pathway.next_target_due_at) != expected or (
+            pathway.next_target_sort != sort
+        ):
             problems.append(
                 f"next target is {pathway.next_target} due {pathway.next_target_due_at}, "
                 f"the events give {expected[0]} due {expected[1]} (run refresh-targets if the "

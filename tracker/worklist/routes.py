@@ -19,13 +19,13 @@ from tracker.web.helpers import name_or_mrn
 bp = Blueprint("worklist", __name__)
 
 SORTS = {
-    "due": (Pathway.next_target_due_at.is_(None), Pathway.next_target_due_at, Pathway.id),
+    "due": (Pathway.next_target_sort, Pathway.id),
     "in_state": (Pathway.state_entered_at, Pathway.id),
     "name": (Patient.family_name, Patient.given_name, Pathway.id),
     "referral": (Pathway.referral_received_at.desc(), Pathway.id),
     "urgency": (
         case({"emergency": 0, "urgent": 1}, value=Pathway.urgency, else_=2),
-        Pathway.next_target_due_at,
+        Pathway.next_target_sort,
         Pathway.id,
     ),
 }
@@ -43,9 +43,13 @@ TARGET_FILTERS = {
 }
 
 
-def filtered(args, now: datetime, user):
-    """The worklist query for the request's filters: every condition is SQL."""
-    query = select(Pathway).join(Pathway.patient).where(Pathway.closed_at.is_(None))
+def filtered(args, now: datetime, user, what=Pathway, sort: str | None = None):
+    """The worklist query for the request's filters: every condition is SQL, on indexed
+    columns of the pathway row; patients are joined only to search or sort by name."""
+    query = select(what).where(Pathway.closed_at.is_(None))
+    q = (args.get("q") or "").strip()[:100]
+    if q or sort == "name":
+        query = query.join(Pathway.patient)
     state = args.get("state")
     if state in d.ACTIVE_STATES:
         query = query.where(Pathway.state == state)
@@ -53,8 +57,8 @@ def filtered(args, now: datetime, user):
     if urgency in ("emergency", "urgent", "routine"):
         query = query.where(Pathway.urgency == urgency)
     target = args.get("target")
-    breached = Pathway.next_target_due_at < now
-    due_soon = (Pathway.next_target_warn_at <= now) & (Pathway.next_target_due_at >= now)
+    breached = Pathway.next_target_sort < now  # no target sorts at the end of time
+    due_soon = (Pathway.next_target_warn_at <= now) & (Pathway.next_target_sort >= now)
     if target == "breached":
         query = query.where(breached)
     elif target == "due_soon":
@@ -65,7 +69,6 @@ def filtered(args, now: datetime, user):
         query = query.where(
             or_(Pathway.coordinator_id == user.id, Pathway.lead_surgeon_id == user.id)
         )
-    q = (args.get("q") or "").strip()[:100]
     if q:
         query = query.where(name_or_mrn(q, Patient))
     return query
@@ -79,10 +82,12 @@ def index():
     # An absurd page number is an empty page, not an offset the database cannot hold.
     page = min(max(1, args.get("page", 1, type=int) or 1), 1_000_000)
     size = int(current_app.config["WORKLIST_PAGE_SIZE"])
-    query = filtered(args, now, current_user)
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    total = db.session.scalar(filtered(args, now, current_user, func.count(Pathway.id)))
     rows = db.session.scalars(
-        query.order_by(*SORTS[sort]).limit(size).offset((page - 1) * size)
+        filtered(args, now, current_user, sort=sort)
+        .order_by(*SORTS[sort])
+        .limit(size)
+        .offset((page - 1) * size)
     ).all()
     counts = dict(
         db.session.execute(
@@ -129,7 +134,7 @@ def export():
     now = datetime.now(UTC)
     sort = request.args.get("sort") if request.args.get("sort") in SORTS else "due"
     rows = db.session.scalars(
-        filtered(request.args, now, current_user).order_by(*SORTS[sort]).limit(CSV_LIMIT)
+        filtered(request.args, now, current_user, sort=sort).order_by(*SORTS[sort]).limit(CSV_LIMIT)
     )
     header = [
         "MRN",
