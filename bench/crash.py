@@ -20,7 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.load import Scenario, run  # noqa: E402
-from bench.run import Server, env_for, flask, free_port, fresh_database, prepare  # noqa: E402
+from bench.run import (  # noqa: E402
+    POSTGRES_URL,
+    Server,
+    bench_app,
+    env_for,
+    flask,
+    free_port,
+    fresh_database,
+    prepare,
+)
 
 NOTE = Scenario("api_add_note", "POST", "", expect=201, api=True, note=True)
 
@@ -126,14 +135,12 @@ def split_run(duration: float, clients: int) -> dict:
 
 
 def _stored(url: str, request_ids: list[str]) -> int:
-    os.environ.update(env_for(url))
     from sqlalchemy import func, select
 
-    from tracker import create_app
     from tracker.extensions import db
     from tracker.pathway.models import Event
 
-    app = create_app("production")
+    app = bench_app(url)
     found = 0
     with app.app_context():
         for i in range(0, len(request_ids), 500):
@@ -146,9 +153,7 @@ def _stored(url: str, request_ids: list[str]) -> int:
 
 
 def main() -> None:
-    backends = ["sqlite"] + (
-        ["postgresql"] if os.environ.get("DATABASE_URL", "").startswith("postgresql") else []
-    )
+    backends = ["sqlite"] + (["postgresql"] if POSTGRES_URL.startswith("postgresql") else [])
     results = [crash_run(b, kills=6, interval=2.0, clients=8) for b in backends]
     split = split_run(10.0, 16) if "postgresql" in backends else None
     for r in [*results, split]:

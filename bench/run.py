@@ -40,6 +40,20 @@ SCENARIOS = [
 READS = {"worklist", "worklist_breached", "pathway_200_events", "reports", "api_pathway"}
 
 
+# The PostgreSQL server named when the benchmark started; never changed by a run.
+POSTGRES_URL = os.environ.get("DATABASE_URL", "")
+
+
+def bench_app(url: str):
+    """An app on ``url`` with an explicit configuration (config.py reads the environment
+    once, at import, so the environment must not be relied on between runs)."""
+    from config import ProductionConfig
+    from tracker import create_app
+
+    settings = {"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "bench-secret"}
+    return create_app(type("BenchConfig", (ProductionConfig,), settings))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -79,7 +93,7 @@ def fresh_database(backend: str, size: int) -> str:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    base = make_url(os.environ["DATABASE_URL"])
+    base = make_url(POSTGRES_URL)
     name = f"{base.database}_bench"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -91,17 +105,15 @@ def fresh_database(backend: str, size: int) -> str:
 
 def prepare(url: str) -> dict:
     """A pathway with 200 events, the pathways the posting clients use, an API token."""
-    os.environ.update(env_for(url))
     from sqlalchemy import select
 
-    from tracker import create_app
     from tracker.api.services import create_token
     from tracker.extensions import db
     from tracker.pathway import services
     from tracker.pathway.models import Pathway
     from tracker.users.models import User
 
-    app = create_app("production")
+    app = bench_app(url)
     with app.app_context():
         coordinator = db.session.scalar(select(User).where(User.username == "coordinator"))
         long = db.session.scalar(
@@ -318,9 +330,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,100000")
     parser.add_argument("--import-events", type=int, default=100_000)
     args = parser.parse_args()
-    backends = ["sqlite"] + (
-        ["postgresql"] if os.environ.get("DATABASE_URL", "").startswith("postgresql") else []
-    )
+    backends = ["sqlite"] + (["postgresql"] if POSTGRES_URL.startswith("postgresql") else [])
     results = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} cores",

@@ -36,6 +36,7 @@ SORT_LABELS = {
     "referral": "Newest referral",
     "urgency": "Urgency",
 }
+FILTERS = ("state", "urgency", "target", "mine", "q")
 TARGET_FILTERS = {
     "breached": "Breached",
     "due_soon": "Due soon",
@@ -82,13 +83,6 @@ def index():
     # An absurd page number is an empty page, not an offset the database cannot hold.
     page = min(max(1, args.get("page", 1, type=int) or 1), 1_000_000)
     size = int(current_app.config["WORKLIST_PAGE_SIZE"])
-    total = db.session.scalar(filtered(args, now, current_user, func.count(Pathway.id)))
-    rows = db.session.scalars(
-        filtered(args, now, current_user, sort=sort)
-        .order_by(*SORTS[sort])
-        .limit(size)
-        .offset((page - 1) * size)
-    ).all()
     counts = dict(
         db.session.execute(
             select(Pathway.state, func.count())
@@ -96,6 +90,16 @@ def index():
             .group_by(Pathway.state)
         ).all()
     )
+    if any(args.get(name) for name in FILTERS):
+        total = db.session.scalar(filtered(args, now, current_user, func.count(Pathway.id)))
+    else:  # every open pathway: the per-state counts already add up to it
+        total = sum(counts.values())
+    rows = db.session.scalars(
+        filtered(args, now, current_user, sort=sort)
+        .order_by(*SORTS[sort])
+        .limit(size)
+        .offset((page - 1) * size)
+    ).all()
     statuses = {
         p.id: targets.status_at(p.next_target_due_at, p.next_target_warn_at, now) for p in rows
     }
