@@ -329,8 +329,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--sizes", default="1000,100000")
     parser.add_argument("--import-events", type=int, default=100_000)
+    parser.add_argument(
+        "--backends",
+        default="",
+        help="comma-separated; default sqlite, and postgresql with DATABASE_URL",
+    )
     args = parser.parse_args()
     backends = ["sqlite"] + (["postgresql"] if POSTGRES_URL.startswith("postgresql") else [])
+    if args.backends:
+        backends = [b for b in args.backends.split(",") if b in backends]
     results = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} cores",
@@ -346,6 +353,13 @@ def main() -> None:
         results["import"] = import_benchmark(args.import_events)
         print(f"import: {results['import']}", flush=True)
     out = ROOT / "bench" / "results.json"
+    if out.exists():  # keep the figures of backends not rerun this time
+        earlier = json.loads(out.read_text())
+        results["runs"] = [
+            r for r in earlier.get("runs", []) if r["backend"] not in backends
+        ] + results["runs"]
+        if "import" not in results and "import" in earlier:
+            results["import"] = earlier["import"]
     out.write_text(json.dumps(results, indent=2))
     from bench.report import write_tables
 
