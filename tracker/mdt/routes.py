@@ -49,13 +49,6 @@ class Case:
         return f"{describe(_RESULT, data['result'])}: {data['histology']}"
 
 
-def _latest_value(history: History, key: str):
-    for step in reversed(history.counting()):
-        if key in step.data:
-            return step.data[key]
-    return None
-
-
 def _case(pathway: Pathway, events: list[Event]) -> Case:
     history = History.from_events(events)
     entry = history.entry_step()
@@ -68,11 +61,11 @@ def _case(pathway: Pathway, events: list[Event]) -> Case:
         ("karnofsky", "Karnofsky"),
         ("bilsky_grade", "Bilsky"),
     ):
-        value = _latest_value(history, key)
+        value = history.latest_value(key)
         if value is not None:
             facts.append((label, str(value)))
     for score in (SINS, TOKUHASHI):
-        total = _latest_value(history, f"{score.name}_total")
+        total = history.latest_value(f"{score.name}_total")
         if total is not None:
             facts.append((score.label, f"{total} ({score.band(total)[1].lower()})"))
     return Case(

@@ -133,17 +133,10 @@ class Facts:
     complications: list[tuple[datetime, str, str]]
 
 
-def _latest(history: History, key: str):
-    for step in reversed(history.counting()):
-        if step.data.get(key) is not None:
-            return step.data[key]
-    return None
-
-
 def facts(history: History) -> Facts:
     biopsy = history.latest("record_biopsy")
-    sins = _latest(history, "sins_total")
-    tokuhashi = _latest(history, "tokuhashi_total")
+    sins = history.latest_value("sins_total")
+    tokuhashi = history.latest_value("tokuhashi_total")
     return Facts(
         histology=f"{biopsy.data['histology']} ({biopsy.data['result'].replace('_', '-')})"
         if biopsy
@@ -152,8 +145,8 @@ def facts(history: History) -> Facts:
         tokuhashi=f"{tokuhashi} · {TOKUHASHI.band(tokuhashi)[1]}"
         if tokuhashi is not None
         else None,
-        bilsky=_latest(history, "bilsky_grade"),
-        asia=_latest(history, "asia_grade"),
+        bilsky=history.latest_value("bilsky_grade"),
+        asia=history.latest_value("asia_grade"),
         operations=[
             (
                 s.occurred_at,

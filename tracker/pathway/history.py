@@ -42,6 +42,12 @@ class Step:
         return self.voided_by is None and self.trigger not in d.CORRECTION_TRIGGERS
 
 
+def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """An event's data with an amendment's changes; a field set to None was removed."""
+    merged = {**data, **changes}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
 class History:
     def __init__(self, steps: list[Step]):
         self.steps = steps
@@ -49,10 +55,7 @@ class History:
         for step in steps:
             if step.trigger == d.AMEND_TRIGGER and step.amends_seq in self.by_seq:
                 target = self.by_seq[step.amends_seq]
-                changes = step.data.get("changes", {})
-                merged = {**target.data, **changes}
-                # A field set to None by an amendment was removed.
-                target.data = {k: v for k, v in merged.items() if v is not None}
+                target.data = apply_changes(target.data, step.data.get("changes", {}))
                 target.amended_by.append(step.seq)
             if step.trigger == d.VOID_TRIGGER and step.voids_seq in self.by_seq:
                 self.by_seq[step.voids_seq].voided_by = step.seq
@@ -119,6 +122,13 @@ class History:
         for step in self.steps:
             if step.seq > since and step.counts and step.trigger in triggers:
                 return step
+        return None
+
+    def latest_value(self, key: str) -> Any:
+        """The most recent value recorded for a data field (ASIA, SINS total, ...), or None."""
+        for step in reversed(self.counting()):
+            if step.data.get(key) is not None:
+                return step.data[key]
         return None
 
     def mdt_outcomes(self) -> list[Step]:

@@ -24,6 +24,7 @@ from tracker.pathway.dictionary import (
     CLAVIEN_DINDO,
     PROCEDURES,
 )
+from tracker.pathway.history import apply_changes
 from tracker.pathway.models import Event, Pathway
 from tracker.users.models import User
 
@@ -210,8 +211,8 @@ def _with_amendments(events: list[Event]) -> dict[int, dict]:
         .order_by(Event.id)
     )
     for amendment in amendments:
-        merged = {**data[amendment.amends_event_id], **amendment.data.get("changes", {})}
-        data[amendment.amends_event_id] = {k: v for k, v in merged.items() if v is not None}
+        target = amendment.amends_event_id
+        data[target] = apply_changes(data[target], amendment.data.get("changes", {}))
     return data
 
 
