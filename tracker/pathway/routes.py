@@ -198,23 +198,13 @@ def _start(form, pathway: Pathway) -> None:
 
 
 def _not_now(pathway: Pathway, trigger: str):
-    words = (
-        f"'{d.TRIGGER_LABELS.get(trigger, trigger)}' cannot be recorded now: the pathway is in "
-        f"'{pathway.state_label}'"
-    )
-    history = services.load_history(pathway)
-    if d.transition_for(trigger, pathway.state) is not None:
-        from tracker.pathway.machine import guards_pass
-
-        if not guards_pass(pathway, trigger, history=history, probe=True):
-            transition = d.transition_for(trigger, pathway.state)
-            reasons = [
-                services.GUARD_REASONS[g]
-                for g in transition.conditions
-                if not getattr(pathway, g)(history=history, probe=True)
-            ]
-            words = f"'{d.TRIGGER_LABELS[trigger]}' cannot be recorded yet: " + "; ".join(reasons)
-    abort(409, words + ".")
+    if d.transition_for(trigger, pathway.state) is None:
+        abort(
+            409,
+            f"'{d.TRIGGER_LABELS[trigger]}' cannot be recorded now: the pathway is in "
+            f"'{pathway.state_label}'.",
+        )
+    abort(409, services.not_allowed_reason(pathway, trigger, services.load_history(pathway)))
 
 
 @bp.route("/<int:pathway_id>/record/<trigger>", methods=["GET", "POST"])

@@ -112,6 +112,30 @@ def allowed_triggers(pathway: Pathway, user, history: History | None = None) -> 
     ]
 
 
+def not_allowed_reason(pathway: Pathway, trigger: str, history: History, **guard_args):
+    """Why ``trigger`` cannot be recorded on ``pathway`` now, in words; None if it can.
+
+    Without ``data`` (a form not yet filled in) only the guards on recorded history count.
+    """
+    label = d.TRIGGER_LABELS.get(trigger, trigger)
+    transition = d.transition_for(trigger, pathway.state)
+    if transition is None:
+        return f"'{label}' cannot be recorded while the pathway is in '{pathway.state_label}'."
+    guard_args = {"probe": "data" not in guard_args, **guard_args}
+    refused = [
+        name
+        for name in transition.conditions
+        if not getattr(pathway, name)(history=history, **guard_args)
+    ]
+    if refused:
+        return (
+            f"'{label}' cannot be recorded yet: "
+            + "; ".join(GUARD_REASONS[name] for name in refused)
+            + "."
+        )
+    return None
+
+
 def void_refusal(pathway: Pathway, user, history: History, now: datetime | None = None):
     """Why this user may not void the last step now, or None if they may."""
     error = _void_refusal(user, history, now or utcnow())
@@ -382,13 +406,9 @@ def record(
         raise InvalidData(exc.errors) from None
     _resolve_users(all_fields_for(trigger, source), clean)
     guard_args = {"history": history, "data": clean, "occurred_at": occurred_at}
-    refused = [name for name in transition.conditions if not getattr(pathway, name)(**guard_args)]
-    if refused:
-        raise TriggerNotAllowed(
-            f"'{d.TRIGGER_LABELS[trigger]}' cannot be recorded yet: "
-            + "; ".join(GUARD_REASONS[name] for name in refused)
-            + "."
-        )
+    refusal = not_allowed_reason(pathway, trigger, history, data=clean, occurred_at=occurred_at)
+    if refusal:
+        raise TriggerNotAllowed(refusal)
     if not machine.fire(pathway, trigger, **guard_args):  # pragma: no cover - guards agreed
         raise TriggerNotAllowed(f"'{d.TRIGGER_LABELS[trigger]}' was refused by the pathway rules.")
     if trigger == "suspect_recurrence":
