@@ -418,3 +418,17 @@ def test_mdt_date_is_judged_as_a_local_day(users):
         run.pathway.version,
         uuid.uuid4().hex,
     )
+
+
+def test_a_registered_mrn_is_named_before_other_mistakes(users):
+    first = new_patient(users["coordinator"], mrn="MRN777")
+    with pytest.raises(DuplicateMRN) as refused:
+        register_patient(
+            users["coordinator"],
+            mrn="MRN777",
+            family_name="Doe",
+            given_name="Jane",
+            birth_date=date(2999, 1, 1),
+            sex="female",
+        )
+    assert refused.value.patient.id == first.id

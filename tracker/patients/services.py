@@ -28,14 +28,15 @@ def register_patient(actor, **fields) -> Patient:
         clean = clean_fields(PATIENT_FIELDS, fields)
     except DataError as exc:
         raise InvalidData(exc.errors) from None
+    # A patient already registered matters more than a typo in the form: say so first.
+    existing = find_by_mrn(clean["mrn"])
+    if existing is not None:
+        raise DuplicateMRN(existing)
     birth_date = date.fromisoformat(clean["birth_date"])
     if birth_date > date.today():
         raise InvalidData({"birth_date": ["Date of birth cannot be in the future"]})
     if birth_date.year < 1900:
         raise InvalidData({"birth_date": ["Date of birth must be in 1900 or later"]})
-    existing = find_by_mrn(clean["mrn"])
-    if existing is not None:
-        raise DuplicateMRN(existing)
     patient = Patient(
         mrn=clean["mrn"],
         family_name=clean["family_name"],
