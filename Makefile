@@ -20,6 +20,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/bandit -q -r tracker config.py -ll
 	$(BIN)/python -m pytest
 
 # Figures for bench/REPORT.md; PostgreSQL too when DATABASE_URL names one.

@@ -153,5 +153,21 @@ def refresh_targets() -> None:
     click.echo(f"Refreshed the targets of {count} open pathways.")
 
 
+@tracker_cli.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+def backup(path: str, force: bool) -> None:
+    """Copy the SQLite database to PATH while the app runs (on PostgreSQL: use pg_dump)."""
+    from pathlib import Path
+
+    from tracker.backup import BackupError, backup_database
+
+    try:
+        result = backup_database(db.engine.url, Path(path), force=force)
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(result.summary())
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(tracker_cli)
