@@ -25,10 +25,26 @@ class Config:
     # Bootstrap's CSS and JS come from the Bootstrap-Flask package, never from a CDN.
     BOOTSTRAP_SERVE_LOCAL = True
     WTF_CSRF_TIME_LIMIT = None
+    # Sessions live on the server (tracker/users/sessions.py); the cookie holds an id.
+    SESSION_COOKIE_NAME = "tracker_session"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # Set when the app is served over HTTPS (it should be, outside a laptop).
     SESSION_COOKIE_SECURE = _env_flag("SESSION_COOKIE_SECURE")
-    REMEMBER_COOKIE_HTTPONLY = True
+    SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "30"))
+    SESSION_ABSOLUTE_HOURS = int(os.environ.get("SESSION_ABSOLUTE_HOURS", "12"))
+    # How often a session's last activity is written (seconds): the idle limit's grain.
+    SESSION_TOUCH_SECONDS = int(os.environ.get("SESSION_TOUCH_SECONDS", "60"))
+    LOGIN_LOCK_AFTER = int(os.environ.get("LOGIN_LOCK_AFTER", "5"))
+    LOGIN_LOCK_MINUTES = int(os.environ.get("LOGIN_LOCK_MINUTES", "15"))
+    # The HMAC key of the event and audit hash chains, kept outside the database: the
+    # key itself (AUDIT_KEY), or a file holding it (AUDIT_KEY_FILE).
+    AUDIT_KEY = os.environ.get("AUDIT_KEY", "")
+    AUDIT_KEY_FILE = os.environ.get("AUDIT_KEY_FILE", "")
+    AUDIT_KEY_CREATE = False
+    # Reverse proxies in front of the app whose X-Forwarded-* headers are believed.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+    HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
     # Times are stored in UTC and shown, and typed, in the hospital's local time.
     TIMEZONE = os.environ.get("TIMEZONE", "Europe/London")
     WORKLIST_PAGE_SIZE = int(os.environ.get("WORKLIST_PAGE_SIZE", "25"))
@@ -44,6 +60,9 @@ class Config:
 
 class DevelopmentConfig(Config):
     SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-not-secret")
+    # `make run` on a fresh machine: a key file made on first use, beside the database.
+    AUDIT_KEY_FILE = os.environ.get("AUDIT_KEY_FILE", str(INSTANCE_DIR / "audit.key"))
+    AUDIT_KEY_CREATE = True
 
 
 class ProductionConfig(Config):
@@ -53,6 +72,7 @@ class ProductionConfig(Config):
 class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret"  # noqa: S105 - test only
+    AUDIT_KEY = "test-audit-key-0123456789abcdef0123456789"
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     WTF_CSRF_ENABLED = False
     SQLITE_EXPLICIT_TRANSACTIONS = True

@@ -70,6 +70,7 @@ def test_wheel_serves_pages_outside_the_checkout(tmp_path):
         "PYTHONPATH": os.pathsep.join([str(site), dependencies]),
         "CHECKOUT": str(ROOT),
         "SECRET_KEY": "installed-test",
+        "AUDIT_KEY": "installed-test-audit-key-0123456789abcdef",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'installed.sqlite'}",
     }
     result = subprocess.run(

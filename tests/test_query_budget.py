@@ -16,10 +16,13 @@ from tracker.pathway import services
 
 @contextmanager
 def counted():
+    """The SELECTs run meanwhile: what grows with the data when a page is written badly.
+    (Each page also writes its audit entry and, now and then, its session's last activity:
+    a fixed number of statements, whatever the data.)"""
     statements: list[str] = []
 
     def count(conn, cursor, statement, parameters, context, executemany):
-        if not statement.lstrip().upper().startswith(("SAVEPOINT", "RELEASE", "ROLLBACK")):
+        if statement.lstrip().upper().startswith("SELECT"):
             statements.append(statement)
 
     event.listen(db.engine, "before_cursor_execute", count)
@@ -42,6 +45,7 @@ def test_worklist_queries_do_not_grow_with_pathways(client, session):
     seed(10, seed_value=3)
     session.commit()
     client.post("/login", data={"username": "coordinator", "password": DEMO_PASSWORD})
+    client.get("/")  # the first page after a login completes the session once; not counted
     urls = ["/", "/?target=breached", "/?sort=name&page=2", "/?mine=1&q=smith", "/mdt/"]
     small = [page_queries(client, url) for url in urls]
     seed(990, seed_value=4)
@@ -72,4 +76,4 @@ def test_pathway_page_queries_do_not_grow_with_events(client, session, users, lo
     assert page_queries(client, f"/pathways/{short.id}") == page_queries(
         client, f"/pathways/{long.id}"
     )
-    assert page_queries(client, f"/pathways/{long.id}") <= 6
+    assert page_queries(client, f"/pathways/{long.id}") <= 7  # one of them reads the session

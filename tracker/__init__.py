@@ -39,6 +39,9 @@ def create_app(config: str | type | None = None) -> Flask:
             "postgres://", "postgresql+psycopg://", 1
         )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    from tracker.audit.chain import load_key
+
+    app.extensions["audit_key"] = load_key(app)
 
     ext.db.init_app(app)
     ext.migrate.init_app(

@@ -72,7 +72,14 @@ def import_csv(path: str, username: str) -> None:
     def bar(length):
         return click.progressbar(length=length, label="Importing events", file=sys.stderr)
 
-    result = import_file(path, actor, progress_factory=bar)
+    from pathlib import Path
+
+    from tracker.audit.services import acting_as, summarised
+
+    # One audit entry for the whole import (who, which file, how many rows); each
+    # event is in the chained event log with who recorded it.
+    with acting_as(actor), summarised("import", file=Path(path).name):
+        result = import_file(path, actor, progress_factory=bar)
     if result.errors:
         db.session.rollback()
         click.echo(f"Nothing was imported: {len(result.errors)} rows were refused.", err=True)
@@ -127,16 +134,29 @@ def ensure_demo(ctx: click.Context) -> None:
 
 @tracker_cli.command("verify")
 def verify() -> None:
-    """Check every pathway's state, seq and version against its events; exit 1 if any is off."""
+    """Check the hash chains of the event and audit logs (naming the first broken link),
+    and every pathway's state, seq and version against its events; exit 1 if any is off."""
+    from tracker.audit.chain import verify_chain
     from tracker.pathway.verify import verify_all
 
+    failed = False
+    for chain, what in (("event", "events"), ("audit", "audit entries")):
+        broken, checked = verify_chain(chain)
+        if broken:
+            click.echo(str(broken), err=True)
+            failed = True
+        else:
+            click.echo(f"The {chain} chain is intact: {checked} {what}.")
     problems, checked = verify_all()
     if problems:
         click.echo(f"{len(problems)} of {checked} pathways are inconsistent:", err=True)
         for pathway_id, message in problems:
             click.echo(f"  pathway {pathway_id}: {message}", err=True)
+        failed = True
+    else:
+        click.echo(f"All {checked} pathways are consistent with their events.")
+    if failed:
         sys.exit(1)
-    click.echo(f"All {checked} pathways are consistent with their events.")
 
 
 @tracker_cli.command("refresh-targets")

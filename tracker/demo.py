@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, insert, select
 
+from tracker.audit.chain import seal_rows
 from tracker.core.db import utcnow
 from tracker.extensions import db
 from tracker.pathway import definition as d
@@ -578,6 +579,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         # Corrections point at their target's id: insert the targets first, then the corrections.
         correction_rows = {i for i, _, _ in references}
         plain = [r for i, r in enumerate(rows) if i not in correction_rows]
+        seal_rows("event", plain)
         db.session.execute(insert(Event), plain)
         wanted = {(p, s) for _, p, s in references}
         found = {}
@@ -594,6 +596,8 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
             key = "amends_event_id" if row["trigger"] == d.AMEND_TRIGGER else "voids_event_id"
             row[key] = found[(pathway_id, seq)]
             fixed.append(row)
+        seal_rows("event", fixed)
         db.session.execute(insert(Event), fixed)
     else:
+        seal_rows("event", rows)
         db.session.execute(insert(Event), rows)

@@ -21,10 +21,10 @@ from tracker.pathway.errors import DuplicateMRN, InvalidData, PathwayError, Stal
 from tracker.pathway.models import Event, Pathway
 from tracker.patients.models import Patient
 from tracker.patients.services import register_patient
+from tracker.web.access import ANONYMOUS, refusal, rule_for
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 PAGE_SIZE = 50
-PUBLIC = {"api.openapi"}
 QUERY_PARAMETERS = {"api.list_pathways": {"state", "urgency", "target_status", "page"}}
 
 
@@ -41,6 +41,8 @@ def error_body(code: str, message: str, errors: dict | None = None, **extra) -> 
 
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError):
+    if exc.status in (401, 403):
+        g.refusal = exc.message  # for the audit log
     return jsonify(error_body(exc.code, exc.message, exc.errors, **exc.extra)), exc.status
 
 
@@ -65,7 +67,7 @@ def _pathway_error(exc: PathwayError):
 
 @bp.before_request
 def _authenticate():
-    if request.endpoint in PUBLIC:
+    if ANONYMOUS in rule_for(request.endpoint).roles:
         return None
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -75,6 +77,10 @@ def _authenticate():
             401, "unauthorized", "Send a valid API token: 'Authorization: Bearer <token>'."
         )
     g.api_user = user
+    reason = refusal(user.role, request.endpoint)
+    if reason:
+        g.refusal = reason
+        raise ApiError(403, "forbidden", reason)
     allowed = QUERY_PARAMETERS.get(request.endpoint, set())
     unknown = sorted(set(request.args) - allowed)
     if unknown:

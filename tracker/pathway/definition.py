@@ -184,6 +184,12 @@ REGISTER_ROLES = _CLINICAL
 VOID_WINDOW_HOURS = 24
 
 
+def a_role(role: str) -> str:
+    """'A surgeon', 'An administrator': the role as the subject of a sentence."""
+    label = ROLE_LABELS.get(role, role).lower()
+    return ("An " if label[:1] in "aeiou" else "A ") + label
+
+
 def role_may(role: str | None, trigger: str) -> bool:
     return role is not None and role in TRIGGER_ROLES.get(trigger, frozenset())
 

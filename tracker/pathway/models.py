@@ -158,6 +158,10 @@ class Event(db.Model):
     request_id: Mapped[str] = mapped_column(String(64), unique=True)
     amends_event_id: Mapped[int | None] = mapped_column(ForeignKey("event.id"))
     voids_event_id: Mapped[int | None] = mapped_column(ForeignKey("event.id"))
+    # The event's link in the HMAC chain over every event (tracker/audit/chain.py).
+    chain_seq: Mapped[int] = mapped_column(unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
 
     recorded_by = relationship("User", lazy="joined")
     pathway = relationship("Pathway")

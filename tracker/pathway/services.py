@@ -144,7 +144,7 @@ def void_refusal(pathway: Pathway, user, history: History, now: datetime | None 
 
 def _void_refusal(user, history: History, now: datetime) -> PathwayError | None:
     if not d.role_may(user.role, d.VOID_TRIGGER):
-        return RoleNotAllowed(f"A {user.role_label.lower()} cannot void steps.")
+        return RoleNotAllowed(f"{d.a_role(user.role)} cannot void steps.")
     step = history.voidable_step()
     if step is None:
         return TriggerNotAllowed("There is no step to void: the pathway is at its referral.")
@@ -186,7 +186,7 @@ def check_may_register(actor, what: str) -> None:
     if actor is None or not actor.active:
         raise RoleNotAllowed("Your account is not active.")
     if actor.role not in d.REGISTER_ROLES:
-        raise RoleNotAllowed(f"A {actor.role_label.lower()} cannot {what}.")
+        raise RoleNotAllowed(f"{d.a_role(actor.role)} cannot {what}.")
 
 
 def _check_actor(actor, trigger: str) -> None:
@@ -194,8 +194,7 @@ def _check_actor(actor, trigger: str) -> None:
         raise RoleNotAllowed("Your account is not active.")
     if not d.role_may(actor.role, trigger):
         raise RoleNotAllowed(
-            f"A {actor.role_label.lower()} cannot record "
-            f"'{d.TRIGGER_LABELS.get(trigger, trigger)}'."
+            f"{d.a_role(actor.role)} cannot record '{d.TRIGGER_LABELS.get(trigger, trigger)}'."
         )
 
 
@@ -327,6 +326,10 @@ def open_pathway(actor, patient, *, request_id: str | None = None, now=None, **f
     request_id = request_id or new_request_id()
     earlier = _existing_request(request_id, None, d.OPEN_TRIGGER)
     if earlier is not None:
+        if earlier.pathway.patient_id != patient.id:
+            raise RequestIdReused(
+                "This request id already opened another patient's pathway; send a new one."
+            )
         return earlier.pathway
     try:
         clean = clean_fields(PATHWAY_FIELDS, fields)
@@ -386,10 +389,12 @@ def record(
         raise TriggerNotAllowed(
             f"'{trigger}' is not a step of the pathway; the steps are: {', '.join(d.TRIGGERS)}."
         )
+    # Who may, before anything else: a replayed request id shows nothing to a role that
+    # could not have sent it.
+    _check_actor(actor, trigger)
     existing = _existing_request(request_id, pathway, trigger)
     if existing is not None:
         return Recorded(existing, created=False)
-    _check_actor(actor, trigger)
     _check_version(pathway, expected_version)
     source = pathway.state
     transition = d.transition_for(trigger, source)
@@ -439,10 +444,12 @@ def amend(
 ) -> Recorded:
     """Correct an earlier event's data with a new event; the original stays as recorded."""
     now = now or utcnow()
+    # Who may, before anything else: a replayed request id shows nothing to a role that
+    # could not have sent it.
+    _check_actor(actor, d.AMEND_TRIGGER)
     existing = _existing_request(request_id, pathway, d.AMEND_TRIGGER)
     if existing is not None:
         return Recorded(existing, created=False)
-    _check_actor(actor, d.AMEND_TRIGGER)
     _check_version(pathway, expected_version)
     events, history = _events_for_change(pathway)
     try:
@@ -505,10 +512,12 @@ def void_last_step(
 ) -> Recorded:
     """Undo the latest state change, returning the pathway to the state before it."""
     now = now or utcnow()
+    # Who may, before anything else: a replayed request id shows nothing to a role that
+    # could not have sent it.
+    _check_actor(actor, d.VOID_TRIGGER)
     existing = _existing_request(request_id, pathway, d.VOID_TRIGGER)
     if existing is not None:
         return Recorded(existing, created=False)
-    _check_actor(actor, d.VOID_TRIGGER)
     _check_version(pathway, expected_version)
     try:
         clean = clean_fields(all_fields_for(d.VOID_TRIGGER, None), {"reason": reason})

@@ -10,10 +10,15 @@ from sqlalchemy.exc import IntegrityError
 from wtforms import HiddenField, SubmitField
 
 from tracker.extensions import db
-from tracker.pathway import definition as d
 from tracker.pathway import services as pathway_services
 from tracker.pathway.dictionary import PATHWAY_FIELDS, PATIENT_FIELDS
-from tracker.pathway.errors import DuplicateMRN, InvalidData, RoleNotAllowed, StaleVersion
+from tracker.pathway.errors import (
+    DuplicateMRN,
+    InvalidData,
+    RequestIdReused,
+    RoleNotAllowed,
+    StaleVersion,
+)
 from tracker.pathway.forms import collect, form_class, from_local_input, put_errors, to_local_input
 from tracker.pathway.models import Event
 from tracker.patients.models import Patient
@@ -29,11 +34,6 @@ class EntryForm(FlaskForm):
     submit = SubmitField("Save")
 
 
-def _may_register() -> None:
-    if current_user.role not in d.REGISTER_ROLES:
-        abort(403)
-
-
 @bp.get("/")
 def index():
     q = (request.args.get("q") or "").strip()[:100]
@@ -46,7 +46,6 @@ def index():
 
 @bp.route("/new", methods=["GET", "POST"])
 def register():
-    _may_register()
     form = form_class(PATIENT_FIELDS, base=EntryForm)()
     form.submit.label.text = "Register patient"
     existing = None
@@ -84,7 +83,6 @@ def show(patient_id: int):
 
 @bp.route("/<int:patient_id>/pathways/new", methods=["GET", "POST"])
 def open_pathway(patient_id: int):
-    _may_register()
     patient = db.get_or_404(Patient, patient_id)
     form = form_class(PATHWAY_FIELDS, users_by_role(), base=EntryForm)()
     form.submit.label.text = "Open pathway"
@@ -95,8 +93,8 @@ def open_pathway(patient_id: int):
             form.coordinator.data = current_user.username
     elif form.validate_on_submit():
         earlier = db.session.scalar(select(Event).where(Event.request_id == form.request_id.data))
-        if earlier is not None:  # the same form sent twice
-            flash("This pathway was already opened.", "info")
+        if earlier is not None and earlier.pathway.patient_id == patient.id:
+            flash("This pathway was already opened.", "info")  # the same form sent twice
             return redirect(url_for("pathway.show", pathway_id=earlier.pathway_id))
         fields = collect(form, PATHWAY_FIELDS)
         fields["referral_received_at"] = from_local_input(form.referral_received_at.data)
@@ -108,6 +106,9 @@ def open_pathway(patient_id: int):
         except InvalidData as exc:
             db.session.rollback()
             put_errors(form, exc.errors)
+        except RequestIdReused as exc:
+            db.session.rollback()
+            abort(422, exc.message)
         except RoleNotAllowed:
             db.session.rollback()
             abort(403)

@@ -2,18 +2,42 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
 from wtforms import StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
+from tracker.audit.services import record
+from tracker.core.clock import local_zone
+from tracker.core.db import utcnow
 from tracker.extensions import db
-from tracker.users.forms import LoginForm, UserCreateForm, UserEditForm
+from tracker.users.forms import LoginForm, PasswordChangeForm, UserCreateForm, UserEditForm
 from tracker.users.models import User
-from tracker.users.services import UserError, change_role, create_user, set_active
+from tracker.users.services import (
+    UserError,
+    change_role,
+    create_user,
+    is_locked,
+    note_failed_login,
+    note_login,
+    set_active,
+)
+from tracker.users.services import change_password as change_password_of
+from tracker.users.services import unlock as unlock_user
+from tracker.users.sessions import current_session_hash, end_sessions_of, sessions_of
 
 auth_bp = Blueprint("auth", __name__)
 users_bp = Blueprint("users", __name__, url_prefix="/users")
@@ -33,47 +57,83 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _locked_message(user: User) -> str:
+    until = user.locked_until.astimezone(local_zone()).strftime("%H:%M")
+    return (
+        f"Too many failed logins: this account is locked until {until}. Try again then, "
+        "or ask an administrator to unlock it."
+    )
+
+
 @auth_bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
         return redirect(url_for("worklist.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        username = form.username.data.strip().lower()
+        username = form.username.data.strip().lower()[:64]
         user = db.session.scalar(select(User).where(User.username == username))
+        now = utcnow()
+        if user is not None and is_locked(user, now):
+            check_password_hash(_DUMMY_HASH, form.password.data)
+            record("login_failed", user=user, outcome="refused", detail="account locked")
+            db.session.commit()
+            flash(_locked_message(user), "danger")
+            return render_template("auth/login.html", form=form), 429
         if user is None:
             check_password_hash(_DUMMY_HASH, form.password.data)
-        if user is None or not user.check_password(form.password.data) or not user.active:
-            flash("Unknown username or wrong password, or the account is deactivated.", "danger")
-            return render_template("auth/login.html", form=form), 401
-        login_user(user)
-        return redirect(_safe_next(request.args.get("next")))
+            record("login_failed", username=username, outcome="refused", detail="unknown username")
+        elif not user.check_password(form.password.data):
+            config = current_app.config
+            locked = note_failed_login(
+                user, now, config["LOGIN_LOCK_AFTER"], config["LOGIN_LOCK_MINUTES"]
+            )
+            record("login_failed", user=user, outcome="refused", detail="wrong password")
+            if locked:
+                record(
+                    "login_locked",
+                    user=user,
+                    outcome="refused",
+                    detail=f"{config['LOGIN_LOCK_AFTER']} failed logins in a row",
+                )
+                db.session.commit()
+                flash(_locked_message(user), "danger")
+                return render_template("auth/login.html", form=form), 429
+        elif not user.active:
+            record("login_failed", user=user, outcome="refused", detail="account deactivated")
+        else:
+            note_login(user, now)
+            record("login", user=user)
+            db.session.commit()
+            session.regenerate()  # a new session id: a planted one is worthless
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+        db.session.commit()
+        flash("Unknown username or wrong password, or the account is deactivated.", "danger")
+        return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
 
 
 @auth_bp.post("/logout")
-@login_required
 def logout():
+    record("logout")
     logout_user()
+    # The old session's row is deleted (a copied cookie no longer works); the browser
+    # gets a new, anonymous one that carries the message.
+    session.clear()
+    session.regenerate()
     flash("You have logged out.", "info")
     return redirect(url_for("auth.login"))
 
 
-def _require_admin() -> None:
-    if current_user.role != "admin":
-        abort(403)
-
-
 @users_bp.get("/")
 def index():
-    _require_admin()
     users = db.session.scalars(select(User).order_by(User.username)).all()
-    return render_template("users/index.html", users=users, form=UserCreateForm())
+    return render_template("users/index.html", users=users, form=UserCreateForm(), now=utcnow())
 
 
 @users_bp.post("/")
 def create():
-    _require_admin()
     form = UserCreateForm()
     if form.validate_on_submit():
         try:
@@ -91,12 +151,11 @@ def create():
             flash(f"Created {user.username} ({user.role_label}).", "success")
             return redirect(url_for("users.index"))
     users = db.session.scalars(select(User).order_by(User.username)).all()
-    return render_template("users/index.html", users=users, form=form), 422
+    return render_template("users/index.html", users=users, form=form, now=utcnow()), 422
 
 
 @users_bp.route("/<int:user_id>", methods=["GET", "POST"])
 def edit(user_id: int):
-    _require_admin()
     user = db.get_or_404(User, user_id)
     form = UserEditForm(obj=user)
     if form.validate_on_submit():
@@ -109,11 +168,21 @@ def edit(user_id: int):
         except UserError as exc:
             db.session.rollback()
             flash(str(exc), "danger")
-            return render_template("users/edit.html", user=user, form=form), 422
+            return render_template("users/edit.html", user=user, form=form, now=utcnow()), 422
         flash(f"Saved {user.username}.", "success")
         return redirect(url_for("users.index"))
     status = 422 if request.method == "POST" else 200
-    return render_template("users/edit.html", user=user, form=form), status
+    return render_template("users/edit.html", user=user, form=form, now=utcnow()), status
+
+
+@users_bp.post("/<int:user_id>/unlock")
+def unlock(user_id: int):
+    user = db.get_or_404(User, user_id)
+    unlock_user(user)
+    record("update_user", detail={"username": user.username, "fields": ["unlocked"]})
+    db.session.commit()
+    flash(f"Unlocked {user.username}: they can log in again.", "success")
+    return redirect(url_for("users.edit", user_id=user.id))
 
 
 account_bp = Blueprint("account", __name__, url_prefix="/account")
@@ -130,34 +199,65 @@ class TokenForm(FlaskForm):
     submit = SubmitField("Create token")
 
 
-@account_bp.get("/", endpoint="index")
-def account_page():
+def _account_page(status: int = 200, **forms):
     from tracker.api.services import tokens_of
 
     return render_template(
-        "users/account.html", tokens=tokens_of(current_user), form=TokenForm(), new_token=None
-    )
+        "users/account.html",
+        tokens=tokens_of(current_user),
+        form=forms.get("form") or TokenForm(formdata=None),
+        password_form=forms.get("password_form") or PasswordChangeForm(formdata=None),
+        new_token=forms.get("new_token"),
+        sessions=sessions_of(current_user.id),
+        this_session=current_session_hash(session),
+    ), status
+
+
+@account_bp.get("/", endpoint="index")
+def account_page():
+    return _account_page()
+
+
+@account_bp.post("/password")
+def change_password():
+    form = PasswordChangeForm()
+    if form.validate_on_submit():
+        try:
+            change_password_of(
+                current_user, form.current.data, form.new.data, keep_session=session.sid
+            )
+        except UserError as exc:
+            db.session.rollback()
+            field = form.current if exc.field == "current" else form.new
+            field.errors = [*field.errors, str(exc)]
+        else:
+            record("password_changed")
+            db.session.commit()
+            flash("Your password is changed; your other sessions have ended.", "success")
+            return redirect(url_for("account.index"))
+    return _account_page(422, password_form=form)
+
+
+@account_bp.post("/sessions/end-others")
+def end_other_sessions():
+    end_sessions_of(current_user.id, keep=session.sid)
+    record("logout", detail="ended the account's other sessions")
+    db.session.commit()
+    flash("Your other sessions have ended.", "success")
+    return redirect(url_for("account.index"))
 
 
 @account_bp.post("/tokens")
 def create_token():
     from tracker.api.services import create_token as create
-    from tracker.api.services import tokens_of
 
     form = TokenForm()
     if not form.validate_on_submit():
-        return render_template(
-            "users/account.html", tokens=tokens_of(current_user), form=form, new_token=None
-        ), 422
+        return _account_page(422, form=form)
     _, plain = create(current_user, form.name.data)
     db.session.commit()
     # Shown once, in this response only: it is not kept anywhere it could be read again.
-    return render_template(
-        "users/account.html",
-        tokens=tokens_of(current_user),
-        form=TokenForm(formdata=None),
-        new_token=plain,
-    )
+    return _account_page(new_token=plain)
 
 
 @account_bp.post("/tokens/<int:token_id>/revoke")

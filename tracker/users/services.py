@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tracker.extensions import db
 from tracker.pathway.definition import ROLES
@@ -12,6 +14,8 @@ from tracker.users.models import User
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 PASSWORD_MIN, PASSWORD_MAX = 12, 128
+# zxcvbn's scale: 3 is "safely unguessable" for an online attack with a lockout.
+PASSWORD_MIN_SCORE = 3
 
 
 class UserError(Exception):
@@ -22,11 +26,43 @@ class UserError(Exception):
         self.field = field
 
 
-def check_password_rules(password: str) -> None:
+def check_password_rules(password: str, *hints: str) -> None:
+    """12 to 128 characters, and not one of the commonest or easily guessed passwords
+    (zxcvbn's list of 30,000 common passwords and its guess estimate, which also knows
+    the username and name given as ``hints``). No composition rules (ASVS 2.1.9)."""
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise UserError(
             f"The password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long.", "password"
         )
+    if password.lower() in _common_passwords():
+        raise UserError(
+            "This is one of the commonest passwords; choose another, e.g. three or four "
+            "unrelated words.",
+            "password",
+        )
+    from zxcvbn import zxcvbn
+
+    # zxcvbn's estimate costs grow with length; past 72 characters a password is long
+    # enough that its first 72 decide.
+    result = zxcvbn(password[:72], user_inputs=[h for h in hints if h])
+    if result["score"] < PASSWORD_MIN_SCORE:
+        advice = " ".join(
+            part
+            for part in (result["feedback"]["warning"], *result["feedback"]["suggestions"])
+            if part
+        )
+        raise UserError(
+            "This password is too easy to guess. "
+            + (advice or "Add another word or two; uncommon words are better."),
+            "password",
+        )
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
 
 
 def create_user(*, username: str, role: str, password: str, full_name: str = "") -> User:
@@ -38,7 +74,7 @@ def create_user(*, username: str, role: str, password: str, full_name: str = "")
         )
     if role not in ROLES:
         raise UserError(f"The role must be one of: {', '.join(ROLES)}.", "role")
-    check_password_rules(password)
+    check_password_rules(password, username, full_name)
     if db.session.scalar(select(func.count(User.id)).where(User.username == username)):
         raise UserError(f"The username '{username}' is already taken.", "username")
     user = User(username=username, role=role, full_name=(full_name or "").strip()[:120])
@@ -71,4 +107,66 @@ def set_active(user: User, active: bool, actor: User) -> None:
     if not active and user.role == "admin" and not _active_admins_besides(user):
         raise UserError("This is the last active administrator; make another one first.")
     user.active = active
+    if not active:
+        # Every session of the account ends now, on every server.
+        from tracker.users.sessions import end_sessions_of
+
+        end_sessions_of(user.id)
+    db.session.flush()
+
+
+def change_password(user: User, current: str, new: str, keep_session: str | None) -> None:
+    """The user's own change: the current password first; other sessions end."""
+    if not user.check_password(current or ""):
+        raise UserError("The current password is wrong.", "current")
+    if new == current:
+        raise UserError("The new password must differ from the current one.", "new")
+    check_password_rules(new, user.username, user.full_name)
+    user.set_password(new)
+    from tracker.users.sessions import end_sessions_of
+
+    end_sessions_of(user.id, keep=keep_session)
+    db.session.flush()
+
+
+# -- failed logins and the lockout -------------------------------------------------------
+
+
+def is_locked(user: User, now: datetime) -> bool:
+    return user.locked_until is not None and user.locked_until > now
+
+
+def note_failed_login(user: User, now: datetime, lock_after: int, lock_minutes: int) -> bool:
+    """Count a failed login in the database (one UPDATE, so concurrent servers add up);
+    True when this failure locks the account."""
+    count = db.session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(failed_logins=User.failed_logins + 1)
+        .returning(User.failed_logins)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    if count < lock_after:
+        db.session.refresh(user)
+        return False
+    db.session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(failed_logins=0, locked_until=now + timedelta(minutes=lock_minutes))
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(user)
+    return True
+
+
+def note_login(user: User, now: datetime) -> None:
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    db.session.flush()
+
+
+def unlock(user: User) -> None:
+    user.failed_logins = 0
+    user.locked_until = None
     db.session.flush()

@@ -2,36 +2,36 @@
 
 from __future__ import annotations
 
-from flask import Flask, redirect, render_template, request, url_for
+from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
 from tracker.extensions import db, login_manager
-
-# Endpoints reachable without a login; everything else sends an anonymous user to log in.
-PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "bootstrap.static", "healthz"})
+from tracker.web.access import ANONYMOUS, refusal, rule_for
 
 
 def init_app(app: Flask) -> None:
     from werkzeug.routing import IntegerConverter
 
     from tracker.api.routes import bp as api_bp
+    from tracker.audit import web as audit_web
+    from tracker.audit.routes import bp as audit_bp
     from tracker.extensions import csrf
     from tracker.mdt.routes import bp as mdt_bp
     from tracker.pathway.routes import bp as pathway_bp
     from tracker.patients.routes import bp as patients_bp
     from tracker.reports.routes import bp as reports_bp
     from tracker.users.routes import account_bp, auth_bp, users_bp
-    from tracker.web import filters
+    from tracker.users.sessions import ServerSessionInterface
+    from tracker.web import filters, headers
     from tracker.web.helpers import IdConverter
     from tracker.worklist.routes import bp as worklist_bp
 
+    app.session_interface = ServerSessionInterface()
     app.url_map.converters["int"] = IdConverter
     # The API answers an impossible id with its own JSON 404 (not a routing 405).
     app.url_map.converters["anyint"] = IntegerConverter
     login_manager.login_view = "auth.login"
-    login_manager.login_message = "Please log in to continue."
-    login_manager.login_message_category = "info"
 
     @login_manager.user_loader
     def load_user(user_id: str):
@@ -51,6 +51,7 @@ def init_app(app: Flask) -> None:
         reports_bp,
         api_bp,
         account_bp,
+        audit_bp,
     )
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
@@ -63,18 +64,42 @@ def init_app(app: Flask) -> None:
         # The benchmark's floor: no session, no database.
         return "ok", 200, {"Content-Type": "text/plain; charset=utf-8"}
 
+    def fresh_request_state():
+        """Nothing in ``g`` outlives its request: who is logged in (Flask-Login caches it
+        there), the API caller, a refusal's reason. A served request always has a new
+        ``g``; a request made inside an application context that is already pushed (a
+        test, a script) shares it, and must not inherit the user of the request before."""
+        g.__dict__.clear()
+
+    app.before_request_funcs.setdefault(None, []).insert(0, fresh_request_state)
+
     @app.before_request
-    def require_login():
-        if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
-            return None
-        if request.blueprint == "api":  # the API authenticates its own requests
+    def check_access():
+        """The access matrix, before any page: log in first, then the role must fit."""
+        if request.endpoint is None or request.blueprint == "api":
+            return None  # unrouted (404/405), or the API, which checks its own token
+        if ANONYMOUS in rule_for(request.endpoint).roles:
             return None
         if not current_user.is_authenticated:
+            expired = getattr(session, "expired", None)
+            if expired:
+                flash(f"You were logged off {expired[0]}; please log in again.", "info")
+            else:
+                flash("Please log in to continue.", "info")
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        reason = refusal(current_user.role, request.endpoint, request.view_args)
+        if reason:
+            g.refusal = reason
+            abort(403, reason)
         return None
+
+    audit_web.init_app(app)
+    headers.init_app(app)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        if error.code in (401, 403) and not getattr(g, "refusal", None):
+            g.refusal = error.description  # for the audit log
         if request.endpoint == "healthz":
             return error
         if request.path.startswith("/api/"):

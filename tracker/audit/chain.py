@@ -1,0 +1,263 @@
+"""HMAC-SHA256 hash chains over the event log and the audit log.
+
+Each row carries its position in its chain (``chain_seq``), the hash of the row before
+it (``prev_hash``) and its own ``hash``: HMAC-SHA256, under a key kept outside the
+database, of the previous hash and the row's content. Changing, inserting or removing a
+row breaks the chain at that row, and without the key a forger cannot mend it.
+
+Appends take the chain's head row with an UPDATE before reading it, so concurrent
+writers queue there (a row lock on PostgreSQL, the write lock on SQLite); a writer that
+seals an audit entry takes the event head first, so two chains never deadlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from flask import Flask, current_app
+from sqlalchemy import event, select, update
+
+from tracker.audit.models import GENESIS, AuditEntry, ChainHead
+from tracker.core.db import utcnow
+from tracker.extensions import db
+from tracker.pathway.models import Event
+
+KEY_MIN_LENGTH = 32
+
+# The content each chain seals, in order; the id is left out (it is not known before the
+# INSERT), the chain position stands for it.
+FIELDS = {
+    "event": (
+        "pathway_id",
+        "seq",
+        "trigger",
+        "from_state",
+        "to_state",
+        "occurred_at",
+        "recorded_at",
+        "recorded_by_id",
+        "data",
+        "request_id",
+        "amends_event_id",
+        "voids_event_id",
+    ),
+    "audit": (
+        "at",
+        "user_id",
+        "username",
+        "action",
+        "outcome",
+        "patient_id",
+        "pathway_id",
+        "detail",
+        "address",
+        "method",
+        "path",
+    ),
+}
+MODELS = {"event": Event, "audit": AuditEntry}
+_head = ChainHead.__table__
+
+
+class AuditKeyError(RuntimeError):
+    pass
+
+
+def load_key(app: Flask) -> bytes:
+    """The chain key: AUDIT_KEY, or the file AUDIT_KEY_FILE (made on first use when
+    AUDIT_KEY_CREATE is set, as in development). Never stored in the database."""
+    key = app.config.get("AUDIT_KEY") or ""
+    path = app.config.get("AUDIT_KEY_FILE") or ""
+    if not key and path:
+        file = Path(path)
+        if not file.exists() and app.config.get("AUDIT_KEY_CREATE"):
+            file.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32) + "\n")
+        if file.exists():
+            key = file.read_text().strip()
+    if len(key) < KEY_MIN_LENGTH:
+        raise AuditKeyError(
+            "The audit key is missing or shorter than 32 characters: set AUDIT_KEY, or "
+            "AUDIT_KEY_FILE to a file holding it, outside the database (see README, "
+            "Configuration). Generate one with: python3 -c 'import secrets; "
+            "print(secrets.token_hex(32))'"
+        )
+    return key.encode()
+
+
+def _key() -> bytes:
+    return current_app.extensions["audit_key"]
+
+
+def _canonical(value):
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def digest(key: bytes, chain: str, chain_seq: int, prev_hash: str, values: dict) -> str:
+    content = json.dumps(
+        [chain, chain_seq, [_canonical(values[name]) for name in FIELDS[chain]]],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hmac.new(key, f"{prev_hash}\n{content}".encode(), hashlib.sha256).hexdigest()
+
+
+def _seal(connection, chain: str, target) -> None:
+    if chain == "audit":
+        # Lock order: the event head, then the audit head (no deadlock between chains).
+        connection.execute(update(_head).where(_head.c.name == "event").values(seq=_head.c.seq))
+    row = connection.execute(
+        update(_head)
+        .where(_head.c.name == chain)
+        .values(seq=_head.c.seq + 1)
+        .returning(_head.c.seq, _head.c.last_hash)
+    ).one_or_none()
+    if row is None:
+        raise RuntimeError(
+            f"the '{chain}' chain has no head row: build the database with "
+            "`flask db upgrade`, which creates it"
+        )
+    values = {name: getattr(target, name) for name in FIELDS[chain]}
+    target.chain_seq, target.prev_hash = row.seq, row.last_hash
+    target.hash = digest(_key(), chain, row.seq, row.last_hash, values)
+    connection.execute(update(_head).where(_head.c.name == chain).values(last_hash=target.hash))
+
+
+def seal_rows(chain: str, rows: list[dict]) -> None:
+    """Seal rows about to be inserted in bulk (Core executemany, which runs no ORM hook),
+    in list order: one lock of the head for the lot. Insert them in the same transaction."""
+    if not rows:
+        return
+    connection = db.session.connection()
+    if chain == "audit":
+        connection.execute(update(_head).where(_head.c.name == "event").values(seq=_head.c.seq))
+    first = connection.execute(
+        update(_head)
+        .where(_head.c.name == chain)
+        .values(seq=_head.c.seq + len(rows))
+        .returning(_head.c.seq, _head.c.last_hash)
+    ).one()
+    key = _key()
+    position, prev = first.seq - len(rows), first.last_hash
+    for row in rows:
+        position += 1
+        row["chain_seq"], row["prev_hash"] = position, prev
+        prev = row["hash"] = digest(key, chain, position, prev, row)
+    connection.execute(update(_head).where(_head.c.name == chain).values(last_hash=prev))
+
+
+@event.listens_for(Event, "before_insert")
+def _seal_event(mapper, connection, target: Event) -> None:
+    # Column defaults are applied by the INSERT itself, after this hook: set them here,
+    # so the sealed content is exactly what is stored.
+    if target.recorded_at is None:
+        target.recorded_at = utcnow()
+    if target.data is None:
+        target.data = {}
+    if target.pathway_id is None and target.pathway is not None:
+        target.pathway_id = target.pathway.id
+    _seal(connection, "event", target)
+
+
+@event.listens_for(AuditEntry, "before_insert")
+def _seal_audit(mapper, connection, target: AuditEntry) -> None:
+    for name, default in (
+        ("at", None),
+        ("username", ""),
+        ("outcome", "ok"),
+        ("detail", ""),
+        ("address", ""),
+        ("method", ""),
+        ("path", ""),
+    ):
+        if getattr(target, name) is None:
+            setattr(target, name, utcnow() if name == "at" else default)
+    _seal(connection, "audit", target)
+
+
+# -- verification ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Break:
+    chain: str
+    position: int
+    row_id: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"position {self.position}" + (f" (id {self.row_id})" if self.row_id else "")
+        return f"{self.chain} chain broken at {where}: {self.message}"
+
+
+def _rows(chain: str, batch: int) -> Iterator:
+    model = MODELS[chain]
+    columns = [model.id, model.chain_seq, model.prev_hash, model.hash]
+    columns += [getattr(model, name) for name in FIELDS[chain]]
+    last = 0
+    while True:
+        rows = db.session.execute(
+            select(*columns).where(model.chain_seq > last).order_by(model.chain_seq).limit(batch)
+        ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].chain_seq
+
+
+def verify_chain(chain: str, batch: int = 5000) -> tuple[Break | None, int]:
+    """The first broken link of ``chain``, or None; and how many rows were checked."""
+    key = _key()
+    expected_seq, prev = 1, GENESIS
+    checked = 0
+    for row in _rows(chain, batch):
+        values = row._mapping
+        if row.chain_seq != expected_seq:
+            return Break(
+                chain,
+                expected_seq,
+                None,
+                f"the row at this position is missing (the next one is at {row.chain_seq})",
+            ), checked
+        if row.prev_hash != prev:
+            return Break(
+                chain, row.chain_seq, row.id, "it does not follow the row before it"
+            ), checked
+        if digest(key, chain, row.chain_seq, prev, values) != row.hash:
+            return Break(
+                chain,
+                row.chain_seq,
+                row.id,
+                "its content does not match its hash (changed after it was written, "
+                "or sealed with another key)",
+            ), checked
+        prev = row.hash
+        expected_seq += 1
+        checked += 1
+    head = db.session.get(ChainHead, chain)
+    if head is None:
+        return Break(chain, 0, None, "the chain has no head row"), checked
+    if head.seq != checked or head.last_hash != prev:
+        return Break(
+            chain,
+            checked + 1,
+            None,
+            f"the chain ends at position {checked} but its head says {head.seq}: "
+            "rows at the end were removed",
+        ), checked
+    return None, checked

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from tracker.core.db import UTCDateTime, utcnow
+from tracker.extensions import db
+
+GENESIS = "0" * 64
+
+
+class ChainHead(db.Model):
+    """The end of one hash chain ('event' or 'audit'): its last position and hash.
+
+    Each append updates this row first, so the row lock (PostgreSQL) or the write lock
+    (SQLite) serialises the appends of concurrent writers: the chain cannot fork.
+    """
+
+    __tablename__ = "chain_head"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seq: Mapped[int] = mapped_column(default=0)
+    last_hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
+
+
+class AuditEntry(db.Model):
+    """One line of the audit log. Append-only: the database refuses UPDATE and DELETE."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (
+        Index("ix_audit_entry_user_at", "user_id", "at"),
+        Index("ix_audit_entry_patient_at", "patient_id", "at"),
+        Index("ix_audit_entry_action_at", "action", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    chain_seq: Mapped[int] = mapped_column(unique=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    # Kept as typed, so a failed login with an unknown name is still on record.
+    username: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patient.id"))
+    pathway_id: Mapped[int | None] = mapped_column(ForeignKey("pathway.id"))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
+    method: Mapped[str] = mapped_column(String(8), default="")
+    path: Mapped[str] = mapped_column(String(300), default="")
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    user = relationship("User", lazy="joined")
+    patient = relationship("Patient", lazy="joined")
+    pathway = relationship("Pathway")
+
+    def __repr__(self) -> str:
+        return f"<AuditEntry {self.chain_seq} {self.action} {self.username}>"

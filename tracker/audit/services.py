@@ -1,0 +1,208 @@
+"""Writing the audit log. Flush, never commit: an entry is part of its transaction.
+
+Changes are written by a session hook (every new or changed row of an audited model),
+so no change can forget its entry; views, logins and refusals are written by the web
+layer (tracker.audit.web) and the CLI. Who and from where come from the request, or
+from :func:`acting_as` in the command line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from flask import g, has_request_context, request
+from sqlalchemy import event, inspect
+from sqlalchemy.orm import Session
+
+from tracker.audit.models import AuditEntry
+from tracker.core.db import utcnow
+from tracker.extensions import db
+
+# Actions, as stored and as filtered on the audit page.
+ACTIONS = {
+    "login": "Logged in",
+    "login_failed": "Login failed",
+    "login_locked": "Account locked",
+    "logout": "Logged out",
+    "session_expired": "Session expired",
+    "password_changed": "Password changed",
+    "view": "Viewed",
+    "export": "Exported",
+    "refused": "Refused",
+    "record_event": "Recorded a step",
+    "register_patient": "Registered a patient",
+    "update_patient": "Changed a patient",
+    "create_user": "Created an account",
+    "update_user": "Changed an account",
+    "create_token": "Created an API token",
+    "revoke_token": "Revoked an API token",
+    "import": "Imported events",
+    "backup": "Took a backup",
+}
+
+_cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)
+_bulk: ContextVar = ContextVar("audit_bulk", default=None)
+
+
+@contextmanager
+def acting_as(user, address: str = "command line") -> Iterator[None]:
+    """Who the entries written outside a request belong to (the CLI)."""
+    token = _cli_actor.set((user, address))
+    try:
+        yield
+    finally:
+        _cli_actor.reset(token)
+
+
+@contextmanager
+def summarised(action: str, **detail) -> Iterator[dict]:
+    """One entry for a bulk change (an import) instead of one per row: the rows are in the
+    chained event log already, each with who recorded it. ``detail`` can be added to."""
+    counts: dict = {"events": 0, **detail}
+    token = _bulk.set(counts)
+    try:
+        yield counts
+    finally:
+        _bulk.reset(token)
+    record(action, detail=counts)
+
+
+def _actor():
+    """(user, username, address, method, path) of whoever is acting now."""
+    if has_request_context():
+        from flask_login import current_user
+
+        user = getattr(g, "api_user", None)
+        if user is None and current_user and current_user.is_authenticated:
+            user = current_user._get_current_object()
+        address = (request.remote_addr or "")[:64]
+        return user, address, request.method, request.path[:300]
+    user, address = _cli_actor.get() or (None, "command line")
+    return user, address, "", ""
+
+
+def record(
+    action: str,
+    *,
+    user=None,
+    username: str | None = None,
+    outcome: str = "ok",
+    patient_id: int | None = None,
+    pathway_id: int | None = None,
+    detail: dict | str | None = None,
+) -> AuditEntry:
+    """Add one entry to the session (the caller's transaction writes it)."""
+    acting, address, method, path = _actor()
+    user = user if user is not None else acting
+    if isinstance(detail, dict):
+        detail = json.dumps(detail, sort_keys=True, default=str, ensure_ascii=False)
+    entry = AuditEntry(
+        at=utcnow(),
+        user_id=user.id if user is not None else None,
+        username=(username if username is not None else getattr(user, "username", ""))[:64],
+        action=action,
+        outcome=outcome,
+        patient_id=patient_id,
+        pathway_id=pathway_id,
+        detail=(detail or "")[:4000],
+        address=address,
+        method=method,
+        path=path,
+    )
+    db.session.add(entry)
+    return entry
+
+
+# -- changes, by a session hook ----------------------------------------------------------
+
+# Columns whose changes are not worth an entry of their own: derived from the events
+# (the pathway's), or written by the login itself (audited as logins).
+_QUIET = {
+    "User": {"failed_logins", "locked_until", "last_login_at"},
+}
+
+
+def _changed(obj) -> list[str]:
+    """The columns of ``obj`` changed in this flush (a password shows as 'password')."""
+    state = inspect(obj)
+    quiet = _QUIET.get(type(obj).__name__, set())
+    changed = []
+    for column in state.mapper.column_attrs:
+        if column.key in quiet or not state.attrs[column.key].history.has_changes():
+            continue
+        changed.append("password" if column.key == "password_hash" else column.key)
+    return changed
+
+
+def _entries_for(obj, new: bool) -> list[dict]:
+    kind = type(obj).__name__
+    if kind == "Event" and new:
+        pathway = obj.pathway
+        return [
+            {
+                "action": "record_event",
+                "pathway": pathway,
+                "detail": {"trigger": obj.trigger, "seq": obj.seq, "request_id": obj.request_id},
+            }
+        ]
+    if kind == "Patient":
+        if new:
+            return [{"action": "register_patient", "patient": obj, "detail": {"mrn": obj.mrn}}]
+        changed = _changed(obj)
+        if changed:
+            return [{"action": "update_patient", "patient": obj, "detail": {"fields": changed}}]
+    if kind == "User":
+        if new:
+            return [
+                {"action": "create_user", "detail": {"username": obj.username, "role": obj.role}}
+            ]
+        changed = _changed(obj)
+        if changed:
+            detail = {"username": obj.username, "fields": changed}
+            if "role" in changed:
+                detail["role"] = obj.role
+            if "active" in changed:
+                detail["active"] = obj.active
+            return [{"action": "update_user", "detail": detail}]
+    if kind == "ApiToken":
+        if new:
+            return [
+                {"action": "create_token", "detail": {"name": obj.name, "user_id": obj.user_id}}
+            ]
+        if "revoked_at" in _changed(obj):
+            return [
+                {"action": "revoke_token", "detail": {"name": obj.name, "user_id": obj.user_id}}
+            ]
+    return []
+
+
+@event.listens_for(Session, "before_flush")
+def _audit_changes(session: Session, flush_context, instances) -> None:
+    bulk = _bulk.get()
+    pending = []
+    for obj in list(session.new):
+        if isinstance(obj, AuditEntry):
+            continue
+        kind = type(obj).__name__
+        if bulk is not None and kind in ("Event", "Pathway", "Patient"):
+            bulk[f"{kind.lower()}s"] = bulk.get(f"{kind.lower()}s", 0) + 1
+            continue
+        pending.extend(_entries_for(obj, new=True))
+    for obj in list(session.dirty):
+        if isinstance(obj, AuditEntry):
+            continue
+        pending.extend(_entries_for(obj, new=False))
+    for spec in pending:
+        # Ids of rows inserted by this same flush are not known yet: the relationships
+        # carry them into the entry when the flush runs.
+        patient = spec.pop("patient", None)
+        pathway = spec.pop("pathway", None)
+        entry = record(spec.pop("action"), **spec)
+        if pathway is not None:
+            entry.pathway = pathway
+            patient = patient or pathway.patient
+        if patient is not None:
+            entry.patient = patient

@@ -1,0 +1,118 @@
+"""Who may call what: one role x endpoint (x trigger) matrix, kept as data.
+
+Every endpoint of the app is listed here; one missing is refused to everyone (and a
+test fails). ``tracker.web`` checks the matrix before every page and ``tracker.api``
+before every call; the pathway services check each trigger's roles again.
+
+``shows`` marks endpoints that show patient data: each successful view is written to
+the audit log, and the response is never stored by a browser or proxy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracker.pathway import definition as d
+
+ANONYMOUS = "anonymous"
+EVERYONE = frozenset(d.ROLES)
+PUBLIC = EVERYONE | {ANONYMOUS}
+CLINICAL = d.REGISTER_ROLES
+ADMIN = frozenset({"admin"})
+# Whoever may fire at least one trigger; the trigger itself decides the rest.
+ANY_TRIGGER = frozenset().union(*d.TRIGGER_ROLES.values())
+MDT_DECISION = d.TRIGGER_ROLES["plan_surgery"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: frozenset[str]
+    # What the endpoint shows of patients: "patient" / "pathway" (one record, by the id
+    # in the URL), "list" (several), "export" (a download). None: no patient data.
+    shows: str | None = None
+    # Where the trigger comes from when the roles depend on it: "url" (view argument
+    # ``trigger``) or "body" (the JSON body; checked by the services, answering 403).
+    trigger: str | None = None
+
+
+ACCESS: dict[str, Rule] = {
+    # No login.
+    "static": Rule(PUBLIC),
+    "bootstrap.static": Rule(PUBLIC),
+    "healthz": Rule(PUBLIC),
+    "auth.login": Rule(PUBLIC),
+    "api.openapi": Rule(PUBLIC),
+    # Every account.
+    "auth.logout": Rule(EVERYONE),
+    "account.index": Rule(EVERYONE),
+    "account.create_token": Rule(EVERYONE),
+    "account.revoke_token": Rule(EVERYONE),  # own tokens; administrators: anyone's
+    "account.change_password": Rule(EVERYONE),
+    "account.end_other_sessions": Rule(EVERYONE),
+    "worklist.index": Rule(EVERYONE, shows="list"),
+    "worklist.export": Rule(EVERYONE, shows="export"),
+    "patients.index": Rule(EVERYONE, shows="list"),
+    "patients.show": Rule(EVERYONE, shows="patient"),
+    "pathway.show": Rule(EVERYONE, shows="pathway"),
+    "pathway.print_view": Rule(EVERYONE, shows="pathway"),
+    "mdt.index": Rule(EVERYONE, shows="list"),
+    "reports.index": Rule(EVERYONE),
+    "reports.table_csv": Rule(EVERYONE),
+    "reports.this_week": Rule(EVERYONE, shows="list"),
+    # Clinical work.
+    "patients.register": Rule(CLINICAL),
+    "patients.open_pathway": Rule(CLINICAL, shows="patient"),
+    "pathway.record": Rule(ANY_TRIGGER, shows="pathway", trigger="url"),
+    "pathway.mdt_outcome": Rule(MDT_DECISION, shows="pathway"),
+    "pathway.amend": Rule(d.TRIGGER_ROLES[d.AMEND_TRIGGER], shows="pathway"),
+    "pathway.void": Rule(d.TRIGGER_ROLES[d.VOID_TRIGGER], shows="pathway"),
+    # Administration.
+    "users.index": Rule(ADMIN),
+    "users.create": Rule(ADMIN),
+    "users.edit": Rule(ADMIN),
+    "users.unlock": Rule(ADMIN),
+    "audit.index": Rule(ADMIN, shows="list"),
+    "audit.export": Rule(ADMIN, shows="export"),
+    # The API: the same permissions as the pages (a token acts as its user).
+    "api.definition": Rule(EVERYONE),
+    "api.create_patient": Rule(CLINICAL),
+    "api.get_patient": Rule(EVERYONE, shows="patient"),
+    "api.create_pathway": Rule(CLINICAL),
+    "api.list_pathways": Rule(EVERYONE, shows="list"),
+    "api.get_pathway": Rule(EVERYONE, shows="pathway"),
+    "api.list_events": Rule(EVERYONE, shows="pathway"),
+    "api.record_event": Rule(ANY_TRIGGER, trigger="body"),
+    "api.fhir": Rule(EVERYONE, shows="export"),
+}
+
+NOBODY = Rule(frozenset())
+
+
+def rule_for(endpoint: str | None) -> Rule:
+    return ACCESS.get(endpoint or "", NOBODY)
+
+
+def refusal(role: str | None, endpoint: str | None, view_args: dict | None = None) -> str | None:
+    """Why ``role`` (None: not logged in) may not call ``endpoint``; None when it may."""
+    who = role or ANONYMOUS
+    rule = rule_for(endpoint)
+    if who not in rule.roles:
+        if who == ANONYMOUS:
+            return "Log in first."
+        return f"{d.a_role(who)} may not use this page."
+    if rule.trigger == "url" and view_args and view_args.get("trigger") in d.TRIGGER_ROLES:
+        trigger = view_args["trigger"]
+        if not d.role_may(who, trigger):
+            roles = ", ".join(sorted(d.ROLE_LABELS[r].lower() for r in d.TRIGGER_ROLES[trigger]))
+            return f"'{d.TRIGGER_LABELS.get(trigger, trigger)}' is recorded by: {roles}."
+    return None
+
+
+def allowed(role: str | None, endpoint: str, trigger: str | None = None) -> bool:
+    """The matrix as a predicate (the tests walk it); a trigger applies where it counts."""
+    rule = rule_for(endpoint)
+    if (role or ANONYMOUS) not in rule.roles:
+        return False
+    if trigger is not None and rule.trigger is not None:
+        return d.role_may(role, trigger)
+    return True
