@@ -393,6 +393,7 @@ def test_the_audit_page_filters_by_user_action_patient_and_date(client, users, s
     mrn = pathway.patient.mrn
     page = admin.get(f"/audit/?mrn={mrn}").get_data(as_text=True)
     assert "Registered a patient" in page and "Recorded a step" in page
+    assert "seq: 1 · trigger: open_pathway" in page  # the detail in words, not JSON
     today = datetime.now().date()
     assert "1 entry" not in admin.get(f"/audit/?from={today}&to={today}").get_data(as_text=True)
     tomorrow = today + timedelta(days=1)

@@ -20,6 +20,24 @@ PAGE_SIZE = 50
 EXPORT_LIMIT = 100_000
 
 
+@bp.app_template_filter("audit_detail")
+def audit_detail(detail: str) -> str:
+    """An entry's detail for people: 'trigger: add_note · seq: 4', not JSON."""
+    import json
+
+    try:
+        value = json.loads(detail) if detail.startswith("{") else detail
+    except ValueError:
+        return detail
+    if not isinstance(value, dict):
+        return str(value)
+    return " · ".join(
+        f"{key.replace('_', ' ')}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
+        for key, v in value.items()
+        if key != "endpoint"
+    )
+
+
 def _day(raw: str | None, name: str, errors: dict) -> datetime | None:
     raw = (raw or "").strip()
     if not raw:

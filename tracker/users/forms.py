@@ -11,8 +11,16 @@ ROLE_CHOICES = [SelectChoice(code, label) for code, label in ROLE_LABELS.items()
 
 
 class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired("Enter your username.")])
-    password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
+    username = StringField(
+        "Username",
+        validators=[DataRequired("Enter your username.")],
+        render_kw={"autocomplete": "username"},
+    )
+    password = PasswordField(
+        "Password",
+        validators=[DataRequired("Enter your password.")],
+        render_kw={"autocomplete": "current-password"},
+    )
     submit = SubmitField("Log in")
 
 
