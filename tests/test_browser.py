@@ -81,9 +81,19 @@ def page(live_server):
         context = browser.new_context(base_url=live_server, viewport={"width": 1360, "height": 900})
         page = context.new_page()
         page.set_default_timeout(15000)
+        # The Content-Security-Policy forbids inline script and foreign sources: anything
+        # of the app's own that it blocked would show here (and silently break the page).
+        blocked: list[str] = []
+        page.on(
+            "console",
+            lambda message: blocked.append(message.text)
+            if "Content Security Policy" in message.text
+            else None,
+        )
         yield page
         context.close()
         browser.close()
+        assert not blocked, blocked
 
 
 def serious_violations(page) -> list[str]:
