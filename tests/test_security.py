@@ -419,3 +419,32 @@ def test_user_count_unchanged_by_login_attempts(client, users, session):
     for name in ("x", "' OR 1=1 --", "<script>", "admin"):
         log_in(client, name, "' OR '1'='1")
     assert session.scalar(select(func.count(User.id))) == before
+
+
+def test_a_session_deleted_while_its_request_runs_is_no_error(client, users, session, monkeypatch):
+    """Another server logs the user out between this request's read of the session and
+    its write of the last activity: the request ends normally, the session stays ended."""
+    from sqlalchemy import text
+
+    from tracker.users.sessions import ServerSessionInterface
+
+    session.commit()
+    start = datetime.now(UTC)
+    with time_machine.travel(start, tick=False):
+        log_in(client, "coordinator")
+    original = ServerSessionInterface.open_session
+
+    def open_then_lose(self, app, request):
+        opened = original(self, app, request)
+        if getattr(opened, "sid", None):
+            # As another server would: a plain statement this session's objects know
+            # nothing of.
+            db.session.execute(text("DELETE FROM web_session"))
+            db.session.commit()
+        return opened
+
+    monkeypatch.setattr(ServerSessionInterface, "open_session", open_then_lose)
+    with time_machine.travel(start + timedelta(minutes=5), tick=False):
+        assert client.get("/account/").status_code == 200  # read before it was lost
+    monkeypatch.setattr(ServerSessionInterface, "open_session", original)
+    assert client.get("/").status_code == 302

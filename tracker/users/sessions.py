@@ -15,7 +15,7 @@ from datetime import timedelta
 from flask import Flask, Request, Response
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete, or_
+from sqlalchemy import delete, insert, or_, update
 from werkzeug.datastructures import CallbackDict
 
 from tracker.core.db import utcnow
@@ -38,7 +38,9 @@ class ServerSession(CallbackDict, SessionMixin):
 
         super().__init__(initial, on_update)
         self.sid = sid
-        self.row = row
+        # The stored row this session was read from: its key and last activity.
+        self.id_hash = row.id_hash if row is not None else None
+        self.last_seen_at = row.last_seen_at if row is not None else None
         self.modified = False
         self.regenerate_requested = False
         self.ended = False
@@ -108,10 +110,9 @@ class ServerSessionInterface(SessionInterface):
         elif now - row.created_at > absolute:
             reason = f"{app.config['SESSION_ABSOLUTE_HOURS']} hours after you logged in"
         if reason:
-            session = ServerSession()
+            session = ServerSession(row=row)
             session.stale_cookie = True
             session.expired = (reason, row.user_id)
-            session.row = row
             return session
         try:
             data = _serializer.loads(row.data) if row.data else {}
@@ -120,12 +121,14 @@ class ServerSessionInterface(SessionInterface):
         return ServerSession(data, sid=sid, row=row)
 
     def save_session(self, app: Flask, session, response: Response) -> None:
+        # Core statements, not the ORM object: the row may have been deleted meanwhile
+        # (a logout or a deactivation elsewhere), and an UPDATE of nothing is no error.
         if not isinstance(session, ServerSession):
             return
         name = self.get_cookie_name(app)
         now = utcnow()
         wrote = False
-        if session.expired and session.row is not None:
+        if session.expired and session.id_hash:
             if session.expired[1] is not None:
                 from tracker.audit.services import record
 
@@ -134,52 +137,61 @@ class ServerSessionInterface(SessionInterface):
                     user=_user(session.expired[1]),
                     detail=f"Logged off {session.expired[0]}.",
                 )
-            db.session.delete(session.row)
-            session.row = None
+            self._delete(session)
             wrote = True
         if session.ended:
-            if session.row is not None:
-                db.session.delete(session.row)
+            if session.id_hash:
+                self._delete(session)
                 wrote = True
             response.delete_cookie(name, path=self.get_cookie_path(app))
             self._commit(wrote)
             return
-        if session.row is None and not session:
+        if session.id_hash is None and not session:
             # Nothing to keep: forget a stale cookie, write nothing.
             if session.stale_cookie:
                 response.delete_cookie(name, path=self.get_cookie_path(app))
             self._commit(wrote)
             return
         new_sid = None
-        if session.row is None or session.regenerate_requested:
-            if session.row is not None:
-                db.session.delete(session.row)
+        if session.id_hash is None or session.regenerate_requested:
+            if session.id_hash:
+                self._delete(session)
             self._prune(app, now)
             new_sid = secrets.token_urlsafe(32)
             from flask import request
 
-            session.row = WebSession(
-                id_hash=_hash(new_sid),
-                created_at=now,
-                last_seen_at=now,
-                address=(request.remote_addr or "")[:64],
-                user_agent=(request.user_agent.string or "")[:200],
+            db.session.execute(
+                insert(WebSession).values(
+                    id_hash=_hash(new_sid),
+                    created_at=now,
+                    last_seen_at=now,
+                    data="",
+                    address=(request.remote_addr or "")[:64],
+                    user_agent=(request.user_agent.string or "")[:200],
+                )
             )
-            db.session.add(session.row)
-            session.sid = new_sid
+            session.sid, session.id_hash = new_sid, _hash(new_sid)
             session.modified = True
-        row = session.row
         touch = timedelta(seconds=app.config["SESSION_TOUCH_SECONDS"])
+        values = None
         if session.modified:
-            row.data = _serializer.dumps(dict(session))
             user_id = session.get("_user_id")
-            row.user_id = int(user_id) if user_id and str(user_id).isdigit() else None
-            row.last_seen_at = now
+            values = {
+                "data": _serializer.dumps(dict(session)),
+                "user_id": int(user_id) if user_id and str(user_id).isdigit() else None,
+                "last_seen_at": now,
+            }
+        elif now - session.last_seen_at >= touch:
+            values = {"last_seen_at": now}
+        if values:
+            db.session.execute(
+                update(WebSession)
+                .where(WebSession.id_hash == session.id_hash)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
             wrote = True
-        elif now - row.last_seen_at >= touch:
-            row.last_seen_at = now
-            wrote = True
-        self._commit(wrote)
+        self._commit(wrote or new_sid is not None)
         if new_sid:
             response.set_cookie(
                 name,
@@ -192,6 +204,15 @@ class ServerSessionInterface(SessionInterface):
             )
 
     @staticmethod
+    def _delete(session: ServerSession) -> None:
+        db.session.execute(
+            delete(WebSession)
+            .where(WebSession.id_hash == session.id_hash)
+            .execution_options(synchronize_session=False)
+        )
+        session.id_hash = None
+
+    @staticmethod
     def _commit(wrote: bool) -> None:
         if wrote:
             db.session.commit()
@@ -200,9 +221,11 @@ class ServerSessionInterface(SessionInterface):
         """Sessions that can no longer be used, removed when a new one starts."""
         idle, absolute = self._limits(app)
         db.session.execute(
-            delete(WebSession).where(
+            delete(WebSession)
+            .where(
                 or_(WebSession.last_seen_at < now - idle, WebSession.created_at < now - absolute)
             )
+            .execution_options(synchronize_session=False)
         )
 
 
