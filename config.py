@@ -25,6 +25,8 @@ class Config:
     # Bootstrap's CSS and JS come from the Bootstrap-Flask package, never from a CDN.
     BOOTSTRAP_SERVE_LOCAL = True
     WTF_CSRF_TIME_LIMIT = None
+    # No form or API call needs more; a larger body is refused (413) before it is read.
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", str(1024 * 1024)))
     # Sessions live on the server (tracker/users/sessions.py); the cookie holds an id.
     SESSION_COOKIE_NAME = "tracker_session"
     SESSION_COOKIE_HTTPONLY = True

@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from tracker.api import serialize
 from tracker.api.services import authenticate
+from tracker.core.text import has_control_characters
 from tracker.extensions import db
 from tracker.pathway import definition as d
 from tracker.pathway import services, targets
@@ -82,6 +83,18 @@ def _authenticate():
         g.refusal = reason
         raise ApiError(403, "forbidden", reason)
     allowed = QUERY_PARAMETERS.get(request.endpoint, set())
+    controlled = sorted(
+        name or "(empty)"
+        for name, value in request.args.items(multi=True)
+        if has_control_characters(name) or has_control_characters(value)
+    )
+    if controlled:
+        raise ApiError(
+            422,
+            "invalid_data",
+            "Control characters are not allowed.",
+            {name[:40]: ["contains a control character; remove it"] for name in controlled},
+        )
     unknown = sorted(set(request.args) - allowed)
     if unknown:
         raise ApiError(
@@ -94,10 +107,31 @@ def _authenticate():
 
 
 def _body() -> dict:
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        raise ApiError(400, "bad_request", "The request body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "The request body must be a JSON object.")
+    problems = {path: ["contains a control character; remove it"] for path in _control(body)}
+    if problems:
+        raise ApiError(422, "invalid_data", "Control characters are not allowed.", problems)
     return body
+
+
+def _control(value, path: str = "") -> list[str]:
+    """Where, in a JSON value, a string holds a control character (tab and newline aside)."""
+    if isinstance(value, str):
+        return [path or "(body)"] if has_control_characters(value) else []
+    if isinstance(value, dict):
+        found = []
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            found += [where] if has_control_characters(str(key)) else _control(item, where)
+        return found
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _control(item, f"{path}[{i}]")]
+    return []
 
 
 def _now() -> datetime:
@@ -226,7 +260,8 @@ def list_pathways():
             )
         query = query.where(conditions[status])
     raw_page = args.get("page", "1")
-    if not raw_page.isdigit() or not 1 <= int(raw_page) <= 1_000_000:
+    digits = raw_page.isascii() and raw_page.isdigit() and len(raw_page) <= 7
+    if not digits or not 1 <= int(raw_page) <= 1_000_000:
         raise ApiError(
             422, "invalid_data", "Bad page.", {"page": ["page is a whole number from 1"]}
         )

@@ -47,6 +47,9 @@ def _day(raw: str | None, name: str, errors: dict) -> datetime | None:
     except ValueError:
         errors[name] = f"'{raw[:20]}' is not a date: use the form YYYY-MM-DD."
         return None
+    if not 1900 <= day.year <= 2999:
+        errors[name] = f"'{raw[:20]}' is out of range: choose a date from 1900 to 2999."
+        return None
     return datetime.combine(day, time.min, tzinfo=local_zone())
 
 

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from tracker.core.clock import local_date
+from tracker.core.text import has_control_characters
 from tracker.pathway import definition as d
 from tracker.pathway.scores import SCORES, SINS, TOKUHASHI, Score
 
@@ -351,16 +352,34 @@ class DataError(Exception):
         super().__init__("invalid data - " + " | ".join(parts))
 
 
+# The years a pathway's dates can be in. No patient was born before 1900 (see
+# register_patient); a year far ahead is a typing mistake, and at the ends of the calendar
+# (year 1, year 9999) a date cannot even be moved to UTC or local time, or a target added to
+# it, without an OverflowError.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
+
+
+def _check_year(value: date) -> None:
+    if value.year < EARLIEST_YEAR:
+        raise ValueError(f"must be in {EARLIEST_YEAR} or later")
+    if value.year > LATEST_YEAR:
+        raise ValueError(f"must be in {LATEST_YEAR} or earlier")
+
+
 def parse_date(value: Any) -> date:
     if isinstance(value, datetime):
         raise ValueError("give a date without a time, as YYYY-MM-DD")
     if isinstance(value, date):
+        _check_year(value)
         return value
     if isinstance(value, str):
         try:
-            return date.fromisoformat(value.strip())
+            parsed = date.fromisoformat(value.strip())
         except ValueError:
             pass
+        else:
+            _check_year(parsed)
+            return parsed
     raise ValueError("is not a date; write it as YYYY-MM-DD, for example 2026-03-14")
 
 
@@ -377,6 +396,7 @@ def parse_datetime(value: Any) -> datetime:
         raise ValueError("is not a date and time")
     if value.tzinfo is None:
         raise ValueError("needs a UTC offset, for example 2026-03-14T09:30:00+00:00")
+    _check_year(value)  # the year as written: in UTC, year 1 or 9999 may not exist
     return value
 
 
@@ -390,7 +410,7 @@ def _check_value(f: Field, value: Any) -> Any:
             raise ValueError("must not be blank")
         if len(value) > f.max_length:
             raise ValueError(f"is too long: at most {f.max_length} characters")
-        if any(ord(c) < 32 and c not in "\n\r\t" for c in value):
+        if has_control_characters(value):
             raise ValueError("contains control characters; remove them")
         return value
     if f.kind == "choice":

@@ -80,6 +80,17 @@ class Chosen:
             raise ValidationError(self.message)
 
 
+class Finite:
+    """A decimal a person can mean: not NaN (quiet or signalling) and not infinite."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def __call__(self, form, field) -> None:
+        if field.data is not None and not field.data.is_finite():
+            raise ValidationError(self.message)
+
+
 def _required(f: Field, message: str | None = None):
     return [InputRequired(message or f"{f.label} is required.")] if f.required else [Optional()]
 
@@ -107,7 +118,9 @@ def wtf_field(f: Field, users_by_role: dict[str, list] | None = None) -> list[tu
         message = f"{f.label}: enter a whole number."
         return [(f.name, IntegerField(f.label, validators=_required(f, message), **kw))]
     if f.kind == "number":
-        return [(f.name, DecimalField(f.label, places=None, validators=_required(f), **kw))]
+        finite = Finite(f"{f.label}: enter a number, for example 8 or 20.5.")
+        validators = [*_required(f), finite]
+        return [(f.name, DecimalField(f.label, places=None, validators=validators, **kw))]
     if f.kind == "bool":
         choices = options([("yes", "Yes"), ("no", "No")])
         return [(f.name, RadioField(f.label, choices=choices, validators=_required(f), **kw))]
@@ -139,6 +152,31 @@ def wtf_field(f: Field, users_by_role: dict[str, list] | None = None) -> list[tu
     raise AssertionError(f"no form field for kind {f.kind}")
 
 
+INCOMPLETE = "The form is incomplete; open it again from the pathway page."
+# Versions are counts of steps: ASCII digits only (str.isdigit() also passes '²', which
+# int() refuses), and few enough of them to be a number the database holds.
+_MAX_VERSION_DIGITS = 18
+
+
+class RequestIdField(HiddenField):
+    """The id a form is sent with: 1 to 64 characters, none of them a control character.
+
+    Anything else is dropped as the form is read, before the page looks it up to spot a
+    form sent twice, and the form is refused.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.type = "HiddenField"  # the templates render (and skip) hidden fields by type
+
+    def process_formdata(self, valuelist) -> None:
+        super().process_formdata(valuelist)
+        value = self.data or ""
+        if not 1 <= len(value) <= 64 or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            self.data = ""
+            raise ValueError(INCOMPLETE)
+
+
 class StepForm(FlaskForm):
     """What every recorded step carries besides its data."""
 
@@ -149,12 +187,13 @@ class StepForm(FlaskForm):
         description="Local time. Defaults to now.",
     )
     expected_version = HiddenField()
-    request_id = HiddenField()
+    request_id = RequestIdField()
     submit = SubmitField("Record")
 
     def validate_expected_version(self, field: WTField) -> None:
-        if not (field.data or "").isdigit():
-            raise ValidationError("The form is incomplete; open it again from the pathway page.")
+        value = field.data or ""
+        if not (value.isascii() and value.isdigit() and len(value) <= _MAX_VERSION_DIGITS):
+            raise ValidationError(INCOMPLETE)
 
 
 def form_class(fields: tuple[Field, ...], users_by_role=None, base=StepForm):
@@ -185,7 +224,8 @@ def collect(form, fields: tuple[Field, ...]) -> dict[str, Any]:
             parts = {}
             for component in f.score.components:
                 value = form[f"{f.name}{SCORE_SEP}{component}"].data
-                if value not in (None, ""):
+                # Blank, or only spaces (which the field's Optional() lets through as blank).
+                if value is not None and str(value).strip():
                     parts[component] = int(value)
             if parts:
                 data[f.name] = parts

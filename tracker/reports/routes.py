@@ -36,10 +36,14 @@ def _filters(args) -> tuple[figures.Filters | None, list[str]]:
         if not raw:
             return default
         try:
-            return date.fromisoformat(raw)
+            value = date.fromisoformat(raw)
         except ValueError:
             problems.append(f"The {name} date '{raw[:20]}' is not a date; use YYYY-MM-DD.")
             return default
+        if not 1900 <= value.year <= 2999:
+            problems.append(f"The {name} date '{raw[:20]}' is out of range: 1900 to 2999.")
+            return default
+        return value
 
     start = day("start", today - timedelta(days=89))
     end = day("end", today)

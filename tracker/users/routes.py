@@ -49,9 +49,12 @@ _DUMMY_HASH = "scrypt:32768:8:1$cmEjHgzoOfXWuqZa$" + "0" * 128
 def _safe_next(target: str | None) -> str:
     """Only a path on this site; browsers drop tabs and read backslashes as slashes."""
     fallback = url_for("worklist.index")
-    if not target or any(ord(c) < 32 or c == "\\" for c in target):
+    if not target or any(ord(c) < 32 or c == "\\" for c in target) or target.startswith("//"):
         return fallback
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. '/[' : not a URL at all
+        return fallback
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return fallback
     return target
@@ -111,7 +114,8 @@ def login():
         db.session.commit()
         flash("Unknown username or wrong password, or the account is deactivated.", "danger")
         return render_template("auth/login.html", form=form), 401
-    return render_template("auth/login.html", form=form)
+    status = 422 if request.method == "POST" else 200  # a field left empty: said beside it
+    return render_template("auth/login.html", form=form), status
 
 
 @auth_bp.post("/logout")

@@ -6,6 +6,7 @@ from flask import Flask, abort, flash, g, redirect, render_template, request, se
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
+from tracker.core.text import has_control_characters
 from tracker.extensions import db, login_manager
 from tracker.web.access import ANONYMOUS, refusal, rule_for
 
@@ -72,6 +73,25 @@ def init_app(app: Flask) -> None:
         g.__dict__.clear()
 
     app.before_request_funcs.setdefault(None, []).insert(0, fresh_request_state)
+
+    @app.before_request
+    def refuse_control_characters():
+        """No query or form value may hold a control character: one place for every page
+        and call, before any of them reads its input (the JSON API checks its bodies)."""
+        if request.endpoint in (None, "healthz", "static", "bootstrap.static"):
+            return None  # they read no input
+        if request.blueprint == "api":
+            return None  # the API answers in its own terms (422, naming the parameter)
+        for source, values in (("address", request.args), ("form", request.form)):
+            for name, value in values.items(multi=True):
+                if has_control_characters(name) or has_control_characters(value):
+                    label = name if not has_control_characters(name) else "a field name"
+                    abort(
+                        400,
+                        f"The {source} value of '{label[:40]}' contains a control character "
+                        "(such as NUL or ESC): remove it and send it again.",
+                    )
+        return None
 
     @app.before_request
     def check_access():
