@@ -323,3 +323,36 @@ def test_surgeon_overview_of_a_demo_pathway(live_app, page, backend):
         overview.screenshot(path=SHOTS / "overview.png")
     page.goto(f"/pathways/{pathway_id}/print")
     assert page.locator("svg.chart").count() == 3
+
+
+def test_administrator_reads_the_audit_log(page, backend):
+    """A wrong password, then the surgeon's view of a patient page: both on the audit
+    page, found with the filters; the page passes axe."""
+    page.goto("/login")
+    page.get_by_label("Username").fill("surgeon")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    assert "Unknown username or wrong password" in page.locator("main").inner_text()
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto("/mdt/")
+    page.get_by_role("button", name="Log out").click()
+
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Audit log").click()
+    table = page.locator("table tbody")
+    assert "Login failed" in table.inner_text() and "Viewed" in table.inner_text()
+    page.get_by_label("User").select_option("surgeon")
+    page.get_by_label("Action").select_option("login_failed")
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("table tbody tr")
+    assert rows.count() == 1 and "wrong password" in rows.first.inner_text()
+    page.get_by_label("Action").select_option("")
+    page.get_by_role("button", name="Filter").click()
+    # the failure, the login, the worklist it lands on, the MDT list, the logout
+    assert page.locator("table tbody tr").count() == 5
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.screenshot(path=SHOTS / "audit.png", full_page=True)
