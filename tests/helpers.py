@@ -22,6 +22,15 @@ ROLE_USERS = {
     "viewer": "viewer",
     "admin": "admin",
 }
+# A referral's fields (the API's and the form's names), for tests that open pathways.
+REFERRAL = {
+    "referral_source": "gp",
+    "urgency": "urgent",
+    "diagnosis_category": "metastatic_spinal",
+    "tumour_site": "T8",
+    "primary_cancer_site": "lung",
+    "presenting_symptoms": ["back_pain"],
+}
 PREREQUISITE = {
     "guard_imaging_reported": "record_imaging",
     "guard_biopsy_recorded": "record_biopsy",

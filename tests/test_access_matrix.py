@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from tests.conftest import PASSWORD, make_app
-from tests.helpers import driver, new_patient
+from tests.helpers import REFERRAL, driver, new_patient
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token
 from tracker.extensions import db
@@ -512,12 +512,7 @@ def test_a_replayed_request_id_does_not_open_another_patients_pathway(app, world
         "patient_id": other.id,
         "request_id": opened["request_id"],
         "referral_received_at": datetime.now(UTC).isoformat(),
-        "referral_source": "gp",
-        "urgency": "urgent",
-        "diagnosis_category": "metastatic_spinal",
-        "tumour_site": "T8",
-        "primary_cancer_site": "lung",
-        "presenting_symptoms": ["back_pain"],
+        **REFERRAL,
     }
     response = clients[ANONYMOUS].post("/api/v1/pathways", json=body, headers=headers)
     assert response.json.get("patient_id") != world.patient_id, response.json

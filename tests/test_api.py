@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from tests.helpers import driver, new_patient, valid_data
+from tests.helpers import REFERRAL, driver, new_patient, valid_data
 from tracker.api.fhir import VALUE_SETS
 from tracker.api.services import create_token, revoke
 from tracker.extensions import db
@@ -38,12 +38,7 @@ def referral(patient_id: int, at: datetime) -> dict:
     return {
         "patient_id": patient_id,
         "referral_received_at": iso(at),
-        "referral_source": "gp",
-        "urgency": "urgent",
-        "diagnosis_category": "metastatic_spinal",
-        "tumour_site": "T8",
-        "primary_cancer_site": "lung",
-        "presenting_symptoms": ["back_pain"],
+        **REFERRAL,
         "lead_surgeon": "surgeon",
         "coordinator": "coordinator",
     }

@@ -56,7 +56,7 @@ from wtforms.fields import SubmitField
 from wtforms.fields.core import UnboundField
 
 from tests.conftest import PASSWORD, make_app
-from tests.helpers import Driver, new_pathway, new_patient, valid_data
+from tests.helpers import REFERRAL, Driver, new_pathway, new_patient, valid_data
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token
 from tracker.extensions import db
@@ -778,12 +778,7 @@ class World:
     def _form_patients_open_pathway(self) -> PostForm:
         baseline = {
             "referral_received_at": local_input(self.now - timedelta(days=1)),
-            "referral_source": "gp",
-            "urgency": "urgent",
-            "diagnosis_category": "metastatic_spinal",
-            "tumour_site": "T8",
-            "primary_cancer_site": "lung",
-            "presenting_symptoms": ["back_pain"],
+            **REFERRAL,
             "lead_surgeon": "surgeon",
             "coordinator": "coordinator",
             "request_id": uuid.uuid4().hex,
