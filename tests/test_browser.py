@@ -86,9 +86,9 @@ def page(live_server):
         blocked: list[str] = []
         page.on(
             "console",
-            lambda message: blocked.append(message.text)
-            if "Content Security Policy" in message.text
-            else None,
+            lambda message: (
+                blocked.append(message.text) if "Content Security Policy" in message.text else None
+            ),
         )
         yield page
         context.close()
