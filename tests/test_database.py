@@ -105,3 +105,28 @@ def test_sixteen_writers_one_winner(scratch_url):
         pathway = db.session.get(Pathway, pathway_id)
         assert pathway.version == version + 1
         db.engine.dispose()
+
+
+def test_the_database_refuses_an_mrn_that_differs_only_in_case(users, session):
+    """Two registrations racing past find_by_mrn: the unique index on lower(mrn) stops
+    the second, as the service would have."""
+    from datetime import date
+
+    from sqlalchemy.exc import IntegrityError
+
+    from tracker.patients.models import Patient
+
+    def patient(mrn: str) -> Patient:
+        return Patient(
+            mrn=mrn,
+            family_name="Case",
+            given_name="Test",
+            birth_date=date(1970, 1, 1),
+            sex="female",
+        )
+
+    session.add(patient("H777001"))
+    session.flush()
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.add(patient("h777001"))
+        session.flush()

@@ -179,3 +179,242 @@ def test_unknown_columns_and_users_are_refused(runner, users, tmp_path):
     assert result.exit_code == 1 and "unknown columns: colour" in result.output
     result = runner.invoke(args=["tracker", "import", str(path), "--user", "nobody"])
     assert result.exit_code == 1 and "No active user is called 'nobody'" in result.output
+
+
+# -- the import records what the services record --------------------------------------
+
+PATHWAY_COLUMNS = (
+    "state",
+    "version",
+    "referral_received_at",
+    "referral_source",
+    "urgency",
+    "diagnosis_category",
+    "tumour_site",
+    "primary_cancer_site",
+    "presenting_symptoms",
+    "lead_surgeon_id",
+    "coordinator_id",
+    "recurrence_count",
+    "closed_at",
+    "state_entered_at",
+    "last_seq",
+    "next_target",
+    "next_target_due_at",
+    "next_target_warn_at",
+    "next_target_sort",
+)
+EVENT_COLUMNS = ("seq", "trigger", "from_state", "to_state", "occurred_at", "data")
+OPENING = {
+    "referral_source": "gp",
+    "diagnosis_category": "metastatic_spinal",
+    "tumour_site": "T8",
+    "primary_cancer_site": "lung",
+    "presenting_symptoms": ["back_pain", "weakness"],
+    "lead_surgeon": "surgeon",
+}
+
+
+def journeys(now, wanted: set[str], most: int = 12) -> list[tuple[str, datetime, list[dict]]]:
+    """Demo journeys (up to any correction, which the import refuses) covering ``wanted``."""
+    import random
+
+    from tracker.demo import simulate
+    from tracker.pathway import definition as d
+
+    found, seen = [], set()
+    for seed in range(500):
+        rng = random.Random(seed)
+        urgency = rng.choice(["routine", "urgent", "emergency"])
+        referral = now - timedelta(days=rng.uniform(200, 900))
+        steps = []
+        for step in simulate(rng, referral, now, urgency, "T8").steps:
+            if step["trigger"] in d.CORRECTION_TRIGGERS:
+                break
+            steps.append(step)
+        new = {s["trigger"] for s in steps} - seen
+        if new:
+            found.append((urgency, referral, steps))
+            seen |= new
+        if wanted <= seen or len(found) == most:
+            break
+    assert wanted <= seen, f"no demo journey reaches {wanted - seen}"
+    return found
+
+
+def csv_cells(data: dict) -> dict[str, str]:
+    cells = {}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            cells |= {f"{name}.{part}": str(points) for part, points in value.items()}
+        elif isinstance(value, list):
+            cells[name] = "|".join(value)
+        elif isinstance(value, bool):
+            cells[name] = "yes" if value else "no"
+        else:
+            cells[name] = str(value)
+    return cells
+
+
+def row_of(pathway) -> dict:
+    return {name: getattr(pathway, name) for name in PATHWAY_COLUMNS}
+
+
+def events_of(pathway) -> list[dict]:
+    events = db.session.scalars(
+        select(Event).where(Event.pathway_id == pathway.id).order_by(Event.seq)
+    )
+    return [{name: getattr(e, name) for name in EVENT_COLUMNS} for e in events]
+
+
+def test_the_import_records_what_the_services_record(users, session):
+    """Every step of long demo journeys, imported and recorded through services.record:
+    the same events and the same pathway rows (state, version, targets, recurrences)."""
+    import uuid
+
+    from tracker.pathway import services
+    from tracker.pathway.importer import import_rows
+    from tracker.patients.services import register_patient
+
+    actor = users["coordinator"]
+    now = datetime.now(UTC)
+    wanted = {"suspect_recurrence", "discharge", "record_surgery", "record_treatment"}
+    rows = []
+    for n, (urgency, referral, steps) in enumerate(journeys(now, wanted)):
+        mrn, ref = f"EQ{n:03d}", f"J{n}"
+        rows.append(
+            {
+                "mrn": mrn,
+                "pathway_ref": ref,
+                "trigger": "open_pathway",
+                "occurred_at": referral.isoformat(),
+                "family_name": "Equal",
+                "given_name": "Test",
+                "birth_date": "1950-06-01",
+                "sex": "female",
+                "urgency": urgency,
+                **csv_cells(OPENING),
+            }
+        )
+        rows += [
+            {
+                "mrn": mrn,
+                "pathway_ref": ref,
+                "trigger": s["trigger"],
+                "occurred_at": s["occurred_at"].isoformat(),
+                **csv_cells(s["data"]),
+            }
+            for s in steps
+        ]
+    header = sorted({name for row in rows for name in row})
+    result = import_rows([dict.fromkeys(header, "") | row for row in rows], header, actor)
+    assert result.errors == [] and result.pathways == len(journeys(now, wanted))
+
+    for n, (urgency, referral, steps) in enumerate(journeys(now, wanted)):
+        patient = register_patient(
+            actor,
+            mrn=f"SV{n:03d}",
+            family_name="Equal",
+            given_name="Test",
+            birth_date="1950-06-01",
+            sex="female",
+        )
+        direct = services.open_pathway(
+            actor, patient, referral_received_at=referral, urgency=urgency, **OPENING
+        )
+        for s in steps:
+            services.record(
+                direct,
+                s["trigger"],
+                s["data"],
+                s["occurred_at"],
+                actor,
+                direct.version,
+                uuid.uuid4().hex,
+            )
+        imported = session.scalar(select(Pathway).join(Patient).where(Patient.mrn == f"EQ{n:03d}"))
+        assert events_of(imported) == events_of(direct)
+        assert row_of(imported) == row_of(direct)
+
+
+# -- what the import keeps from one row to the next -----------------------------------
+
+
+def test_a_registered_patient_is_found_whatever_the_case_of_the_mrn(runner, users, tmp_path):
+    from tests.helpers import new_patient
+
+    patient = new_patient(users["coordinator"], mrn="KNOWN01")
+    rows = good_rows(mrn="known01")
+    for name in ("family_name", "given_name", "birth_date", "sex"):
+        rows[0][name] = ""  # not needed: the patient is registered
+    result = runner.invoke(
+        args=["tracker", "import", write(tmp_path / "k.csv", rows), "--user", "coordinator"]
+    )
+    assert result.exit_code == 0, result.output
+    assert [p.state for p in patient.pathways] == ["surgery_scheduled"]
+
+
+def test_a_patient_of_two_pathways_in_the_file_is_registered_once(runner, users, tmp_path):
+    first, second = good_rows("IMP010", "A"), good_rows("imp010", "B")
+    interleaved = [row for pair in zip(first, second, strict=True) for row in pair]
+    path = write(tmp_path / "two.csv", interleaved)
+    result = runner.invoke(args=["tracker", "import", path, "--user", "coordinator"])
+    assert result.exit_code == 0, result.output
+    patients = db.session.scalars(select(Patient).where(Patient.mrn.ilike("imp010"))).all()
+    assert len(patients) == 1
+    assert [(p.state, p.version) for p in patients[0].pathways] == [("surgery_scheduled", 5)] * 2
+
+
+def test_a_row_belongs_to_its_pathway_s_patient(runner, users, tmp_path):
+    rows = good_rows() + good_rows("IMP002", "B")
+    rows[6] = {**rows[6], "mrn": "IMP001"}  # row 8: a step of B given A's patient
+    path = write(tmp_path / "mixed.csv", rows)
+    result = runner.invoke(args=["tracker", "import", path, "--user", "coordinator"])
+    assert result.exit_code == 1
+    assert "row 8: pathway 'B' belongs to MRN IMP002" in result.output
+    assert "row 9: an earlier row of pathway 'B' was refused" in result.output
+    assert "row 4" not in result.output
+
+
+def test_a_correction_is_refused_as_services_record_refuses_it(users, session):
+    from tracker.pathway.importer import import_rows
+
+    rows = good_rows()
+    rows.append(
+        {"mrn": "IMP001", "pathway_ref": "A", "trigger": "amend_event", "occurred_at": at(81)}
+    )
+    result = import_rows(
+        [dict.fromkeys(HEADER, "") | row for row in rows], HEADER, users["coordinator"]
+    )
+    assert [number for number, _ in result.errors] == [7]
+    assert "'amend_event' is not a step of the pathway" in result.errors[0][1]
+
+
+def test_a_bad_time_is_named_before_an_earlier_refusal(runner, users, tmp_path):
+    rows = good_rows()
+    rows[1] = {**rows[1], "occurred_at": at(-5)}  # row 3: before the referral
+    rows[3] = {**rows[3], "occurred_at": "yesterday"}  # row 5
+    result = runner.invoke(
+        args=["tracker", "import", write(tmp_path / "t.csv", rows), "--user", "coordinator"]
+    )
+    assert result.exit_code == 1
+    assert "row 3: Please correct: occurred_at: When it happened cannot be before" in (
+        result.output
+    )
+    assert "row 4: an earlier row of pathway 'A' was refused" in result.output
+    assert "row 5: occurred_at is not a date and time" in result.output
+
+
+def test_the_progress_bar_counts_every_row_once(users, session):
+    from tracker.pathway.importer import import_rows
+
+    rows = [row for n in range(50) for row in good_rows(f"P{n:03d}", f"R{n}")]  # 250 rows
+    steps: list[int] = []
+    result = import_rows(
+        [dict.fromkeys(HEADER, "") | row for row in rows],
+        HEADER,
+        users["coordinator"],
+        progress=steps.append,
+    )
+    assert result.errors == [] and result.pathways == 50
+    assert sum(steps) == 250 and len(steps) < 250

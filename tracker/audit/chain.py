@@ -6,8 +6,9 @@ database, of the previous hash and the row's content. Changing, inserting or rem
 row breaks the chain at that row, and without the key a forger cannot mend it.
 
 Appends take the chain's head row with an UPDATE before reading it, so concurrent
-writers queue there (a row lock on PostgreSQL, the write lock on SQLite); a writer that
-seals an audit entry takes the event head first, so two chains never deadlock.
+writers queue there (a row lock on PostgreSQL, the write lock on SQLite) until they
+commit; a writer that seals an audit entry takes the event head first, so two chains
+never deadlock. The head is read once per flush and written back after it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from flask import Flask, current_app
 from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session, object_session
 
 from tracker.audit.models import GENESIS, AuditEntry, ChainHead
 from tracker.core.db import utcnow
@@ -117,25 +119,53 @@ def digest(key: bytes, chain: str, chain_seq: int, prev_hash: str, values: dict)
     return hmac.new(key, f"{prev_hash}\n{content}".encode(), hashlib.sha256).hexdigest()
 
 
+_HEADS = "chain_heads"  # session.info: each chain's head as this flush advances it
+
+
 def _seal(connection, chain: str, target) -> None:
-    if chain == "audit":
-        # Lock order: the event head, then the audit head (no deadlock between chains).
-        connection.execute(update(_head).where(_head.c.name == "event").values(seq=_head.c.seq))
-    row = connection.execute(
-        update(_head)
-        .where(_head.c.name == chain)
-        .values(seq=_head.c.seq + 1)
-        .returning(_head.c.seq, _head.c.last_hash)
-    ).one_or_none()
-    if row is None:
-        raise RuntimeError(
-            f"the '{chain}' chain has no head row: build the database with "
-            "`flask db upgrade`, which creates it"
-        )
+    """Give ``target`` its place in ``chain``. The head row is locked and read once per
+    flush (its first row of the chain) and written back once, after the flush."""
+    heads = object_session(target).info.setdefault(_HEADS, {})
+    if chain not in heads:
+        if chain == "audit" and "event" not in heads:
+            # Lock order: the event head, then the audit head (no deadlock between chains).
+            connection.execute(update(_head).where(_head.c.name == "event").values(seq=_head.c.seq))
+        row = connection.execute(
+            update(_head)
+            .where(_head.c.name == chain)
+            .values(seq=_head.c.seq)
+            .returning(_head.c.seq, _head.c.last_hash)
+        ).one_or_none()
+        if row is None:
+            raise RuntimeError(
+                f"the '{chain}' chain has no head row: build the database with "
+                "`flask db upgrade`, which creates it"
+            )
+        heads[chain] = (row.seq, row.last_hash)
+    seq, prev = heads[chain]
     values = {name: getattr(target, name) for name in FIELDS[chain]}
-    target.chain_seq, target.prev_hash = row.seq, row.last_hash
-    target.hash = digest(_key(), chain, row.seq, row.last_hash, values)
-    connection.execute(update(_head).where(_head.c.name == chain).values(last_hash=target.hash))
+    target.chain_seq, target.prev_hash = seq + 1, prev
+    target.hash = digest(_key(), chain, seq + 1, prev, values)
+    heads[chain] = (seq + 1, target.hash)
+
+
+@event.listens_for(Session, "before_flush")
+def _forget_heads(session, flush_context, instances) -> None:
+    session.info.pop(_HEADS, None)  # a flush that failed part way left its own
+
+
+@event.listens_for(Session, "after_flush")
+def _write_heads(session, flush_context) -> None:
+    heads = session.info.pop(_HEADS, None)
+    if not heads:
+        return
+    connection = session.connection()
+    for chain in ("event", "audit"):  # the lock order
+        if chain in heads:
+            seq, last_hash = heads[chain]
+            connection.execute(
+                update(_head).where(_head.c.name == chain).values(seq=seq, last_hash=last_hash)
+            )
 
 
 def seal_rows(chain: str, rows: list[dict]) -> None:

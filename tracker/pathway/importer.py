@@ -7,16 +7,31 @@ named as in the data dictionary. On an ``open_pathway`` row the referral fields
 given; ``occurred_at`` is the referral time. Lists are separated by ``|``; score
 components are columns such as ``sins.location``; yes/no columns take yes, no,
 true or false. A file with any bad row imports nothing.
+
+Each row is judged by ``services.record_held``: every check of ``services.record``
+but what a web request needs and a file of new pathways does not: reading a
+pathway's events again for every row (the import holds them as it writes them), the
+request-id lookup (the import makes its ids itself) and the version check (no one
+else can see these pathways before the commit). Events are written in batches of
+FLUSH_EVERY rows, in the file's order.
 """
 
 from __future__ import annotations
 
 import csv
 import uuid
-from collections.abc import Callable, Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event as orm_event
+from sqlalchemy import func, select
+from sqlalchemy.orm import lazyload
+
+from tracker.extensions import db
 from tracker.pathway import definition as d
 from tracker.pathway import services
 from tracker.pathway.dictionary import (
@@ -26,11 +41,21 @@ from tracker.pathway.dictionary import (
     all_fields_for,
     parse_datetime,
 )
-from tracker.pathway.errors import DuplicateMRN, PathwayError
-from tracker.patients.services import find_by_mrn, register_patient
+from tracker.pathway.errors import PathwayError
+from tracker.pathway.models import Event, Pathway
+from tracker.patients.models import Patient
+from tracker.patients.services import register_patient
 
 REQUIRED = ("mrn", "pathway_ref", "trigger", "occurred_at")
 YES, NO = {"yes", "y", "true", "1"}, {"no", "n", "false", "0"}
+# The steps recorded here as services.record records them. It changes more than the
+# event and the derived columns for a suspected recurrence (the recurrence count) and
+# refuses corrections and unknown triggers: those rows go to services.record itself,
+# so that none of its rules is repeated here.
+_RECORDED_HERE = frozenset(d.TRIGGERS) - d.CORRECTION_TRIGGERS - {"suspect_recurrence"}
+MRN_CHUNK = 500  # bound parameters per query when looking up the file's MRNs
+PROGRESS_EVERY = 100  # rows between progress bar updates
+FLUSH_EVERY = 500  # rows whose events are written together (one flush, in their order)
 
 
 @dataclass
@@ -104,54 +129,124 @@ def import_rows(
         if unknown:
             result.errors.append((1, f"unknown columns: {', '.join(unknown)}"))
         return result
-    pathways: dict[str, Any] = {}
+    # A pathway's events are let go after its last row, so a long file is not held whole.
+    last_row = {row["pathway_ref"].strip(): number for number, row in enumerate(rows, start=2)}
+    patients = _registered_patients(row["mrn"] for row in rows)
+    pathways: dict[str, Pathway] = {}
     failed: set[str] = set()
-    for number, row in enumerate(rows, start=2):  # row 1 is the header
-        if progress:
-            progress(1)
-        ref, trigger = row["pathway_ref"].strip(), row["trigger"].strip()
-        try:
-            occurred_at = parse_datetime(row["occurred_at"])
-        except ValueError as exc:
-            result.errors.append((number, f"occurred_at {exc}"))
-            failed.add(ref)
-            continue
-        if ref in failed:
-            result.errors.append((number, f"an earlier row of pathway '{ref}' was refused"))
-            continue
-        try:
-            if trigger == d.OPEN_TRIGGER:
-                if ref in pathways:
-                    raise PathwayError(f"pathway '{ref}' is opened twice")
-                patient = find_by_mrn(row["mrn"])
-                if patient is None:
-                    patient = register_patient(actor, **row_data(PATIENT_FIELDS, row))
-                fields = {**row_data(PATHWAY_FIELDS, row), "referral_received_at": occurred_at}
-                pathways[ref] = services.open_pathway(actor, patient, **fields)
-                result.pathways += 1
-                continue
-            pathway = pathways.get(ref)
-            if pathway is None:
-                raise PathwayError(f"pathway '{ref}' has no open_pathway row before this one")
-            if pathway.patient.mrn.lower() != row["mrn"].strip().lower():
-                raise PathwayError(f"pathway '{ref}' belongs to MRN {pathway.patient.mrn}")
-            data = row_data(all_fields_for(trigger, pathway.state), row)
-            services.record(
-                pathway,
-                trigger,
-                data,
-                occurred_at,
-                actor,
-                pathway.version,
-                uuid.uuid4().hex,
-            )
-        except DuplicateMRN as exc:
-            result.errors.append((number, exc.message))
-            failed.add(ref)
-        except PathwayError as exc:
-            result.errors.append((number, exc.message))
-            failed.add(ref)
+    with _written_events() as events_of:
+        for number, row in enumerate(rows, start=2):  # row 1 is the header
+            if progress and (number - 1) % PROGRESS_EVERY == 0:
+                progress(PROGRESS_EVERY)
+            ref = row["pathway_ref"].strip()
+            try:
+                occurred_at = _occurred_at(row)
+                if ref in failed:
+                    raise PathwayError(f"an earlier row of pathway '{ref}' was refused")
+                if row["trigger"].strip() == d.OPEN_TRIGGER:
+                    if ref in pathways:
+                        raise PathwayError(f"pathway '{ref}' is opened twice")
+                    pathways[ref] = _open(row, occurred_at, actor, patients)
+                    result.pathways += 1
+                elif ref not in pathways:
+                    raise PathwayError(f"pathway '{ref}' has no open_pathway row before this one")
+                else:
+                    _record(pathways[ref], events_of[pathways[ref]], row, occurred_at, actor)
+            except PathwayError as exc:  # DuplicateMRN too
+                result.errors.append((number, exc.message))
+                failed.add(ref)
+            if last_row[ref] == number and ref in pathways:
+                events_of.pop(pathways[ref], None)
+            if number % FLUSH_EVERY == 0:
+                db.session.flush()
+        db.session.flush()
+    if progress and len(rows) % PROGRESS_EVERY:
+        progress(len(rows) % PROGRESS_EVERY)
     return result
+
+
+def _occurred_at(row: dict[str, str]) -> datetime:
+    try:
+        return parse_datetime(row["occurred_at"])
+    except ValueError as exc:
+        raise PathwayError(f"occurred_at {exc}") from None
+
+
+@contextmanager
+def _written_events() -> Iterator[dict[Pathway, list[Event]]]:
+    """Each pathway's events as they are made, in order, so no row reads them back.
+
+    The referral's event is taken from the session as ``open_pathway`` adds it (the
+    service does not return it); the import appends the others itself.
+    """
+    events_of: dict[Pathway, list[Event]] = defaultdict(list)
+
+    def written(session, instance) -> None:
+        # The referral's event; the import appends the others itself as it makes them.
+        if isinstance(instance, Event) and instance.trigger == d.OPEN_TRIGGER:
+            events_of[instance.pathway].append(instance)
+
+    session = db.session()
+    orm_event.listen(session, "transient_to_pending", written)
+    try:
+        yield events_of
+    finally:
+        orm_event.remove(session, "transient_to_pending", written)
+
+
+def _registered_patients(mrns: Iterable[str]) -> dict[str, Patient]:
+    """The patients already registered under the file's MRNs, by lower-case MRN.
+
+    Matched as ``find_by_mrn`` matches, a few hundred MRNs per query.
+    """
+    wanted = sorted({mrn.strip().lower() for mrn in mrns})
+    key = func.lower(Patient.mrn)
+    found: dict[str, Patient] = {}
+    for i in range(0, len(wanted), MRN_CHUNK):
+        query = (
+            select(key, Patient)
+            .where(key.in_(wanted[i : i + MRN_CHUNK]))
+            .options(lazyload(Patient.pathways))  # not needed to add one
+        )
+        found.update((mrn, patient) for mrn, patient in db.session.execute(query))
+    return found
+
+
+def _open(row: dict[str, str], occurred_at: datetime, actor, patients: dict[str, Patient]):
+    mrn = row["mrn"].strip().lower()
+    patient = patients.get(mrn)
+    # Written with the batch; the file's own MRNs are known to ``patients`` already, so the
+    # service's lookup need not flush the batch to see them.
+    with db.session.no_autoflush:
+        if patient is None:
+            patient = register_patient(actor, flush=False, **row_data(PATIENT_FIELDS, row))
+            patients[mrn] = patient
+        fields = {**row_data(PATHWAY_FIELDS, row), "referral_received_at": occurred_at}
+        return services.open_pathway(actor, patient, flush=False, **fields)
+
+
+def _record(
+    pathway: Pathway, events: list[Event], row: dict[str, str], occurred_at: datetime, actor
+) -> None:
+    """``services.record_held`` on a pathway this import opened, with its events in hand;
+    the event is written with the next batch's flush."""
+    trigger = row["trigger"].strip()
+    if pathway.patient.mrn.lower() != row["mrn"].strip().lower():
+        raise PathwayError(
+            f"pathway '{row['pathway_ref'].strip()}' belongs to MRN {pathway.patient.mrn}"
+        )
+    data = row_data(all_fields_for(trigger, pathway.state), row)
+    if trigger not in _RECORDED_HERE:
+        db.session.flush()  # services.record reads the pathway's events back
+        recorded = services.record(
+            pathway, trigger, data, occurred_at, actor, pathway.version, uuid.uuid4().hex
+        )
+        events.append(recorded.event)
+        return
+    event = services.record_held(
+        pathway, events, trigger, data, occurred_at, actor, uuid.uuid4().hex, flush=False
+    )
+    events.append(event)
 
 
 def import_file(path: str, actor, progress_factory=None) -> ImportResult:

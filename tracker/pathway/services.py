@@ -287,7 +287,10 @@ def _append(
     now: datetime,
     amends: Event | None = None,
     voids: Event | None = None,
+    flush: bool = True,
 ) -> Event:
+    """Append the event and refresh the pathway row. ``flush=False`` leaves the INSERT
+    (and the mapper hooks) to the caller's next flush: the CSV import's batches."""
     event = Event(
         pathway=pathway,
         seq=pathway.last_seq + 1,
@@ -307,6 +310,8 @@ def _append(
     if from_state is not None:
         pathway.version = pathway.version + 1
     db.session.add(event)
+    if not flush:
+        return event
     try:
         db.session.flush()
     except (StaleDataError, IntegrityError) as exc:
@@ -319,12 +324,16 @@ def _append(
 # -- the services -------------------------------------------------------------------
 
 
-def open_pathway(actor, patient, *, request_id: str | None = None, now=None, **fields) -> Pathway:
-    """Open a pathway from a referral: the clock starts at ``referral_received_at``."""
+def open_pathway(
+    actor, patient, *, request_id: str | None = None, now=None, flush: bool = True, **fields
+) -> Pathway:
+    """Open a pathway from a referral: the clock starts at ``referral_received_at``.
+    ``flush=False`` leaves the INSERTs to the caller's next flush (the CSV import)."""
     now = now or utcnow()
     check_may_register(actor, "open pathways")
+    # An id made here cannot have been used: only a caller's id is looked up.
+    earlier = _existing_request(request_id, None, d.OPEN_TRIGGER) if request_id else None
     request_id = request_id or new_request_id()
-    earlier = _existing_request(request_id, None, d.OPEN_TRIGGER)
     if earlier is not None:
         if earlier.pathway.patient_id != patient.id:
             raise RequestIdReused(
@@ -369,6 +378,7 @@ def open_pathway(actor, patient, *, request_id: str | None = None, now=None, **f
         data=data,
         request_id=request_id,
         now=now,
+        flush=flush,
     )
     return pathway
 
@@ -385,25 +395,62 @@ def record(
 ) -> Recorded:
     """Record ``trigger`` on ``pathway``: validate, fire the machine, append, bump the version."""
     now = now or utcnow()
-    if trigger in d.CORRECTION_TRIGGERS or trigger not in d.TRIGGERS:
-        raise TriggerNotAllowed(
-            f"'{trigger}' is not a step of the pathway; the steps are: {', '.join(d.TRIGGERS)}."
-        )
     # Who may, before anything else: a replayed request id shows nothing to a role that
     # could not have sent it.
-    _check_actor(actor, trigger)
+    _check_step(trigger, actor)
     existing = _existing_request(request_id, pathway, trigger)
     if existing is not None:
         return Recorded(existing, created=False)
     _check_version(pathway, expected_version)
-    source = pathway.state
-    transition = d.transition_for(trigger, source)
-    if transition is None:
+    _check_transition(pathway, trigger)
+    events, history = _events_for_change(pathway)
+    event = _record(pathway, events, history, trigger, data, occurred_at, actor, request_id, now)
+    return Recorded(event, created=True)
+
+
+def record_held(
+    pathway: Pathway,
+    events: list[Event],
+    trigger: str,
+    data: dict | None,
+    occurred_at,
+    actor,
+    request_id: str,
+    now: datetime | None = None,
+    flush: bool = True,
+) -> Event:
+    """``record`` for a caller that holds the pathway's ``events`` and makes its own request
+    ids: the CSV import, whose pathways no one else sees before its commit. Every check of
+    ``record`` but the request-id lookup, the version and the re-reading of the events."""
+    now = now or utcnow()
+    _check_step(trigger, actor)
+    _check_transition(pathway, trigger)
+    history = History.from_events(events)
+    return _record(
+        pathway, events, history, trigger, data, occurred_at, actor, request_id, now, flush
+    )
+
+
+def _check_step(trigger: str, actor) -> None:
+    if trigger in d.CORRECTION_TRIGGERS or trigger not in d.TRIGGERS:
+        raise TriggerNotAllowed(
+            f"'{trigger}' is not a step of the pathway; the steps are: {', '.join(d.TRIGGERS)}."
+        )
+    _check_actor(actor, trigger)
+
+
+def _check_transition(pathway: Pathway, trigger: str) -> None:
+    if d.transition_for(trigger, pathway.state) is None:
         raise TriggerNotAllowed(
             f"'{d.TRIGGER_LABELS[trigger]}' cannot be recorded while the pathway is in "
-            f"'{d.STATE_LABELS[source]}'."
+            f"'{d.STATE_LABELS[pathway.state]}'."
         )
-    events, history = _events_for_change(pathway)
+
+
+def _record(
+    pathway, events, history, trigger, data, occurred_at, actor, request_id, now, flush=True
+) -> Event:
+    source = pathway.state
     occurred_at = _check_time(occurred_at, history, now)
     try:
         clean = validate_event_data(trigger, source, data or {}, occurred_at)
@@ -418,7 +465,7 @@ def record(
         raise TriggerNotAllowed(f"'{d.TRIGGER_LABELS[trigger]}' was refused by the pathway rules.")
     if trigger == "suspect_recurrence":
         pathway.recurrence_count += 1
-    event = _append(
+    return _append(
         pathway,
         events,
         trigger=trigger,
@@ -428,8 +475,8 @@ def record(
         data=clean,
         request_id=request_id,
         now=now,
+        flush=flush,
     )
-    return Recorded(event, created=True)
 
 
 def amend(

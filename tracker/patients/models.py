@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, String
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tracker.core.db import UTCDateTime, utcnow
@@ -14,6 +14,9 @@ class Patient(db.Model):
     __tablename__ = "patient"
     __table_args__ = (
         CheckConstraint(f"sex IN ({', '.join(repr(c) for c, _ in SEX)})", name="sex_known"),
+        # MRNs are compared without regard to case (find_by_mrn): the database holds
+        # that rule too, and answers the lookup from this index.
+        Index("uq_patient_mrn_lower", func.lower(text("mrn")), unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

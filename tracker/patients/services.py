@@ -19,8 +19,9 @@ def find_by_mrn(mrn: str) -> Patient | None:
     )
 
 
-def register_patient(actor, **fields) -> Patient:
-    """Register a patient; DuplicateMRN (with the existing patient) if the MRN is taken."""
+def register_patient(actor, *, flush: bool = True, **fields) -> Patient:
+    """Register a patient; DuplicateMRN (with the existing patient) if the MRN is taken.
+    ``flush=False`` leaves the INSERT to the caller's next flush (the CSV import)."""
     from tracker.pathway.services import check_may_register
 
     check_may_register(actor, "register patients")
@@ -46,5 +47,6 @@ def register_patient(actor, **fields) -> Patient:
         created_by_id=actor.id,
     )
     db.session.add(patient)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     return patient
