@@ -20,7 +20,7 @@ from flask_migrate import upgrade
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from tests.conftest import make_app
+from tests.conftest import make_app, postgres_scratch
 from tests.helpers import Driver, make_users, new_pathway
 from tracker.backup import postgres_advice
 from tracker.extensions import db
@@ -248,11 +248,13 @@ def test_backup_refuses_an_in_memory_database(tmp_path):
     dispose(app)
 
 
-def test_backup_on_postgresql_names_pg_dump_and_pg_restore(backend, runner, tmp_path):
-    if backend != "postgresql":
-        pytest.skip("PostgreSQL only: on SQLite the command makes the copy (tests above)")
-    target = tmp_path / "tracker.dump"
-    result = runner.invoke(args=["tracker", "backup", str(target)])
+def test_backup_on_postgresql_names_pg_dump_and_pg_restore(tmp_path):
+    """PostgreSQL only (on SQLite the command makes the copy: the tests above)."""
+    with postgres_scratch() as url:
+        app = make_app(url)
+        target = tmp_path / "tracker.dump"
+        result = app.test_cli_runner().invoke(args=["tracker", "backup", str(target)])
+        dispose(app)
     assert result.exit_code == 1
     assert "pg_dump --format=custom" in result.output
     assert "pg_restore" in result.output
