@@ -175,7 +175,8 @@ def test_changing_the_password_ends_the_other_sessions(client, users, session):
     assert client.get("/").status_code == 200  # this session stays
     assert other.get("/").status_code == 302  # the other ended
     assert log_in(client.application.test_client(), "surgeon", new).status_code == 302
-    assert audit("password_changed", user_id=users["surgeon"].id)
+    (changed,) = audit("password_changed", user_id=users["surgeon"].id)  # once, not twice
+    assert changed.detail == '{"username": "surgeon"}' and not audit("update_user")
 
 
 def test_password_change_refusals_say_what_to_do(client, users, session):

@@ -160,6 +160,8 @@ def _entries_for(obj, new: bool) -> list[dict]:
                 {"action": "create_user", "detail": {"username": obj.username, "role": obj.role}}
             ]
         changed = _changed(obj)
+        if changed == ["password"]:
+            return [{"action": "password_changed", "detail": {"username": obj.username}}]
         if changed:
             detail = {"username": obj.username, "fields": changed}
             if "role" in changed:

@@ -235,8 +235,7 @@ def change_password():
             field = form.current if exc.field == "current" else form.new
             field.errors = [*field.errors, str(exc)]
         else:
-            record("password_changed")
-            db.session.commit()
+            db.session.commit()  # audited as password_changed with the change itself
             flash("Your password is changed; your other sessions have ended.", "success")
             return redirect(url_for("account.index"))
     return _account_page(422, password_form=form)
