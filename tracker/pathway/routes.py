@@ -428,9 +428,9 @@ def void(pathway_id: int):
     del form.occurred_at
     context = {"step": history.voidable_step(), "title": "Void the last step"}
     if not posted:
-        refusal = services.void_refusal(pathway, current_user, history)
+        refusal = services.void_refusal_error(current_user, history)
         if refusal:
-            abort(409, refusal)
+            abort(refusal.status, refusal.message)  # the same answer as the POST would get
         _start(form, pathway)
         return render_template("pathway/void.html", pathway=pathway, form=form, **context)
     if (repeat := _resubmitted(form, pathway)) is not None:

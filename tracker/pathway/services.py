@@ -138,8 +138,13 @@ def not_allowed_reason(pathway: Pathway, trigger: str, history: History, **guard
 
 def void_refusal(pathway: Pathway, user, history: History, now: datetime | None = None):
     """Why this user may not void the last step now, or None if they may."""
-    error = _void_refusal(user, history, now or utcnow())
+    error = void_refusal_error(user, history, now)
     return error.message if error else None
+
+
+def void_refusal_error(user, history: History, now: datetime | None = None):
+    """The refusal itself, with its status: 403 for who, 409 for what the pathway holds."""
+    return _void_refusal(user, history, now or utcnow())
 
 
 def _void_refusal(user, history: History, now: datetime) -> PathwayError | None:
