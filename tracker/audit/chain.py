@@ -122,26 +122,37 @@ def digest(key: bytes, chain: str, chain_seq: int, prev_hash: str, values: dict)
 _HEADS = "chain_heads"  # session.info: each chain's head as this flush advances it
 
 
+def _take_head(connection, chain: str) -> tuple[int, str]:
+    """Lock ``chain``'s head row until the commit and read it: (last position, hash)."""
+    if chain == "audit":
+        # Lock order: the event head, then the audit head (no deadlock between chains).
+        connection.execute(update(_head).where(_head.c.name == "event").values(seq=_head.c.seq))
+    row = connection.execute(
+        update(_head)
+        .where(_head.c.name == chain)
+        .values(seq=_head.c.seq)
+        .returning(_head.c.seq, _head.c.last_hash)
+    ).one_or_none()
+    if row is None:
+        raise RuntimeError(
+            f"the '{chain}' chain has no head row: build the database with "
+            "`flask db upgrade`, which creates it"
+        )
+    return row.seq, row.last_hash
+
+
+def _put_head(connection, chain: str, seq: int, last_hash: str) -> None:
+    connection.execute(
+        update(_head).where(_head.c.name == chain).values(seq=seq, last_hash=last_hash)
+    )
+
+
 def _seal(connection, chain: str, target) -> None:
     """Give ``target`` its place in ``chain``. The head row is locked and read once per
     flush (its first row of the chain) and written back once, after the flush."""
     heads = object_session(target).info.setdefault(_HEADS, {})
     if chain not in heads:
-        if chain == "audit" and "event" not in heads:
-            # Lock order: the event head, then the audit head (no deadlock between chains).
-            connection.execute(update(_head).where(_head.c.name == "event").values(seq=_head.c.seq))
-        row = connection.execute(
-            update(_head)
-            .where(_head.c.name == chain)
-            .values(seq=_head.c.seq)
-            .returning(_head.c.seq, _head.c.last_hash)
-        ).one_or_none()
-        if row is None:
-            raise RuntimeError(
-                f"the '{chain}' chain has no head row: build the database with "
-                "`flask db upgrade`, which creates it"
-            )
-        heads[chain] = (row.seq, row.last_hash)
+        heads[chain] = _take_head(connection, chain)
     seq, prev = heads[chain]
     values = {name: getattr(target, name) for name in FIELDS[chain]}
     target.chain_seq, target.prev_hash = seq + 1, prev
@@ -162,10 +173,7 @@ def _write_heads(session, flush_context) -> None:
     connection = session.connection()
     for chain in ("event", "audit"):  # the lock order
         if chain in heads:
-            seq, last_hash = heads[chain]
-            connection.execute(
-                update(_head).where(_head.c.name == chain).values(seq=seq, last_hash=last_hash)
-            )
+            _put_head(connection, chain, *heads[chain])
 
 
 def seal_rows(chain: str, rows: list[dict]) -> None:
@@ -174,21 +182,13 @@ def seal_rows(chain: str, rows: list[dict]) -> None:
     if not rows:
         return
     connection = db.session.connection()
-    if chain == "audit":
-        connection.execute(update(_head).where(_head.c.name == "event").values(seq=_head.c.seq))
-    first = connection.execute(
-        update(_head)
-        .where(_head.c.name == chain)
-        .values(seq=_head.c.seq + len(rows))
-        .returning(_head.c.seq, _head.c.last_hash)
-    ).one()
+    position, prev = _take_head(connection, chain)
     key = _key()
-    position, prev = first.seq - len(rows), first.last_hash
     for row in rows:
         position += 1
         row["chain_seq"], row["prev_hash"] = position, prev
         prev = row["hash"] = digest(key, chain, position, prev, row)
-    connection.execute(update(_head).where(_head.c.name == chain).values(last_hash=prev))
+    _put_head(connection, chain, position, prev)
 
 
 @event.listens_for(Event, "before_insert")

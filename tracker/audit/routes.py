@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from flask import Blueprint, render_template, request, url_for
+from flask import Blueprint, abort, render_template, request, url_for
 from sqlalchemy import func, select
 
 from tracker.audit.models import AuditEntry
@@ -122,8 +122,6 @@ def index():
 def export():
     query, errors = _filtered(request.args)
     if errors:
-        from flask import abort
-
         abort(422, " ".join(errors.values()))
     rows = db.session.scalars(query.order_by(AuditEntry.chain_seq).limit(EXPORT_LIMIT))
     return csv_response(

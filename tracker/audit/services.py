@@ -40,7 +40,6 @@ ACTIONS = {
     "create_token": "Created an API token",
     "revoke_token": "Revoked an API token",
     "import": "Imported events",
-    "backup": "Took a backup",
 }
 
 _cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)
@@ -71,7 +70,7 @@ def summarised(action: str, **detail) -> Iterator[dict]:
 
 
 def _actor():
-    """(user, username, address, method, path) of whoever is acting now."""
+    """(user, address, method, path) of whoever is acting now."""
     if has_request_context():
         from flask_login import current_user
 
@@ -118,8 +117,8 @@ def record(
 
 # -- changes, by a session hook ----------------------------------------------------------
 
-# Columns whose changes are not worth an entry of their own: derived from the events
-# (the pathway's), or written by the login itself (audited as logins).
+# Columns whose changes are not worth an entry of their own: written by the login itself
+# (audited as logins and failures). A pathway's columns change only with its events.
 _QUIET = {
     "User": {"failed_logins", "locked_until", "last_login_at"},
 }

@@ -51,9 +51,6 @@ def _after(response: Response) -> Response:
         detail = {"endpoint": request.endpoint}
         if request.query_string:
             detail["query"] = request.query_string.decode("utf-8", "replace")[:_MAX_QUERY]
-        shown = getattr(g, "audit_shown", None)
-        if shown is not None:
-            detail["pathways"] = shown
         record(
             "export" if rule.shows == "export" else "view",
             patient_id=patient_id,

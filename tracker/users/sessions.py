@@ -15,7 +15,7 @@ from datetime import timedelta
 from flask import Flask, Request, Response
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete, insert, or_, update
+from sqlalchemy import delete, insert, or_, select, update
 from werkzeug.datastructures import CallbackDict
 
 from tracker.core.db import utcnow
@@ -68,8 +68,6 @@ def end_sessions_of(user_id: int, keep: str | None = None) -> None:
 
 
 def sessions_of(user_id: int) -> list[WebSession]:
-    from sqlalchemy import select
-
     return list(
         db.session.scalars(
             select(WebSession)
