@@ -137,8 +137,8 @@ def split_run(duration: float, clients: int) -> dict:
 def _stored(url: str, request_ids: list[str]) -> int:
     from sqlalchemy import func, select
 
+    from tracker.engine.models import Event
     from tracker.extensions import db
-    from tracker.pathway.models import Event
 
     app = bench_app(url)
     found = 0

@@ -116,9 +116,9 @@ def prepare(url: str) -> dict:
     from sqlalchemy import select
 
     from tracker.api.services import create_token
+    from tracker.engine import services
+    from tracker.engine.models import Pathway
     from tracker.extensions import db
-    from tracker.pathway import services
-    from tracker.pathway.models import Pathway
     from tracker.users.models import User
 
     app = bench_app(url)

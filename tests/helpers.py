@@ -10,9 +10,9 @@ from functools import cache
 from werkzeug.security import generate_password_hash
 
 from tests.conftest import PASSWORD
+from tracker.engine import services
+from tracker.engine import steps as d
 from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway import services
 from tracker.patients.services import register_patient
 from tracker.users.models import User
 
@@ -32,9 +32,9 @@ REFERRAL = {
     "presenting_symptoms": ["back_pain"],
 }
 PREREQUISITE = {
-    "guard_imaging_reported": "record_imaging",
-    "guard_biopsy_recorded": "record_biopsy",
-    "guard_follow_up_clear": "record_follow_up",
+    "imaging_reported": "record_imaging",
+    "biopsy_recorded": "record_biopsy",
+    "follow_up_clear": "record_follow_up",
 }
 
 
@@ -116,7 +116,7 @@ def shortest_path(target: str) -> list[str]:
         state, path = queue.popleft()
         if state == target:
             return path
-        for t in d.TRANSITIONS:
+        for t in d.transitions():
             if t.dest and state in t.sources and t.dest not in seen:
                 seen.add(t.dest)
                 queue.append((t.dest, [*path, t.trigger]))
@@ -151,9 +151,9 @@ class Driver:
     def fire(self, trigger: str, **kw):
         """Record ``trigger``, first recording what its guards need to have happened."""
         transition = d.transition_for(trigger, self.pathway.state)
-        for guard in transition.conditions if transition else ():
-            if guard in PREREQUISITE:
-                self.do(PREREQUISITE[guard])
+        for guard in transition.guards if transition else ():
+            if guard.name in PREREQUISITE:
+                self.do(PREREQUISITE[guard.name])
         return self.do(trigger, **kw)
 
     def walk_to(self, state: str):

@@ -26,18 +26,19 @@ from tests.conftest import PASSWORD, make_app
 from tests.helpers import REFERRAL, driver, new_patient
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token
+from tracker.engine import steps as d
+from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway.models import Event, Pathway
 from tracker.patients.models import Patient
 from tracker.users.models import User
+from tracker.users.roles import ROLES
 from tracker.web.access import ACCESS, ANONYMOUS, allowed, refusal
 
-WHO = (*d.ROLES, ANONYMOUS)
+WHO = (*ROLES, ANONYMOUS)
 LONDON = ZoneInfo("Europe/London")  # config TIMEZONE: forms are typed in local time
 # The trigger put in a URL (pathway.record) or a body (api.record_event) by the walk.
 WALK_TRIGGER = "add_note"
-STEP_TRIGGERS = (*d.TRIGGERS, d.AMEND_TRIGGER, d.VOID_TRIGGER)
+STEP_TRIGGERS = (*d.recordable(), d.AMEND_TRIGGER, d.VOID_TRIGGER)
 _APP = make_app("sqlite://")  # the url_map only; no database is touched
 RULES = sorted(_APP.url_map.iter_rules(), key=lambda r: (r.endpoint, r.rule))
 CASES = [
@@ -102,7 +103,7 @@ def world(users, session):
     imaging = drv.do("request_imaging")  # a state change: voidable by its recorder / admin
     note = drv.do("add_note")  # has data: amendable; a note does not block the void
     tokens = {}
-    for role in d.ROLES:
+    for role in ROLES:
         token, plain = create_token(users[role], f"{role}'s token")
         tokens[role] = SimpleNamespace(id=token.id, plain=plain)
     other, other_plain = create_token(users["coordinator2"], "coordinator2's token")
@@ -129,7 +130,7 @@ def log_in(app, username: str):
 @pytest.fixture
 def clients(app, world):
     """One client per role (each keeps its own session cookie), and one never logged in."""
-    out = {role: log_in(app, role) for role in d.ROLES}
+    out = {role: log_in(app, role) for role in ROLES}
     out[ANONYMOUS] = app.test_client()
     return out
 
@@ -212,14 +213,14 @@ def test_the_matrix_lists_exactly_the_endpoints_of_the_app(app):
 
 
 def test_the_matrix_names_only_known_roles_and_trigger_sources():
-    known = set(d.ROLES) | {ANONYMOUS}
+    known = set(ROLES) | {ANONYMOUS}
     for endpoint, rule in ACCESS.items():
         assert rule.roles <= known, (endpoint, rule.roles - known)
         assert rule.trigger in (None, "url", "body"), endpoint
         assert rule.shows in (None, "patient", "pathway", "list", "export"), endpoint
-    for trigger, roles in d.TRIGGER_ROLES.items():
-        assert roles <= set(d.ROLES), trigger
-    assert set(d.TRIGGER_ROLES) == set(STEP_TRIGGERS)
+    for trigger, roles in d.trigger_roles().items():
+        assert roles <= set(ROLES), trigger
+    assert set(d.trigger_roles()) == set(STEP_TRIGGERS)
 
 
 def test_the_matrix_keeps_its_security_invariants():
@@ -351,7 +352,7 @@ def test_the_api_answers_403_iff_the_role_may_not_fire_the_trigger(app, world, c
                 assert_api_refusal(response, who, "api.record_event")
                 if who != ANONYMOUS and refusal(who, "api.record_event") is None:
                     # Past the matrix (the role fires other triggers): the services say which.
-                    assert f"'{d.TRIGGER_LABELS[trigger]}'" in response.json["message"]
+                    assert f"'{d.label(trigger)}'" in response.json["message"]
             else:
                 assert allowed(who, "api.record_event", trigger) is True
                 assert response.status_code == 409, (trigger, who, response.json)

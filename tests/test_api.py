@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 from tests.helpers import REFERRAL, driver, new_patient, valid_data
 from tracker.api.fhir import VALUE_SETS
 from tracker.api.services import create_token, revoke
+from tracker.engine.models import Event
 from tracker.extensions import db
-from tracker.pathway.models import Event
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_no_token_no_access(client, users, auth, session):
 
 
 def test_definition_is_the_machine(client, auth):
-    from tracker.pathway.machine import graph
+    from tracker.engine.machine import graph
 
     body = client.get("/api/v1/definition", headers=auth["viewer"]).json
     assert {s["name"] for s in body["states"]} == set(graph()[0])
@@ -245,7 +245,7 @@ def test_api_timeline_equals_the_services_timeline(client, users, auth, session,
         f"/api/v1/pathways/{opened['id']}/events", headers=auth["surgeon"]
     ).json["items"]
     session.expire_all()
-    from tracker.pathway.services import load_events
+    from tracker.engine.services import load_events
 
     direct_events = load_events(direct.pathway)
 
@@ -290,7 +290,7 @@ def test_fhir_bundle_of_every_demo_pathway_validates(client, users, auth, sessio
     from fhir.resources.R4B.bundle import Bundle
 
     from tracker.demo import seed
-    from tracker.pathway.models import Pathway
+    from tracker.engine.models import Pathway
 
     seed(80, seed_value=9)
     session.commit()

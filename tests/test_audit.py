@@ -22,8 +22,8 @@ from tests.helpers import driver, make_users, new_pathway
 from tracker.audit.chain import AuditKeyError, load_key, verify_chain
 from tracker.audit.models import AuditEntry, ChainHead
 from tracker.audit.services import acting_as, record
+from tracker.engine.models import Event
 from tracker.extensions import db
-from tracker.pathway.models import Event
 
 
 def entries(**where) -> list[AuditEntry]:
@@ -301,8 +301,8 @@ def test_concurrent_writers_do_not_fork_the_chains(scratch_url):
     def work(n: int) -> None:
         try:
             with app.app_context():
-                from tracker.pathway import services
-                from tracker.pathway.models import Pathway
+                from tracker.engine import services
+                from tracker.engine.models import Pathway
                 from tracker.users.models import User
 
                 barrier.wait()

@@ -23,8 +23,8 @@ from sqlalchemy.engine import make_url
 from tests.conftest import make_app, postgres_scratch
 from tests.helpers import Driver, make_users, new_pathway
 from tracker.backup import postgres_advice
+from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
-from tracker.pathway.models import Event, Pathway
 from tracker.users.models import User
 
 REFERRAL = datetime.now(UTC) - timedelta(days=30)

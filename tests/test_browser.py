@@ -285,7 +285,7 @@ def test_surgeon_overview_of_a_demo_pathway(live_app, page, backend):
     from sqlalchemy import select
 
     from tracker.demo import seed
-    from tracker.pathway.models import Event, Pathway
+    from tracker.engine.models import Event, Pathway
 
     with live_app.app_context():
         seed(300, seed_value=7)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text
 
+from tracker.engine import steps as d
+from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway.models import Event, Pathway
 from tracker.users.models import User
+from tracker.users.passwords import check_password
 
 
 def test_create_user_reads_the_password_from_stdin(runner, session):
@@ -17,7 +18,7 @@ def test_create_user_reads_the_password_from_stdin(runner, session):
     )
     assert result.exit_code == 0, result.output
     user = session.scalar(select(User).where(User.username == "jsmith"))
-    assert user.role == "surgeon" and user.check_password("a-long-enough-password")
+    assert user.role == "surgeon" and check_password(user, "a-long-enough-password")
     again = runner.invoke(
         args=["tracker", "create-user", "jsmith", "--role", "viewer"],
         input="a-long-enough-password\n",

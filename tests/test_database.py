@@ -14,10 +14,10 @@ from sqlalchemy.pool import NullPool
 
 from tests.conftest import make_app
 from tests.helpers import driver, make_users
+from tracker.engine import services
+from tracker.engine.errors import StaleVersion
+from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
-from tracker.pathway import services
-from tracker.pathway.errors import StaleVersion
-from tracker.pathway.models import Event, Pathway
 from tracker.users.models import User
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
-from tracker.pathway.models import Event, Pathway
 from tracker.patients.models import Patient
 
 T0 = datetime(2025, 9, 1, 9, 0, tzinfo=UTC)
@@ -220,7 +220,7 @@ def journeys(now, wanted: set[str], most: int = 12) -> list[tuple[str, datetime,
     import random
 
     from tracker.demo import simulate
-    from tracker.pathway import definition as d
+    from tracker.engine import steps as d
 
     found, seen = [], set()
     for seed in range(500):
@@ -272,7 +272,7 @@ def test_the_import_records_what_the_services_record(users, session):
     the same events and the same pathway rows (state, version, targets, recurrences)."""
     import uuid
 
-    from tracker.pathway import services
+    from tracker.engine import services
     from tracker.pathway.importer import import_rows
     from tracker.patients.services import register_patient
 

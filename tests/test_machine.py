@@ -6,19 +6,22 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.helpers import driver, valid_data
+from tracker.engine import guards as g
+from tracker.engine import steps as d
+from tracker.engine import tags
+from tracker.engine.errors import InvalidData, TriggerNotAllowed
+from tracker.engine.history import History
+from tracker.engine.machine import MACHINE, graph
+from tracker.engine.models import Event
+from tracker.engine.services import load_history
 from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway.errors import InvalidData, TriggerNotAllowed
-from tracker.pathway.history import History
-from tracker.pathway.machine import MACHINE, graph
-from tracker.pathway.models import Event
 
-PAIRS = [(t.trigger, source, t.dest) for t in d.TRANSITIONS for source in t.sources]
+PAIRS = [(t.trigger, source, t.dest) for t in d.transitions() for source in t.sources]
 ALLOWED = {(trigger, source) for trigger, source, _ in PAIRS}
 REFUSED = [
     (trigger, state)
     for state in d.STATES
-    for trigger in d.TRIGGERS
+    for trigger in d.recordable()
     if (trigger, state) not in ALLOWED
 ]
 
@@ -101,14 +104,17 @@ def test_recurrence_needs_new_imaging_before_mdt(users):
     assert run.pathway.state == "mdt_review"
 
 
-@pytest.mark.parametrize("trigger", [*d.MDT_DECISIONS, "request_imaging", "request_biopsy"])
+MDT_OUTCOMES = [*sorted(d.tagged(tags.MDT_DECISION)), "request_imaging", "request_biopsy"]
+
+
+@pytest.mark.parametrize("trigger", MDT_OUTCOMES)
 def test_mdt_outcomes_refuse_without_the_mdt_record(users, trigger):
     run = driver(users).walk_to("mdt_review")
     with pytest.raises(InvalidData) as refused:
         run.do(trigger, data={})
     assert set(refused.value.errors) >= {"meeting_date", "disciplines", "rationale"}
     assert run.pathway.state == "mdt_review"
-    assert run.pathway.guard_mdt_outcome(data={}) is False
+    assert g.MDT_OUTCOME(history=History([]), data={}) is False
 
 
 @pytest.mark.parametrize("source", ["surgery_scheduled", "post_op", "oncology_treatment"])
@@ -117,7 +123,7 @@ def test_back_to_mdt_needs_a_reason(users, source):
     with pytest.raises(InvalidData) as refused:
         run.do("refer_to_mdt", data={})
     assert "reason" in refused.value.errors
-    assert run.pathway.guard_reason_given(data={}) is False
+    assert g.REASON_GIVEN(history=History([]), data={}) is False
 
 
 def test_withdraw_needs_a_reason(users):
@@ -132,12 +138,10 @@ def test_surgery_needs_details_and_a_prior_decision(users):
         run.do("record_surgery", data={})
     assert {"procedures", "approach", "levels", "lead_surgeon"} <= set(refused.value.errors)
     history = History([])
-    assert run.pathway.guard_operation_details(data={}) is False
-    assert run.pathway.guard_not_before_mdt_decision(history=history, occurred_at=run.t) is False
+    assert g.OPERATION_DETAILS(history=History([]), data={}) is False
+    assert g.NOT_BEFORE_DECISION_TO_OPERATE(history=history, occurred_at=run.t) is False
     # dated before the MDT meeting it follows: refused by the guard itself
-    from tracker.pathway.services import load_history
-
     history = load_history(run.pathway)
     decision = history.latest("plan_surgery")
     decision.data["meeting_date"] = "2999-01-01"
-    assert not run.pathway.guard_not_before_mdt_decision(history=history, occurred_at=run.t)
+    assert not g.NOT_BEFORE_DECISION_TO_OPERATE(history=history, occurred_at=run.t)

@@ -20,8 +20,8 @@ from werkzeug.serving import make_server
 from tests.conftest import PASSWORD, make_app, postgres_scratch
 from tests.helpers import driver, make_users
 from tracker.api.services import create_token
+from tracker.engine.models import Event
 from tracker.extensions import db
-from tracker.pathway.models import Event
 
 
 def serve(app):

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import time_machine
 
 from tests.helpers import Driver, new_pathway
+from tracker.engine import services
+from tracker.engine import steps as d
+from tracker.engine.machine import MACHINE, graph
 from tracker.overview import summary, svg
-from tracker.pathway import definition as d
-from tracker.pathway import services
-from tracker.pathway.machine import MACHINE, graph
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

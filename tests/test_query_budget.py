@@ -10,8 +10,8 @@ from sqlalchemy import event
 
 from tests.helpers import Driver, driver
 from tracker.demo import DEMO_PASSWORD, seed
+from tracker.engine import services
 from tracker.extensions import db
-from tracker.pathway import services
 
 
 @contextmanager

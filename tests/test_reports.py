@@ -13,8 +13,8 @@ import time_machine
 from tests.helpers import Driver, new_pathway, valid_data
 from tests.test_query_budget import counted
 from tracker.demo import seed
+from tracker.engine import services
 from tracker.extensions import db
-from tracker.pathway import services
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.helpers import driver
+from tracker.engine.models import Event
 from tracker.extensions import db
-from tracker.pathway.models import Event
 
 LONDON = ZoneInfo("Europe/London")  # config TIMEZONE: forms are typed in local time
 

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.helpers import new_pathway, new_patient
+from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
-from tracker.pathway.models import Event, Pathway
 from tracker.patients.models import Patient
 
 LONDON = ZoneInfo("Europe/London")

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from tests.helpers import Driver
-from tracker.pathway import services
+from tracker.engine import services
 from tracker.patients.services import register_patient
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tracker.pathway.dictionary import DataError, validate_event_data
-from tracker.pathway.scores import SINS, TOKUHASHI, sins_needs_surgical_opinion
+from tracker.engine.dictionary import DataError
+from tracker.engine.scores import SINS, TOKUHASHI, sins_needs_surgical_opinion
+from tracker.engine.steps import validate_event_data
 
 SINS_KEYS = ("location", "pain", "bone_lesion", "alignment", "collapse", "posterolateral")
 TOKU_KEYS = (

@@ -17,6 +17,7 @@ from tests.helpers import driver
 from tracker.audit.models import AuditEntry
 from tracker.extensions import db
 from tracker.users.models import User, WebSession
+from tracker.users.passwords import check_password
 from tracker.users.services import UserError, check_password_rules, create_user
 
 COOKIE = "tracker_session"
@@ -195,7 +196,7 @@ def test_password_change_refusals_say_what_to_do(client, users, session):
         response = client.post("/account/password", data=data)
         assert response.status_code == 422
         assert message in response.get_data(as_text=True)
-    assert users["surgeon"].check_password(PASSWORD)
+    assert check_password(users["surgeon"], PASSWORD)
 
 
 def test_end_other_sessions(client, users, session):
@@ -427,7 +428,7 @@ def test_a_session_deleted_while_its_request_runs_is_no_error(client, users, ses
     its write of the last activity: the request ends normally, the session stays ended."""
     from sqlalchemy import text
 
-    from tracker.users.sessions import ServerSessionInterface
+    from tracker.web.sessions import ServerSessionInterface
 
     session.commit()
     start = datetime.now(UTC)

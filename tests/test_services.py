@@ -9,17 +9,17 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.helpers import driver, new_pathway, new_patient
-from tracker.extensions import db
-from tracker.pathway import services
-from tracker.pathway.errors import (
-    DuplicateMRN,
+from tracker.engine import services
+from tracker.engine.errors import (
     InvalidData,
     RequestIdReused,
     RoleNotAllowed,
     StaleVersion,
     TriggerNotAllowed,
 )
-from tracker.pathway.models import Event
+from tracker.engine.models import Event
+from tracker.extensions import db
+from tracker.patients.errors import DuplicateMRN
 from tracker.patients.services import register_patient
 
 
@@ -393,7 +393,7 @@ def test_a_voided_step_can_be_recorded_again_at_its_real_time(users, now):
         run.pathway, "Wrong form", users["coordinator"], run.pathway.version, uuid.uuid4().hex
     )
     assert run.do("request_imaging", occurred_at=real_time).created
-    from tracker.pathway.verify import check
+    from tracker.engine.verify import check
 
     assert check(run.pathway, events_of(run.pathway)) == []
 

@@ -16,13 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from tests.helpers import make_users, new_pathway, valid_data
+from tracker.engine import services
+from tracker.engine import steps as d
+from tracker.engine.errors import PathwayError
+from tracker.engine.history import History
+from tracker.engine.machine import expected_destination
+from tracker.engine.models import Event
 from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway import services
-from tracker.pathway.errors import PathwayError
-from tracker.pathway.history import History
-from tracker.pathway.machine import expected_destination
-from tracker.pathway.models import Event
 
 GARBAGE = {
     "modality": "sonar",
@@ -79,7 +79,7 @@ def run_machine(app):
             return self.t
 
         @rule(
-            trigger=st.sampled_from(d.TRIGGERS),
+            trigger=st.sampled_from(d.recordable()),
             kind=st.sampled_from(["valid", "valid", "empty", "garbage"]),
             stale=st.integers(min_value=0, max_value=4).map(lambda n: n == 0),
             reuse=st.integers(min_value=0, max_value=5).map(lambda n: n == 0),

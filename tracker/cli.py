@@ -3,33 +3,45 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from tracker.api import services as tokens
+from tracker.audit.chain import verify_chain
+from tracker.audit.services import acting_as, summarised
+from tracker.backup import BackupError, backup_database
+from tracker.core.db import utcnow
+from tracker.demo import DEMO_PASSWORD, DEMO_USERS, seed
+from tracker.engine.derive import refresh_all
+from tracker.engine.verify import verify_all
 from tracker.extensions import db
-from tracker.pathway import definition as d
+from tracker.pathway.importer import import_file
+from tracker.users import services as accounts
+from tracker.users.models import User
+from tracker.users.roles import ROLE_LABELS, ROLES
+from tracker.users.services import UserError
 
 tracker_cli = AppGroup("tracker", help="Care-pathway tracker administration.")
 
 
 @tracker_cli.command("create-user")
 @click.argument("username")
-@click.option("--role", type=click.Choice(d.ROLES), required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--full-name", default="", help="Name shown in the app.")
 def create_user(username: str, role: str, full_name: str) -> None:
     """Create a user; the password is prompted for, or read from standard input when piped."""
-    from tracker.users.services import UserError
-    from tracker.users.services import create_user as create
-
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\n")
     try:
-        user = create(username=username, role=role, password=password, full_name=full_name)
+        user = accounts.create_user(
+            username=username, role=role, password=password, full_name=full_name
+        )
         db.session.commit()
     except UserError as exc:
         db.session.rollback()
@@ -42,13 +54,10 @@ def create_user(username: str, role: str, full_name: str) -> None:
 @click.option("--name", default="API token", help="What the token is for.")
 def create_token(username: str, name: str) -> None:
     """Create an API token for USERNAME and print it once (only its hash is kept)."""
-    from tracker.api.services import create_token as create
-    from tracker.users.models import User
-
     user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None or not user.active:
         raise click.ClickException(f"No active user is called '{username}'.")
-    _, plain = create(user, name)
+    _, plain = tokens.create_token(user, name)
     db.session.commit()
     click.echo(plain)
     click.echo(
@@ -62,19 +71,12 @@ def create_token(username: str, name: str) -> None:
 @click.option("--user", "username", required=True, help="Who records the imported events.")
 def import_csv(path: str, username: str) -> None:
     """Load historical pathways from a CSV file, one row per event; all or nothing."""
-    from tracker.pathway.importer import import_file
-    from tracker.users.models import User
-
     actor = db.session.scalar(select(User).where(User.username == username.strip().lower()))
     if actor is None or not actor.active:
         raise click.ClickException(f"No active user is called '{username}'.")
 
     def bar(length):
         return click.progressbar(length=length, label="Importing events", file=sys.stderr)
-
-    from pathlib import Path
-
-    from tracker.audit.services import acting_as, summarised
 
     # One audit entry for the whole import (who, which file, how many rows); each
     # event is in the chained event log with who recorded it.
@@ -95,8 +97,6 @@ def import_csv(path: str, username: str) -> None:
 @click.option("--seed", "seed_value", default=7, show_default=True)
 def seed_demo(pathways: int, seed_value: int) -> None:
     """Create the demo users and demo pathways spread over every state."""
-    from tracker.demo import DEMO_PASSWORD, DEMO_USERS, seed
-
     validate_every = 1 if pathways <= 2000 else 50
     with click.progressbar(length=pathways, label="Seeding pathways", file=sys.stderr) as bar:
         seed(pathways, seed_value=seed_value, validate_every=validate_every, progress=bar.update)
@@ -104,7 +104,7 @@ def seed_demo(pathways: int, seed_value: int) -> None:
     _analyze()
     click.echo(f"Seeded {pathways} demo pathways. Demo logins (password {DEMO_PASSWORD}):")
     for username, role, _ in DEMO_USERS:
-        click.echo(f"  {username:<14} {d.ROLE_LABELS[role]}")
+        click.echo(f"  {username:<14} {ROLE_LABELS[role]}")
 
 
 def _analyze() -> None:
@@ -114,7 +114,6 @@ def _analyze() -> None:
     ignores its indexes until autovacuum gets to it. ANALYZE runs inside a
     transaction on both backends.
     """
-    from sqlalchemy import text
 
     db.session.execute(text("ANALYZE"))
     db.session.commit()
@@ -124,8 +123,6 @@ def _analyze() -> None:
 @click.pass_context
 def ensure_demo(ctx: click.Context) -> None:
     """Seed demo data only if the database has no users yet (used by `make run`)."""
-    from tracker.users.models import User
-
     if db.session.scalar(select(func.count(User.id))):
         click.echo("Database already has users; demo data not added.")
         return
@@ -136,8 +133,6 @@ def ensure_demo(ctx: click.Context) -> None:
 def verify() -> None:
     """Check the hash chains of the event and audit logs (naming the first broken link),
     and every pathway's state, seq and version against its events; exit 1 if any is off."""
-    from tracker.audit.chain import verify_chain
-    from tracker.pathway.verify import verify_all
 
     failed = False
     for chain, what in (("event", "events"), ("audit", "audit entries")):
@@ -161,16 +156,11 @@ def verify() -> None:
 
 @tracker_cli.command("refresh-targets")
 def refresh_targets() -> None:
-    """Recompute every open pathway's next target, after the limits in configuration change."""
-    from tracker.pathway.models import Pathway
-    from tracker.pathway.services import refresh_targets as refresh
-
-    count = 0
-    for pathway in db.session.scalars(select(Pathway).where(Pathway.closed_at.is_(None))):
-        refresh(pathway)
-        count += 1
+    """Derive every pathway's targets and clocks again, after the limits in configuration
+    change."""
+    count = refresh_all(db.session, utcnow())
     db.session.commit()
-    click.echo(f"Refreshed the targets of {count} open pathways.")
+    click.echo(f"Refreshed the targets and clocks of {count} pathways.")
 
 
 @tracker_cli.command("backup")
@@ -178,9 +168,6 @@ def refresh_targets() -> None:
 @click.option("--force", is_flag=True, help="Replace PATH if it exists.")
 def backup(path: str, force: bool) -> None:
     """Copy the SQLite database to PATH while the app runs (on PostgreSQL: use pg_dump)."""
-    from pathlib import Path
-
-    from tracker.backup import BackupError, backup_database
 
     try:
         result = backup_database(db.engine.url, Path(path), force=force)

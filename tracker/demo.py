@@ -15,15 +15,18 @@ from sqlalchemy import func, insert, select
 
 from tracker.audit.chain import seal_rows
 from tracker.core.db import utcnow
+from tracker.engine import clocks
+from tracker.engine import steps as d
+from tracker.engine.derive import derive
+from tracker.engine.dictionary import with_scores
+from tracker.engine.history import History, Step
+from tracker.engine.machine import expected_destination
+from tracker.engine.models import Event, Pathway, PathwayClock
+from tracker.engine.steps import validate_event_data
 from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway import targets
-from tracker.pathway.dictionary import validate_event_data
-from tracker.pathway.history import History, Step
-from tracker.pathway.machine import expected_destination
-from tracker.pathway.models import NO_TARGET, Event, Pathway
 from tracker.patients.models import Patient
 from tracker.users.models import User
+from tracker.users.passwords import set_password
 
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - published demo logins, demo data only
 DEMO_USERS = (
@@ -107,7 +110,7 @@ def ensure_demo_users() -> dict[str, User]:
     for username, role, full_name in DEMO_USERS:
         if username not in users:
             user = User(username=username, role=role, full_name=full_name, active=True)
-            user.set_password(DEMO_PASSWORD)
+            set_password(user, DEMO_PASSWORD)
             db.session.add(user)
             users[username] = user
     db.session.flush()
@@ -147,7 +150,7 @@ class Journey:
         else:
             to_state = expected_destination(trigger, self.state)
             assert to_state is not None, f"demo journey: {trigger} from {self.state}"
-            if trigger in d.STATE_CHANGING_TRIGGERS:
+            if d.changes_state(trigger):
                 self.stack.append(self.state)
             if trigger == "suspect_recurrence":
                 self.recurrences += 1
@@ -422,7 +425,7 @@ def seed(
     now = now or utcnow()
     users = ensure_demo_users()
     ids = {name: u.id for name, u in users.items()}
-    rules = targets.rules()
+    rules = clocks.rules()
     start_mrn = (db.session.scalar(select(func.count(Patient.id))) or 0) + 1
     batch = 1000
     done = 0
@@ -450,7 +453,7 @@ def seed(
 
 
 def _write_batch(rng, journeys, user_ids, rules, now) -> None:
-    pathway_rows, event_batches = [], []
+    pathway_rows, event_batches, clock_batches = [], [], []
     for patient_id, urgency, referral, site, j, check in journeys:
         open_data = {
             "referral_source": rng.choice(["gp", "emergency_department", "oncology"]),
@@ -489,8 +492,6 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
                         e["trigger"], e["from_state"], data, e["occurred_at"]
                     )
                 else:
-                    from tracker.pathway.dictionary import with_scores
-
                     data = with_scores(dict(data))
             e["data"] = data
             e["seq"] = seq
@@ -517,15 +518,11 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
                 step.voids_seq = target.seq
                 step.data = events[step.seq - 1]["data"] = {**step.data, "event_seq": target.seq}
         history = History(steps)
-        state, recurrences = history.replay()
-        entry = history.entry_step()
-        closed_at = entry.occurred_at if state in d.FINAL_STATES else None
-        statuses = targets.compute(urgency, referral, history, now, closed_at, rules)
-        upcoming = targets.next_open(statuses)
+        derived = derive(urgency, referral, history, now, rules)
         pathway_rows.append(
             {
                 "patient_id": patient_id,
-                "state": state,
+                "state": derived.state,
                 "version": len(events),
                 "referral_received_at": referral,
                 "referral_source": open_data["referral_source"],
@@ -536,22 +533,23 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
                 "presenting_symptoms": open_data["presenting_symptoms"],
                 "lead_surgeon_id": user_ids[open_data["lead_surgeon"]],
                 "coordinator_id": user_ids[open_data["coordinator"]],
-                "recurrence_count": recurrences,
                 "opened_at": referral,
-                "closed_at": closed_at,
-                "state_entered_at": entry.occurred_at,
-                "last_seq": len(events),
-                "next_target": upcoming.code if upcoming else None,
-                "next_target_due_at": upcoming.due_at if upcoming else None,
-                "next_target_warn_at": upcoming.warn_at if upcoming else None,
-                "next_target_sort": upcoming.due_at if upcoming else NO_TARGET,
+                **derived.row_values(),
             }
         )
+        clock_batches.append(derived.clocks)
         event_batches.append(events)
     result = db.session.execute(
         insert(Pathway).returning(Pathway.id, sort_by_parameter_order=True), pathway_rows
     )
     pathway_ids = [row[0] for row in result]
+    clock_rows = [
+        {"pathway_id": pathway_id, **values}
+        for pathway_id, batch in zip(pathway_ids, clock_batches, strict=True)
+        for values in batch
+    ]
+    if clock_rows:
+        db.session.execute(insert(PathwayClock), clock_rows)
     rows, references = [], []
     for pathway_id, events in zip(pathway_ids, event_batches, strict=True):
         for e in events:

@@ -3,7 +3,7 @@
 from tracker.api.models import ApiToken
 from tracker.audit import chain, services  # noqa: F401 - the hooks that seal and audit rows
 from tracker.audit.models import AuditEntry, ChainHead
-from tracker.pathway.models import Event, Pathway
+from tracker.engine.models import Event, Pathway
 from tracker.patients.models import Patient
 from tracker.users.models import User, WebSession
 

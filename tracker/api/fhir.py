@@ -13,10 +13,12 @@ from __future__ import annotations
 import uuid
 
 from tracker.api.serialize import iso
-from tracker.pathway import definition as d
-from tracker.pathway.dictionary import all_fields_for, describe
-from tracker.pathway.history import History
-from tracker.pathway.scores import SCORES
+from tracker.engine import steps as d
+from tracker.engine import tags
+from tracker.engine.dictionary import describe
+from tracker.engine.history import History
+from tracker.engine.scores import SCORES
+from tracker.engine.steps import all_fields_for
 
 CS = "urn:tracker:codesystem:"  # the project's own code systems
 LOINC = "http://loinc.org"
@@ -250,7 +252,7 @@ def build(pathway, events) -> dict:
             },
         )
     )
-    biopsy = history.latest("record_biopsy")
+    biopsy = history.latest_tagged(tags.BIOPSY_RESULT)
     confirmed = biopsy is not None and biopsy.data.get("result") == "malignant"
     entries.append(
         (
@@ -284,7 +286,8 @@ def build(pathway, events) -> dict:
     for step in history.counting():
         data, when, seq = step.data, iso(step.occurred_at), step.seq
         amended = bool(step.amended_by)
-        if step.trigger == "record_imaging":
+        exported_as = d.entry(step.trigger).fhir
+        if exported_as == "imaging":
             study, report = _id("imaging", pathway.id, seq), _id("imaging-report", pathway.id, seq)
             entries.append(
                 (
@@ -316,7 +319,7 @@ def build(pathway, events) -> dict:
                 )
             )
             produced[seq] = report
-        elif step.trigger == "record_biopsy":
+        elif exported_as == "biopsy":
             proc, report = _id("biopsy", pathway.id, seq), _id("histology", pathway.id, seq)
             entries.append(
                 (
@@ -349,7 +352,7 @@ def build(pathway, events) -> dict:
                 )
             )
             produced[seq] = report
-        elif step.trigger == "record_surgery":
+        elif exported_as == "surgery":
             proc = _id("surgery", pathway.id, seq)
             fields = {f.name: f for f in all_fields_for(step.trigger, step.from_state)}
             entries.append(
@@ -400,7 +403,7 @@ def build(pathway, events) -> dict:
                         "id": plan,
                         "status": "completed" if pathway.closed_at else "active",
                         "intent": "plan",
-                        "title": d.TRIGGER_LABELS[step.trigger],
+                        "title": d.label(step.trigger),
                         "description": data["rationale"],
                         "subject": subject,
                         "encounter": _ref(encounter),
@@ -433,7 +436,7 @@ def build(pathway, events) -> dict:
                     "recorded": iso(step.recorded_at),
                     "activity": {
                         "coding": [_coding(DATA_OPERATION, activity)],
-                        "text": d.TRIGGER_LABELS.get(step.trigger, step.trigger),
+                        "text": d.label(step.trigger),
                     },
                     "agent": [{"who": {"display": user.username if user else "unknown"}}],
                 },

@@ -5,11 +5,10 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tracker.core.db import UTCDateTime, utcnow
-from tracker.extensions import db
+from tracker.core.db import Base, UTCDateTime, utcnow
 
 
-class ApiToken(db.Model):
+class ApiToken(Base):
     """A bearer token for the API; only its SHA-256 is stored, the token is shown once."""
 
     __tablename__ = "api_token"

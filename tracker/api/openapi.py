@@ -4,47 +4,14 @@ from __future__ import annotations
 
 from functools import cache
 
-from tracker.pathway import definition as d
-from tracker.pathway.dictionary import PATHWAY_FIELDS, PATIENT_FIELDS, Field, all_fields_for
+from tracker.engine import steps as d
+from tracker.engine.dictionary import PATHWAY_FIELDS, Field
+from tracker.engine.steps import all_fields_for
+from tracker.patients.fields import PATIENT_FIELDS
 
 
 def field_schema(f: Field) -> dict:
-    if f.kind in ("text", "longtext", "user"):
-        return {"type": "string", "minLength": 1, "maxLength": f.max_length}
-    if f.kind == "choice":
-        return {"type": "string", "enum": [code for code, _ in f.choices]}
-    if f.kind == "multi":
-        return {
-            "type": "array",
-            "items": {"enum": [code for code, _ in f.choices]},
-            "minItems": max(f.min_items, 1 if f.required else 0),
-            "uniqueItems": True,
-        }
-    if f.kind == "date":
-        return {"type": "string", "format": "date"}
-    if f.kind == "datetime":
-        return {"type": "string", "format": "date-time"}
-    if f.kind in ("int", "number"):
-        out = {"type": "integer" if f.kind == "int" else "number"}
-        if f.minimum is not None:
-            out["minimum"] = f.minimum
-        if f.maximum is not None:
-            out["maximum"] = f.maximum
-        if f.step:
-            out["multipleOf"] = f.step
-        return out
-    if f.kind == "bool":
-        return {"type": "boolean"}
-    if f.kind == "score":
-        return {
-            "type": "object",
-            "additionalProperties": False,
-            "required": list(f.score.components),
-            "properties": {
-                c: {"enum": list(f.score.allowed_points(c))} for c in f.score.components
-            },
-        }
-    raise AssertionError(f.kind)
+    return f.json_schema()
 
 
 def object_schema(fields, description: str = "") -> dict:
@@ -62,14 +29,15 @@ def object_schema(fields, description: str = "") -> dict:
 def trigger_schemas() -> dict[str, dict]:
     """One data schema per trigger and source that has its own fields."""
     out = {}
-    for t in d.TRANSITIONS:
+    for t in d.transitions():
         for source in t.sources:
             fields = all_fields_for(t.trigger, source)
             name = f"{t.trigger}_data"
             if d.is_mdt_outcome(t.trigger, source):
                 name = "mdt_outcome_data"
-            elif t.trigger == "refer_to_mdt" and any(f.name == "reason" for f in fields):
-                name = "refer_to_mdt_with_reason_data"
+            elif d.way(t.trigger, source).fields is not None:
+                # a way with fields of its own: named after them (refer_to_mdt_with_reason)
+                name = f"{t.trigger}_with_{fields[0].name}_data"
             out.setdefault(
                 name,
                 object_schema(
@@ -126,8 +94,13 @@ def _id_param(name: str) -> dict:
     }
 
 
-@cache
 def document() -> dict:
+    """The OpenAPI document of the registry as it stands (built once per registry)."""
+    return _document(d.REGISTRY_ENTRIES.version)
+
+
+@cache
+def _document(registry_version: int) -> dict:
     schemas = trigger_schemas()
     data_refs = [{"$ref": f"#/components/schemas/{name}"} for name in schemas]
     states = list(d.STATES)
@@ -205,7 +178,7 @@ def document() -> dict:
                         "properties": {
                             "allowed_triggers": {
                                 "type": "array",
-                                "items": {"enum": list(d.TRIGGERS)},
+                                "items": {"enum": list(d.recordable())},
                             },
                             "targets": {
                                 "type": "array",
@@ -271,7 +244,7 @@ def document() -> dict:
                 "additionalProperties": False,
                 "required": ["trigger", "expected_version", "request_id"],
                 "properties": {
-                    "trigger": {"enum": [*d.TRIGGERS, d.AMEND_TRIGGER, d.VOID_TRIGGER]},
+                    "trigger": {"enum": [*d.recordable(), d.AMEND_TRIGGER, d.VOID_TRIGGER]},
                     "occurred_at": {
                         **DT,
                         "description": "Not in the future nor "

@@ -13,16 +13,20 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import HTTPException
 
 from tracker.api import serialize
+from tracker.api.fhir import bundle
+from tracker.api.openapi import document
 from tracker.api.services import authenticate
 from tracker.core.text import has_control_characters
+from tracker.engine import clocks, services
+from tracker.engine import steps as d
+from tracker.engine.errors import InvalidData, PathwayError, StaleVersion
+from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway import services, targets
-from tracker.pathway.errors import DuplicateMRN, InvalidData, PathwayError, StaleVersion
-from tracker.pathway.models import Event, Pathway
+from tracker.patients.errors import DuplicateMRN
 from tracker.patients.models import Patient
 from tracker.patients.services import register_patient
 from tracker.web.access import ANONYMOUS, refusal, rule_for
+from tracker.web.boundary import discard
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 PAGE_SIZE = 50
@@ -54,7 +58,7 @@ def _http_error(exc: HTTPException):
 
 
 def _pathway_error(exc: PathwayError):
-    db.session.rollback()
+    discard()
     if isinstance(exc, InvalidData):
         return ApiError(422, "invalid_data", exc.message, exc.errors)
     if isinstance(exc, StaleVersion):
@@ -164,9 +168,8 @@ def create_patient():
         )
     try:
         patient = register_patient(g.api_user, **fields)
-        db.session.commit()
     except DuplicateMRN as exc:
-        db.session.rollback()
+        discard()
         raise ApiError(409, "duplicate_mrn", exc.message, patient_id=exc.patient.id) from None
     except PathwayError as exc:
         raise _pathway_error(exc) from None
@@ -210,11 +213,10 @@ def create_pathway():
         )
     try:
         pathway = services.open_pathway(g.api_user, patient, request_id=request_id, **body)
-        db.session.commit()
     except PathwayError as exc:
         raise _pathway_error(exc) from None
     except TypeError:
-        db.session.rollback()
+        discard()
         raise ApiError(422, "invalid_data", "Unknown fields in the pathway.") from None
     return jsonify(serialize.pathway(pathway, _now())), 201
 
@@ -288,7 +290,7 @@ def get_pathway(pathway_id: int):
     body["allowed_triggers"] = services.allowed_triggers(pathway, g.api_user, history)
     body["targets"] = [
         serialize.target(t)
-        for t in targets.compute(
+        for t in clocks.compute(
             pathway.urgency, pathway.referral_received_at, history, now, pathway.closed_at
         )
     ]
@@ -351,7 +353,6 @@ def record_event(pathway_id: int):
             result = services.record(
                 pathway, trigger, data, body.get("occurred_at"), g.api_user, version, request_id
             )
-        db.session.commit()
     except PathwayError as exc:
         raise _pathway_error(exc) from None
     pathway = _load(pathway_id)
@@ -367,7 +368,6 @@ def record_event(pathway_id: int):
 
 @bp.get("/v1/pathways/<anyint:pathway_id>/fhir")
 def fhir(pathway_id: int):
-    from tracker.api.fhir import bundle
 
     pathway = _load(pathway_id)
     return (
@@ -379,6 +379,5 @@ def fhir(pathway_id: int):
 
 @bp.get("/openapi.json")
 def openapi():
-    from tracker.api.openapi import document
 
     return jsonify(document())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from tracker.pathway import definition as d
-from tracker.pathway import targets
+from tracker.engine import clocks
+from tracker.engine import steps as d
 
 
 def iso(value: datetime | date | None) -> str | None:
@@ -52,7 +52,7 @@ def pathway(p, now: datetime) -> dict:
         else {
             "target": p.next_target,
             "due_at": iso(p.next_target_due_at),
-            "status": targets.status_at(p.next_target_due_at, p.next_target_warn_at, now),
+            "status": clocks.status_at(p.next_target_due_at, p.next_target_warn_at, now),
         },
     }
 
@@ -93,13 +93,13 @@ def definition() -> dict:
                 "source": source,
                 "dest": t.dest or source,
                 "changes_state": t.dest is not None,
-                "roles": sorted(d.TRIGGER_ROLES[t.trigger]),
+                "roles": sorted(d.roles_for(t.trigger)),
             }
-            for t in d.TRANSITIONS
+            for t in d.transitions()
             for source in t.sources
         ],
         "corrections": [
-            {"trigger": trigger, "roles": sorted(d.TRIGGER_ROLES[trigger])}
+            {"trigger": trigger, "roles": sorted(d.roles_for(trigger))}
             for trigger in (d.AMEND_TRIGGER, d.VOID_TRIGGER)
         ],
     }

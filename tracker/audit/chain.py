@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session, object_session
 
 from tracker.audit.models import GENESIS, AuditEntry, ChainHead
 from tracker.core.db import utcnow
+from tracker.engine.models import Event
 from tracker.extensions import db
-from tracker.pathway.models import Event
 
 KEY_MIN_LENGTH = 32
 

@@ -5,13 +5,12 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tracker.core.db import UTCDateTime, utcnow
-from tracker.extensions import db
+from tracker.core.db import Base, UTCDateTime, utcnow
 
 GENESIS = "0" * 64
 
 
-class ChainHead(db.Model):
+class ChainHead(Base):
     """The end of one hash chain ('event' or 'audit'): its last position and hash.
 
     Each append updates this row first, so the row lock (PostgreSQL) or the write lock
@@ -25,7 +24,7 @@ class ChainHead(db.Model):
     last_hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Base):
     """One line of the audit log. Append-only: the database refuses UPDATE and DELETE."""
 
     __tablename__ = "audit_entry"

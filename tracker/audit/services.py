@@ -2,7 +2,7 @@
 
 Changes are written by a session hook (every new or changed row of an audited model),
 so no change can forget its entry; views, logins and refusals are written by the web
-layer (tracker.audit.web) and the CLI. Who and from where come from the request, or
+layer (tracker.web.auditing) and the CLI. Who and from where come from the request, or
 from :func:`acting_as` in the command line.
 """
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from flask import current_app, has_app_context
+from tracker.core.runtime import setting
 
 DEFAULT_ZONE = "Europe/London"
 
 
-def local_zone() -> ZoneInfo:
-    name = current_app.config.get("TIMEZONE", DEFAULT_ZONE) if has_app_context() else DEFAULT_ZONE
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
+
+
+def local_zone() -> ZoneInfo:
+    return _zone(setting("TIMEZONE", DEFAULT_ZONE))
 
 
 def local_date(value: datetime) -> date:

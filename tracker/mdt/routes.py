@@ -9,17 +9,19 @@ from itertools import groupby
 from flask import Blueprint, render_template
 from sqlalchemy import select
 
+from tracker.engine import steps as d
+from tracker.engine import tags
+from tracker.engine.dictionary import BILSKY, BIOPSY_RESULT, IMAGING_MODALITY, describe
+from tracker.engine.fields import Choice
+from tracker.engine.history import History, Step
+from tracker.engine.models import Event, Pathway
+from tracker.engine.scores import SINS, TOKUHASHI
 from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway.dictionary import BILSKY, BIOPSY_RESULT, IMAGING_MODALITY, Field, describe
-from tracker.pathway.history import History, Step
-from tracker.pathway.models import Event, Pathway
-from tracker.pathway.scores import SINS, TOKUHASHI
 
 bp = Blueprint("mdt", __name__, url_prefix="/mdt")
-_MODALITY = Field("modality", "Modality", "choice", choices=IMAGING_MODALITY)
-_BILSKY = Field("bilsky_grade", "Bilsky", "choice", choices=BILSKY)
-_RESULT = Field("result", "Result", "choice", choices=BIOPSY_RESULT)
+_MODALITY = Choice("modality", "Modality", choices=IMAGING_MODALITY)
+_BILSKY = Choice("bilsky_grade", "Bilsky", choices=BILSKY)
+_RESULT = Choice("result", "Result", choices=BIOPSY_RESULT)
 
 
 @dataclass
@@ -53,7 +55,7 @@ def _case(pathway: Pathway, events: list[Event]) -> Case:
     history = History.from_events(events)
     entry = history.entry_step()
     since = entry.seq if entry else 0
-    scheduled = history.latest("schedule_mdt", since=since)
+    scheduled = history.latest_tagged(tags.MDT_LISTING, since=since)
     facts = []
     for key, label in (
         ("asia_grade", "ASIA"),
@@ -71,8 +73,8 @@ def _case(pathway: Pathway, events: list[Event]) -> Case:
     return Case(
         pathway=pathway,
         meeting_date=date.fromisoformat(scheduled.data["meeting_date"]) if scheduled else None,
-        imaging=history.latest("record_imaging"),
-        biopsy=history.latest("record_biopsy"),
+        imaging=history.latest_tagged(tags.IMAGING_REPORTED),
+        biopsy=history.latest_tagged(tags.BIOPSY_RESULT),
         facts=facts,
         waiting_since=entry.occurred_at if entry else pathway.state_entered_at,
     )

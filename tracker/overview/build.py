@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tracker.engine.history import History
 from tracker.overview import summary, svg
-from tracker.pathway.history import History
 
 
 @dataclass

@@ -9,17 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tracker.pathway import definition as d
-from tracker.pathway.dictionary import (
+from tracker.engine import steps as d
+from tracker.engine import tags
+from tracker.engine.dictionary import (
     APPROACH,
     CLAVIEN_DINDO,
     COMPLICATION,
     PROCEDURES,
-    Field,
     describe,
 )
-from tracker.pathway.history import History, Step
-from tracker.pathway.scores import SINS, TOKUHASHI
+from tracker.engine.fields import Choice, MultiChoice
+from tracker.engine.history import History, Step
+from tracker.engine.scores import SINS, TOKUHASHI
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Phase:
 
 def phases(history: History, now: datetime, closed_at: datetime | None) -> list[Phase]:
     """Time in each state, in order; the current phase runs to now (or to the closing)."""
-    changes = [s for s in history.counting() if s.changes_state or s.trigger == d.OPEN_TRIGGER]
+    changes = [s for s in history.counting() if s.changes_state or tags.OPENS in s.tags]
     out = []
     for i, step in enumerate(changes):
         last = i == len(changes) - 1
@@ -55,19 +56,19 @@ class Milestone:
 
 
 MILESTONES = (
-    ("First imaging reported", ("record_imaging",)),
-    ("Histology", ("record_biopsy",)),
-    ("MDT decision", d.MDT_DECISIONS),
-    ("Operation", ("record_surgery",)),
-    ("Rehabilitation started", ("start_rehabilitation",)),
-    ("Oncology treatment started", ("start_oncology_treatment", "record_treatment")),
+    ("First imaging reported", tags.IMAGING_REPORTED),
+    ("Histology", tags.BIOPSY_RESULT),
+    ("MDT decision", tags.MDT_DECISION),
+    ("Operation", tags.OPERATION),
+    ("Rehabilitation started", tags.REHABILITATION_STARTED),
+    ("Oncology treatment started", tags.ONCOLOGY_STARTED),
 )
 
 
 def milestones(history: History, referral: datetime) -> list[Milestone]:
     out = [Milestone("Referral", referral, 0)]
-    for label, triggers in MILESTONES:
-        step = history.first(*triggers)
+    for label, tag in MILESTONES:
+        step = history.first_tagged(tag)
         at = step.occurred_at if step else None
         days = (at - referral).days if at else None
         out.append(Milestone(label, at, days))
@@ -105,21 +106,19 @@ def trends(history: History) -> list[Series]:
                 continue
             raw = step.data[key]
             value = ASIA_SCALE[raw] if key == "asia_grade" else float(raw)
-            series.points.append(
-                (step.occurred_at, value, str(raw), d.TRIGGER_LABELS[step.trigger])
-            )
+            series.points.append((step.occurred_at, value, str(raw), d.label(step.trigger)))
         out.append(series)
     return out
 
 
 def operations(history: History) -> list[Step]:
-    return [s for s in history.counting() if s.trigger == "record_surgery"]
+    return history.tagged(tags.OPERATION)
 
 
-_PROCEDURES = Field("procedures", "Procedures", "multi", choices=PROCEDURES)
-_APPROACH = Field("approach", "Approach", "choice", choices=APPROACH)
-_COMPLICATION = Field("complication", "Complication", "choice", choices=COMPLICATION)
-_CLAVIEN = Field("clavien_dindo", "Clavien-Dindo", "choice", choices=CLAVIEN_DINDO)
+_PROCEDURES = MultiChoice("procedures", "Procedures", choices=PROCEDURES)
+_APPROACH = Choice("approach", "Approach", choices=APPROACH)
+_COMPLICATION = Choice("complication", "Complication", choices=COMPLICATION)
+_CLAVIEN = Choice("clavien_dindo", "Clavien-Dindo", choices=CLAVIEN_DINDO)
 
 
 @dataclass
@@ -134,7 +133,7 @@ class Facts:
 
 
 def facts(history: History) -> Facts:
-    biopsy = history.latest("record_biopsy")
+    biopsy = history.latest_tagged(tags.BIOPSY_RESULT)
     sins = history.latest_value("sins_total")
     tokuhashi = history.latest_value("tokuhashi_total")
     return Facts(
@@ -161,8 +160,7 @@ def facts(history: History) -> Facts:
                 describe(_COMPLICATION, s.data["complication"]),
                 describe(_CLAVIEN, s.data["clavien_dindo"]),
             )
-            for s in history.counting()
-            if s.trigger == "record_complication"
+            for s in history.tagged(tags.COMPLICATION)
         ],
     )
 
@@ -177,11 +175,11 @@ def review(history: History) -> Review:
     """The last sign-off, and the steps recorded after it (not yet reviewed by a surgeon)."""
     signed = None
     for step in reversed(history.steps):
-        if step.trigger == "sign_off":
+        if tags.SIGN_OFF in step.tags:
             signed = step
             break
     after = signed.seq if signed else 0
     unreviewed = frozenset(
-        s.seq for s in history.steps if s.seq > after and s.trigger != "sign_off"
+        s.seq for s in history.steps if s.seq > after and tags.SIGN_OFF not in s.tags
     )
     return Review(signed, unreviewed)

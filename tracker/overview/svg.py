@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tracker.pathway import definition as d
-from tracker.pathway.machine import graph
+from tracker.engine import steps as d
+from tracker.engine.machine import graph
 
 WIDTH = 900
 LABEL_W = 150
@@ -129,8 +129,6 @@ LAYOUT = {
     "withdrawn": (6, 3),
 }
 BOX_W, BOX_H, COL_W, ROW_SP = 132, 34, 150, 74
-# Transitions open to (almost) every state are drawn faintly, so the main flow stays legible.
-FROM_ANYWHERE = {"record_death", "withdraw", "start_palliative_care"}
 
 
 @dataclass
@@ -156,7 +154,7 @@ class Edge:
 
     @property
     def title(self) -> str:
-        names = ", ".join(d.TRIGGER_LABELS.get(t, t) for t in self.triggers)
+        names = ", ".join(d.label(t) for t in self.triggers)
         return f"{d.STATE_LABELS[self.source]} to {d.STATE_LABELS[self.dest]}: {names}"
 
 
@@ -197,6 +195,9 @@ def _edge_path(source: str, dest: str) -> str:
 
 def diagram(current: str, path_taken: list[tuple[str, str]]) -> Diagram:
     states, edges = graph()
+    # Transitions open to (almost) every state are drawn faintly, so the main flow stays
+    # legible.
+    from_anywhere = d.from_anywhere()
     visited = {current} | {s for pair in path_taken for s in pair}
     taken = set(path_taken)
     grouped: dict[tuple[str, str], list[str]] = {}
@@ -228,7 +229,7 @@ def diagram(current: str, path_taken: list[tuple[str, str]]) -> Diagram:
             triggers,
             _edge_path(source, dest),
             (source, dest) in taken,
-            all(t in FROM_ANYWHERE for t in triggers) and (source, dest) not in taken,
+            all(t in from_anywhere for t in triggers) and (source, dest) not in taken,
         )
         for (source, dest), triggers in grouped.items()
     ]

@@ -31,28 +31,23 @@ from sqlalchemy import event as orm_event
 from sqlalchemy import func, select
 from sqlalchemy.orm import lazyload
 
+from tracker.engine import services, tags
+from tracker.engine import steps as d
+from tracker.engine.dictionary import PATHWAY_FIELDS, Field, parse_datetime
+from tracker.engine.errors import PathwayError
+from tracker.engine.models import Event, Pathway
+from tracker.engine.steps import all_fields_for
 from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway import services
-from tracker.pathway.dictionary import (
-    PATHWAY_FIELDS,
-    PATIENT_FIELDS,
-    Field,
-    all_fields_for,
-    parse_datetime,
-)
-from tracker.pathway.errors import PathwayError
-from tracker.pathway.models import Event, Pathway
+from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
 from tracker.patients.services import register_patient
 
 REQUIRED = ("mrn", "pathway_ref", "trigger", "occurred_at")
-YES, NO = {"yes", "y", "true", "1"}, {"no", "n", "false", "0"}
 # The steps recorded here as services.record records them. It changes more than the
 # event and the derived columns for a suspected recurrence (the recurrence count) and
 # refuses corrections and unknown triggers: those rows go to services.record itself,
 # so that none of its rules is repeated here.
-_RECORDED_HERE = frozenset(d.TRIGGERS) - d.CORRECTION_TRIGGERS - {"suspect_recurrence"}
+_RECORDED_HERE = frozenset(d.recordable()) - d.tagged(tags.NEW_EPISODE)
 MRN_CHUNK = 500  # bound parameters per query when looking up the file's MRNs
 PROGRESS_EVERY = 100  # rows between progress bar updates
 FLUSH_EVERY = 500  # rows whose events are written together (one flush, in their order)
@@ -65,47 +60,23 @@ class ImportResult:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _value(f: Field, raw: str) -> Any:
-    """A cell as the service expects it; anything unparseable is passed on to be refused."""
-    if f.kind == "multi":
-        return [part.strip() for part in raw.split("|") if part.strip()]
-    if f.kind == "int":
-        return int(raw) if raw.lstrip("-").isdigit() else raw
-    if f.kind == "number":
-        try:
-            return float(raw)
-        except ValueError:
-            return raw
-    if f.kind == "bool":
-        lowered = raw.lower()
-        return True if lowered in YES else False if lowered in NO else raw
-    return raw
-
-
 def row_data(fields: Iterable[Field], row: dict[str, str]) -> dict[str, Any]:
+    """The row's cells as the service expects them; anything unparseable is passed on as
+    written, to be refused by the service with its own words."""
     data: dict[str, Any] = {}
     for f in fields:
-        if f.kind == "score":
-            parts = {c: row.get(f"{f.name}.{c}", "").strip() for c in f.score.components}
-            given = {c: int(v) if v.lstrip("-").isdigit() else v for c, v in parts.items() if v}
-            if given:
-                data[f.name] = given
-            continue
-        raw = (row.get(f.name) or "").strip()
-        if raw:
-            data[f.name] = _value(f, raw)
+        value = f.from_row(row)
+        if value is not None:
+            data[f.name] = value
     return data
 
 
 def _unknown_columns(header: list[str]) -> list[str]:
     known = set(REQUIRED) | {f.name for f in PATIENT_FIELDS} | {f.name for f in PATHWAY_FIELDS}
-    for t in d.TRANSITIONS:
+    for t in d.transitions():
         for source in t.sources:
             for f in all_fields_for(t.trigger, source):
-                if f.kind == "score":
-                    known |= {f"{f.name}.{c}" for c in f.score.components}
-                else:
-                    known.add(f.name)
+                known.update(f.csv_columns())
     return [name for name in header if name not in known]
 
 

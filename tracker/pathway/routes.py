@@ -12,18 +12,24 @@ from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 
-from tracker.extensions import db
-from tracker.overview.build import build as build_overview
-from tracker.pathway import definition as d
-from tracker.pathway import services, targets
-from tracker.pathway.dictionary import all_fields_for
-from tracker.pathway.errors import (
+from tracker.engine import clocks, services
+from tracker.engine import steps as d
+from tracker.engine.errors import (
     InvalidData,
     PathwayError,
     RoleNotAllowed,
     StaleVersion,
 )
-from tracker.pathway.forms import (
+from tracker.engine.fields import UserRef
+from tracker.engine.models import Event, Pathway
+from tracker.engine.scores import SCORES, sins_needs_surgical_opinion
+from tracker.engine.steps import all_fields_for
+from tracker.extensions import db
+from tracker.overview.build import build as build_overview
+from tracker.pathway.timeline import entries, recorder
+from tracker.users.models import User
+from tracker.web.boundary import discard
+from tracker.web.forms import (
     BLANK,
     StepForm,
     collect,
@@ -35,21 +41,9 @@ from tracker.pathway.forms import (
     step_form,
     to_local_input,
 )
-from tracker.pathway.models import Event, Pathway
-from tracker.pathway.scores import SCORES, sins_needs_surgical_opinion
-from tracker.pathway.timeline import entries, recorder
 from tracker.web.helpers import users_by_role
 
 bp = Blueprint("pathway", __name__, url_prefix="/pathways")
-
-MDT_DECISION_LABELS = {
-    "plan_surgery": "Surgery",
-    "plan_oncology": "Oncology treatment (radiotherapy or systemic therapy)",
-    "plan_palliative": "Palliative care",
-    "plan_surveillance": "Surveillance",
-    "request_imaging": "More imaging first",
-    "request_biopsy": "Biopsy first",
-}
 
 
 def load(pathway_id: int) -> Pathway:
@@ -61,7 +55,6 @@ def _now() -> datetime:
 
 
 def _names() -> dict[str, str]:
-    from tracker.users.models import User
 
     rows = db.session.execute(select(User.username, User.full_name)).all()
     return {username: full_name or username for username, full_name in rows}
@@ -71,8 +64,8 @@ def _actions(pathway: Pathway, history) -> dict:
     allowed = services.allowed_triggers(pathway, current_user, history)
     mdt = [t for t in allowed if d.is_mdt_outcome(t, pathway.state)]
     return {
-        "changes": [t for t in allowed if t in d.STATE_CHANGING_TRIGGERS and t not in mdt],
-        "records": [t for t in allowed if t not in d.STATE_CHANGING_TRIGGERS],
+        "changes": [t for t in allowed if d.changes_state(t) and t not in mdt],
+        "records": [t for t in allowed if not d.changes_state(t)],
         "mdt": mdt,
         "can_amend": d.role_may(current_user.role, d.AMEND_TRIGGER),
         "void_refusal": services.void_refusal(pathway, current_user, history),
@@ -84,7 +77,7 @@ def _actions(pathway: Pathway, history) -> dict:
 def show(pathway_id: int):
     pathway = load(pathway_id)
     history = services.load_history(pathway)
-    statuses = targets.compute(
+    statuses = clocks.compute(
         pathway.urgency, pathway.referral_received_at, history, _now(), pathway.closed_at
     )
     amendable = {s.seq for s in services.amendable_steps(history)}
@@ -108,7 +101,7 @@ def print_view(pathway_id: int):
     pathway = load(pathway_id)
     history = services.load_history(pathway)
     now = _now()
-    statuses = targets.compute(
+    statuses = clocks.compute(
         pathway.urgency, pathway.referral_received_at, history, now, pathway.closed_at
     )
     return render_template(
@@ -147,16 +140,15 @@ def _resubmitted(form, pathway: Pathway):
 def _already_recorded(request_id: str | None) -> Event | None:
     if not request_id:
         return None
-    return db.session.scalar(select(Event).where(Event.request_id == request_id))
+    return services.recorded_with(request_id)
 
 
 def _submit(pathway: Pathway, form, call, template: str, context: dict, translate=None):
     """Run one service call as one transaction and answer as PRG, or re-render with why."""
     try:
         result = call()
-        db.session.commit()
     except StaleVersion:
-        db.session.rollback()
+        discard()
         duplicate = _already_recorded(form.request_id.data)
         if duplicate is not None:  # a double-click that lost the race to itself
             flash("This step was already recorded.", "info")
@@ -169,16 +161,16 @@ def _submit(pathway: Pathway, form, call, template: str, context: dict, translat
             template, pathway=pathway, form=form, stale=stale, changed=changed, **context
         ), 409
     except InvalidData as exc:
-        db.session.rollback()
+        discard()
         unplaced = put_errors(form, translate(exc.errors) if translate else exc.errors)
         return render_template(
             template, pathway=pathway, form=form, problems=unplaced, **context
         ), 422
     except RoleNotAllowed as exc:
-        db.session.rollback()
+        discard()
         abort(403, exc.message)
     except PathwayError as exc:
-        db.session.rollback()
+        discard()
         return render_template(
             template, pathway=pathway, form=form, problems=[exc.message], **context
         ), 409
@@ -201,7 +193,7 @@ def _not_now(pathway: Pathway, trigger: str):
     if d.transition_for(trigger, pathway.state) is None:
         abort(
             409,
-            f"'{d.TRIGGER_LABELS[trigger]}' cannot be recorded now: the pathway is in "
+            f"'{d.label(trigger)}' cannot be recorded now: the pathway is in "
             f"'{pathway.state_label}'.",
         )
     abort(409, services.not_allowed_reason(pathway, trigger, services.load_history(pathway)))
@@ -210,7 +202,7 @@ def _not_now(pathway: Pathway, trigger: str):
 @bp.route("/<int:pathway_id>/record/<trigger>", methods=["GET", "POST"])
 def record(pathway_id: int, trigger: str):
     pathway = load(pathway_id)
-    if trigger not in d.TRIGGERS:
+    if not d.is_step(trigger):
         abort(404)
     if d.is_mdt_outcome(trigger, pathway.state):
         return redirect(url_for("pathway.mdt_outcome", pathway_id=pathway.id, decision=trigger))
@@ -220,7 +212,7 @@ def record(pathway_id: int, trigger: str):
     form = step_form(
         trigger, pathway.state, pathway, users_by_role(), request.form if posted else None
     )
-    context = {"trigger": trigger, "title": d.TRIGGER_LABELS[trigger]}
+    context = {"trigger": trigger, "title": d.label(trigger)}
     if posted:
         if (repeat := _resubmitted(form, pathway)) is not None:
             return repeat
@@ -288,10 +280,9 @@ def mdt_outcome(pathway_id: int):
             f"'{pathway.state_label}'.",
         )
     choices = options(
-        [BLANK]
-        + [(t, MDT_DECISION_LABELS[t]) for t in d.MDT_OUTCOME_SOURCES if t in allowed or posted]
+        [BLANK] + [(t, words) for t, words in d.mdt_outcome_choices() if t in allowed or posted]
     )
-    fields = all_fields_for("plan_surgery", "mdt_review")  # the MDT record and a note
+    fields = d.mdt_outcome_fields()  # the MDT record and a note
     decision = SelectField(
         "Decision", choices=choices, validators=[InputRequired("Choose the MDT's decision.")]
     )
@@ -348,7 +339,11 @@ def _keep_recorded_people(form, fields, data) -> None:
     """A person named in the record stays choosable after their account is deactivated."""
     for f in fields:
         value = data.get(f.name)
-        if f.kind == "user" and value and value not in {c.value for c in form[f.name].choices}:
+        if (
+            isinstance(f, UserRef)
+            and value
+            and value not in {c.value for c in form[f.name].choices}
+        ):
             form[f.name].choices = [
                 *form[f.name].choices,
                 SelectChoice(value, f"{value} (inactive)"),
@@ -377,7 +372,7 @@ def amend(pathway_id: int, seq: int):
     )
     del form.occurred_at  # an amendment happens now; the step keeps its own time
     _keep_recorded_people(form, fields, recorded)
-    context = {"step": step, "title": f"Amend: {d.TRIGGER_LABELS[step.trigger]}"}
+    context = {"step": step, "title": f"Amend: {d.label(step.trigger)}"}
     if not posted:
         fill(form, fields, recorded)
         _start(form, pathway)

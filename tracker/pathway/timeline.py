@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tracker.pathway import definition as d
-from tracker.pathway.dictionary import all_fields_for, readable
-from tracker.pathway.history import History, Step
+from tracker.engine import steps as d
+from tracker.engine import tags
+from tracker.engine.dictionary import readable
+from tracker.engine.history import History, Step
+from tracker.engine.steps import all_fields_for
 
 
 @dataclass
@@ -33,7 +35,7 @@ def _who(step: Step | None) -> str:
 
 def _correction_words(step: Step, history: History, names) -> list[tuple[str, str]]:
     target = history.by_seq.get(step.amends_seq or step.voids_seq)
-    name = d.TRIGGER_LABELS.get(target.trigger, target.trigger) if target else "?"
+    name = d.label(target.trigger) if target else "?"
     out = [("Step", f"{target.seq if target else '?'} · {name}")]
     if step.trigger == d.AMEND_TRIGGER and target is not None:
         fields = {f.name: f for f in all_fields_for(target.trigger, target.from_state)}
@@ -53,18 +55,18 @@ def entries(history: History, names: dict[str, str] | None = None) -> list[Entry
     previous: datetime | None = None
     for step in history.steps:
         fields = all_fields_for(step.trigger, step.from_state)
-        note = step.data.get("note") if step.trigger != "add_note" else None
+        note = step.data.get("note") if tags.NOTE not in step.tags else None
         if step.trigger in d.CORRECTION_TRIGGERS:
             details = _correction_words(step, history, names)
         else:
             details = [
                 (label, words)
                 for label, words in readable(fields, step.data, names)
-                if label != "Note" or step.trigger == "add_note"
+                if label != "Note" or tags.NOTE in step.tags
             ]
         entry = Entry(
             step=step,
-            label=d.TRIGGER_LABELS.get(step.trigger, step.trigger),
+            label=d.label(step.trigger),
             since_previous=(step.occurred_at - previous) if previous else None,
             details=details,
             note=note,

@@ -5,12 +5,11 @@ from datetime import date, datetime
 from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tracker.core.db import UTCDateTime, utcnow
-from tracker.extensions import db
-from tracker.pathway.dictionary import SEX
+from tracker.core.db import Base, UTCDateTime, utcnow
+from tracker.patients.fields import SEX
 
 
-class Patient(db.Model):
+class Patient(Base):
     __tablename__ = "patient"
     __table_args__ = (
         CheckConstraint(f"sex IN ({', '.join(repr(c) for c, _ in SEX)})", name="sex_known"),

@@ -9,20 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from wtforms import HiddenField, SubmitField
 
+from tracker.engine import services as pathway_services
+from tracker.engine.dictionary import PATHWAY_FIELDS
+from tracker.engine.errors import InvalidData, RequestIdReused, RoleNotAllowed, StaleVersion
 from tracker.extensions import db
-from tracker.pathway import services as pathway_services
-from tracker.pathway.dictionary import PATHWAY_FIELDS, PATIENT_FIELDS
-from tracker.pathway.errors import (
-    DuplicateMRN,
-    InvalidData,
-    RequestIdReused,
-    RoleNotAllowed,
-    StaleVersion,
-)
-from tracker.pathway.forms import collect, form_class, from_local_input, put_errors, to_local_input
-from tracker.pathway.models import Event
+from tracker.patients.errors import DuplicateMRN
+from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
 from tracker.patients.services import find_by_mrn, register_patient
+from tracker.web.boundary import discard
+from tracker.web.forms import collect, form_class, from_local_input, put_errors, to_local_input
 from tracker.web.helpers import name_or_mrn, users_by_role
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -52,20 +48,19 @@ def register():
     if form.validate_on_submit():
         try:
             patient = register_patient(current_user, **collect(form, PATIENT_FIELDS))
-            db.session.commit()
         except DuplicateMRN as exc:
-            db.session.rollback()
+            discard()
             existing = exc.patient
             form.mrn.errors = [*form.mrn.errors, exc.message]
         except InvalidData as exc:
-            db.session.rollback()
+            discard()
             put_errors(form, exc.errors)
         except RoleNotAllowed:
-            db.session.rollback()
+            discard()
             abort(403)
         except IntegrityError:
             # Registered by someone else at the same moment: show theirs.
-            db.session.rollback()
+            discard()
             existing = find_by_mrn(form.mrn.data or "")
             form.mrn.errors = [*form.mrn.errors, "This MRN was registered a moment ago."]
         else:
@@ -92,7 +87,7 @@ def open_pathway(patient_id: int):
         if current_user.role == "coordinator":
             form.coordinator.data = current_user.username
     elif form.validate_on_submit():
-        earlier = db.session.scalar(select(Event).where(Event.request_id == form.request_id.data))
+        earlier = pathway_services.recorded_with(form.request_id.data)
         if earlier is not None and earlier.pathway.patient_id == patient.id:
             flash("This pathway was already opened.", "info")  # the same form sent twice
             return redirect(url_for("pathway.show", pathway_id=earlier.pathway_id))
@@ -102,22 +97,19 @@ def open_pathway(patient_id: int):
             pathway = pathway_services.open_pathway(
                 current_user, patient, request_id=form.request_id.data or None, **fields
             )
-            db.session.commit()
         except InvalidData as exc:
-            db.session.rollback()
+            discard()
             put_errors(form, exc.errors)
         except RequestIdReused as exc:
-            db.session.rollback()
+            discard()
             abort(422, exc.message)
         except RoleNotAllowed:
-            db.session.rollback()
+            discard()
             abort(403)
         except (StaleVersion, IntegrityError):
             # The same form sent twice at once: the first one opened the pathway.
-            db.session.rollback()
-            earlier = db.session.scalar(
-                select(Event).where(Event.request_id == form.request_id.data)
-            )
+            discard()
+            earlier = pathway_services.recorded_with(form.request_id.data)
             if earlier is not None:
                 return redirect(url_for("pathway.show", pathway_id=earlier.pathway_id))
             raise

@@ -6,9 +6,12 @@ from datetime import date
 
 from sqlalchemy import func, select
 
+from tracker.engine.dictionary import DataError, clean_fields
+from tracker.engine.errors import InvalidData
+from tracker.engine.services import check_may_register
 from tracker.extensions import db
-from tracker.pathway.dictionary import PATIENT_FIELDS, DataError, clean_fields
-from tracker.pathway.errors import DuplicateMRN, InvalidData
+from tracker.patients.errors import DuplicateMRN
+from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
 
 
@@ -22,7 +25,6 @@ def find_by_mrn(mrn: str) -> Patient | None:
 def register_patient(actor, *, flush: bool = True, **fields) -> Patient:
     """Register a patient; DuplicateMRN (with the existing patient) if the MRN is taken.
     ``flush=False`` leaves the INSERT to the caller's next flush (the CSV import)."""
-    from tracker.pathway.services import check_may_register
 
     check_may_register(actor, "register patients")
     try:

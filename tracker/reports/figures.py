@@ -13,31 +13,24 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from statistics import median
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
-from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway import targets
-from tracker.pathway.dictionary import (
+from tracker.engine import clocks, tags
+from tracker.engine import steps as d
+from tracker.engine.dictionary import (
     APPROACH,
     CLAVIEN_DINDO,
     PROCEDURES,
 )
-from tracker.pathway.history import apply_changes
-from tracker.pathway.models import Event, Pathway
+from tracker.engine.history import apply_changes
+from tracker.engine.models import Event, Pathway, PathwayClock
+from tracker.extensions import db
 from tracker.users.models import User
 
-TREATMENT = targets.TREATMENT_STARTED
-STANDARDS = (
-    # (code, label, urgencies, target code of targets.DEFAULT_LIMITS)
-    ("fds_28", "Faster Diagnosis Standard (28 days)", ("urgent", "routine"), "diagnosis"),
-    ("dtt_31", "Decision to treatment (31 days)", ("urgent", "routine"), "decision_to_treatment"),
-    ("rtt_62", "Referral to treatment (62 days)", ("urgent", "routine"), "referral_to_treatment"),
-    ("mri_24h", "Emergency MRI within 24 hours", ("emergency",), "mri"),
-    ("plan_24h", "Emergency plan within 24 hours of imaging", ("emergency",), "treatment_plan"),
-    ("treat_24h", "Emergency treatment within 24 hours of decision", ("emergency",), "treatment"),
-)
+# The clocks the reports count (the clock definitions say which): the national day
+# standards first, then the emergency hour clocks.
+STANDARDS = tuple(sorted((c for c in clocks.CLOCKS if c.standard), key=lambda c: c.unit != "days"))
 
 
 @dataclass(frozen=True)
@@ -108,30 +101,28 @@ def _pathway_filters(f: Filters) -> list:
     return conditions
 
 
-def cohort(f: Filters, zone) -> list[Cohort]:
-    """Pathways referred in the range, each with its first milestones (one query)."""
+def _cohort(f: Filters, zone) -> list:
     start, end = f.bounds(zone)
+    return [
+        Pathway.referral_received_at >= start,
+        Pathway.referral_received_at < end,
+        *_pathway_filters(f),
+    ]
 
-    def first(*triggers):
-        return func.min(case((Event.trigger.in_(triggers), Event.occurred_at)))
 
+def cohort(f: Filters, zone) -> list[Cohort]:
+    """Pathways referred in the range, each with its first episode's milestones, as the
+    derivation keeps them on the pathway row (one query, no events read)."""
     rows = db.session.execute(
         select(
             Pathway.id,
             Pathway.urgency,
             Pathway.referral_received_at,
-            first("record_imaging"),
-            first(*d.MDT_DECISIONS),
-            first(*TREATMENT),
+            Pathway.first_imaging_at,
+            Pathway.first_decision_at,
+            Pathway.first_treatment_at,
             Pathway.closed_at,
-        )
-        .outerjoin(Event, and_(Event.pathway_id == Pathway.id, _not_voided(Event)))
-        .where(
-            Pathway.referral_received_at >= start,
-            Pathway.referral_received_at < end,
-            *_pathway_filters(f),
-        )
-        .group_by(Pathway.id)
+        ).where(*_cohort(f, zone))
     ).all()
     return [Cohort(*row) for row in rows]
 
@@ -169,34 +160,37 @@ def intervals(rows: list[Cohort]) -> list[tuple[str, int, float | None, float | 
     return out
 
 
-def standards(rows: list[Cohort], now: datetime, rules) -> list:
+def standards(f: Filters, zone, now: datetime) -> list:
+    """Met, not met and pending per reported clock, for the first episode of the pathways
+    referred in the range: one grouped query over the pathway_clock rows."""
+    counts = Counter()
+    rows = db.session.execute(
+        select(
+            PathwayClock.clock,
+            PathwayClock.status,
+            PathwayClock.due_at < now,
+            func.count(),
+        )
+        .join(Pathway, Pathway.id == PathwayClock.pathway_id)
+        .where(
+            PathwayClock.episode == 0,
+            PathwayClock.clock.in_([c.code for c in STANDARDS]),
+            *_cohort(f, zone),
+        )
+        .group_by(PathwayClock.clock, PathwayClock.status, PathwayClock.due_at < now)
+    )
+    for code, status, overdue, n in rows:
+        if status == "met":
+            counts[(code, "met")] += n
+        elif status == "missed" or overdue:  # a running clock past its due time: breached
+            counts[(code, "not_met")] += n
+        else:
+            counts[(code, "pending")] += n
     out = []
-    for _, label, urgencies, target in STANDARDS:
-        met = not_met = pending = 0
-        for c in rows:
-            if c.urgency not in urgencies:
-                continue
-            start, stop = {
-                "diagnosis": (c.referral, c.decision),
-                "decision_to_treatment": (c.decision, c.treatment),
-                "referral_to_treatment": (c.referral, c.treatment),
-                "mri": (c.referral, c.imaging),
-                "treatment_plan": (c.imaging, c.decision),
-                "treatment": (c.decision, c.treatment),
-            }[target]
-            limit = rules.limit(c.urgency, target)
-            if start is None or limit is None:
-                continue
-            due = start + limit
-            status = targets._status(start, due, due, stop, now, c.closed_at)
-            if status == "met":
-                met += 1
-            elif status in ("missed", "breached"):
-                not_met += 1
-            elif status is not None:
-                pending += 1
+    for clock in STANDARDS:
+        met, not_met = counts[(clock.code, "met")], counts[(clock.code, "not_met")]
         share = round(100 * met / (met + not_met), 1) if met + not_met else None
-        out.append((label, met, not_met, pending, share))
+        out.append((clock.standard, met, not_met, counts[(clock.code, "pending")], share))
     return out
 
 
@@ -216,12 +210,13 @@ def _with_amendments(events: list[Event]) -> dict[int, dict]:
     return data
 
 
-def _events(f: Filters, zone, trigger: str, *, in_range: bool = True, pathway_ids=None):
+def _events(f: Filters, zone, tag: str, *, in_range: bool = True, pathway_ids=None):
+    """The events of the steps tagged ``tag`` (not voided) of the pathways filtered."""
     start, end = f.bounds(zone)
     query = (
         select(Event)
         .join(Pathway, Pathway.id == Event.pathway_id)
-        .where(Event.trigger == trigger, _not_voided(Event), *_pathway_filters(f))
+        .where(Event.trigger.in_(d.tagged(tag)), _not_voided(Event), *_pathway_filters(f))
     )
     if in_range:
         query = query.where(Event.occurred_at >= start, Event.occurred_at < end)
@@ -250,23 +245,23 @@ def build(f: Filters, now: datetime, zone) -> Report:
             ).all()
         )
     )
-    surgeries = _events(f, zone, "record_surgery")
+    surgeries = _events(f, zone, tags.OPERATION)
     surgery_data = _with_amendments(surgeries)
     procedures = Counter(p for data in surgery_data.values() for p in data.get("procedures", []))
     approaches = Counter(data.get("approach") for data in surgery_data.values())
     operated = {e.pathway_id for e in surgeries}
     complications = (
-        _events(f, zone, "record_complication", in_range=False, pathway_ids=list(operated))
+        _events(f, zone, tags.COMPLICATION, in_range=False, pathway_ids=list(operated))
         if operated
         else []
     )
     complication_data = _with_amendments(complications)
-    recurrences = _events(f, zone, "suspect_recurrence")
+    recurrences = _events(f, zone, tags.NEW_EPISODE)
     return Report(
         filters=f,
         referrals=len(rows),
         intervals=intervals(rows),
-        standards=standards(rows, now, targets.rules()),
+        standards=standards(f, zone, now),
         states=[(d.STATE_LABELS[s], states.get(s, 0)) for s in d.STATES],
         procedures=_labelled(procedures, PROCEDURES),
         approaches=_labelled(approaches, APPROACH),

@@ -9,11 +9,11 @@ from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 from sqlalchemy import or_, select
 
+from tracker.engine import steps as d
+from tracker.engine.clocks import LABELS as TARGET_LABELS
+from tracker.engine.dictionary import DIAGNOSIS_CATEGORY, URGENCY_SHORT
+from tracker.engine.models import Pathway
 from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway.dictionary import DIAGNOSIS_CATEGORY, URGENCY_SHORT
-from tracker.pathway.models import Pathway
-from tracker.pathway.targets import TARGET_LABELS
 from tracker.reports import figures
 from tracker.users.models import User
 from tracker.web.csv import csv_response

@@ -2,17 +2,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from tracker.core.db import UTCDateTime, utcnow
-from tracker.extensions import db
-from tracker.pathway.definition import ROLE_LABELS, ROLES
+from tracker.core.db import Base, UTCDateTime, utcnow
+from tracker.users.roles import ROLE_LABELS, ROLES
 
 
-class User(UserMixin, db.Model):
+class User(Base):
     __tablename__ = "user"
     __table_args__ = (
         CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLES)})", name="role_known"),
@@ -31,11 +28,12 @@ class User(UserMixin, db.Model):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    def set_password(self, password: str) -> None:
-        self.password_hash = generate_password_hash(password, method="scrypt")
+    # What Flask-Login asks of a user, written here so the model needs no web framework.
+    is_authenticated = True
+    is_anonymous = False
 
-    def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+    def get_id(self) -> str:
+        return str(self.id)
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
@@ -53,7 +51,7 @@ class User(UserMixin, db.Model):
         return f"<User {self.username} {self.role}>"
 
 
-class WebSession(db.Model):
+class WebSession(Base):
     """A browser session kept on the server; the cookie holds only a random id.
 
     The id is stored as its SHA-256, so reading this table gives no usable cookie.

@@ -9,8 +9,10 @@ from functools import cache
 from sqlalchemy import func, select, update
 
 from tracker.extensions import db
-from tracker.pathway.definition import ROLES
 from tracker.users.models import User
+from tracker.users.passwords import check_password, set_password
+from tracker.users.roles import ROLES
+from tracker.users.sessions import end_sessions_of
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 PASSWORD_MIN, PASSWORD_MAX = 12, 128
@@ -78,7 +80,7 @@ def create_user(*, username: str, role: str, password: str, full_name: str = "")
     if db.session.scalar(select(func.count(User.id)).where(User.username == username)):
         raise UserError(f"The username '{username}' is already taken.", "username")
     user = User(username=username, role=role, full_name=(full_name or "").strip()[:120])
-    user.set_password(password)
+    set_password(user, password)
     db.session.add(user)
     db.session.flush()
     return user
@@ -109,22 +111,18 @@ def set_active(user: User, active: bool, actor: User) -> None:
     user.active = active
     if not active:
         # Every session of the account ends now, on every server.
-        from tracker.users.sessions import end_sessions_of
-
         end_sessions_of(user.id)
     db.session.flush()
 
 
 def change_password(user: User, current: str, new: str, keep_session: str | None) -> None:
     """The user's own change: the current password first; other sessions end."""
-    if not user.check_password(current or ""):
+    if not check_password(user, current or ""):
         raise UserError("The current password is wrong.", "current")
     if new == current:
         raise UserError("The new password must differ from the current one.", "new")
     check_password_rules(new, user.username, user.full_name)
-    user.set_password(new)
-    from tracker.users.sessions import end_sessions_of
-
+    set_password(user, new)
     end_sessions_of(user.id, keep=keep_session)
     db.session.flush()
 

@@ -4,30 +4,22 @@ from __future__ import annotations
 
 from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.routing import IntegerConverter
 
 from tracker.core.text import has_control_characters
 from tracker.extensions import db, login_manager
+from tracker.users.models import User
+from tracker.web import boundary, filters, headers
 from tracker.web.access import ANONYMOUS, refusal, rule_for
+from tracker.web.boundary import error_body
+from tracker.web.helpers import IdConverter
+from tracker.web.sessions import ServerSessionInterface
 
 
 def init_app(app: Flask) -> None:
-    from werkzeug.routing import IntegerConverter
-
-    from tracker.api.routes import bp as api_bp
-    from tracker.audit import web as audit_web
-    from tracker.audit.routes import bp as audit_bp
-    from tracker.extensions import csrf
-    from tracker.mdt.routes import bp as mdt_bp
-    from tracker.pathway.routes import bp as pathway_bp
-    from tracker.patients.routes import bp as patients_bp
-    from tracker.reports.routes import bp as reports_bp
-    from tracker.users.routes import account_bp, auth_bp, users_bp
-    from tracker.users.sessions import ServerSessionInterface
-    from tracker.web import filters, headers
-    from tracker.web.helpers import IdConverter
-    from tracker.worklist.routes import bp as worklist_bp
-
+    """The plumbing every page and call goes through; the features' blueprints are
+    registered by ``create_app``."""
     app.session_interface = ServerSessionInterface()
     app.url_map.converters["int"] = IdConverter
     # The API answers an impossible id with its own JSON 404 (not a routing 405).
@@ -36,28 +28,10 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str):
-        from tracker.users.models import User
-
         user = db.session.get(User, int(user_id))
         # A deactivated account is logged out on its next request, wherever it is.
         return user if user is not None and user.active else None
 
-    blueprints = (
-        auth_bp,
-        users_bp,
-        worklist_bp,
-        patients_bp,
-        pathway_bp,
-        mdt_bp,
-        reports_bp,
-        api_bp,
-        account_bp,
-        audit_bp,
-    )
-    for blueprint in blueprints:
-        app.register_blueprint(blueprint)
-    # The API reads no session cookie, only bearer tokens, so CSRF does not apply to it.
-    csrf.exempt(api_bp)
     filters.init_app(app)
 
     @app.get("/healthz")
@@ -113,7 +87,7 @@ def init_app(app: Flask) -> None:
             abort(403, reason)
         return None
 
-    audit_web.init_app(app)
+    boundary.init_app(app)
     headers.init_app(app)
 
     @app.errorhandler(HTTPException)
@@ -123,8 +97,6 @@ def init_app(app: Flask) -> None:
         if request.endpoint == "healthz":
             return error
         if request.path.startswith("/api/"):
-            from tracker.api.routes import error_body
-
             code = (error.name or "error").lower().replace(" ", "_")
             return error_body(code, error.description or error.name), error.code
         # Say why when the code that refused gave a reason; otherwise the page's own words.
@@ -135,6 +107,6 @@ def init_app(app: Flask) -> None:
     def server_error(error: Exception):
         app.logger.exception("unhandled error on %s", request.path)
         db.session.rollback()
-        from werkzeug.exceptions import InternalServerError
-
+        if request.path.startswith("/api/"):
+            return error_body("server_error", "Something went wrong; nothing was saved."), 500
         return render_template("errors/error.html", error=InternalServerError()), 500

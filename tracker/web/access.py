@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tracker.pathway import definition as d
+from tracker.engine import steps as d
+from tracker.users.roles import CLINICAL, ROLE_LABELS, ROLES, a_role
 
 ANONYMOUS = "anonymous"
-EVERYONE = frozenset(d.ROLES)
+EVERYONE = frozenset(ROLES)
 PUBLIC = EVERYONE | {ANONYMOUS}
-CLINICAL = d.REGISTER_ROLES
+CLINICAL = CLINICAL
 ADMIN = frozenset({"admin"})
 # Whoever may fire at least one trigger; the trigger itself decides the rest.
-ANY_TRIGGER = frozenset().union(*d.TRIGGER_ROLES.values())
-MDT_DECISION = d.TRIGGER_ROLES["plan_surgery"]
+ANY_TRIGGER = frozenset().union(*d.trigger_roles().values())
+# Whoever may record an MDT outcome (the one MDT form records all of them).
+MDT_DECISION = frozenset().union(*(d.roles_for(t) for t, _ in d.mdt_outcome_choices()))
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,8 @@ ACCESS: dict[str, Rule] = {
     "patients.open_pathway": Rule(CLINICAL, shows="patient"),
     "pathway.record": Rule(ANY_TRIGGER, shows="pathway", trigger="url"),
     "pathway.mdt_outcome": Rule(MDT_DECISION, shows="pathway"),
-    "pathway.amend": Rule(d.TRIGGER_ROLES[d.AMEND_TRIGGER], shows="pathway"),
-    "pathway.void": Rule(d.TRIGGER_ROLES[d.VOID_TRIGGER], shows="pathway"),
+    "pathway.amend": Rule(d.roles_for(d.AMEND_TRIGGER), shows="pathway"),
+    "pathway.void": Rule(d.roles_for(d.VOID_TRIGGER), shows="pathway"),
     # Administration.
     "users.index": Rule(ADMIN),
     "users.create": Rule(ADMIN),
@@ -99,12 +101,12 @@ def refusal(role: str | None, endpoint: str | None, view_args: dict | None = Non
     if who not in rule.roles:
         if who == ANONYMOUS:
             return "Log in first."
-        return f"{d.a_role(who)} may not use this page."
-    if rule.trigger == "url" and view_args and view_args.get("trigger") in d.TRIGGER_ROLES:
+        return f"{a_role(who)} may not use this page."
+    if rule.trigger == "url" and view_args and view_args.get("trigger") in d.trigger_roles():
         trigger = view_args["trigger"]
         if not d.role_may(who, trigger):
-            roles = ", ".join(sorted(d.ROLE_LABELS[r].lower() for r in d.TRIGGER_ROLES[trigger]))
-            return f"'{d.TRIGGER_LABELS.get(trigger, trigger)}' is recorded by: {roles}."
+            roles = ", ".join(sorted(ROLE_LABELS[r].lower() for r in d.roles_for(trigger)))
+            return f"'{d.label(trigger)}' is recorded by: {roles}."
     return None
 
 

@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
 
-from tracker.pathway import definition as d
-from tracker.pathway.dictionary import URGENCY_SHORT
+from tracker.engine import steps as d
+from tracker.engine.dictionary import URGENCY_SHORT
+from tracker.users.roles import ROLE_LABELS
 
 
 def _zone() -> ZoneInfo:
@@ -61,6 +62,6 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(iso)
     app.add_template_global(days_since)
     app.add_template_global(d.STATE_LABELS, "STATE_LABELS")
-    app.add_template_global(d.TRIGGER_LABELS, "TRIGGER_LABELS")
+    app.add_template_global(d.label, "step_label")
     app.add_template_global(URGENCY_SHORT, "URGENCY_LABELS")
-    app.add_template_global(d.ROLE_LABELS, "ROLE_LABELS")
+    app.add_template_global(ROLE_LABELS, "ROLE_LABELS")

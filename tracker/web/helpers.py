@@ -8,6 +8,7 @@ from sqlalchemy import func, or_, select
 from werkzeug.routing import IntegerConverter
 
 from tracker.extensions import db
+from tracker.users.models import User
 
 
 class IdConverter(IntegerConverter):
@@ -30,7 +31,6 @@ def name_or_mrn(q: str, patient):
 
 
 def users_by_role() -> dict[str, list]:
-    from tracker.users.models import User
 
     grouped: dict[str, list] = defaultdict(list)
     for user in db.session.scalars(

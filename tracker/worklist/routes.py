@@ -8,10 +8,10 @@ from flask import Blueprint, current_app, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import case, func, or_, select
 
+from tracker.engine import clocks
+from tracker.engine import steps as d
+from tracker.engine.models import Pathway
 from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway import targets
-from tracker.pathway.models import Pathway
 from tracker.patients.models import Patient
 from tracker.web.csv import csv_response
 from tracker.web.helpers import name_or_mrn
@@ -101,7 +101,7 @@ def index():
         .offset((page - 1) * size)
     ).all()
     statuses = {
-        p.id: targets.status_at(p.next_target_due_at, p.next_target_warn_at, now) for p in rows
+        p.id: clocks.status_at(p.next_target_due_at, p.next_target_warn_at, now) for p in rows
     }
     pages = max(1, -(-total // size))
 
@@ -124,7 +124,7 @@ def index():
         target_filters=TARGET_FILTERS,
         args=args,
         link=link,
-        target_labels=targets.TARGET_LABELS,
+        target_labels=clocks.LABELS,
         active_states=d.ACTIVE_STATES,
     )
 
@@ -168,7 +168,7 @@ def export():
                 (now - p.state_entered_at).days,
                 p.next_target,
                 p.next_target_due_at,
-                targets.status_at(p.next_target_due_at, p.next_target_warn_at, now),
+                clocks.status_at(p.next_target_due_at, p.next_target_warn_at, now),
                 p.lead_surgeon.username if p.lead_surgeon else None,
                 p.coordinator.username if p.coordinator else None,
                 p.referral_received_at,

@@ -7,29 +7,49 @@ and writes ``row.state`` and asks the guard methods of ``Pathway``.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from transitions import Machine
 from transitions.core import EventData
 
-from tracker.pathway import definition as d
+from tracker.engine import steps as d
+
+
+def _spec(t: d.Transition) -> dict:
+    return {
+        "trigger": t.trigger,
+        "source": list(t.sources),
+        "dest": t.dest,  # None: internal, the state stays
+        "conditions": list(t.guards),  # callables: Guard(history=..., data=..., ...)
+    }
+
 
 MACHINE = Machine(
     model=None,
     states=list(d.STATES),
     initial=d.INITIAL_STATE,
-    transitions=[
-        {
-            "trigger": t.trigger,
-            "source": list(t.sources),
-            "dest": t.dest,  # None: internal, the state stays
-            "conditions": list(t.conditions),
-        }
-        for t in d.TRANSITIONS
-    ],
+    transitions=[_spec(t) for t in d.transitions()],
     auto_transitions=False,
     model_attribute="state",
     send_event=False,
     ignore_invalid_triggers=False,
 )
+
+
+@contextmanager
+def extra_step(entry: d.StepDef):
+    """Declare one more step for the duration of the block: the registry and the machine
+    both know it (for tests of "one entry is the only edit")."""
+    d.REGISTRY_ENTRIES.add(entry)
+    for t in d.transitions():
+        if t.trigger == entry.trigger:
+            MACHINE.add_transition(**_spec(t))
+    try:
+        yield entry
+    finally:
+        MACHINE.remove_transition(entry.trigger)
+        MACHINE.events.pop(entry.trigger, None)
+        d.REGISTRY_ENTRIES.remove(entry.trigger)
 
 
 def fire(row, trigger: str, **kwargs) -> bool:

@@ -33,7 +33,8 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
-from tracker.pathway.dictionary import Field, all_fields_for
+from tracker.engine.fields import SCORE_SEP, Field
+from tracker.engine.steps import all_fields_for
 
 BLANK = ("", "— choose —")
 
@@ -41,9 +42,6 @@ BLANK = ("", "— choose —")
 def options(pairs) -> list[SelectChoice]:
     """(value, label) pairs as WTForms choices."""
     return [SelectChoice(value, label) for value, label in pairs]
-
-
-SCORE_SEP = "__"
 
 
 class CheckboxesField(SelectMultipleField):
@@ -95,61 +93,62 @@ def _required(f: Field, message: str | None = None):
     return [InputRequired(message or f"{f.label} is required.")] if f.required else [Optional()]
 
 
+class WTFormsKit:
+    """The form inputs the engine's field kinds ask for, as WTForms fields (see
+    ``tracker.engine.fields.FormKit``)."""
+
+    def __init__(self, users_by_role: dict[str, list] | None = None):
+        self.users_by_role = users_by_role or {}
+
+    def text(self, f: Field, *, multiline: bool):
+        cls = TextAreaField if multiline else StringField
+        validators = [*_required(f), Length(max=f.max_length)]
+        return cls(f.label, validators=validators, description=f.help)
+
+    def select(self, f: Field, choices, *, blank: bool):
+        choices = options([BLANK, *choices] if blank else list(choices))
+        return SelectField(f.label, choices=choices, validators=_required(f), description=f.help)
+
+    def checkboxes(self, f: Field, choices):
+        help_ = f"Choose at least {f.min_items}." if f.min_items > 1 else f.help
+        needed = [Chosen(f"{f.label}: tick at least one.")] if f.required else [Optional()]
+        return CheckboxesField(
+            f.label, choices=options(choices), validators=needed, description=help_
+        )
+
+    def date(self, f: Field):
+        message = f"{f.label}: enter a date, for example 14/03/2026."
+        return DateField(f.label, validators=_required(f, message), description=f.help)
+
+    def datetime(self, f: Field):
+        return DateTimeLocalField(
+            f.label, format="%Y-%m-%dT%H:%M", validators=_required(f), description=f.help
+        )
+
+    def integer(self, f: Field):
+        message = f"{f.label}: enter a whole number."
+        return IntegerField(f.label, validators=_required(f, message), description=f.help)
+
+    def decimal(self, f: Field):
+        finite = Finite(f"{f.label}: enter a number, for example 8 or 20.5.")
+        return DecimalField(
+            f.label, places=None, validators=[*_required(f), finite], description=f.help
+        )
+
+    def yes_no(self, f: Field):
+        choices = options([("yes", "Yes"), ("no", "No")])
+        return RadioField(f.label, choices=choices, validators=_required(f), description=f.help)
+
+    def users(self, role: str | None) -> list[tuple[str, str]]:
+        return [(u.username, u.display_name) for u in self.users_by_role.get(role, [])]
+
+    def optional_select(self, label: str, choices):
+        return SelectField(label, choices=options([BLANK, *choices]), validators=[Optional()])
+
+
 def wtf_field(f: Field, users_by_role: dict[str, list] | None = None) -> list[tuple[str, Any]]:
     """The WTForms field(s) for one dictionary field, as (attribute name, unbound field)."""
-    kw = {"description": f.help}
-    if f.kind == "text" or f.kind == "longtext":
-        cls = StringField if f.kind == "text" else TextAreaField
-        return [(f.name, cls(f.label, validators=[*_required(f), Length(max=f.max_length)], **kw))]
-    if f.kind == "choice":
-        choices = options([BLANK, *f.choices])
-        return [(f.name, SelectField(f.label, choices=choices, validators=_required(f), **kw))]
-    if f.kind == "multi":
-        if f.min_items > 1:
-            kw["description"] = f"Choose at least {f.min_items}."
-        needed = [Chosen(f"{f.label}: tick at least one.")] if f.required else [Optional()]
-        return [
-            (f.name, CheckboxesField(f.label, choices=options(f.choices), validators=needed, **kw))
-        ]
-    if f.kind == "date":
-        message = f"{f.label}: enter a date, for example 14/03/2026."
-        return [(f.name, DateField(f.label, validators=_required(f, message), **kw))]
-    if f.kind == "int":
-        message = f"{f.label}: enter a whole number."
-        return [(f.name, IntegerField(f.label, validators=_required(f, message), **kw))]
-    if f.kind == "number":
-        finite = Finite(f"{f.label}: enter a number, for example 8 or 20.5.")
-        validators = [*_required(f), finite]
-        return [(f.name, DecimalField(f.label, places=None, validators=validators, **kw))]
-    if f.kind == "bool":
-        choices = options([("yes", "Yes"), ("no", "No")])
-        return [(f.name, RadioField(f.label, choices=choices, validators=_required(f), **kw))]
-    if f.kind == "user":
-        people = (users_by_role or {}).get(f.role, [])
-        choices = options([BLANK, *[(u.username, u.display_name) for u in people]])
-        return [(f.name, SelectField(f.label, choices=choices, validators=_required(f), **kw))]
-    if f.kind == "score":
-        out = []
-        for component, points_words in f.score.components.items():
-            label = f"{f.score.label}: {component.replace('_', ' ')}"
-            choices = options(
-                [BLANK, *[(str(points), f"{points} - {words}") for points, words in points_words]]
-            )
-            out.append(
-                (
-                    f"{f.name}{SCORE_SEP}{component}",
-                    SelectField(label, choices=choices, validators=[Optional()]),
-                )
-            )
-        return out
-    if f.kind == "datetime":
-        return [
-            (
-                f.name,
-                DateTimeLocalField(f.label, format="%Y-%m-%dT%H:%M", validators=_required(f), **kw),
-            )
-        ]
-    raise AssertionError(f"no form field for kind {f.kind}")
+    return f.form_inputs(WTFormsKit(users_by_role))
 
 
 INCOMPLETE = "The form is incomplete; open it again from the pathway page."
@@ -220,48 +219,18 @@ def collect(form, fields: tuple[Field, ...]) -> dict[str, Any]:
     """The form's values as service data: blanks dropped, scores as component objects."""
     data: dict[str, Any] = {}
     for f in fields:
-        if f.kind == "score":
-            parts = {}
-            for component in f.score.components:
-                value = form[f"{f.name}{SCORE_SEP}{component}"].data
-                # Blank, or only spaces (which the field's Optional() lets through as blank).
-                if value is not None and str(value).strip():
-                    parts[component] = int(value)
-            if parts:
-                data[f.name] = parts
-            continue
-        value = form[f.name].data
-        if value in (None, "", []):
-            continue
-        if f.kind == "bool":
-            value = value == "yes"
-        elif f.kind == "number":
-            value = float(value)
-        elif f.kind == "date":
-            value = value.isoformat()
-        data[f.name] = value
+        value = f.from_form(form)
+        if value is not None:
+            data[f.name] = value
     return data
 
 
 def fill(form, fields: tuple[Field, ...], data: dict[str, Any]) -> None:
     """Put recorded values into a form (for an amendment)."""
-    from datetime import date
-
     for f in fields:
         value = data.get(f.name)
-        if value is None:
-            continue
-        if f.kind == "score":
-            for component, points in value.items():
-                form[f"{f.name}{SCORE_SEP}{component}"].data = str(points)
-        elif f.kind == "bool":
-            form[f.name].data = "yes" if value else "no"
-        elif f.kind == "date":
-            form[f.name].data = date.fromisoformat(value)
-        elif f.kind == "choice":
-            form[f.name].data = str(value)
-        else:
-            form[f.name].data = value
+        if value is not None:
+            f.to_form(form, value)
 
 
 def put_errors(form, errors: dict[str, list[str]]) -> list[str]:

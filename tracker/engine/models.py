@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     CheckConstraint,
@@ -11,17 +11,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from tracker.core.clock import local_date
-from tracker.core.db import JSONType, UTCDateTime, utcnow
-from tracker.extensions import db
-from tracker.pathway import definition as d
+from tracker.core.db import Base, JSONType, UTCDateTime, utcnow
+from tracker.engine import steps as d
 
 NO_TARGET = datetime(9999, 12, 31, tzinfo=UTC)
 _STATE_LIST = ", ".join(repr(s) for s in d.STATES)
 _FINAL_LIST = ", ".join(repr(s) for s in sorted(d.FINAL_STATES))
 
 
-class Pathway(db.Model):
+class Pathway(Base):
     """One patient's journey; ``state`` is kept by the machine, ``version`` by each event."""
 
     __tablename__ = "pathway"
@@ -66,10 +64,21 @@ class Pathway(db.Model):
     # The due time to sort by: next_target_due_at, or NO_TARGET when no clock runs, so
     # "most urgent first" is one indexed order on both backends (NULLs sort differently).
     next_target_sort: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The first episode's milestones: the reports' intervals read them from this row.
+    first_imaging_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_decision_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_treatment_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     patient = relationship("Patient", back_populates="pathways", lazy="joined", innerjoin=True)
     lead_surgeon = relationship("User", foreign_keys=[lead_surgeon_id], lazy="joined")
     coordinator = relationship("User", foreign_keys=[coordinator_id], lazy="joined")
+    clocks = relationship(
+        "PathwayClock",
+        back_populates="pathway",
+        cascade="all, delete-orphan",
+        lazy="select",
+        order_by="PathwayClock.id",
+    )
 
     # Optimistic locking: every UPDATE says WHERE version = <the version read>.
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
@@ -85,46 +94,8 @@ class Pathway(db.Model):
     def __repr__(self) -> str:
         return f"<Pathway {self.id} {self.state} v{self.version}>"
 
-    # -- guards: side-effect free, read the recorded history and this event's data --------
 
-    def guard_imaging_reported(self, *, history, probe=False, **_) -> bool:
-        """At least one imaging study reported since the pathway entered imaging."""
-        return any(s.trigger == "record_imaging" for s in history.since_entry())
-
-    def guard_biopsy_recorded(self, *, history, probe=False, **_) -> bool:
-        return any(s.trigger == "record_biopsy" for s in history.since_entry())
-
-    def guard_mdt_outcome(self, *, data=None, probe=False, **_) -> bool:
-        """The MDT record travels on this event (validated by the data dictionary)."""
-        if probe:
-            return True
-        return bool(data) and bool(data.get("rationale")) and len(data.get("disciplines", [])) >= 2
-
-    def guard_reason_given(self, *, data=None, probe=False, **_) -> bool:
-        return probe or bool(data and data.get("reason"))
-
-    def guard_operation_details(self, *, data=None, probe=False, **_) -> bool:
-        if probe:
-            return True
-        return bool(data) and bool(data.get("procedures")) and bool(data.get("approach"))
-
-    def guard_not_before_mdt_decision(self, *, history, occurred_at=None, probe=False, **_):
-        decision = history.latest("plan_surgery")
-        if decision is None:
-            return False
-        if probe or occurred_at is None:
-            return True
-        meeting = date.fromisoformat(decision.data.get("meeting_date", "0001-01-01"))
-        return occurred_at >= decision.occurred_at and local_date(occurred_at) >= meeting
-
-    def guard_follow_up_clear(self, *, history, probe=False, **_) -> bool:
-        """From surveillance: the last follow-up shows no evidence of disease or stable disease."""
-        entry = history.entry_step()  # the step into surveillance: this episode only
-        follow_up = history.latest("record_follow_up", since=entry.seq if entry else 0)
-        return follow_up is not None and follow_up.data.get("status") in ("ned", "stable")
-
-
-class Event(db.Model):
+class Event(Base):
     """An append-only entry of a pathway's log. The database refuses UPDATE and DELETE."""
 
     __tablename__ = "event"
@@ -168,7 +139,51 @@ class Event(db.Model):
 
     @property
     def label(self) -> str:
-        return d.TRIGGER_LABELS.get(self.trigger, self.trigger)
+        return d.label(self.trigger)
 
     def __repr__(self) -> str:
         return f"<Event {self.pathway_id}#{self.seq} {self.trigger}>"
+
+
+class PathwayClock(Base):
+    """One clock of one episode of a pathway, as the derivation last computed it.
+
+    Written with every event, in the same transaction; lists, "This week", the reports and
+    the returns read these rows, never the events. A running clock's live status (pending,
+    due soon, breached) is read against the time of reading from ``due_at`` and ``warn_at``.
+    """
+
+    __tablename__ = "pathway_clock"
+    __table_args__ = (
+        UniqueConstraint(
+            "pathway_id", "episode", "clock", "started_at", name="uq_pathway_clock_key"
+        ),
+        CheckConstraint("status IN ('running', 'met', 'missed')", name="status_known"),
+        CheckConstraint(
+            "status = 'missed' OR (status = 'running') = (stopped_at IS NULL)",
+            name="stop_matches_status",
+        ),
+        CheckConstraint("episode >= 0", name="episode_not_negative"),
+        CheckConstraint("due_at >= started_at", name="due_after_start"),
+        # "This week" and the worklist: running clocks by due time.
+        Index("ix_pathway_clock_status_due", "status", "due_at"),
+        # Reports: clocks of the first episode of the pathways in a cohort.
+        Index("ix_pathway_clock_clock_episode", "clock", "episode", "pathway_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pathway_id: Mapped[int] = mapped_column(ForeignKey("pathway.id"), index=True)
+    episode: Mapped[int] = mapped_column(default=0)
+    clock: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    warn_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    adjustment_days: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16))
+    wait: Mapped[float | None]  # start to stop, in the clock's unit (hours or days)
+
+    pathway = relationship("Pathway", back_populates="clocks")
+
+    def __repr__(self) -> str:
+        return f"<PathwayClock {self.pathway_id}/{self.episode} {self.clock} {self.status}>"

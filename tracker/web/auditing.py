@@ -1,15 +1,16 @@
 """The audit entries the web layer writes: views of patient data and refusals.
 
-Changes write their own entries in their transaction (tracker.audit.services); this
-hook adds, after each request, one entry for a page or call that showed patient data
-(the matrix's ``shows``) and one for each refusal (401, 403), and commits them.
+Changes write their own entries in their transaction (tracker.audit.services); after
+each request, the transaction boundary asks here for one entry for a page or call that
+showed patient data (the matrix's ``shows``) and one for each refusal (401, 403).
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response, g, request
+from flask import Response, g, request
 
 from tracker.audit.services import record
+from tracker.engine.models import Pathway
 from tracker.extensions import db
 from tracker.web.access import rule_for
 
@@ -19,8 +20,6 @@ _MAX_QUERY = 500
 
 def _ids() -> tuple[int | None, int | None]:
     """(patient_id, pathway_id) named by the URL."""
-    from tracker.pathway.models import Pathway
-
     args = request.view_args or {}
     pathway_id = args.get("pathway_id")
     patient_id = args.get("patient_id")
@@ -32,18 +31,16 @@ def _ids() -> tuple[int | None, int | None]:
     return patient_id, pathway_id
 
 
-def _after(response: Response) -> Response:
-    if request.endpoint in (None, "static", "bootstrap.static", "healthz"):
-        return response
+def record_request(response: Response) -> None:
+    """Add the request's audit entry, if it has one; the transaction boundary
+    (``tracker.web.boundary``) commits it with the rest of the request, or alone."""
     status = response.status_code
     if status in (401, 403):
-        db.session.rollback()  # nothing of a refused request is kept but its entry
         reason = getattr(g, "refusal", None) or f"HTTP {status}"
         record(
             "refused", outcome="refused", detail={"endpoint": request.endpoint, "reason": reason}
         )
-        db.session.commit()
-        return response
+        return
     rule = rule_for(request.endpoint)
     # A page or call that answered with its content (not a redirect to the login page).
     if rule.shows and status == 200 and request.method == "GET":
@@ -57,9 +54,3 @@ def _after(response: Response) -> Response:
             pathway_id=pathway_id,
             detail=detail,
         )
-        db.session.commit()
-    return response
-
-
-def init_app(app: Flask) -> None:
-    app.after_request(_after)

@@ -17,19 +17,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from tracker.core.db import utcnow
-from tracker.extensions import db
-from tracker.pathway import definition as d
-from tracker.pathway import machine, targets
-from tracker.pathway.dictionary import (
+from tracker.core.runtime import db_session
+from tracker.engine import derive, machine, tags
+from tracker.engine import steps as d
+from tracker.engine.dictionary import (
     COMPUTED_KEYS,
     PATHWAY_FIELDS,
     DataError,
-    all_fields_for,
     clean_fields,
-    validate_event_data,
     with_scores,
 )
-from tracker.pathway.errors import (
+from tracker.engine.errors import (
     InvalidData,
     PathwayError,
     RequestIdReused,
@@ -37,30 +35,12 @@ from tracker.pathway.errors import (
     StaleVersion,
     TriggerNotAllowed,
 )
-from tracker.pathway.history import History, Step
-from tracker.pathway.models import NO_TARGET, Event, Pathway
+from tracker.engine.fields import UserRef, parse_datetime
+from tracker.engine.history import History, Step
+from tracker.engine.models import Event, Pathway
+from tracker.engine.steps import all_fields_for, validate_event_data
 from tracker.users.models import User
-
-GUARD_REASONS = {
-    "guard_imaging_reported": (
-        "no imaging study has been reported yet: record the imaging report first"
-    ),
-    "guard_biopsy_recorded": (
-        "no biopsy result has been recorded yet: record the biopsy result first"
-    ),
-    "guard_mdt_outcome": "the MDT outcome (meeting date, disciplines, rationale) must come with it",
-    "guard_reason_given": "a reason must be given",
-    "guard_operation_details": "the operation details (procedures and approach) must be given",
-    "guard_not_before_mdt_decision": (
-        "the operation cannot be dated before the MDT decision to operate"
-    ),
-    "guard_follow_up_clear": (
-        "the last follow-up must show no evidence of disease or stable disease "
-        "before discharge from surveillance"
-    ),
-}
-# Records that may follow a step without stopping a void of that step.
-_VOID_TRANSPARENT = frozenset({"add_note", "sign_off", "record_assessment"})
+from tracker.users.roles import CLINICAL, a_role
 
 
 @dataclass
@@ -75,7 +55,9 @@ def new_request_id() -> str:
 
 def load_events(pathway: Pathway) -> list[Event]:
     return list(
-        db.session.scalars(select(Event).where(Event.pathway_id == pathway.id).order_by(Event.seq))
+        db_session().scalars(
+            select(Event).where(Event.pathway_id == pathway.id).order_by(Event.seq)
+        )
     )
 
 
@@ -105,7 +87,7 @@ def allowed_triggers(pathway: Pathway, user, history: History | None = None) -> 
     history = history if history is not None else load_history(pathway)
     return [
         trigger
-        for trigger in d.TRIGGERS
+        for trigger in d.recordable()
         if d.role_may(user.role, trigger)
         and d.transition_for(trigger, pathway.state) is not None
         and machine.guards_pass(pathway, trigger, history=history, probe=True)
@@ -117,20 +99,16 @@ def not_allowed_reason(pathway: Pathway, trigger: str, history: History, **guard
 
     Without ``data`` (a form not yet filled in) only the guards on recorded history count.
     """
-    label = d.TRIGGER_LABELS.get(trigger, trigger)
+    label = d.label(trigger)
     transition = d.transition_for(trigger, pathway.state)
     if transition is None:
         return f"'{label}' cannot be recorded while the pathway is in '{pathway.state_label}'."
     guard_args = {"probe": "data" not in guard_args, **guard_args}
-    refused = [
-        name
-        for name in transition.conditions
-        if not getattr(pathway, name)(history=history, **guard_args)
-    ]
+    refused = [guard for guard in transition.guards if not guard(history=history, **guard_args)]
     if refused:
         return (
             f"'{label}' cannot be recorded yet: "
-            + "; ".join(GUARD_REASONS[name] for name in refused)
+            + "; ".join(guard.refusal for guard in refused)
             + "."
         )
     return None
@@ -149,17 +127,17 @@ def void_refusal_error(user, history: History, now: datetime | None = None):
 
 def _void_refusal(user, history: History, now: datetime) -> PathwayError | None:
     if not d.role_may(user.role, d.VOID_TRIGGER):
-        return RoleNotAllowed(f"{d.a_role(user.role)} cannot void steps.")
+        return RoleNotAllowed(f"{a_role(user.role)} cannot void steps.")
     step = history.voidable_step()
     if step is None:
         return TriggerNotAllowed("There is no step to void: the pathway is at its referral.")
     later = [
-        s for s in history.counting() if s.seq > step.seq and s.trigger not in _VOID_TRANSPARENT
+        s for s in history.counting() if s.seq > step.seq and tags.VOID_TRANSPARENT not in s.tags
     ]
     if later:
         return TriggerNotAllowed(
-            f"'{d.TRIGGER_LABELS[step.trigger]}' has been followed by "
-            f"'{d.TRIGGER_LABELS[later[-1].trigger]}'; correct that record with an amendment "
+            f"'{d.label(step.trigger)}' has been followed by "
+            f"'{d.label(later[-1].trigger)}'; correct that record with an amendment "
             "instead."
         )
     if user.role == "admin":
@@ -180,7 +158,7 @@ def amendable_steps(history: History) -> list[Step]:
     return [
         s
         for s in history.counting()
-        if s.trigger not in (d.OPEN_TRIGGER, "sign_off") and all_fields_for(s.trigger, s.from_state)
+        if not ({tags.OPENS, tags.SIGN_OFF} & s.tags) and all_fields_for(s.trigger, s.from_state)
     ]
 
 
@@ -190,17 +168,15 @@ def amendable_steps(history: History) -> list[Step]:
 def check_may_register(actor, what: str) -> None:
     if actor is None or not actor.active:
         raise RoleNotAllowed("Your account is not active.")
-    if actor.role not in d.REGISTER_ROLES:
-        raise RoleNotAllowed(f"{d.a_role(actor.role)} cannot {what}.")
+    if actor.role not in CLINICAL:
+        raise RoleNotAllowed(f"{a_role(actor.role)} cannot {what}.")
 
 
 def _check_actor(actor, trigger: str) -> None:
     if actor is None or not actor.active:
         raise RoleNotAllowed("Your account is not active.")
     if not d.role_may(actor.role, trigger):
-        raise RoleNotAllowed(
-            f"{d.a_role(actor.role)} cannot record '{d.TRIGGER_LABELS.get(trigger, trigger)}'."
-        )
+        raise RoleNotAllowed(f"{a_role(actor.role)} cannot record '{d.label(trigger)}'.")
 
 
 def _check_version(pathway: Pathway, expected_version) -> None:
@@ -209,8 +185,6 @@ def _check_version(pathway: Pathway, expected_version) -> None:
 
 
 def _check_time(occurred_at, history: History, now: datetime) -> datetime:
-    from tracker.pathway.dictionary import parse_datetime
-
     try:
         occurred_at = parse_datetime(occurred_at)
     except ValueError as exc:
@@ -230,10 +204,18 @@ def _check_time(occurred_at, history: History, now: datetime) -> datetime:
     return occurred_at
 
 
+def recorded_with(request_id: str | None) -> Event | None:
+    """The event a request id already recorded, if any: a form or call sent twice (a
+    double-click, a refresh, a retry) is answered with what it did the first time."""
+    if not request_id or not isinstance(request_id, str) or len(request_id) > 64:
+        return None
+    return db_session().scalar(select(Event).where(Event.request_id == request_id))
+
+
 def _existing_request(request_id: str, pathway: Pathway | None, trigger: str) -> Event | None:
     if not request_id or not isinstance(request_id, str) or len(request_id) > 64:
         raise InvalidData({"request_id": ["A request id of 1 to 64 characters is required"]})
-    event = db.session.scalar(select(Event).where(Event.request_id == request_id))
+    event = recorded_with(request_id)
     same_pathway = pathway is None or event is None or event.pathway_id == pathway.id
     if event is not None and (not same_pathway or event.trigger != trigger):
         raise RequestIdReused(
@@ -246,9 +228,9 @@ def _resolve_users(fields, clean: dict[str, Any]) -> dict[str, User]:
     """Check that each user named in the data is an active user of the right role."""
     found, errors = {}, {}
     for f in fields:
-        if f.kind != "user" or f.name not in clean:
+        if not isinstance(f, UserRef) or f.name not in clean:
             continue
-        user = db.session.scalar(select(User).where(User.username == clean[f.name]))
+        user = db_session().scalar(select(User).where(User.username == clean[f.name]))
         if user is None or not user.active:
             errors[f.name] = [f"{f.label}: no active user is called '{clean[f.name]}'"]
         elif f.role and user.role != f.role:
@@ -262,21 +244,7 @@ def _resolve_users(fields, clean: dict[str, Any]) -> dict[str, User]:
 
 def _refresh_derived(pathway: Pathway, history: History, now: datetime) -> None:
     """Recompute what the pathway row keeps from its events (checked by `verify`)."""
-    entry = history.entry_step()
-    pathway.state_entered_at = entry.occurred_at if entry else pathway.referral_received_at
-    pathway.last_seq = history.last_seq
-    if pathway.state in d.FINAL_STATES:
-        pathway.closed_at = pathway.closed_at or entry.occurred_at
-    else:
-        pathway.closed_at = None
-    statuses = targets.compute(
-        pathway.urgency, pathway.referral_received_at, history, now, pathway.closed_at
-    )
-    upcoming = targets.next_open(statuses)
-    pathway.next_target = upcoming.code if upcoming else None
-    pathway.next_target_due_at = upcoming.due_at if upcoming else None
-    pathway.next_target_warn_at = upcoming.warn_at if upcoming else None
-    pathway.next_target_sort = upcoming.due_at if upcoming else NO_TARGET
+    derive.apply(pathway, derive.derive_for(pathway, history, now))
 
 
 def _append(
@@ -314,11 +282,11 @@ def _append(
     _refresh_derived(pathway, history, now)
     if from_state is not None:
         pathway.version = pathway.version + 1
-    db.session.add(event)
+    db_session().add(event)
     if not flush:
         return event
     try:
-        db.session.flush()
+        db_session().flush()
     except (StaleDataError, IntegrityError) as exc:
         # Another writer got there first: the version or the seq was taken meanwhile. The
         # session must be rolled back before the pathway can be read again.
@@ -371,7 +339,7 @@ def open_pathway(
         last_seq=0,
         recurrence_count=0,
     )
-    db.session.add(pathway)
+    db_session().add(pathway)
     data = {k: v for k, v in clean.items() if k != "referral_received_at"}
     _append(
         pathway,
@@ -437,9 +405,9 @@ def record_held(
 
 
 def _check_step(trigger: str, actor) -> None:
-    if trigger in d.CORRECTION_TRIGGERS or trigger not in d.TRIGGERS:
+    if not d.is_step(trigger):
         raise TriggerNotAllowed(
-            f"'{trigger}' is not a step of the pathway; the steps are: {', '.join(d.TRIGGERS)}."
+            f"'{trigger}' is not a step of the pathway; the steps are: {', '.join(d.recordable())}."
         )
     _check_actor(actor, trigger)
 
@@ -447,7 +415,7 @@ def _check_step(trigger: str, actor) -> None:
 def _check_transition(pathway: Pathway, trigger: str) -> None:
     if d.transition_for(trigger, pathway.state) is None:
         raise TriggerNotAllowed(
-            f"'{d.TRIGGER_LABELS[trigger]}' cannot be recorded while the pathway is in "
+            f"'{d.label(trigger)}' cannot be recorded while the pathway is in "
             f"'{d.STATE_LABELS[pathway.state]}'."
         )
 
@@ -467,8 +435,8 @@ def _record(
     if refusal:
         raise TriggerNotAllowed(refusal)
     if not machine.fire(pathway, trigger, **guard_args):  # pragma: no cover - guards agreed
-        raise TriggerNotAllowed(f"'{d.TRIGGER_LABELS[trigger]}' was refused by the pathway rules.")
-    if trigger == "suspect_recurrence":
+        raise TriggerNotAllowed(f"'{d.label(trigger)}' was refused by the pathway rules.")
+    if tags.NEW_EPISODE in d.tags_of(trigger, source):
         pathway.recurrence_count += 1
     return _append(
         pathway,
@@ -582,7 +550,7 @@ def void_last_step(
     step = history.voidable_step()
     source = pathway.state
     pathway.state = step.from_state
-    if step.trigger == "suspect_recurrence":
+    if tags.NEW_EPISODE in step.tags:
         pathway.recurrence_count -= 1
     data = {"event_seq": step.seq, "reason": clean["reason"]}
     event = _append(

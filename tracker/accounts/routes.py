@@ -20,12 +20,16 @@ from werkzeug.security import check_password_hash
 from wtforms import StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
+from tracker.accounts.forms import LoginForm, PasswordChangeForm, UserCreateForm, UserEditForm
+from tracker.api.models import ApiToken
+from tracker.api.services import create_token as new_token
+from tracker.api.services import revoke, tokens_of
 from tracker.audit.services import record
 from tracker.core.clock import local_zone
 from tracker.core.db import utcnow
 from tracker.extensions import db
-from tracker.users.forms import LoginForm, PasswordChangeForm, UserCreateForm, UserEditForm
 from tracker.users.models import User
+from tracker.users.passwords import check_password
 from tracker.users.services import (
     UserError,
     change_role,
@@ -37,7 +41,9 @@ from tracker.users.services import (
 )
 from tracker.users.services import change_password as change_password_of
 from tracker.users.services import unlock as unlock_user
-from tracker.users.sessions import current_session_hash, end_sessions_of, sessions_of
+from tracker.users.sessions import end_sessions_of, sessions_of
+from tracker.web.boundary import discard, keep
+from tracker.web.sessions import current_session_hash
 
 auth_bp = Blueprint("auth", __name__)
 users_bp = Blueprint("users", __name__, url_prefix="/users")
@@ -80,13 +86,13 @@ def login():
         if user is not None and is_locked(user, now):
             check_password_hash(_DUMMY_HASH, form.password.data)
             record("login_failed", user=user, outcome="refused", detail="account locked")
-            db.session.commit()
+            keep()
             flash(_locked_message(user), "danger")
             return render_template("auth/login.html", form=form), 429
         if user is None:
             check_password_hash(_DUMMY_HASH, form.password.data)
             record("login_failed", username=username, outcome="refused", detail="unknown username")
-        elif not user.check_password(form.password.data):
+        elif not check_password(user, form.password.data):
             config = current_app.config
             locked = note_failed_login(
                 user, now, config["LOGIN_LOCK_AFTER"], config["LOGIN_LOCK_MINUTES"]
@@ -99,7 +105,7 @@ def login():
                     outcome="refused",
                     detail=f"{config['LOGIN_LOCK_AFTER']} failed logins in a row",
                 )
-                db.session.commit()
+                keep()
                 flash(_locked_message(user), "danger")
                 return render_template("auth/login.html", form=form), 429
         elif not user.active:
@@ -107,11 +113,10 @@ def login():
         else:
             note_login(user, now)
             record("login", user=user)
-            db.session.commit()
             session.regenerate()  # a new session id: a planted one is worthless
             login_user(user)
             return redirect(_safe_next(request.args.get("next")))
-        db.session.commit()
+        keep()  # the failed attempt is counted and audited
         flash("Unknown username or wrong password, or the account is deactivated.", "danger")
         return render_template("auth/login.html", form=form), 401
     status = 422 if request.method == "POST" else 200  # a field left empty: said beside it
@@ -147,9 +152,8 @@ def create():
                 password=form.password.data,
                 full_name=form.full_name.data,
             )
-            db.session.commit()
         except UserError as exc:
-            db.session.rollback()
+            discard()
             getattr(form, exc.field or "username").errors.append(str(exc))
         else:
             flash(f"Created {user.username} ({user.role_label}).", "success")
@@ -168,9 +172,8 @@ def edit(user_id: int):
                 change_role(user, form.role.data, current_user)
             if form.active.data != user.active:
                 set_active(user, form.active.data, current_user)
-            db.session.commit()
         except UserError as exc:
-            db.session.rollback()
+            discard()
             flash(str(exc), "danger")
             return render_template("users/edit.html", user=user, form=form, now=utcnow()), 422
         flash(f"Saved {user.username}.", "success")
@@ -184,7 +187,6 @@ def unlock(user_id: int):
     user = db.get_or_404(User, user_id)
     unlock_user(user)
     record("update_user", detail={"username": user.username, "fields": ["unlocked"]})
-    db.session.commit()
     flash(f"Unlocked {user.username}: they can log in again.", "success")
     return redirect(url_for("users.edit", user_id=user.id))
 
@@ -204,7 +206,6 @@ class TokenForm(FlaskForm):
 
 
 def _account_page(status: int = 200, **forms):
-    from tracker.api.services import tokens_of
 
     return render_template(
         "users/account.html",
@@ -231,11 +232,10 @@ def change_password():
                 current_user, form.current.data, form.new.data, keep_session=session.sid
             )
         except UserError as exc:
-            db.session.rollback()
+            discard()
             field = form.current if exc.field == "current" else form.new
             field.errors = [*field.errors, str(exc)]
-        else:
-            db.session.commit()  # audited as password_changed with the change itself
+        else:  # audited as password_changed with the change itself
             flash("Your password is changed; your other sessions have ended.", "success")
             return redirect(url_for("account.index"))
     return _account_page(422, password_form=form)
@@ -245,33 +245,27 @@ def change_password():
 def end_other_sessions():
     end_sessions_of(current_user.id, keep=session.sid)
     record("logout", detail="ended the account's other sessions")
-    db.session.commit()
     flash("Your other sessions have ended.", "success")
     return redirect(url_for("account.index"))
 
 
 @account_bp.post("/tokens")
 def create_token():
-    from tracker.api.services import create_token as create
 
     form = TokenForm()
     if not form.validate_on_submit():
         return _account_page(422, form=form)
-    _, plain = create(current_user, form.name.data)
-    db.session.commit()
+    _, plain = new_token(current_user, form.name.data)
     # Shown once, in this response only: it is not kept anywhere it could be read again.
     return _account_page(new_token=plain)
 
 
 @account_bp.post("/tokens/<int:token_id>/revoke")
 def revoke_token(token_id: int):
-    from tracker.api.models import ApiToken
-    from tracker.api.services import revoke
 
     token = db.get_or_404(ApiToken, token_id)
     if token.user_id != current_user.id and current_user.role != "admin":
         abort(403)
     revoke(token)
-    db.session.commit()
     flash(f"Revoked the token '{token.name}'.", "success")
     return redirect(url_for("account.index"))

@@ -8,8 +8,8 @@ import pytest
 import time_machine
 
 from tests.helpers import driver
-from tracker.pathway import targets
-from tracker.pathway.history import History, Step
+from tracker.engine import clocks
+from tracker.engine.history import History, Step
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -24,7 +24,7 @@ def history(*steps: tuple[str, str | None, datetime, dict]) -> History:
 
 
 def status(urgency, hist, now, code):
-    found = {t.code: t for t in targets.compute(urgency, T0, hist, now)}
+    found = {t.code: t for t in clocks.compute(urgency, T0, hist, now)}
     return found[code].status if code in found else None
 
 
@@ -52,7 +52,7 @@ def test_emergency_plan_and_treatment_clocks_chain():
         ("plan_surgery", "mdt_review", T0 + 30 * H, {}),  # 25 h after imaging: missed
         ("record_surgery", "surgery_scheduled", T0 + 50 * H, {}),  # 20 h after decision: met
     )
-    found = {t.code: t for t in targets.compute("emergency", T0, hist, T0 + 60 * H)}
+    found = {t.code: t for t in clocks.compute("emergency", T0, hist, T0 + 60 * H)}
     assert found["mri"].status == "met"
     assert found["treatment_plan"].status == "missed"
     assert found["treatment_plan"].due_at == T0 + 29 * H
@@ -62,7 +62,7 @@ def test_emergency_plan_and_treatment_clocks_chain():
 
 def test_emergency_treatment_not_started_until_decision():
     hist = history(("record_imaging", "imaging", T0 + 5 * H, {}))
-    codes = {t.code for t in targets.compute("emergency", T0, hist, T0 + 6 * H)}
+    codes = {t.code for t in clocks.compute("emergency", T0, hist, T0 + 6 * H)}
     assert codes == {"mri", "treatment_plan"}
 
 
@@ -86,7 +86,7 @@ def test_28_31_62_day_standards(urgency):
     decision = T0 + 20 * D
     treatment = decision + 35 * D  # 55 days from referral
     hist = history((*MDT, decision, {}), ("record_surgery", "surgery_scheduled", treatment, {}))
-    found = {t.code: t for t in targets.compute(urgency, T0, hist, treatment + D)}
+    found = {t.code: t for t in clocks.compute(urgency, T0, hist, treatment + D)}
     assert found["diagnosis"].status == "met"
     assert found["decision_to_treatment"].status == "missed"
     assert found["decision_to_treatment"].due_at == decision + 31 * D
@@ -107,9 +107,7 @@ def test_follow_up_due_date_and_recurrence_restarts_clocks():
         ("record_follow_up", "surveillance", visit, {"next_due": "2026-07-01"}),
     )
     due = datetime(2026, 7, 1, 23, tzinfo=UTC)  # the end of 1 July in London (BST)
-    follow_up = next(
-        t for t in targets.compute("routine", T0, hist, visit) if t.code == "follow_up"
-    )
+    follow_up = next(t for t in clocks.compute("routine", T0, hist, visit) if t.code == "follow_up")
     assert follow_up.due_at == due and follow_up.status == "pending"
     assert status("routine", hist, due - timedelta(days=5), "follow_up") == "pending"
     assert status("routine", hist, due - timedelta(days=3), "follow_up") == "due_soon"
@@ -120,23 +118,23 @@ def test_follow_up_due_date_and_recurrence_restarts_clocks():
         ("record_surgery", "surgery_scheduled", T0 + 12 * D, {}),
         ("suspect_recurrence", "surveillance", recurrence, {}),
     )
-    found = {t.code: t for t in targets.compute("routine", T0, hist, recurrence + D)}
+    found = {t.code: t for t in clocks.compute("routine", T0, hist, recurrence + D)}
     assert found["diagnosis"].started_at == recurrence and found["diagnosis"].status == "pending"
 
 
 def test_closed_pathway_stops_open_clocks():
     hist = history()
-    assert targets.compute("routine", T0, hist, T0 + 90 * D, closed_at=T0 + 5 * D) == []
-    closed_late = targets.compute("routine", T0, hist, T0 + 90 * D, closed_at=T0 + 40 * D)
+    assert clocks.compute("routine", T0, hist, T0 + 90 * D, closed_at=T0 + 5 * D) == []
+    closed_late = clocks.compute("routine", T0, hist, T0 + 90 * D, closed_at=T0 + 40 * D)
     assert {t.code: t.status for t in closed_late} == {"diagnosis": "missed"}
 
 
 def test_limits_come_from_configuration():
-    rules = targets._rules("urgent.imaging_and_plan=48", 0.2)
-    found = targets.compute("urgent", T0, history(), T0 + 3 * D, target_rules=rules)
+    rules = clocks.rules_for("urgent.imaging_and_plan=48", 0.2)
+    found = clocks.compute("urgent", T0, history(), T0 + 3 * D, target_rules=rules)
     assert {t.code: t.status for t in found}["imaging_and_plan"] == "breached"
     with pytest.raises(ValueError, match=r"urgent\.nonsense"):
-        targets.parse_limits("urgent.nonsense=3")
+        clocks.parse_limits("urgent.nonsense=3")
 
 
 def test_pathway_keeps_its_next_target_in_step_with_events(users):
@@ -150,9 +148,9 @@ def test_pathway_keeps_its_next_target_in_step_with_events(users):
         assert run.pathway.next_target == "treatment_plan"
     due, warn = run.pathway.next_target_due_at, run.pathway.next_target_warn_at
     assert due == referral + 26 * H  # 24 hours from the imaging report at +2 h
-    assert targets.status_at(due, warn, referral + 20 * H) == "pending"
-    assert targets.status_at(due, warn, referral + 22 * H) == "due_soon"
-    assert targets.status_at(due, warn, referral + 27 * H) == "breached"
+    assert clocks.status_at(due, warn, referral + 20 * H) == "pending"
+    assert clocks.status_at(due, warn, referral + 22 * H) == "due_soon"
+    assert clocks.status_at(due, warn, referral + 27 * H) == "breached"
 
 
 def test_follow_up_clocks_are_met_or_missed_when_the_next_visit_comes():
@@ -162,7 +160,7 @@ def test_follow_up_clocks_are_met_or_missed_when_the_next_visit_comes():
         ("record_follow_up", "surveillance", first + 30 * D, {"next_due": "2026-10-01"}),
     )
     found = [
-        t for t in targets.compute("routine", T0, hist, first + 31 * D) if t.code == "follow_up"
+        t for t in clocks.compute("routine", T0, hist, first + 31 * D) if t.code == "follow_up"
     ]
     assert [(t.status, t.stopped_at) for t in found] == [
         ("missed", first + 30 * D),  # seen on 10 July, due by the end of 1 July

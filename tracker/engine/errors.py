@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tracker.engine.states import STATE_LABELS
+
 
 class PathwayError(Exception):
     """Base: the message is meant for the person who tried."""
@@ -17,8 +19,6 @@ class StaleVersion(PathwayError):
     """Someone else changed the pathway since the caller read it."""
 
     def __init__(self, current_state: str | None, current_version: int | None):
-        from tracker.pathway.definition import STATE_LABELS
-
         self.current_state = current_state
         self.current_version = current_version
         now = (
@@ -48,15 +48,6 @@ class InvalidData(PathwayError):
         self.errors = errors
         parts = [f"{name}: {'; '.join(messages)}" for name, messages in errors.items()]
         super().__init__("Please correct: " + " | ".join(parts))
-
-
-class DuplicateMRN(PathwayError):
-    def __init__(self, patient):
-        self.patient = patient
-        super().__init__(
-            f"A patient with MRN {patient.mrn} is already registered "
-            f"({patient.family_name}, {patient.given_name})."
-        )
 
 
 class RequestIdReused(PathwayError):

@@ -5,7 +5,7 @@ from wtforms import BooleanField, PasswordField, SelectField, StringField, Submi
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from tracker.pathway.definition import ROLE_LABELS
+from tracker.users.roles import ROLE_LABELS
 
 ROLE_CHOICES = [SelectChoice(code, label) for code, label in ROLE_LABELS.items()]
 

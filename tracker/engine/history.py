@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tracker.pathway import definition as d
+from tracker.engine import steps as d
+from tracker.engine import tags
+from tracker.engine.machine import expected_destination
 
 
 @dataclass
@@ -34,7 +36,16 @@ class Step:
 
     @property
     def changes_state(self) -> bool:
-        return self.trigger in d.STATE_CHANGING_TRIGGERS
+        return d.changes_state(self.trigger)
+
+    @property
+    def tags(self) -> frozenset[str]:
+        """The registry's tags of this step, as taken from its state."""
+        return d.tags_of(self.trigger, self.from_state)
+
+    @property
+    def label(self) -> str:
+        return d.label(self.trigger)
 
     @property
     def counts(self) -> bool:
@@ -124,6 +135,21 @@ class History:
                 return step
         return None
 
+    def latest_tagged(self, tag: str, since: int = 0) -> Step | None:
+        for step in reversed(self.steps):
+            if step.seq > since and step.counts and tag in step.tags:
+                return step
+        return None
+
+    def first_tagged(self, tag: str, since: int = 0) -> Step | None:
+        for step in self.steps:
+            if step.seq > since and step.counts and tag in step.tags:
+                return step
+        return None
+
+    def tagged(self, tag: str, since: int = 0) -> list[Step]:
+        return [s for s in self.steps if s.seq > since and s.counts and tag in s.tags]
+
     def latest_value(self, key: str) -> Any:
         """The most recent value recorded for a data field (ASIA, SINS total, ...), or None."""
         for step in reversed(self.counting()):
@@ -132,11 +158,7 @@ class History:
         return None
 
     def mdt_outcomes(self) -> list[Step]:
-        return [
-            s
-            for s in self.counting()
-            if s.from_state is not None and d.is_mdt_outcome(s.trigger, s.from_state)
-        ]
+        return self.tagged(tags.MDT_OUTCOME)
 
     def voidable_step(self) -> Step | None:
         """The latest state change still standing: what a void would undo."""
@@ -150,8 +172,6 @@ class History:
 
         Raises ValueError naming the first event that does not follow.
         """
-        from tracker.pathway.machine import expected_destination
-
         state: str | None = None
         recurrences = 0
         stack: list[tuple[str, int]] = []  # (state before, recurrence count before)
@@ -174,7 +194,7 @@ class History:
                     )
                 if step.changes_state:
                     stack.append((state, recurrences))
-                    if step.trigger == "suspect_recurrence":
+                    if tags.NEW_EPISODE in step.tags:
                         recurrences += 1
                 state = dest
             if step.to_state != state:

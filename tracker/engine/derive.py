@@ -1,0 +1,198 @@
+"""Derive once: everything a pathway row keeps from its history, from one function.
+
+The services (after every event), the demo seeder, the CSV import (through the
+services), ``refresh-targets`` and ``verify`` all call ``derive``; ``apply`` writes the
+result onto the row and its ``pathway_clock`` rows, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import groupby
+
+from sqlalchemy import select
+from sqlalchemy.orm import object_session
+
+from tracker.engine import clocks, tags
+from tracker.engine.history import History
+from tracker.engine.models import NO_TARGET, Event, Pathway, PathwayClock
+from tracker.engine.states import FINAL_STATES, INITIAL_STATE
+
+# The columns of a pathway_clock row that the derivation decides (id and pathway aside).
+CLOCK_COLUMNS = (
+    "episode",
+    "clock",
+    "started_at",
+    "stopped_at",
+    "due_at",
+    "warn_at",
+    "adjustment_days",
+    "status",
+    "wait",
+)
+
+
+@dataclass(frozen=True)
+class Derived:
+    state: str
+    recurrence_count: int
+    state_entered_at: datetime
+    last_seq: int
+    closed_at: datetime | None
+    next_target: str | None
+    next_target_due_at: datetime | None
+    next_target_warn_at: datetime | None
+    next_target_sort: datetime
+    # The first episode's milestones, for the reports' intervals.
+    first_imaging_at: datetime | None
+    first_decision_at: datetime | None
+    first_treatment_at: datetime | None
+    clocks: tuple[dict, ...]  # the pathway_clock rows, as CLOCK_COLUMNS -> value
+
+    def row_values(self) -> dict:
+        return {
+            name: getattr(self, name)
+            for name in self.__dataclass_fields__
+            if name not in ("clocks", "state")
+        }
+
+
+def derive(
+    urgency: str,
+    referral_received_at: datetime,
+    history: History,
+    now: datetime,
+    rules: clocks.Rules | None = None,
+) -> Derived:
+    """What the row keeps from ``history``. The clocks are stored as running, met or
+    missed, which does not depend on ``now``: the live status of a running clock is read
+    against the time of reading."""
+    state, recurrences = history.replay()
+    entry = history.entry_step()
+    closed_at = entry.occurred_at if state in FINAL_STATES else None
+    rules = rules or clocks.rules()
+    current = clocks.compute(urgency, referral_received_at, history, now, closed_at, rules)
+    upcoming = clocks.next_open(current)
+    every = clocks.compute_all(urgency, referral_received_at, history, now, closed_at, rules)
+
+    def first(tag: str) -> datetime | None:
+        step = history.first_tagged(tag)
+        until = history.first_tagged(tags.NEW_EPISODE)
+        if step is None or (until is not None and step.seq > until.seq):
+            return None
+        return step.occurred_at
+
+    return Derived(
+        state=state or INITIAL_STATE,
+        recurrence_count=recurrences,
+        state_entered_at=entry.occurred_at if entry else referral_received_at,
+        last_seq=history.last_seq,
+        closed_at=closed_at,
+        next_target=upcoming.code if upcoming else None,
+        next_target_due_at=upcoming.due_at if upcoming else None,
+        next_target_warn_at=upcoming.warn_at if upcoming else None,
+        next_target_sort=upcoming.due_at if upcoming else NO_TARGET,
+        first_imaging_at=first(tags.IMAGING_REPORTED),
+        first_decision_at=first(tags.MDT_DECISION),
+        first_treatment_at=first(tags.TREATMENT_STARTED),
+        clocks=tuple(_clock_row(r) for r in every),
+    )
+
+
+def _clock_row(result: clocks.ClockResult) -> dict:
+    return {
+        "episode": result.episode,
+        "clock": result.code,
+        "started_at": result.started_at,
+        "stopped_at": result.stopped_at,
+        "due_at": result.due_at,
+        "warn_at": result.warn_at,
+        "adjustment_days": 0,
+        "status": result.stored_status,
+        "wait": result.wait,
+    }
+
+
+def derive_for(pathway: Pathway, history: History, now: datetime) -> Derived:
+    return derive(pathway.urgency, pathway.referral_received_at, history, now)
+
+
+def apply(pathway: Pathway, derived: Derived) -> None:
+    """Write ``derived`` onto the row and its clock rows; unchanged clock rows stay as
+    they are (an UPDATE or INSERT per clock that changed, a DELETE per one gone)."""
+    session = object_session(pathway)
+    # Loading the clock rows must not flush the change in progress: its flush is the
+    # caller's, where a concurrent writer is caught (the version check).
+    with session.no_autoflush if session is not None else nullcontext():
+        existing = {_clock_key(row): row for row in pathway.clocks}
+    for name, value in derived.row_values().items():
+        if getattr(pathway, name) != value:
+            setattr(pathway, name, value)
+    # Matched by key (episode, clock, start), so no UPDATE ever takes another row's key.
+    wanted = {_clock_key(values): values for values in derived.clocks}
+    for key, values in wanted.items():
+        row = existing.get(key)
+        if row is None:
+            pathway.clocks.append(PathwayClock(**values))
+            continue
+        for name in CLOCK_COLUMNS:
+            if getattr(row, name) != values[name]:
+                setattr(row, name, values[name])
+    for key, row in existing.items():
+        if key not in wanted:
+            pathway.clocks.remove(row)
+
+
+def _clock_key(row) -> tuple:
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    return (get("episode"), get("clock"), get("started_at"))
+
+
+def differences(pathway: Pathway, derived: Derived, clock_rows) -> list[str]:
+    """How the stored row and clock rows differ from ``derived``, in words (for verify)."""
+    problems = []
+    for name, value in derived.row_values().items():
+        stored = getattr(pathway, name)
+        if stored != value:
+            problems.append(f"{name} is {stored}, the events give {value}")
+    stored_clocks = sorted(
+        ({name: getattr(r, name) for name in CLOCK_COLUMNS} for r in clock_rows), key=_clock_key
+    )
+    wanted = sorted(derived.clocks, key=_clock_key)
+    if stored_clocks != wanted:
+        stored_codes = [(c["episode"], c["clock"], c["status"]) for c in stored_clocks]
+        wanted_codes = [(c["episode"], c["clock"], c["status"]) for c in wanted]
+        problems.append(
+            f"pathway_clock rows {stored_codes} differ from the replay's {wanted_codes} "
+            "(run refresh-targets if the limits changed)"
+        )
+    return problems
+
+
+def refresh_all(session, now: datetime, batch: int = 1000) -> int:
+    """Derive every pathway again from its events and write the results (after the limits
+    in configuration change, or to backfill a new derived column). Returns the count."""
+    last_id, count = 0, 0
+    while True:
+        pathways = list(
+            session.scalars(
+                select(Pathway).where(Pathway.id > last_id).order_by(Pathway.id).limit(batch)
+            )
+        )
+        if not pathways:
+            return count
+        ids = [p.id for p in pathways]
+        events = session.scalars(
+            select(Event)
+            .where(Event.pathway_id.between(ids[0], ids[-1]))
+            .order_by(Event.pathway_id, Event.seq)
+        )
+        by_pathway = {pid: list(evs) for pid, evs in groupby(events, key=lambda e: e.pathway_id)}
+        for pathway in pathways:
+            history = History.from_events(by_pathway.get(pathway.id, []))
+            apply(pathway, derive_for(pathway, history, now))
+        session.flush()
+        count += len(pathways)
+        last_id = ids[-1]

@@ -1,0 +1,353 @@
+"""The data dictionary of PATHWAY.md: fields per trigger, codes, and validation.
+
+Forms, the API's schemas and the services are all built from these fields, so
+a rule is written once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from tracker.engine.fields import (  # noqa: F401 - the kinds are read from here too
+    Choice,
+    Date,
+    DateTime,
+    Field,
+    Integer,
+    LongText,
+    MultiChoice,
+    Number,
+    ScoreField,
+    Text,
+    UserRef,
+    YesNo,
+    blank,
+    parse_date,
+    parse_datetime,
+)
+from tracker.engine.scores import SCORES, SINS, TOKUHASHI
+
+
+def codes(*pairs: str) -> tuple[tuple[str, str], ...]:
+    """Codes with their readable labels: 'code=Label' or a bare code (label derived)."""
+    out = []
+    for pair in pairs:
+        code, _, label = pair.partition("=")
+        out.append((code, label or code.replace("_", " ").capitalize()))
+    return tuple(out)
+
+
+REFERRAL_SOURCE = codes(
+    "gp=GP",
+    "emergency_department=Emergency department",
+    "oncology=Oncology",
+    "other_hospital=Other hospital",
+    "other=Other",
+)
+URGENCY = codes(
+    "emergency=Emergency (suspected cord compression with neurological signs)",
+    "urgent=Urgent (suspected spinal metastases, pain only)",
+    "routine=Routine",
+)
+URGENCY_SHORT = {"emergency": "Emergency", "urgent": "Urgent", "routine": "Routine"}
+DIAGNOSIS_CATEGORY = codes(
+    "metastatic_spinal=Metastatic spinal tumour",
+    "primary_spinal=Primary spinal tumour",
+    "intradural_intramedullary=Intradural / intramedullary tumour",
+    "primary_bone=Primary bone tumour",
+)
+PRIMARY_CANCER_SITE = codes(
+    "breast",
+    "lung",
+    "prostate",
+    "kidney",
+    "thyroid",
+    "myeloma",
+    "other",
+    "unknown",
+    "not_applicable=Not applicable",
+)
+PRESENTING_SYMPTOMS = codes(
+    "back_pain",
+    "radicular_pain",
+    "numbness",
+    "weakness",
+    "bladder_bowel_dysfunction=Bladder or bowel dysfunction",
+    "weight_loss",
+    "fracture",
+    "deformity",
+    "other",
+)
+IMAGING_MODALITY = codes("mri=MRI", "ct=CT", "xray=X-ray", "bone_scan=Bone scan", "pet_ct=PET-CT")
+BILSKY = codes(
+    "0=0 - bone only",
+    "1a=1a - epidural, no thecal sac deformation",
+    "1b=1b - thecal sac deformed, cord not abutted",
+    "1c=1c - cord abutted, not compressed",
+    "2=2 - cord compressed, CSF visible",
+    "3=3 - cord compressed, no CSF",
+)
+BIOPSY_METHOD = codes("ct_guided_core=CT-guided core", "open=Open", "excisional=Excisional")
+BIOPSY_RESULT = codes("benign", "malignant", "non_diagnostic=Non-diagnostic")
+DISCIPLINES = codes(
+    "spinal_surgery",
+    "orthopaedic_oncology",
+    "medical_oncology",
+    "clinical_oncology",
+    "radiology",
+    "pathology",
+    "anaesthesia",
+    "physiotherapy",
+    "palliative_care",
+    "nursing",
+)
+ECOG = tuple((str(n), f"{n}") for n in range(5))
+ASIA = codes(
+    "A=A - complete",
+    "B=B - sensory incomplete",
+    "C=C - motor incomplete, most below 3",
+    "D=D - motor incomplete, most 3 or more",
+    "E=E - normal",
+)
+ENNEKING = tuple((code, code) for code in ("1", "2", "3", "IA", "IB", "IIA", "IIB", "III"))
+PROCEDURES = codes(
+    "decompression",
+    "stabilisation_fusion=Stabilisation and fusion",
+    "en_bloc_resection=En bloc resection",
+    "gross_total_resection=Gross total resection",
+    "subtotal_resection",
+    "laminectomy",
+    "vertebroplasty",
+    "kyphoplasty",
+    "graft_reconstruction=Graft reconstruction",
+    "prosthetic_reconstruction=Prosthetic reconstruction",
+)
+APPROACH = codes("open", "minimally_invasive=Minimally invasive", "percutaneous")
+NEUROMONITORING = codes("ssep=SSEP", "mep=MEP")
+INTRAOP_IMAGING = codes("ultrasound", "mri=MRI", "ct=CT", "fluoroscopy")
+COMPLICATION = codes(
+    "csf_leak=CSF leak",
+    "wound_infection",
+    "neurological_deficit",
+    "hardware_failure",
+    "vte=Venous thromboembolism",
+    "other",
+)
+CLAVIEN_DINDO = tuple((code, code) for code in ("I", "II", "IIIa", "IIIb", "IVa", "IVb", "V"))
+MOBILITY = codes("independent", "walking_aid=Walking aid", "wheelchair", "bed_bound=Bed-bound")
+TREATMENT_MODALITY = codes(
+    "conventional_rt=Conventional radiotherapy",
+    "sbrt=SBRT",
+    "chemotherapy",
+    "targeted=Targeted therapy",
+    "immunotherapy",
+    "hormonal=Hormonal therapy",
+)
+FOLLOW_UP_STATUS = codes(
+    "ned=No evidence of disease",
+    "stable=Stable disease",
+    "progression",
+    "recurrence",
+)
+MDT_REFERRAL_REASON = codes(
+    "unfit_for_surgery=Unfit for surgery",
+    "final_histology=Final histology",
+    "restaging=Restaging after neoadjuvant therapy",
+    "other",
+)
+WITHDRAW_REASON = codes(
+    "declined=Declined treatment",
+    "transferred=Transferred out",
+    "lost_to_follow_up=Lost to follow-up",
+)
+
+
+NOTE = LongText("note", "Note", max_length=4000)
+LONG = 4000
+
+PATHWAY_FIELDS = (
+    DateTime(
+        "referral_received_at",
+        "Referral received",
+        required=True,
+        help="Starts the waiting-time clock.",
+    ),
+    Choice("referral_source", "Referral source", required=True, choices=REFERRAL_SOURCE),
+    Choice("urgency", "Urgency", required=True, choices=URGENCY),
+    Choice(
+        "diagnosis_category",
+        "Diagnosis category",
+        required=True,
+        choices=DIAGNOSIS_CATEGORY,
+    ),
+    Text(
+        "tumour_site",
+        "Tumour site",
+        required=True,
+        max_length=100,
+        help="Spinal levels such as T7-T9, or a bone.",
+    ),
+    Choice(
+        "primary_cancer_site",
+        "Primary cancer site",
+        required=True,
+        choices=PRIMARY_CANCER_SITE,
+    ),
+    MultiChoice("presenting_symptoms", "Presenting symptoms", choices=PRESENTING_SYMPTOMS),
+    UserRef("lead_surgeon", "Lead surgeon", role="surgeon"),
+    UserRef("coordinator", "Coordinator", role="coordinator"),
+)
+
+_BILSKY = Choice("bilsky_grade", "Bilsky ESCC grade", choices=BILSKY)
+_ECOG = Integer("ecog", "ECOG performance status", minimum=0, maximum=4)
+_KARNOFSKY = Integer("karnofsky", "Karnofsky score", minimum=0, maximum=100, step=10)
+_ASIA = Choice("asia_grade", "ASIA impairment grade", choices=ASIA)
+_PAIN = Integer("pain_nrs", "Pain (NRS 0-10)", minimum=0, maximum=10)
+
+MDT_OUTCOME_FIELDS = (
+    Date("meeting_date", "MDT meeting date", required=True),
+    MultiChoice(
+        "disciplines",
+        "Disciplines present",
+        required=True,
+        choices=DISCIPLINES,
+        min_items=2,
+        help="At least two.",
+    ),
+    ScoreField("sins", "SINS", score=SINS),
+    _BILSKY,
+    _ECOG,
+    _KARNOFSKY,
+    _ASIA,
+    ScoreField("tokuhashi", "Revised Tokuhashi", score=TOKUHASHI),
+    Choice("enneking_stage", "Enneking stage", choices=ENNEKING),
+    LongText("rationale", "Rationale", required=True, max_length=LONG),
+)
+
+IMAGING_FIELDS = (
+    Choice("modality", "Modality", required=True, choices=IMAGING_MODALITY),
+    Text("region", "Region", required=True, max_length=100),
+    Text("levels", "Levels", max_length=100),
+    LongText("findings", "Findings", required=True, max_length=LONG),
+    _BILSKY,
+)
+BIOPSY_FIELDS = (
+    Choice("method", "Method", required=True, choices=BIOPSY_METHOD),
+    LongText("histology", "Histology", required=True, max_length=LONG),
+    Choice("result", "Result", required=True, choices=BIOPSY_RESULT),
+)
+MDT_LISTING_FIELDS = (Date("meeting_date", "MDT meeting date", required=True),)
+PREOP_FIELDS = (
+    Integer("asa_grade", "ASA grade", required=True, minimum=1, maximum=5),
+    YesNo("consent_taken", "Consent taken", required=True),
+    Date("planned_date", "Planned operation date"),
+)
+OPERATION_FIELDS = (
+    UserRef("lead_surgeon", "Lead surgeon", required=True, role="surgeon"),
+    MultiChoice("procedures", "Procedures", required=True, choices=PROCEDURES, min_items=1),
+    Choice("approach", "Approach", required=True, choices=APPROACH),
+    Text("levels", "Levels", required=True, max_length=100),
+    MultiChoice("neuromonitoring", "Neuromonitoring", choices=NEUROMONITORING),
+    MultiChoice("intraop_imaging", "Intra-operative imaging", choices=INTRAOP_IMAGING),
+    Integer("duration_min", "Duration (minutes)", minimum=1, maximum=2880),
+    Integer("blood_loss_ml", "Blood loss (ml)", minimum=0, maximum=50000),
+)
+COMPLICATION_FIELDS = (
+    Choice("complication", "Complication", required=True, choices=COMPLICATION),
+    Choice("clavien_dindo", "Clavien-Dindo grade", required=True, choices=CLAVIEN_DINDO),
+)
+THERAPY_FIELDS = (
+    Choice("mobility", "Mobility", required=True, choices=MOBILITY),
+    _PAIN,
+)
+TREATMENT_FIELDS = (
+    Choice("modality", "Modality", required=True, choices=TREATMENT_MODALITY),
+    Number("dose_gy", "Dose (Gy)", minimum=0, maximum=200),
+    Integer("fractions", "Fractions", minimum=1, maximum=100),
+    Date("start_date", "Start date", required=True),
+    Date("end_date", "End date"),
+)
+FOLLOW_UP_FIELDS = (
+    YesNo("imaging_done", "Imaging done", required=True),
+    Choice("status", "Disease status", required=True, choices=FOLLOW_UP_STATUS),
+    Date("next_due", "Next visit due"),
+)
+ASSESSMENT_FIELDS = (_ASIA, _PAIN, _ECOG, _KARNOFSKY)
+WITHDRAW_FIELDS = (Choice("reason", "Reason", required=True, choices=WITHDRAW_REASON),)
+NOTE_FIELDS = (LongText("note", "Note", required=True, max_length=LONG),)
+MDT_REASON_FIELDS = (Choice("reason", "Reason", required=True, choices=MDT_REFERRAL_REASON),)
+AMEND_FIELDS = (
+    Integer("event_seq", "Event corrected", required=True, minimum=1),
+    LongText("reason", "Reason for the correction", required=True, max_length=LONG),
+)
+VOID_FIELDS = (LongText("reason", "Reason for voiding", required=True, max_length=LONG),)
+COMPUTED_KEYS = ("sins_total", "sins_band", "tokuhashi_total", "tokuhashi_band")
+
+
+class DataError(Exception):
+    """Invalid data: ``errors`` maps each field to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        parts = [f"{name}: {'; '.join(msgs)}" for name, msgs in errors.items()]
+        super().__init__("invalid data - " + " | ".join(parts))
+
+
+def clean_fields(fields: Iterable[Field], data: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``data`` against ``fields``: the clean dict, or DataError."""
+    if not isinstance(data, dict):
+        raise DataError({"data": ["must be an object of fields"]})
+    fields = tuple(fields)
+    known = {f.name: f for f in fields}
+    errors: dict[str, list[str]] = {}
+    for name in data:
+        if name in COMPUTED_KEYS:
+            errors.setdefault(name, []).append(
+                "is computed from the score's components; send the components only"
+            )
+        elif name not in known:
+            errors.setdefault(name, []).append("is not a field of this step")
+    clean: dict[str, Any] = {}
+    for f in fields:
+        value = data.get(f.name)
+        if blank(value):
+            if f.required:
+                errors.setdefault(f.name, []).append(f"{f.label} is required")
+            continue
+        try:
+            clean[f.name] = f.check(value)
+        except ValueError as exc:
+            errors.setdefault(f.name, []).append(f"{f.label} {exc}")
+    if errors:
+        raise DataError(errors)
+    return clean
+
+
+def with_scores(clean: dict[str, Any]) -> dict[str, Any]:
+    for name, score in SCORES.items():
+        if name in clean:
+            total = score.total(clean[name])
+            clean[f"{name}_total"] = total
+            clean[f"{name}_band"] = score.band(total)[0]
+    return clean
+
+
+def readable(
+    fields: Iterable[Field], data: dict[str, Any], names: dict[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """(label, words) pairs for showing an event's data to a person."""
+    out = []
+    by_name = {f.name: f for f in fields}
+    for name, value in data.items():
+        f = by_name.get(name)
+        if f is None:
+            continue
+        out.append((f.label, describe(f, value, data, names)))
+    return out
+
+
+def describe(
+    f: Field, value: Any, data: dict[str, Any] | None = None, names: dict[str, str] | None = None
+) -> str:
+    return f.describe(value, data, names)

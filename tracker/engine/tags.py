@@ -1,0 +1,51 @@
+"""The tags a step carries in the registry (``steps.py``).
+
+Consumers (clocks, overview, reports, MDT list, FHIR, timeline) ask the registry for
+the steps with a tag, never for trigger names: a new step joins every consumer of
+its tags by saying so in its one entry.
+"""
+
+from __future__ import annotations
+
+OPENS = "opens"  # the referral that opens a pathway
+CORRECTION = "correction"  # amendments and voids: not part of the clinical story
+IMAGING_REPORTED = "imaging_reported"
+BIOPSY_RESULT = "biopsy_result"
+MDT_LISTING = "mdt_listing"  # listed for a meeting
+MDT_OUTCOME = "mdt_outcome"  # carries the MDT record (set on the way from mdt_review)
+MDT_DECISION = "mdt_decision"  # a decision on treatment (the plan_* steps)
+DECISION_SURGERY = "decision_surgery"
+OPERATION = "operation"
+COMPLICATION = "complication"
+REHABILITATION_STARTED = "rehabilitation_started"
+ONCOLOGY_STARTED = "oncology_started"
+TREATMENT_STARTED = "treatment_started"  # first definitive treatment, as CWT counts it
+FOLLOW_UP = "follow_up"
+NEW_EPISODE = "new_episode"  # a suspected recurrence: a new episode, recurrence count + 1
+SIGN_OFF = "sign_off"
+NOTE = "note"
+TREND = "trend"  # carries values charted over time (ASIA, pain, ECOG, Karnofsky, scores)
+VOID_TRANSPARENT = "void_transparent"  # may follow a step without stopping its void
+ALL = frozenset(
+    {
+        OPENS,
+        CORRECTION,
+        IMAGING_REPORTED,
+        BIOPSY_RESULT,
+        MDT_LISTING,
+        MDT_OUTCOME,
+        MDT_DECISION,
+        DECISION_SURGERY,
+        OPERATION,
+        COMPLICATION,
+        REHABILITATION_STARTED,
+        ONCOLOGY_STARTED,
+        TREATMENT_STARTED,
+        FOLLOW_UP,
+        NEW_EPISODE,
+        SIGN_OFF,
+        NOTE,
+        TREND,
+        VOID_TRANSPARENT,
+    }
+)

@@ -1,0 +1,83 @@
+"""The one transaction boundary of the pages and the API (as Indico's ``RH`` is).
+
+A request's view loads, checks and calls the services, which flush and never commit.
+Here, once, after the view has answered:
+
+- a success (below 400) is committed, with the audit entry of what it showed;
+- an error answer is rolled back, unless the view kept what it wrote (a failed login is
+  counted and audited even though it answers 401); a refusal (401, 403) keeps only its
+  audit entry;
+- a domain error the view did not handle (``PathwayError``) becomes the page's error
+  page or the API's JSON error, with its words and status.
+
+Views never commit. A view that must read again after a refused write calls
+``discard()`` first.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, g, jsonify, render_template, request
+from werkzeug.exceptions import default_exceptions
+
+from tracker.engine.errors import InvalidData, PathwayError, StaleVersion
+from tracker.extensions import db
+from tracker.web import auditing
+
+
+def error_body(code: str, message: str, errors: dict | None = None, **extra) -> dict:
+    """The API's one error shape, for every status (500 included)."""
+    return {"error": code, "message": message, "errors": errors or {}, **extra}
+
+
+def api_error(exc: PathwayError) -> tuple[int, dict]:
+    """A domain error as the API answers it: (status, body)."""
+    if isinstance(exc, InvalidData):
+        return 422, error_body("invalid_data", exc.message, exc.errors)
+    if isinstance(exc, StaleVersion):
+        return 409, error_body("stale_version", exc.message)
+    if exc.status == 403:
+        return 403, error_body("forbidden", exc.message)
+    if exc.status == 422:
+        return 422, error_body("invalid_request", exc.message, {"request_id": [exc.message]})
+    return 409, error_body("not_allowed_now", exc.message)
+
+
+def discard() -> None:
+    """Throw away what this request wrote so far (after a refused write), so the view can
+    read the database again before it answers."""
+    db.session.rollback()
+
+
+def keep() -> None:
+    """Commit what this request wrote even though it answers with an error status (a
+    failed login: its count and audit entry must stay)."""
+    g.keep_changes = True
+
+
+def _finish(response: Response) -> Response:
+    if request.endpoint in (None, "static", "bootstrap.static", "healthz"):
+        return response
+    refused = response.status_code >= 400
+    if refused and not g.get("keep_changes"):
+        db.session.rollback()
+    auditing.record_request(response)
+    db.session.commit()
+    return response
+
+
+def _domain_error(exc: PathwayError):
+    db.session.rollback()
+    if exc.status in (401, 403):
+        g.refusal = exc.message  # for the audit log
+    if request.blueprint == "api":
+        status, body = api_error(exc)
+        return jsonify(body), status
+    error = default_exceptions[exc.status](description=exc.message)
+    return render_template("errors/error.html", error=error, reason=exc.message), exc.status
+
+
+def init_app(app: Flask) -> None:
+    # After-request functions run last-registered first: registered before any other, the
+    # commit comes after every other hook has had its say.
+    app.after_request_funcs.setdefault(None, []).insert(0, _finish)
+    app.register_error_handler(PathwayError, _domain_error)

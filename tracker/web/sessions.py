@@ -1,0 +1,207 @@
+"""Server-side sessions: the cookie carries a random id, the data lives in web_session.
+
+Logging out deletes the row and deactivating an account deletes all of its rows, so a
+copied cookie stops working at once, on every app server. A session ends after
+SESSION_IDLE_MINUTES without a request and SESSION_ABSOLUTE_HOURS after it began; a
+login starts a new id (no session fixation).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from flask import Flask, Request, Response, request
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SessionInterface, SessionMixin
+from sqlalchemy import delete, insert, or_, update
+from werkzeug.datastructures import CallbackDict
+
+from tracker.audit.services import record
+from tracker.core.db import utcnow
+from tracker.extensions import db
+from tracker.users.models import User, WebSession
+from tracker.users.sessions import session_hash
+
+_serializer = TaggedJSONSerializer()
+# Requests that never need a session: no database read for them.
+_SESSIONLESS_PREFIXES = ("/static/", "/bootstrap/static/", "/healthz", "/api/")
+
+
+class ServerSession(CallbackDict, SessionMixin):
+    def __init__(self, initial=None, sid: str | None = None, row: WebSession | None = None):
+        def on_update(session):
+            session.modified = True
+
+        super().__init__(initial, on_update)
+        self.sid = sid
+        # The stored row this session was read from: its key and last activity.
+        self.id_hash = row.id_hash if row is not None else None
+        self.last_seen_at = row.last_seen_at if row is not None else None
+        self.modified = False
+        self.regenerate_requested = False
+        self.ended = False
+        # Set when the cookie named a session that timed out: (reason, user id).
+        self.expired: tuple[str, int | None] | None = None
+        self.stale_cookie = False
+
+    def regenerate(self) -> None:
+        """A new id for this session's data (at login)."""
+        self.regenerate_requested = True
+        self.modified = True
+
+    def end(self) -> None:
+        """Delete this session on the server (at logout)."""
+        self.clear()
+        self.ended = True
+
+
+def current_session_hash(session) -> str | None:
+    sid = getattr(session, "sid", None)
+    return session_hash(sid) if sid else None
+
+
+class ServerSessionInterface(SessionInterface):
+    def _limits(self, app: Flask) -> tuple[timedelta, timedelta]:
+        return (
+            timedelta(minutes=app.config["SESSION_IDLE_MINUTES"]),
+            timedelta(hours=app.config["SESSION_ABSOLUTE_HOURS"]),
+        )
+
+    def open_session(self, app: Flask, request: Request):
+        if request.path.startswith(_SESSIONLESS_PREFIXES):
+            return self.make_null_session(app)
+        sid = request.cookies.get(self.get_cookie_name(app))
+        if not sid or len(sid) > 100:
+            return ServerSession()
+        row = db.session.get(WebSession, session_hash(sid))
+        if row is None:
+            session = ServerSession()
+            session.stale_cookie = True
+            return session
+        now = utcnow()
+        idle, absolute = self._limits(app)
+        reason = None
+        if now - row.last_seen_at > idle:
+            reason = f"after {app.config['SESSION_IDLE_MINUTES']} minutes without activity"
+        elif now - row.created_at > absolute:
+            reason = f"{app.config['SESSION_ABSOLUTE_HOURS']} hours after you logged in"
+        if reason:
+            session = ServerSession(row=row)
+            session.stale_cookie = True
+            session.expired = (reason, row.user_id)
+            return session
+        try:
+            data = _serializer.loads(row.data) if row.data else {}
+        except ValueError:
+            data = {}
+        return ServerSession(data, sid=sid, row=row)
+
+    def save_session(self, app: Flask, session, response: Response) -> None:
+        # Core statements, not the ORM object: the row may have been deleted meanwhile
+        # (a logout or a deactivation elsewhere), and an UPDATE of nothing is no error.
+        if not isinstance(session, ServerSession):
+            return
+        name = self.get_cookie_name(app)
+        now = utcnow()
+        wrote = False
+        if session.expired and session.id_hash:
+            if session.expired[1] is not None:
+                record(
+                    "session_expired",
+                    user=_user(session.expired[1]),
+                    detail=f"Logged off {session.expired[0]}.",
+                )
+            self._delete(session)
+            wrote = True
+        if session.ended:
+            if session.id_hash:
+                self._delete(session)
+                wrote = True
+            response.delete_cookie(name, path=self.get_cookie_path(app))
+            self._commit(wrote)
+            return
+        if session.id_hash is None and not session:
+            # Nothing to keep: forget a stale cookie, write nothing.
+            if session.stale_cookie:
+                response.delete_cookie(name, path=self.get_cookie_path(app))
+            self._commit(wrote)
+            return
+        new_sid = None
+        if session.id_hash is None or session.regenerate_requested:
+            if session.id_hash:
+                self._delete(session)
+            self._prune(app, now)
+            new_sid = secrets.token_urlsafe(32)
+
+            db.session.execute(
+                insert(WebSession).values(
+                    id_hash=session_hash(new_sid),
+                    created_at=now,
+                    last_seen_at=now,
+                    data="",
+                    address=(request.remote_addr or "")[:64],
+                    user_agent=(request.user_agent.string or "")[:200],
+                )
+            )
+            session.sid, session.id_hash = new_sid, session_hash(new_sid)
+            session.modified = True
+        touch = timedelta(seconds=app.config["SESSION_TOUCH_SECONDS"])
+        values = None
+        if session.modified:
+            user_id = session.get("_user_id")
+            values = {
+                "data": _serializer.dumps(dict(session)),
+                "user_id": int(user_id) if user_id and str(user_id).isdigit() else None,
+                "last_seen_at": now,
+            }
+        elif now - session.last_seen_at >= touch:
+            values = {"last_seen_at": now}
+        if values:
+            db.session.execute(
+                update(WebSession)
+                .where(WebSession.id_hash == session.id_hash)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            wrote = True
+        self._commit(wrote or new_sid is not None)
+        if new_sid:
+            response.set_cookie(
+                name,
+                new_sid,
+                httponly=True,
+                secure=self.get_cookie_secure(app),
+                samesite=self.get_cookie_samesite(app),
+                path=self.get_cookie_path(app),
+                domain=self.get_cookie_domain(app),
+            )
+
+    @staticmethod
+    def _delete(session: ServerSession) -> None:
+        db.session.execute(
+            delete(WebSession)
+            .where(WebSession.id_hash == session.id_hash)
+            .execution_options(synchronize_session=False)
+        )
+        session.id_hash = None
+
+    @staticmethod
+    def _commit(wrote: bool) -> None:
+        if wrote:
+            db.session.commit()
+
+    def _prune(self, app: Flask, now) -> None:
+        """Sessions that can no longer be used, removed when a new one starts."""
+        idle, absolute = self._limits(app)
+        db.session.execute(
+            delete(WebSession)
+            .where(
+                or_(WebSession.last_seen_at < now - idle, WebSession.created_at < now - absolute)
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _user(user_id: int):
+    return db.session.get(User, user_id)
