@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from tests.conftest import PASSWORD
 from tests.helpers import driver, valid_data
-from tracker.engine import clocks, machine, tags
+from tracker.engine import clocks, counts, machine, tags
 from tracker.engine import steps as d
 from tracker.engine.dictionary import Choice, Integer, Text, codes
-from tracker.engine.models import PathwayClock
+from tracker.engine.models import PathwayClock, StateCount
 from tracker.engine.verify import verify_all
 from tracker.extensions import db
 from tracker.web import access
@@ -354,3 +354,75 @@ def test_verify_finds_a_missing_clock_row(app, users, session):
     session.expire_all()
     problems, _ = verify_all()
     assert [p for p in problems if p[0] == run.pathway.id and "pathway_clock" in p[1]]
+
+
+# -- open pathways per state, kept on write ----------------------------------------------------
+
+
+def test_open_pathways_per_state_are_kept_on_write(app, users, session):
+    before = counts.open_by_state(session)
+    run = driver(users)
+    run.walk_to("imaging")
+    session.flush()
+    after = counts.open_by_state(session)
+    assert after.get("imaging", 0) == before.get("imaging", 0) + 1
+    assert after.get("referred", 0) == before.get("referred", 0)
+    assert after == counts.counted(session)
+    run.do("record_death", {})
+    session.flush()
+    assert counts.open_by_state(session) == counts.counted(session)
+    assert counts.open_by_state(session).get("imaging", 0) == before.get("imaging", 0)
+
+
+def test_verify_finds_a_state_count_that_is_off(app, users, session):
+    driver(users).walk_to("imaging")
+    session.flush()
+    assert verify_all()[0] == []
+    session.execute(
+        update(StateCount)
+        .where(StateCount.state == "imaging", StateCount.shard == 0)
+        .values(open_pathways=StateCount.open_pathways + 1)
+    )
+    problems, _ = verify_all()
+    assert [p for p in problems if p[0] == "counts" and "imaging" in p[1]]
+
+
+# -- every registry entry: the stored rows say what the history says ---------------------------
+
+PAIRS = [(t.trigger, source) for t in d.transitions() for source in t.sources]
+
+
+@pytest.mark.parametrize(("trigger", "source"), PAIRS, ids=[f"{t}-{s}" for t, s in PAIRS])
+def test_after_every_step_the_rows_agree_with_the_clocks(users, session, trigger, source):
+    """After each step from each state, an emergency pathway's stored next target, its
+    clock rows and the per-state counts are what the clocks and a count give, at several
+    instants (the rows store no instant: their live status is read at the time asked)."""
+    run = driver(users, urgency="emergency", actor="surgeon").walk_to(source)
+    run.fire(trigger)
+    session.flush()
+    pathway = run.pathway
+    history = _history(pathway)
+    rows = session.scalars(select(PathwayClock).where(PathwayClock.pathway_id == pathway.id))
+    current = {r.clock: r for r in rows if r.episode == pathway.recurrence_count}
+    for later in (timedelta(0), timedelta(hours=20), timedelta(days=3), timedelta(days=70)):
+        now = run.t + later
+        computed = clocks.compute(
+            pathway.urgency, pathway.referral_received_at, history, now, pathway.closed_at
+        )
+        for result in computed:
+            row = current[result.code]
+            live = clocks.status_at(row.due_at, row.warn_at, now)
+            assert (live if row.status == "running" else row.status) == result.status
+        assert set(current) == {r.code for r in computed}
+        upcoming = clocks.next_open(computed)
+        assert pathway.next_target == (upcoming.code if upcoming else None)
+        stored = clocks.status_at(pathway.next_target_due_at, pathway.next_target_warn_at, now)
+        assert stored == (upcoming.status if upcoming else None)
+    assert counts.open_by_state(session) == counts.counted(session)
+
+
+def test_the_consumer_cases_cover_every_clock():
+    """The cases of test_every_consumer_gives_the_same_status start every clock."""
+    started = {"mri", "treatment_plan", "treatment", "imaging_and_plan", "diagnosis"}
+    started |= {"decision_to_treatment", "referral_to_treatment", "follow_up"}
+    assert started == set(clocks.BY_CODE)

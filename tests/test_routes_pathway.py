@@ -337,6 +337,19 @@ def test_record_with_a_stale_version_is_409_and_shows_what_changed(client, login
     assert event_count() == before
 
 
+def test_a_version_beyond_what_the_database_holds_is_409_not_an_error(client, login, walk):
+    """Found by the fuzzer on PostgreSQL: a form sent with a version past 2**31 - 1 (the
+    column's range) once reached the query of the steps recorded since."""
+    pathway = walk("imaging")
+    login("coordinator")
+    before = event_count()
+    body = {**step_post(pathway, note="Called the patient."), "expected_version": "2147483648"}
+    response = client.post(url(pathway, "/record/add_note"), data=body)
+    assert response.status_code == 409
+    assert "changed since you opened it" in shown(response)
+    assert event_count() == before
+
+
 def test_double_submit_records_once_and_says_already_recorded(client, login, walk):
     pathway = walk("imaging")
     login("coordinator")

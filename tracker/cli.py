@@ -146,7 +146,8 @@ def verify() -> None:
     if problems:
         click.echo(f"{len(problems)} of {checked} pathways are inconsistent:", err=True)
         for pathway_id, message in problems:
-            click.echo(f"  pathway {pathway_id}: {message}", err=True)
+            where = "state counts" if pathway_id == "counts" else f"pathway {pathway_id}"
+            click.echo(f"  {where}: {message}", err=True)
         failed = True
     else:
         click.echo(f"All {checked} pathways are consistent with their events.")

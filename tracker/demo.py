@@ -17,6 +17,7 @@ from tracker.audit.chain import seal_rows
 from tracker.core.db import utcnow
 from tracker.engine import clocks
 from tracker.engine import steps as d
+from tracker.engine.counts import add_pathways
 from tracker.engine.derive import derive
 from tracker.engine.dictionary import with_scores
 from tracker.engine.history import History, Step
@@ -543,6 +544,10 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         insert(Pathway).returning(Pathway.id, sort_by_parameter_order=True), pathway_rows
     )
     pathway_ids = [row[0] for row in result]
+    add_pathways(
+        db.session.connection(),
+        zip(pathway_ids, (row["state"] for row in pathway_rows), strict=True),
+    )
     clock_rows = [
         {"pathway_id": pathway_id, **values}
         for pathway_id, batch in zip(pathway_ids, clock_batches, strict=True)

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Index,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -36,6 +37,24 @@ class Pathway(Base):
         Index("ix_pathway_open_sort", "closed_at", "next_target_sort", "id"),
         Index("ix_pathway_open_state", "closed_at", "state"),
         Index("ix_pathway_open_warn", "closed_at", "next_target_warn_at"),
+        # Most pathways are open, so PostgreSQL's planner scans and sorts rather than use an
+        # index led by closed_at; these hold the open pathways only, in the worklist's
+        # orders, so the first page is read off an index on both databases.
+        Index(
+            "ix_pathway_open_due_only",
+            "next_target_sort",
+            "id",
+            postgresql_where=text("closed_at IS NULL"),
+            sqlite_where=text("closed_at IS NULL"),
+        ),
+        Index(
+            "ix_pathway_open_state_due_only",
+            "state",
+            "next_target_sort",
+            "id",
+            postgresql_where=text("closed_at IS NULL"),
+            sqlite_where=text("closed_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -187,3 +206,14 @@ class PathwayClock(Base):
 
     def __repr__(self) -> str:
         return f"<PathwayClock {self.pathway_id}/{self.episode} {self.clock} {self.status}>"
+
+
+class StateCount(Base):
+    """Open pathways in one state, one shard of them (see ``tracker.engine.counts``)."""
+
+    __tablename__ = "pathway_state_count"
+    __table_args__ = (CheckConstraint(f"state IN ({_STATE_LIST})", name="state_known"),)
+
+    state: Mapped[str] = mapped_column(String(32), primary_key=True)
+    shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    open_pathways: Mapped[int] = mapped_column(default=0)

@@ -18,7 +18,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from tracker.core.db import utcnow
 from tracker.core.runtime import db_session
-from tracker.engine import derive, machine, tags
+from tracker.engine import counts, derive, machine, tags
 from tracker.engine import steps as d
 from tracker.engine.dictionary import (
     COMPUTED_KEYS,
@@ -224,6 +224,16 @@ def _existing_request(request_id: str, pathway: Pathway | None, trigger: str) ->
     return event
 
 
+def _earlier_or_current(pathway, trigger: str, request_id, expected_version) -> Recorded | None:
+    """What a request sent again recorded the first time; otherwise None, once the
+    pathway is checked to be at the version the caller read."""
+    existing = _existing_request(request_id, pathway, trigger)
+    if existing is not None:
+        return Recorded(existing, created=False)
+    _check_version(pathway, expected_version)
+    return None
+
+
 def _resolve_users(fields, clean: dict[str, Any]) -> dict[str, User]:
     """Check that each user named in the data is an active user of the right role."""
     found, errors = {}, {}
@@ -280,6 +290,7 @@ def _append(
     )
     history = History.from_events([*events, event])
     _refresh_derived(pathway, history, now)
+    counts.moved(db_session(), pathway, from_state, pathway.state)
     if from_state is not None:
         pathway.version = pathway.version + 1
     db_session().add(event)
@@ -371,10 +382,8 @@ def record(
     # Who may, before anything else: a replayed request id shows nothing to a role that
     # could not have sent it.
     _check_step(trigger, actor)
-    existing = _existing_request(request_id, pathway, trigger)
-    if existing is not None:
-        return Recorded(existing, created=False)
-    _check_version(pathway, expected_version)
+    if (earlier := _earlier_or_current(pathway, trigger, request_id, expected_version)) is not None:
+        return earlier
     _check_transition(pathway, trigger)
     events, history = _events_for_change(pathway)
     event = _record(pathway, events, history, trigger, data, occurred_at, actor, request_id, now)
@@ -467,10 +476,10 @@ def amend(
     # Who may, before anything else: a replayed request id shows nothing to a role that
     # could not have sent it.
     _check_actor(actor, d.AMEND_TRIGGER)
-    existing = _existing_request(request_id, pathway, d.AMEND_TRIGGER)
-    if existing is not None:
-        return Recorded(existing, created=False)
-    _check_version(pathway, expected_version)
+    if (
+        earlier := _earlier_or_current(pathway, d.AMEND_TRIGGER, request_id, expected_version)
+    ) is not None:
+        return earlier
     events, history = _events_for_change(pathway)
     try:
         header = clean_fields(
@@ -535,10 +544,10 @@ def void_last_step(
     # Who may, before anything else: a replayed request id shows nothing to a role that
     # could not have sent it.
     _check_actor(actor, d.VOID_TRIGGER)
-    existing = _existing_request(request_id, pathway, d.VOID_TRIGGER)
-    if existing is not None:
-        return Recorded(existing, created=False)
-    _check_version(pathway, expected_version)
+    if (
+        earlier := _earlier_or_current(pathway, d.VOID_TRIGGER, request_id, expected_version)
+    ) is not None:
+        return earlier
     try:
         clean = clean_fields(all_fields_for(d.VOID_TRIGGER, None), {"reason": reason})
     except DataError as exc:

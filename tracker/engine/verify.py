@@ -7,7 +7,7 @@ from itertools import groupby
 from sqlalchemy import select
 
 from tracker.core.runtime import db_session
-from tracker.engine import derive
+from tracker.engine import counts, derive
 from tracker.engine import steps as d
 from tracker.engine.history import History
 from tracker.engine.models import Event, Pathway, PathwayClock
@@ -51,8 +51,21 @@ def check(pathway: Pathway, events: list[Event], clock_rows=None) -> list[str]:
     return problems
 
 
-def verify_all(batch: int = 2000) -> tuple[list[tuple[int, str]], int]:
-    problems: list[tuple[int, str]] = []
+def check_counts(session) -> list[str]:
+    """The open pathways per state as the counter rows keep them, against a count."""
+    kept, actual = counts.open_by_state(session), counts.counted(session)
+    return [
+        f"{actual.get(state, 0)} open pathways are in {state}, the counter rows say "
+        f"{kept.get(state, 0)}"
+        for state in d.ACTIVE_STATES
+        if kept.get(state, 0) != actual.get(state, 0)
+    ]
+
+
+def verify_all(batch: int = 2000) -> tuple[list[tuple[int | str, str]], int]:
+    problems: list[tuple[int | str, str]] = [
+        ("counts", message) for message in check_counts(db_session())
+    ]
     checked = 0
     last_id = 0
     while True:

@@ -115,7 +115,9 @@ def print_view(pathway_id: int):
 
 def _changed_since(pathway: Pathway, version: str | None) -> list[Event]:
     """The steps recorded after the version a form was opened at."""
-    opened = int(version) if (version or "").isdigit() else 0
+    # A version past the pathway's own (a tampered or absurd form) shows every step since
+    # the latest; it must not reach the query as a number the column cannot hold.
+    opened = min(int(version), pathway.version) if (version or "").isdigit() else 0
     return list(
         db.session.scalars(
             select(Event)

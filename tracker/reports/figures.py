@@ -164,20 +164,16 @@ def standards(f: Filters, zone, now: datetime) -> list:
     """Met, not met and pending per reported clock, for the first episode of the pathways
     referred in the range: one grouped query over the pathway_clock rows."""
     counts = Counter()
+    overdue = (PathwayClock.due_at < now).label("overdue")
     rows = db.session.execute(
-        select(
-            PathwayClock.clock,
-            PathwayClock.status,
-            PathwayClock.due_at < now,
-            func.count(),
-        )
+        select(PathwayClock.clock, PathwayClock.status, overdue, func.count())
         .join(Pathway, Pathway.id == PathwayClock.pathway_id)
         .where(
             PathwayClock.episode == 0,
             PathwayClock.clock.in_([c.code for c in STANDARDS]),
             *_cohort(f, zone),
         )
-        .group_by(PathwayClock.clock, PathwayClock.status, PathwayClock.due_at < now)
+        .group_by(PathwayClock.clock, PathwayClock.status, overdue)
     )
     for code, status, overdue, n in rows:
         if status == "met":

@@ -8,17 +8,21 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user
 from sqlalchemy import or_, select
+from sqlalchemy.orm import joinedload
 
+from tracker.engine import clocks
 from tracker.engine import steps as d
 from tracker.engine.clocks import LABELS as TARGET_LABELS
 from tracker.engine.dictionary import DIAGNOSIS_CATEGORY, URGENCY_SHORT
-from tracker.engine.models import Pathway
+from tracker.engine.models import Pathway, PathwayClock
 from tracker.extensions import db
 from tracker.reports import figures
 from tracker.users.models import User
 from tracker.web.csv import csv_response
 
 bp = Blueprint("reports", __name__)
+# The clocks of visits (follow-up): overdue ones are listed apart on "This week".
+VISIT_CLOCKS = [c.code for c in clocks.CLOCKS if c.due_field]
 MAX_RANGE_DAYS = 3 * 366
 
 
@@ -108,11 +112,18 @@ def table_csv(name: str):
 
 @bp.get("/this-week")
 def this_week():
-    """Targets that will breach in the next 7 days, and follow-up visits overdue."""
+    """Clocks that will breach in the next 7 days, and follow-up visits overdue: the running
+    rows of pathway_clock (every clock, not only each pathway's next one)."""
     now = datetime.now(UTC)
     everyone = request.args.get("who", "me" if current_user.role == "coordinator" else "all")
     mine = everyone == "me"
-    base = select(Pathway).join(Pathway.patient).where(Pathway.closed_at.is_(None))
+    base = (
+        select(PathwayClock, Pathway)
+        .join(Pathway, Pathway.id == PathwayClock.pathway_id)
+        .options(joinedload(Pathway.patient))
+        .where(PathwayClock.status == "running", Pathway.closed_at.is_(None))
+        .order_by(PathwayClock.due_at, Pathway.id)
+    )
     if mine:
         base = base.where(
             or_(
@@ -120,15 +131,11 @@ def this_week():
                 Pathway.lead_surgeon_id == current_user.id,
             )
         )
-    breaching = db.session.scalars(
-        base.where(
-            Pathway.next_target_due_at >= now, Pathway.next_target_due_at < now + timedelta(days=7)
-        ).order_by(Pathway.next_target_due_at)
+    breaching = db.session.execute(
+        base.where(PathwayClock.due_at >= now, PathwayClock.due_at < now + timedelta(days=7))
     ).all()
-    overdue = db.session.scalars(
-        base.where(Pathway.next_target == "follow_up", Pathway.next_target_due_at < now).order_by(
-            Pathway.next_target_due_at
-        )
+    overdue = db.session.execute(
+        base.where(PathwayClock.clock.in_(VISIT_CLOCKS), PathwayClock.due_at < now)
     ).all()
     return render_template(
         "reports/this_week.html",

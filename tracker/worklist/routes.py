@@ -10,6 +10,7 @@ from sqlalchemy import case, func, or_, select
 
 from tracker.engine import clocks
 from tracker.engine import steps as d
+from tracker.engine.counts import open_by_state
 from tracker.engine.models import Pathway
 from tracker.extensions import db
 from tracker.patients.models import Patient
@@ -83,13 +84,7 @@ def index():
     # An absurd page number is an empty page, not an offset the database cannot hold.
     page = min(max(1, args.get("page", 1, type=int) or 1), 1_000_000)
     size = int(current_app.config["WORKLIST_PAGE_SIZE"])
-    counts = dict(
-        db.session.execute(
-            select(Pathway.state, func.count())
-            .where(Pathway.closed_at.is_(None))
-            .group_by(Pathway.state)
-        ).all()
-    )
+    counts = open_by_state(db.session)
     if any(args.get(name) for name in FILTERS):
         total = db.session.scalar(filtered(args, now, current_user, func.count(Pathway.id)))
     else:  # every open pathway: the per-state counts already add up to it
