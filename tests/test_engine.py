@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import time_machine
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from tests.conftest import PASSWORD
 from tests.helpers import driver, valid_data
@@ -426,3 +426,35 @@ def test_the_consumer_cases_cover_every_clock():
     started = {"mri", "treatment_plan", "treatment", "imaging_and_plan", "diagnosis"}
     started |= {"decision_to_treatment", "referral_to_treatment", "follow_up"}
     assert started == set(clocks.BY_CODE)
+
+
+# -- the migration backfills the derived rows ------------------------------------------------
+
+
+def test_the_migration_derives_the_rows_of_existing_pathways(scratch_url):
+    """A database from before the derived rows (pathways, events, no clock, fact or count
+    rows) gets them from the migration, as the services would have written them."""
+    from flask_migrate import downgrade, upgrade
+
+    from tests.conftest import make_app
+    from tracker.demo import seed
+    from tracker.engine.models import PathwayFact
+
+    app = make_app(scratch_url)
+    with app.app_context():
+        upgrade()
+        seed(60, seed_value=3)
+        db.session.commit()
+        clocks_before = db.session.scalar(select(func.count(PathwayClock.id)))
+        facts_before = db.session.scalar(select(func.count(PathwayFact.id)))
+        counted = counts.counted(db.session)
+        db.session.close()
+        downgrade(revision="7c2e9d41a0b3")
+        upgrade()
+        assert db.session.scalar(select(func.count(PathwayClock.id))) == clocks_before > 0
+        assert db.session.scalar(select(func.count(PathwayFact.id))) == facts_before > 0
+        assert counts.open_by_state(db.session) == counted
+        problems, checked = verify_all()
+        assert problems == [] and checked == 60
+        db.session.remove()
+        db.engine.dispose()

@@ -22,7 +22,7 @@ from tracker.engine.derive import derive
 from tracker.engine.dictionary import with_scores
 from tracker.engine.history import History, Step
 from tracker.engine.machine import expected_destination
-from tracker.engine.models import Event, Pathway, PathwayClock
+from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact
 from tracker.engine.steps import validate_event_data
 from tracker.extensions import db
 from tracker.patients.models import Patient
@@ -454,7 +454,7 @@ def seed(
 
 
 def _write_batch(rng, journeys, user_ids, rules, now) -> None:
-    pathway_rows, event_batches, clock_batches = [], [], []
+    pathway_rows, event_batches, clock_batches, fact_batches = [], [], [], []
     for patient_id, urgency, referral, site, j, check in journeys:
         open_data = {
             "referral_source": rng.choice(["gp", "emergency_department", "oncology"]),
@@ -539,6 +539,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
             }
         )
         clock_batches.append(derived.clocks)
+        fact_batches.append(derived.facts)
         event_batches.append(events)
     result = db.session.execute(
         insert(Pathway).returning(Pathway.id, sort_by_parameter_order=True), pathway_rows
@@ -555,6 +556,13 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
     ]
     if clock_rows:
         db.session.execute(insert(PathwayClock), clock_rows)
+    fact_rows = [
+        {"pathway_id": pathway_id, **values}
+        for pathway_id, batch in zip(pathway_ids, fact_batches, strict=True)
+        for values in batch
+    ]
+    if fact_rows:
+        db.session.execute(insert(PathwayFact), fact_rows)
     rows, references = [], []
     for pathway_id, events in zip(pathway_ids, event_batches, strict=True):
         for e in events:

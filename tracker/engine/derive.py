@@ -17,9 +17,12 @@ from sqlalchemy.orm import object_session
 
 from tracker.engine import clocks, tags
 from tracker.engine.history import History
-from tracker.engine.models import NO_TARGET, Event, Pathway, PathwayClock
+from tracker.engine.models import NO_TARGET, Event, Pathway, PathwayClock, PathwayFact
 from tracker.engine.states import FINAL_STATES, INITIAL_STATE
 
+# The steps the reports count, kept as pathway_fact rows (the tag is the row's kind).
+REPORTED = (tags.OPERATION, tags.COMPLICATION, tags.NEW_EPISODE)
+FACT_COLUMNS = ("seq", "kind", "occurred_at", "data")
 # The columns of a pathway_clock row that the derivation decides (id and pathway aside).
 CLOCK_COLUMNS = (
     "episode",
@@ -50,12 +53,13 @@ class Derived:
     first_decision_at: datetime | None
     first_treatment_at: datetime | None
     clocks: tuple[dict, ...]  # the pathway_clock rows, as CLOCK_COLUMNS -> value
+    facts: tuple[dict, ...]  # the pathway_fact rows, as FACT_COLUMNS -> value
 
     def row_values(self) -> dict:
         return {
             name: getattr(self, name)
             for name in self.__dataclass_fields__
-            if name not in ("clocks", "state")
+            if name not in ("clocks", "facts", "state")
         }
 
 
@@ -98,7 +102,16 @@ def derive(
         first_decision_at=first(tags.MDT_DECISION),
         first_treatment_at=first(tags.TREATMENT_STARTED),
         clocks=tuple(_clock_row(r) for r in every),
+        facts=tuple(_facts(history)),
     )
+
+
+def _facts(history: History):
+    for step in history.counting():
+        kind = next((tag for tag in REPORTED if tag in step.tags), None)
+        if kind is not None:
+            data = {k: v for k, v in step.data.items() if k != "note"}
+            yield {"seq": step.seq, "kind": kind, "occurred_at": step.occurred_at, "data": data}
 
 
 def _clock_row(result: clocks.ClockResult) -> dict:
@@ -127,22 +140,34 @@ def apply(pathway: Pathway, derived: Derived) -> None:
     # caller's, where a concurrent writer is caught (the version check).
     with session.no_autoflush if session is not None else nullcontext():
         existing = {_clock_key(row): row for row in pathway.clocks}
+        facts = {_fact_key(row): row for row in pathway.facts}
     for name, value in derived.row_values().items():
         if getattr(pathway, name) != value:
             setattr(pathway, name, value)
-    # Matched by key (episode, clock, start), so no UPDATE ever takes another row's key.
-    wanted = {_clock_key(values): values for values in derived.clocks}
-    for key, values in wanted.items():
-        row = existing.get(key)
+    # Matched by key, so no UPDATE ever takes another row's key.
+    _sync(pathway.clocks, existing, derived.clocks, _clock_key, CLOCK_COLUMNS, PathwayClock)
+    _sync(pathway.facts, facts, derived.facts, _fact_key, FACT_COLUMNS, PathwayFact)
+
+
+def _sync(collection, existing: dict, wanted_rows, key, columns, model) -> None:
+    """Make ``collection`` hold ``wanted_rows``: unchanged rows stay as they are, changed
+    ones are updated, new ones added and gone ones removed."""
+    wanted = {key(values): values for values in wanted_rows}
+    for k, values in wanted.items():
+        row = existing.get(k)
         if row is None:
-            pathway.clocks.append(PathwayClock(**values))
+            collection.append(model(**values))
             continue
-        for name in CLOCK_COLUMNS:
+        for name in columns:
             if getattr(row, name) != values[name]:
                 setattr(row, name, values[name])
-    for key, row in existing.items():
-        if key not in wanted:
-            pathway.clocks.remove(row)
+    for k, row in existing.items():
+        if k not in wanted:
+            collection.remove(row)
+
+
+def _fact_key(row) -> int:
+    return row["seq"] if isinstance(row, dict) else row.seq
 
 
 def _clock_key(row) -> tuple:
@@ -150,7 +175,7 @@ def _clock_key(row) -> tuple:
     return (get("episode"), get("clock"), get("started_at"))
 
 
-def differences(pathway: Pathway, derived: Derived, clock_rows) -> list[str]:
+def differences(pathway: Pathway, derived: Derived, clock_rows, fact_rows=None) -> list[str]:
     """How the stored row and clock rows differ from ``derived``, in words (for verify)."""
     problems = []
     for name, value in derived.row_values().items():
@@ -167,6 +192,15 @@ def differences(pathway: Pathway, derived: Derived, clock_rows) -> list[str]:
         problems.append(
             f"pathway_clock rows {stored_codes} differ from the replay's {wanted_codes} "
             "(run refresh-targets if the limits changed)"
+        )
+    fact_rows = pathway.facts if fact_rows is None else fact_rows
+    stored_facts = sorted(
+        ({name: getattr(r, name) for name in FACT_COLUMNS} for r in fact_rows), key=_fact_key
+    )
+    if stored_facts != sorted(derived.facts, key=_fact_key):
+        problems.append(
+            f"pathway_fact rows {[(f['seq'], f['kind']) for f in stored_facts]} differ from "
+            f"the replay's {[(f['seq'], f['kind']) for f in derived.facts]}"
         )
     return problems
 

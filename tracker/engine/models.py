@@ -91,6 +91,13 @@ class Pathway(Base):
     patient = relationship("Patient", back_populates="pathways", lazy="joined", innerjoin=True)
     lead_surgeon = relationship("User", foreign_keys=[lead_surgeon_id], lazy="joined")
     coordinator = relationship("User", foreign_keys=[coordinator_id], lazy="joined")
+    facts = relationship(
+        "PathwayFact",
+        back_populates="pathway",
+        cascade="all, delete-orphan",
+        lazy="select",
+        order_by="PathwayFact.seq",
+    )
     clocks = relationship(
         "PathwayClock",
         back_populates="pathway",
@@ -217,3 +224,27 @@ class StateCount(Base):
     state: Mapped[str] = mapped_column(String(32), primary_key=True)
     shard: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     open_pathways: Mapped[int] = mapped_column(default=0)
+
+
+class PathwayFact(Base):
+    """A recorded step the reports count (an operation, a complication, a recurrence), as
+    the history reads it: its amendments applied, and gone once voided.
+
+    Written by the derivation with every event, like the clock rows, so the reports read
+    these rows and never the event log."""
+
+    __tablename__ = "pathway_fact"
+    __table_args__ = (
+        UniqueConstraint("pathway_id", "seq", name="uq_pathway_fact_key"),
+        # The reports: the facts of one kind in a date range.
+        Index("ix_pathway_fact_kind_at", "kind", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pathway_id: Mapped[int] = mapped_column(ForeignKey("pathway.id"), index=True)
+    seq: Mapped[int]  # the event's
+    kind: Mapped[str] = mapped_column(String(32))  # the registry tag the reports count
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    data: Mapped[dict] = mapped_column(JSONType, default=dict)
+
+    pathway = relationship("Pathway", back_populates="facts")

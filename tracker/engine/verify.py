@@ -10,13 +10,14 @@ from tracker.core.runtime import db_session
 from tracker.engine import counts, derive
 from tracker.engine import steps as d
 from tracker.engine.history import History
-from tracker.engine.models import Event, Pathway, PathwayClock
+from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact
 
 
-def check(pathway: Pathway, events: list[Event], clock_rows=None) -> list[str]:
+def check(pathway: Pathway, events: list[Event], clock_rows=None, fact_rows=None) -> list[str]:
     """What is wrong with ``pathway``: its events, and every value the row and its clock
     rows keep from them, against a replay through ``derive`` (the services' own function).
-    ``clock_rows``: the pathway's pathway_clock rows (read from the row when not given)."""
+    ``clock_rows``, ``fact_rows``: the pathway's derived rows (read from the row when not
+    given)."""
     problems = []
     seqs = [e.seq for e in events]
     if seqs != list(range(1, len(events) + 1)):
@@ -47,7 +48,7 @@ def check(pathway: Pathway, events: list[Event], clock_rows=None) -> list[str]:
     # running), so any instant will do: the latest event's.
     derived = derive.derive_for(pathway, history, events[-1].recorded_at)
     rows = pathway.clocks if clock_rows is None else clock_rows
-    problems.extend(derive.differences(pathway, derived, rows))
+    problems.extend(derive.differences(pathway, derived, rows, fact_rows))
     return problems
 
 
@@ -89,9 +90,16 @@ def verify_all(batch: int = 2000) -> tuple[list[tuple[int | str, str]], int]:
             .order_by(PathwayClock.pathway_id)
         )
         clocks_of = {pid: list(cs) for pid, cs in groupby(clock_rows, key=lambda c: c.pathway_id)}
+        fact_rows = db_session().scalars(
+            select(PathwayFact)
+            .where(PathwayFact.pathway_id.between(ids[0], ids[-1]))
+            .order_by(PathwayFact.pathway_id)
+        )
+        facts_of = {pid: list(fs) for pid, fs in groupby(fact_rows, key=lambda f: f.pathway_id)}
         for pathway in pathways:
             events = by_pathway.get(pathway.id, [])
-            for message in check(pathway, events, clocks_of.get(pathway.id, [])):
+            rows = (clocks_of.get(pathway.id, []), facts_of.get(pathway.id, []))
+            for message in check(pathway, events, *rows):
                 problems.append((pathway.id, message))
         checked += len(pathways)
         last_id = ids[-1]

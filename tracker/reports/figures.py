@@ -1,8 +1,9 @@
-"""The figures a cancer service is judged by, from a few aggregate queries.
+"""The figures a cancer service is judged by, from a few queries over derived rows.
 
-Each report runs a fixed number of SQL queries whatever the number of pathways:
-the per-pathway milestones come back as one grouped query, and medians and
-shares are computed from those rows.
+Each report runs a fixed number of SQL queries whatever the number of pathways, and
+reads no event: the first episode's milestones from the pathway rows, the standards
+from the pathway_clock rows, operations, complications and recurrences from the
+pathway_fact rows, all written by the engine's derivation with every event.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from datetime import date, datetime, time, timedelta
 from statistics import median
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import aliased
 
 from tracker.engine import clocks, tags
 from tracker.engine import steps as d
@@ -23,8 +23,7 @@ from tracker.engine.dictionary import (
     CLAVIEN_DINDO,
     PROCEDURES,
 )
-from tracker.engine.history import apply_changes
-from tracker.engine.models import Event, Pathway, PathwayClock
+from tracker.engine.models import Pathway, PathwayClock, PathwayFact
 from tracker.extensions import db
 from tracker.users.models import User
 
@@ -82,11 +81,6 @@ class Report:
         if not self.operated_pathways:
             return None
         return 100 * self.complicated_pathways / self.operated_pathways
-
-
-def _not_voided(event):
-    voids = aliased(Event)
-    return ~select(voids.id).where(voids.voids_event_id == event.id).exists()
 
 
 def _pathway_filters(f: Filters) -> list:
@@ -190,34 +184,19 @@ def standards(f: Filters, zone, now: datetime) -> list:
     return out
 
 
-def _with_amendments(events: list[Event]) -> dict[int, dict]:
-    """Each event's data with its amendments applied (one query for all amendments)."""
-    data = {e.id: dict(e.data) for e in events}
-    if not data:
-        return data
-    amendments = db.session.scalars(
-        select(Event)
-        .where(Event.amends_event_id.in_(list(data)), _not_voided(Event))
-        .order_by(Event.id)
-    )
-    for amendment in amendments:
-        target = amendment.amends_event_id
-        data[target] = apply_changes(data[target], amendment.data.get("changes", {}))
-    return data
-
-
-def _events(f: Filters, zone, tag: str, *, in_range: bool = True, pathway_ids=None):
-    """The events of the steps tagged ``tag`` (not voided) of the pathways filtered."""
+def _facts(f: Filters, zone, kind: str, *, in_range: bool = True, pathway_ids=None):
+    """The pathway_fact rows of ``kind`` (a registry tag: operations, complications,
+    recurrences) of the pathways filtered; their data has its amendments applied."""
     start, end = f.bounds(zone)
     query = (
-        select(Event)
-        .join(Pathway, Pathway.id == Event.pathway_id)
-        .where(Event.trigger.in_(d.tagged(tag)), _not_voided(Event), *_pathway_filters(f))
+        select(PathwayFact)
+        .join(Pathway, Pathway.id == PathwayFact.pathway_id)
+        .where(PathwayFact.kind == kind, *_pathway_filters(f))
     )
     if in_range:
-        query = query.where(Event.occurred_at >= start, Event.occurred_at < end)
+        query = query.where(PathwayFact.occurred_at >= start, PathwayFact.occurred_at < end)
     if pathway_ids is not None:
-        query = query.where(Event.pathway_id.in_(pathway_ids))
+        query = query.where(PathwayFact.pathway_id.in_(pathway_ids))
     return list(db.session.scalars(query))
 
 
@@ -241,18 +220,16 @@ def build(f: Filters, now: datetime, zone) -> Report:
             ).all()
         )
     )
-    surgeries = _events(f, zone, tags.OPERATION)
-    surgery_data = _with_amendments(surgeries)
-    procedures = Counter(p for data in surgery_data.values() for p in data.get("procedures", []))
-    approaches = Counter(data.get("approach") for data in surgery_data.values())
-    operated = {e.pathway_id for e in surgeries}
+    surgeries = _facts(f, zone, tags.OPERATION)
+    procedures = Counter(p for s in surgeries for p in s.data.get("procedures", []))
+    approaches = Counter(s.data.get("approach") for s in surgeries)
+    operated = {s.pathway_id for s in surgeries}
     complications = (
-        _events(f, zone, tags.COMPLICATION, in_range=False, pathway_ids=list(operated))
+        _facts(f, zone, tags.COMPLICATION, in_range=False, pathway_ids=list(operated))
         if operated
         else []
     )
-    complication_data = _with_amendments(complications)
-    recurrences = _events(f, zone, tags.NEW_EPISODE)
+    recurrences = _facts(f, zone, tags.NEW_EPISODE)
     return Report(
         filters=f,
         referrals=len(rows),
@@ -265,7 +242,7 @@ def build(f: Filters, now: datetime, zone) -> Report:
         operated_pathways=len(operated),
         complicated_pathways=len({e.pathway_id for e in complications}),
         clavien_dindo=_labelled(
-            Counter(v.get("clavien_dindo") for v in complication_data.values()), CLAVIEN_DINDO
+            Counter(c.data.get("clavien_dindo") for c in complications), CLAVIEN_DINDO
         ),
         recurrences=len(recurrences),
         recurrence_pathways=len({e.pathway_id for e in recurrences}),

@@ -1,7 +1,14 @@
-"""Clock results as rows (pathway_clock) and the first episode's milestones on the pathway
-row, both written by the engine's one derivation with every event. Existing pathways are
-backfilled here by that same derivation (``tracker.engine.derive.refresh_all``), on the
-migration's own connection, so lists and reports read rows from the first request on.
+"""Derived rows for lists and reports, written by the engine's one derivation with every
+event: clock results (pathway_clock), the steps the reports count (pathway_fact), the
+first episode's milestones on the pathway row, open pathways per state (pathway_state_count,
+a row per state and shard), and partial indexes of the open pathways in the worklist's
+orders (PostgreSQL scanned and sorted 100,000 rows for the first page).
+
+Existing pathways are backfilled here by that same derivation
+(``tracker.engine.derive.refresh_all``) and a count, on the migration's own connection,
+so lists and reports read rows from the first request on. The backfill runs the engine
+of the release that carries this migration: a later release that changes what the
+derivation writes brings its own migration that derives again.
 
 Revision ID: 1103071deea2
 Revises: 7c2e9d41a0b3
@@ -55,22 +62,60 @@ def upgrade():
         batch_op.add_column(sa.Column('first_decision_at', tracker.core.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('first_treatment_at', tracker.core.db.UTCDateTime(timezone=True), nullable=True))
 
+    op.create_table('pathway_fact',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('pathway_id', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('occurred_at', tracker.core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('data', tracker.core.db.JSONType, nullable=False),
+    sa.ForeignKeyConstraint(['pathway_id'], ['pathway.id'], name=op.f('fk_pathway_fact_pathway_id_pathway')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_pathway_fact')),
+    sa.UniqueConstraint('pathway_id', 'seq', name='uq_pathway_fact_key')
+    )
+    with op.batch_alter_table('pathway_fact', schema=None) as batch_op:
+        batch_op.create_index('ix_pathway_fact_kind_at', ['kind', 'occurred_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pathway_fact_pathway_id'), ['pathway_id'], unique=False)
+
+    op.create_table('pathway_state_count',
+    sa.Column('state', sa.String(length=32), nullable=False),
+    sa.Column('shard', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('open_pathways', sa.Integer(), nullable=False),
+    sa.CheckConstraint("state IN ('referred', 'imaging', 'biopsy', 'mdt_review', 'surgery_scheduled', 'post_op', 'rehabilitation', 'oncology_treatment', 'palliative_care', 'surveillance', 'discharged', 'deceased', 'withdrawn')", name=op.f('ck_pathway_state_count_state_known')),
+    sa.PrimaryKeyConstraint('state', 'shard', name=op.f('pk_pathway_state_count'))
+    )
+    with op.batch_alter_table('pathway', schema=None) as batch_op:
+        batch_op.create_index('ix_pathway_open_due_only', ['next_target_sort', 'id'], unique=False, postgresql_where=sa.text('closed_at IS NULL'), sqlite_where=sa.text('closed_at IS NULL'))
+        batch_op.create_index('ix_pathway_open_state_due_only', ['state', 'next_target_sort', 'id'], unique=False, postgresql_where=sa.text('closed_at IS NULL'), sqlite_where=sa.text('closed_at IS NULL'))
+
+
     _backfill()
 
 
 def _backfill():
     # The derivation needs every mapper configured; the models are imported by env.py.
+    from tracker.engine.counts import rebuild
     from tracker.engine.derive import refresh_all
 
     session = Session(bind=op.get_bind())
     try:
         refresh_all(session, datetime.now(UTC))
         session.flush()
+        # Every (state, shard) row exists from here on: the services only ever UPDATE them.
+        rebuild(session.connection())
     finally:
         session.close()
 
 
 def downgrade():
+    with op.batch_alter_table('pathway', schema=None) as batch_op:
+        batch_op.drop_index('ix_pathway_open_state_due_only')
+        batch_op.drop_index('ix_pathway_open_due_only')
+    op.drop_table('pathway_state_count')
+    with op.batch_alter_table('pathway_fact', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pathway_fact_pathway_id'))
+        batch_op.drop_index('ix_pathway_fact_kind_at')
+    op.drop_table('pathway_fact')
     # The clock rows first: on SQLite the pathway table is rebuilt below, and the rows
     # would hold it by their foreign key.
     with op.batch_alter_table('pathway_clock', schema=None) as batch_op:
