@@ -137,6 +137,16 @@ def test_refusals_are_written(client, users, session):
     assert len(entries(action="refused")) == 2
 
 
+def test_a_refused_path_with_a_nul_is_written_escaped(client, users, session):
+    """Found by the fuzzer: a refusal of /pathways/1/record/%00 wrote the path as sent,
+    which PostgreSQL refuses (NUL), so the refusal answered 500 there."""
+    session.commit()
+    log_in(client, "viewer")
+    assert client.get("/pathways/1/record/%00").status_code == 403
+    (refused,) = entries(action="refused")
+    assert refused.path == "/pathways/1/record/\\x00"
+
+
 def test_a_refused_change_leaves_only_its_refusal(client, users, session):
     pathway = driver(users).pathway
     session.commit()

@@ -5,7 +5,7 @@
   imports inside functions included).
 - One registry entry is the only edit a new step needs: a test-only step appears in its
   form, the API's schemas and OpenAPI, the CSV import, the timeline and the access matrix.
-- Every consumer of the clocks (page, worklist filter, "This week", report, API) gives
+- Every consumer of the clocks (page, API, clock rows, worklist filter, report) gives
   the same status for the same pathway at the same instant.
 - ``verify`` finds a ``pathway_clock`` row that disagrees with the replay.
 """
@@ -32,6 +32,7 @@ from tracker.engine.dictionary import Choice, Integer, Text, codes
 from tracker.engine.models import PathwayClock, StateCount
 from tracker.engine.verify import verify_all
 from tracker.extensions import db
+from tracker.reports import figures
 from tracker.web import access
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -318,6 +319,18 @@ def test_every_consumer_gives_the_same_status(
         for name in ("breached", "due_soon"):
             listed = f"/pathways/{run.pathway.id}" in client.get(f"/?target={name}").text
             assert listed == (upcoming is not None and upcoming.status == name), name
+    # The reports' standards: this pathway alone is in the range, counted by its status.
+    report = figures.standards(
+        figures.Filters(referral.date() - timedelta(days=1), now.date()), UTC, now
+    )
+    column = {"met": 1, "missed": 2, "breached": 2, "pending": 3, "due_soon": 3}
+    for clock in figures.STANDARDS:
+        row = next(r for r in report if r[0] == clock.standard)
+        counted = [i for i in (1, 2, 3) if row[i]]
+        if clock.code in expected:
+            assert counted == [column[expected[clock.code]]], clock.code
+        else:
+            assert counted == [], clock.code
 
 
 def _history(pathway):

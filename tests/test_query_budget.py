@@ -1,4 +1,5 @@
-"""The worklist and the pathway page run a fixed number of queries, whatever the data size."""
+"""The lists, the reports and the pathway page run a fixed number of queries, whatever the
+number of pathways and events."""
 
 from __future__ import annotations
 
@@ -46,13 +47,24 @@ def test_worklist_queries_do_not_grow_with_pathways(client, session):
     session.commit()
     client.post("/login", data={"username": "coordinator", "password": DEMO_PASSWORD})
     client.get("/")  # the first page after a login completes the session once; not counted
-    urls = ["/", "/?target=breached", "/?sort=name&page=2", "/?mine=1&q=smith", "/mdt/"]
+    urls = [
+        "/",
+        "/?target=breached",
+        "/?sort=name&page=2",
+        "/?mine=1&q=smith",
+        "/?state=imaging",
+        "/mdt/",
+        "/this-week?who=all",
+        "/reports/",
+    ]
     small = [page_queries(client, url) for url in urls]
     seed(990, seed_value=4)
     session.commit()
     large = [page_queries(client, url) for url in urls]
     assert small == large
-    assert max(large) <= 8
+    *lists, reports = large
+    assert max(lists) <= 8
+    assert reports <= 12  # nine report queries, the session, the user
 
 
 def test_pathway_page_queries_do_not_grow_with_events(client, session, users, login):

@@ -61,17 +61,20 @@ def upgrade():
         batch_op.add_column(sa.Column('first_imaging_at', tracker.core.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('first_decision_at', tracker.core.db.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('first_treatment_at', tracker.core.db.UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('days_to_decision', sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column('days_decision_to_treatment', sa.Float(), nullable=True))
+        batch_op.add_column(sa.Column('days_to_treatment', sa.Float(), nullable=True))
 
     op.create_table('pathway_fact',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('pathway_id', sa.Integer(), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('code', sa.String(length=32), nullable=False),
     sa.Column('occurred_at', tracker.core.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('data', tracker.core.db.JSONType, nullable=False),
     sa.ForeignKeyConstraint(['pathway_id'], ['pathway.id'], name=op.f('fk_pathway_fact_pathway_id_pathway')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_pathway_fact')),
-    sa.UniqueConstraint('pathway_id', 'seq', name='uq_pathway_fact_key')
+    sa.UniqueConstraint('pathway_id', 'seq', 'kind', 'code', name='uq_pathway_fact_key')
     )
     with op.batch_alter_table('pathway_fact', schema=None) as batch_op:
         batch_op.create_index('ix_pathway_fact_kind_at', ['kind', 'occurred_at'], unique=False)
@@ -85,6 +88,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('state', 'shard', name=op.f('pk_pathway_state_count'))
     )
     with op.batch_alter_table('pathway', schema=None) as batch_op:
+        batch_op.create_index('ix_pathway_referral', ['referral_received_at', 'id'], unique=False)
         batch_op.create_index('ix_pathway_open_due_only', ['next_target_sort', 'id'], unique=False, postgresql_where=sa.text('closed_at IS NULL'), sqlite_where=sa.text('closed_at IS NULL'))
         batch_op.create_index('ix_pathway_open_state_due_only', ['state', 'next_target_sort', 'id'], unique=False, postgresql_where=sa.text('closed_at IS NULL'), sqlite_where=sa.text('closed_at IS NULL'))
 
@@ -111,6 +115,7 @@ def downgrade():
     with op.batch_alter_table('pathway', schema=None) as batch_op:
         batch_op.drop_index('ix_pathway_open_state_due_only')
         batch_op.drop_index('ix_pathway_open_due_only')
+        batch_op.drop_index('ix_pathway_referral')
     op.drop_table('pathway_state_count')
     with op.batch_alter_table('pathway_fact', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_pathway_fact_pathway_id'))
@@ -128,6 +133,9 @@ def downgrade():
     # Without rebuilding the table (SQLite 3.35+ drops a plain column in place): a rebuild
     # would drop the pathway table under the events that reference it.
     with op.batch_alter_table('pathway', schema=None, recreate='never') as batch_op:
+        batch_op.drop_column('days_to_treatment')
+        batch_op.drop_column('days_decision_to_treatment')
+        batch_op.drop_column('days_to_decision')
         batch_op.drop_column('first_treatment_at')
         batch_op.drop_column('first_decision_at')
         batch_op.drop_column('first_imaging_at')

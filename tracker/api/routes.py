@@ -19,7 +19,6 @@ from tracker.api.services import authenticate
 from tracker.core.text import has_control_characters
 from tracker.engine import clocks, services
 from tracker.engine import steps as d
-from tracker.engine.errors import InvalidData, PathwayError, StaleVersion
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
 from tracker.patients.errors import DuplicateMRN
@@ -57,17 +56,8 @@ def _http_error(exc: HTTPException):
     return jsonify(error_body(code, exc.description or exc.name)), exc.code
 
 
-def _pathway_error(exc: PathwayError):
-    discard()
-    if isinstance(exc, InvalidData):
-        return ApiError(422, "invalid_data", exc.message, exc.errors)
-    if isinstance(exc, StaleVersion):
-        return ApiError(409, "stale_version", exc.message)
-    if exc.status == 403:
-        return ApiError(403, "forbidden", exc.message)
-    if exc.status == 422:
-        return ApiError(422, "invalid_request", exc.message, {"request_id": [exc.message]})
-    return ApiError(409, "not_allowed_now", exc.message)
+# Domain errors (PathwayError) are answered by the transaction boundary in the API's error
+# shape (tracker.web.boundary.api_error); only the answers particular to a call are here.
 
 
 @bp.before_request
@@ -171,8 +161,6 @@ def create_patient():
     except DuplicateMRN as exc:
         discard()
         raise ApiError(409, "duplicate_mrn", exc.message, patient_id=exc.patient.id) from None
-    except PathwayError as exc:
-        raise _pathway_error(exc) from None
     return jsonify(serialize.patient(patient)), 201
 
 
@@ -213,8 +201,6 @@ def create_pathway():
         )
     try:
         pathway = services.open_pathway(g.api_user, patient, request_id=request_id, **body)
-    except PathwayError as exc:
-        raise _pathway_error(exc) from None
     except TypeError:
         discard()
         raise ApiError(422, "invalid_data", "Unknown fields in the pathway.") from None
@@ -334,27 +320,24 @@ def record_event(pathway_id: int):
         errors["data"] = ["data must be an object"]
     if errors:
         raise ApiError(422, "invalid_data", "Please correct the request.", errors)
-    try:
-        if trigger == d.AMEND_TRIGGER:
-            result = services.amend(
-                pathway,
-                data.get("event_seq"),
-                data.get("changes"),
-                data.get("reason"),
-                g.api_user,
-                version,
-                request_id,
-            )
-        elif trigger == d.VOID_TRIGGER:
-            result = services.void_last_step(
-                pathway, data.get("reason"), g.api_user, version, request_id
-            )
-        else:
-            result = services.record(
-                pathway, trigger, data, body.get("occurred_at"), g.api_user, version, request_id
-            )
-    except PathwayError as exc:
-        raise _pathway_error(exc) from None
+    if trigger == d.AMEND_TRIGGER:
+        result = services.amend(
+            pathway,
+            data.get("event_seq"),
+            data.get("changes"),
+            data.get("reason"),
+            g.api_user,
+            version,
+            request_id,
+        )
+    elif trigger == d.VOID_TRIGGER:
+        result = services.void_last_step(
+            pathway, data.get("reason"), g.api_user, version, request_id
+        )
+    else:
+        result = services.record(
+            pathway, trigger, data, body.get("occurred_at"), g.api_user, version, request_id
+        )
     pathway = _load(pathway_id)
     _, seq_of = _events(pathway)
     return jsonify(

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from tracker.audit.models import AuditEntry
 from tracker.core.db import utcnow
+from tracker.core.text import shown_safely
 from tracker.extensions import db
 
 # Actions, as stored and as filtered on the audit page.
@@ -78,7 +79,8 @@ def _actor():
         if user is None and current_user and current_user.is_authenticated:
             user = current_user._get_current_object()
         address = (request.remote_addr or "")[:64]
-        return user, address, request.method, request.path[:300]
+        # The path as sent, its control characters escaped (PostgreSQL refuses NUL).
+        return user, address, request.method, shown_safely(request.path)[:300]
     user, address = _cli_actor.get() or (None, "command line")
     return user, address, "", ""
 

@@ -20,9 +20,14 @@ from tracker.engine.history import History
 from tracker.engine.models import NO_TARGET, Event, Pathway, PathwayClock, PathwayFact
 from tracker.engine.states import FINAL_STATES, INITIAL_STATE
 
-# The steps the reports count, kept as pathway_fact rows (the tag is the row's kind).
-REPORTED = (tags.OPERATION, tags.COMPLICATION, tags.NEW_EPISODE)
-FACT_COLUMNS = ("seq", "kind", "occurred_at", "data")
+# What the reports count of each tagged step, as pathway_fact rows: (kind of row, the
+# field whose code or codes it keeps, or None for the step alone).
+REPORTED = {
+    tags.OPERATION: (("operation", "approach"), ("procedure", "procedures")),
+    tags.COMPLICATION: (("complication", "clavien_dindo"),),
+    tags.NEW_EPISODE: (("recurrence", None),),
+}
+FACT_COLUMNS = ("seq", "kind", "code", "occurred_at")
 # The columns of a pathway_clock row that the derivation decides (id and pathway aside).
 CLOCK_COLUMNS = (
     "episode",
@@ -52,6 +57,9 @@ class Derived:
     first_imaging_at: datetime | None
     first_decision_at: datetime | None
     first_treatment_at: datetime | None
+    days_to_decision: float | None
+    days_decision_to_treatment: float | None
+    days_to_treatment: float | None
     clocks: tuple[dict, ...]  # the pathway_clock rows, as CLOCK_COLUMNS -> value
     facts: tuple[dict, ...]  # the pathway_fact rows, as FACT_COLUMNS -> value
 
@@ -88,6 +96,11 @@ def derive(
             return None
         return step.occurred_at
 
+    imaging, decision, treatment = (
+        first(tags.IMAGING_REPORTED),
+        first(tags.MDT_DECISION),
+        first(tags.TREATMENT_STARTED),
+    )
     return Derived(
         state=state or INITIAL_STATE,
         recurrence_count=recurrences,
@@ -98,20 +111,38 @@ def derive(
         next_target_due_at=upcoming.due_at if upcoming else None,
         next_target_warn_at=upcoming.warn_at if upcoming else None,
         next_target_sort=upcoming.due_at if upcoming else NO_TARGET,
-        first_imaging_at=first(tags.IMAGING_REPORTED),
-        first_decision_at=first(tags.MDT_DECISION),
-        first_treatment_at=first(tags.TREATMENT_STARTED),
+        first_imaging_at=imaging,
+        first_decision_at=decision,
+        first_treatment_at=treatment,
+        days_to_decision=_days(referral_received_at, decision),
+        days_decision_to_treatment=_days(decision, treatment),
+        days_to_treatment=_days(referral_received_at, treatment),
         clocks=tuple(_clock_row(r) for r in every),
         facts=tuple(_facts(history)),
     )
 
 
+def _days(start: datetime | None, stop: datetime | None) -> float | None:
+    if start is None or stop is None:
+        return None
+    return (stop - start).total_seconds() / 86400
+
+
 def _facts(history: History):
     for step in history.counting():
-        kind = next((tag for tag in REPORTED if tag in step.tags), None)
-        if kind is not None:
-            data = {k: v for k, v in step.data.items() if k != "note"}
-            yield {"seq": step.seq, "kind": kind, "occurred_at": step.occurred_at, "data": data}
+        for tag, rows in REPORTED.items():
+            if tag not in step.tags:
+                continue
+            for kind, field in rows:
+                value = step.data.get(field) if field else ""
+                for code in value if isinstance(value, list) else [value]:
+                    if code is not None:
+                        yield {
+                            "seq": step.seq,
+                            "kind": kind,
+                            "code": str(code),
+                            "occurred_at": step.occurred_at,
+                        }
 
 
 def _clock_row(result: clocks.ClockResult) -> dict:
@@ -166,8 +197,9 @@ def _sync(collection, existing: dict, wanted_rows, key, columns, model) -> None:
             collection.remove(row)
 
 
-def _fact_key(row) -> int:
-    return row["seq"] if isinstance(row, dict) else row.seq
+def _fact_key(row) -> tuple:
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    return (get("seq"), get("kind"), get("code"))
 
 
 def _clock_key(row) -> tuple:
@@ -199,8 +231,8 @@ def differences(pathway: Pathway, derived: Derived, clock_rows, fact_rows=None) 
     )
     if stored_facts != sorted(derived.facts, key=_fact_key):
         problems.append(
-            f"pathway_fact rows {[(f['seq'], f['kind']) for f in stored_facts]} differ from "
-            f"the replay's {[(f['seq'], f['kind']) for f in derived.facts]}"
+            f"pathway_fact rows {[_fact_key(f) for f in stored_facts]} differ from "
+            f"the replay's {[_fact_key(f) for f in derived.facts]}"
         )
     return problems
 

@@ -37,6 +37,8 @@ class Pathway(Base):
         Index("ix_pathway_open_sort", "closed_at", "next_target_sort", "id"),
         Index("ix_pathway_open_state", "closed_at", "state"),
         Index("ix_pathway_open_warn", "closed_at", "next_target_warn_at"),
+        # The reports' cohort: the pathways referred in a range of days.
+        Index("ix_pathway_referral", "referral_received_at", "id"),
         # Most pathways are open, so PostgreSQL's planner scans and sorts rather than use an
         # index led by closed_at; these hold the open pathways only, in the worklist's
         # orders, so the first page is read off an index on both databases.
@@ -87,6 +89,10 @@ class Pathway(Base):
     first_imaging_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_decision_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     first_treatment_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # ... and the waits between them in days, which the reports' medians sort in SQL.
+    days_to_decision: Mapped[float | None]
+    days_decision_to_treatment: Mapped[float | None]
+    days_to_treatment: Mapped[float | None]
 
     patient = relationship("Patient", back_populates="pathways", lazy="joined", innerjoin=True)
     lead_surgeon = relationship("User", foreign_keys=[lead_surgeon_id], lazy="joined")
@@ -96,7 +102,7 @@ class Pathway(Base):
         back_populates="pathway",
         cascade="all, delete-orphan",
         lazy="select",
-        order_by="PathwayFact.seq",
+        order_by="PathwayFact.id",
     )
     clocks = relationship(
         "PathwayClock",
@@ -227,15 +233,16 @@ class StateCount(Base):
 
 
 class PathwayFact(Base):
-    """A recorded step the reports count (an operation, a complication, a recurrence), as
-    the history reads it: its amendments applied, and gone once voided.
+    """One code of a recorded step the reports count (an operation's approach and each of
+    its procedures, a complication's grade, a recurrence), as the history reads the step:
+    its amendments applied, and gone once voided.
 
-    Written by the derivation with every event, like the clock rows, so the reports read
-    these rows and never the event log."""
+    Written by the derivation with every event, like the clock rows, so the reports count
+    these rows in SQL and never read the event log."""
 
     __tablename__ = "pathway_fact"
     __table_args__ = (
-        UniqueConstraint("pathway_id", "seq", name="uq_pathway_fact_key"),
+        UniqueConstraint("pathway_id", "seq", "kind", "code", name="uq_pathway_fact_key"),
         # The reports: the facts of one kind in a date range.
         Index("ix_pathway_fact_kind_at", "kind", "occurred_at"),
     )
@@ -243,8 +250,8 @@ class PathwayFact(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     pathway_id: Mapped[int] = mapped_column(ForeignKey("pathway.id"), index=True)
     seq: Mapped[int]  # the event's
-    kind: Mapped[str] = mapped_column(String(32))  # the registry tag the reports count
+    kind: Mapped[str] = mapped_column(String(32))  # operation, procedure, complication, ...
+    code: Mapped[str] = mapped_column(String(32), default="")  # the code counted, if any
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    data: Mapped[dict] = mapped_column(JSONType, default=dict)
 
     pathway = relationship("Pathway", back_populates="facts")

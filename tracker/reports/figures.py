@@ -8,15 +8,13 @@ pathway_fact rows, all written by the engine's derivation with every event.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from statistics import median
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, or_, select, union_all
 
-from tracker.engine import clocks, tags
+from tracker.engine import clocks
 from tracker.engine import steps as d
 from tracker.engine.dictionary import (
     APPROACH,
@@ -46,17 +44,6 @@ class Filters:
             datetime.combine(self.start, time(0), tzinfo=zone),
             datetime.combine(self.end + timedelta(days=1), time(0), tzinfo=zone),
         )
-
-
-@dataclass
-class Cohort:
-    pathway_id: int
-    urgency: str
-    referral: datetime
-    imaging: datetime | None
-    decision: datetime | None
-    treatment: datetime | None
-    closed_at: datetime | None
 
 
 @dataclass
@@ -104,53 +91,50 @@ def _cohort(f: Filters, zone) -> list:
     ]
 
 
-def cohort(f: Filters, zone) -> list[Cohort]:
-    """Pathways referred in the range, each with its first episode's milestones, as the
-    derivation keeps them on the pathway row (one query, no events read)."""
-    rows = db.session.execute(
-        select(
-            Pathway.id,
-            Pathway.urgency,
-            Pathway.referral_received_at,
-            Pathway.first_imaging_at,
-            Pathway.first_decision_at,
-            Pathway.first_treatment_at,
-            Pathway.closed_at,
-        ).where(*_cohort(f, zone))
-    ).all()
-    return [Cohort(*row) for row in rows]
+# The waits the reports show, each a derived column of the pathway row (days).
+INTERVALS = (
+    ("Referral to diagnosis (MDT decision)", Pathway.days_to_decision),
+    ("Diagnosis to treatment", Pathway.days_decision_to_treatment),
+    ("Referral to treatment", Pathway.days_to_treatment),
+)
 
 
-def _days(a: datetime | None, b: datetime | None) -> float | None:
-    if a is None or b is None:
-        return None
-    return (b - a).total_seconds() / 86400
-
-
-def percentile(values: list[float], share: float) -> float | None:
-    """Nearest-rank percentile (the value at rank ceil(share x n))."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
-
-
-def intervals(rows: list[Cohort]) -> list[tuple[str, int, float | None, float | None]]:
-    out = []
-    for label, pick in (
-        ("Referral to diagnosis (MDT decision)", lambda c: _days(c.referral, c.decision)),
-        ("Diagnosis to treatment", lambda c: _days(c.decision, c.treatment)),
-        ("Referral to treatment", lambda c: _days(c.referral, c.treatment)),
-    ):
-        values = [v for v in map(pick, rows) if v is not None]
-        out.append(
-            (
-                label,
-                len(values),
-                round(median(values), 1) if values else None,
-                None if not values else round(percentile(values, 0.9), 1),
+def intervals(f: Filters, zone) -> list[tuple[str, int, float | None, float | None]]:
+    """Each wait's count, median and 90th percentile (nearest rank) over the cohort, ranked
+    in SQL: one query, returning the two or three rows of each wait that matter."""
+    ranked = []
+    for i, (_, column) in enumerate(INTERVALS):
+        inner = (
+            select(
+                literal(i).label("wait"),
+                column.label("v"),
+                func.row_number().over(order_by=column).label("rn"),
+                func.count().over().label("n"),
+            )
+            .where(column.is_not(None), *_cohort(f, zone))
+            .subquery()
+        )
+        n = inner.c.n
+        # Integer division on both databases: the middle one or two, and ceil(0.9 n).
+        ranked.append(
+            select(inner.c.wait, inner.c.v, inner.c.rn, n).where(
+                or_(
+                    inner.c.rn == (n + 1) // 2,
+                    inner.c.rn == (n + 2) // 2,
+                    inner.c.rn == (9 * n + 9) // 10,
+                )
             )
         )
+    rows = db.session.execute(union_all(*ranked)).all()
+    out = []
+    for i, (label, _) in enumerate(INTERVALS):
+        at = {row.rn: row.v for row in rows if row.wait == i}
+        count = next((row.n for row in rows if row.wait == i), 0)
+        if not count:
+            out.append((label, 0, None, None))
+            continue
+        middle = (at[(count + 1) // 2] + at[(count + 2) // 2]) / 2
+        out.append((label, count, round(middle, 1), round(at[(9 * count + 9) // 10], 1)))
     return out
 
 
@@ -184,20 +168,31 @@ def standards(f: Filters, zone, now: datetime) -> list:
     return out
 
 
-def _facts(f: Filters, zone, kind: str, *, in_range: bool = True, pathway_ids=None):
-    """The pathway_fact rows of ``kind`` (a registry tag: operations, complications,
-    recurrences) of the pathways filtered; their data has its amendments applied."""
+def _in_range(f: Filters, zone) -> list:
     start, end = f.bounds(zone)
-    query = (
-        select(PathwayFact)
+    return [PathwayFact.occurred_at >= start, PathwayFact.occurred_at < end]
+
+
+def _facts(kind: str, *conditions):
+    return (
+        select(PathwayFact.code)
         .join(Pathway, Pathway.id == PathwayFact.pathway_id)
-        .where(PathwayFact.kind == kind, *_pathway_filters(f))
+        .where(PathwayFact.kind == kind, *conditions)
     )
-    if in_range:
-        query = query.where(PathwayFact.occurred_at >= start, PathwayFact.occurred_at < end)
-    if pathway_ids is not None:
-        query = query.where(PathwayFact.pathway_id.in_(pathway_ids))
-    return list(db.session.scalars(query))
+
+
+def _by_code(kind: str, *conditions) -> Counter:
+    """code -> pathway_fact rows of ``kind``."""
+    query = _facts(kind, *conditions).add_columns(func.count()).group_by(PathwayFact.code)
+    return Counter(dict(db.session.execute(query).all()))
+
+
+def _totals(kind: str, *conditions) -> tuple[int, int]:
+    """(rows, pathways) of the pathway_fact rows of ``kind``."""
+    query = _facts(kind, *conditions).with_only_columns(
+        func.count(), func.count(PathwayFact.pathway_id.distinct())
+    )
+    return tuple(db.session.execute(query).one())
 
 
 def _labelled(counter: Counter, codes) -> list[tuple[str, int]]:
@@ -205,47 +200,40 @@ def _labelled(counter: Counter, codes) -> list[tuple[str, int]]:
 
 
 def build(f: Filters, now: datetime, zone) -> Report:
-    rows = cohort(f, zone)
-    start, end = f.bounds(zone)
     states = Counter(
         dict(
             db.session.execute(
-                select(Pathway.state, func.count())
-                .where(
-                    Pathway.referral_received_at >= start,
-                    Pathway.referral_received_at < end,
-                    *_pathway_filters(f),
-                )
-                .group_by(Pathway.state)
+                select(Pathway.state, func.count()).where(*_cohort(f, zone)).group_by(Pathway.state)
             ).all()
         )
     )
-    surgeries = _facts(f, zone, tags.OPERATION)
-    procedures = Counter(p for s in surgeries for p in s.data.get("procedures", []))
-    approaches = Counter(s.data.get("approach") for s in surgeries)
-    operated = {s.pathway_id for s in surgeries}
-    complications = (
-        _facts(f, zone, tags.COMPLICATION, in_range=False, pathway_ids=list(operated))
-        if operated
-        else []
+    filters = _pathway_filters(f)
+    in_range = _in_range(f, zone)
+    approaches = _by_code("operation", *in_range, *filters)
+    operations, operated = _totals("operation", *in_range, *filters)
+    procedures = _by_code("procedure", *in_range, *filters)
+    operated_ids = (
+        select(PathwayFact.pathway_id)
+        .join(Pathway, Pathway.id == PathwayFact.pathway_id)
+        .where(PathwayFact.kind == "operation", *in_range, *filters)
     )
-    recurrences = _facts(f, zone, tags.NEW_EPISODE)
+    grades = _by_code("complication", PathwayFact.pathway_id.in_(operated_ids))
+    _, complicated = _totals("complication", PathwayFact.pathway_id.in_(operated_ids))
+    recurrences, recurrence_pathways = _totals("recurrence", *in_range, *filters)
     return Report(
         filters=f,
-        referrals=len(rows),
-        intervals=intervals(rows),
+        referrals=sum(states.values()),
+        intervals=intervals(f, zone),
         standards=standards(f, zone, now),
         states=[(d.STATE_LABELS[s], states.get(s, 0)) for s in d.STATES],
         procedures=_labelled(procedures, PROCEDURES),
         approaches=_labelled(approaches, APPROACH),
-        operations=len(surgeries),
-        operated_pathways=len(operated),
-        complicated_pathways=len({e.pathway_id for e in complications}),
-        clavien_dindo=_labelled(
-            Counter(c.data.get("clavien_dindo") for c in complications), CLAVIEN_DINDO
-        ),
-        recurrences=len(recurrences),
-        recurrence_pathways=len({e.pathway_id for e in recurrences}),
+        operations=operations,
+        operated_pathways=operated,
+        complicated_pathways=complicated,
+        clavien_dindo=_labelled(grades, CLAVIEN_DINDO),
+        recurrences=recurrences,
+        recurrence_pathways=recurrence_pathways,
     )
 
 
