@@ -549,20 +549,15 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         db.session.connection(),
         zip(pathway_ids, (row["state"] for row in pathway_rows), strict=True),
     )
-    clock_rows = [
-        {"pathway_id": pathway_id, **values}
-        for pathway_id, batch in zip(pathway_ids, clock_batches, strict=True)
-        for values in batch
-    ]
-    if clock_rows:
-        db.session.execute(insert(PathwayClock), clock_rows)
-    fact_rows = [
-        {"pathway_id": pathway_id, **values}
-        for pathway_id, batch in zip(pathway_ids, fact_batches, strict=True)
-        for values in batch
-    ]
-    if fact_rows:
-        db.session.execute(insert(PathwayFact), fact_rows)
+    # The derived rows of each pathway, as the derivation gave them.
+    for model, batches in ((PathwayClock, clock_batches), (PathwayFact, fact_batches)):
+        derived_rows = [
+            {"pathway_id": pathway_id, **values}
+            for pathway_id, batch in zip(pathway_ids, batches, strict=True)
+            for values in batch
+        ]
+        if derived_rows:
+            db.session.execute(insert(model), derived_rows)
     rows, references = [], []
     for pathway_id, events in zip(pathway_ids, event_batches, strict=True):
         for e in events:
