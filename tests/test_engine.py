@@ -471,3 +471,20 @@ def test_the_migration_derives_the_rows_of_existing_pathways(scratch_url):
         assert problems == [] and checked == 60
         db.session.remove()
         db.engine.dispose()
+
+
+def test_two_visits_recorded_at_the_same_time_keep_one_clock_each_key(users, session):
+    """Found in review: two follow-up visits at the same instant gave two clock rows with
+    one key (episode, clock, start), so verify could never agree with the rows."""
+    run = driver(users).walk_to("surveillance")
+    at = run.next_time()
+    due = (at + timedelta(days=90)).date().isoformat()
+    visit = {**valid_data("record_follow_up", "surveillance", at), "next_due": due}
+    run.do("record_follow_up", visit, occurred_at=at)
+    run.do("record_follow_up", visit, occurred_at=at)
+    session.flush()
+    problems, _ = verify_all()
+    assert [p for p in problems if p[0] == run.pathway.id] == []
+    rows = session.scalars(select(PathwayClock).where(PathwayClock.pathway_id == run.pathway.id))
+    follow_ups = [r for r in rows if r.clock == "follow_up"]
+    assert [r.status for r in follow_ups] == ["running"]

@@ -4,11 +4,11 @@ first episode's milestones on the pathway row, open pathways per state (pathway_
 a row per state and shard), and partial indexes of the open pathways in the worklist's
 orders (PostgreSQL scanned and sorted 100,000 rows for the first page).
 
-Existing pathways are backfilled here by that same derivation
-(``tracker.engine.derive.refresh_all``) and a count, on the migration's own connection,
-so lists and reports read rows from the first request on. The backfill runs the engine
-of the release that carries this migration: a later release that changes what the
-derivation writes brings its own migration that derives again.
+Existing pathways are backfilled here by that same derivation (``derive``) and a count,
+on the migration's own connection, so lists and reports read rows from the first request
+on. The backfill reads and writes only the columns of this revision, through Core
+statements, so later releases that add columns can still upgrade through it; one that
+changes what the derivation writes brings its own migration that derives again.
 
 Revision ID: 1103071deea2
 Revises: 7c2e9d41a0b3
@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 import tracker.core.db
 
@@ -96,19 +95,114 @@ def upgrade():
     _backfill()
 
 
-def _backfill():
-    # The derivation needs every mapper configured; the models are imported by env.py.
-    from tracker.engine.counts import rebuild
-    from tracker.engine.derive import refresh_all
+# The tables as this revision leaves them: the backfill reads and writes these columns
+# only, so a later release that adds columns to them can still upgrade through here.
+_DT = tracker.core.db.UTCDateTime(timezone=True)
+_PATHWAY = sa.table(
+    "pathway",
+    sa.column("id"), sa.column("urgency"), sa.column("state"),
+    sa.column("referral_received_at", _DT), sa.column("closed_at", _DT),
+    sa.column("recurrence_count"), sa.column("state_entered_at", _DT), sa.column("last_seq"),
+    sa.column("next_target"), sa.column("next_target_due_at", _DT),
+    sa.column("next_target_warn_at", _DT), sa.column("next_target_sort", _DT),
+    sa.column("first_imaging_at", _DT), sa.column("first_decision_at", _DT),
+    sa.column("first_treatment_at", _DT), sa.column("days_to_decision"),
+    sa.column("days_decision_to_treatment"), sa.column("days_to_treatment"),
+)
+_EVENT = sa.table(
+    "event",
+    sa.column("id"), sa.column("pathway_id"), sa.column("seq"), sa.column("trigger"),
+    sa.column("from_state"), sa.column("to_state"), sa.column("occurred_at", _DT),
+    sa.column("recorded_at", _DT), sa.column("recorded_by_id"),
+    sa.column("data", tracker.core.db.JSONType), sa.column("amends_event_id"),
+    sa.column("voids_event_id"),
+)
+_CLOCK = sa.table(
+    "pathway_clock",
+    sa.column("pathway_id"), sa.column("episode"), sa.column("clock"),
+    sa.column("started_at", _DT), sa.column("stopped_at", _DT), sa.column("due_at", _DT),
+    sa.column("warn_at", _DT), sa.column("adjustment_days"), sa.column("status"),
+    sa.column("wait"),
+)
+_FACT = sa.table(
+    "pathway_fact",
+    sa.column("pathway_id"), sa.column("seq"), sa.column("kind"), sa.column("code"),
+    sa.column("occurred_at", _DT),
+)
+_COUNT = sa.table(
+    "pathway_state_count", sa.column("state"), sa.column("shard"), sa.column("open_pathways")
+)
+_ACTIVE = ("referred", "imaging", "biopsy", "mdt_review", "surgery_scheduled", "post_op",
+           "rehabilitation", "oncology_treatment", "palliative_care", "surveillance")
+_SHARDS = 8  # tracker.engine.counts.SHARDS at this revision
 
-    session = Session(bind=op.get_bind())
-    try:
-        refresh_all(session, datetime.now(UTC))
-        session.flush()
-        # Every (state, shard) row exists from here on: the services only ever UPDATE them.
-        rebuild(session.connection())
-    finally:
-        session.close()
+
+def _only(values: dict, table) -> dict:
+    return {k: v for k, v in values.items() if k in table.c}
+
+
+def _backfill():
+    """Derive every pathway with the engine's derivation, reading and writing the columns of
+    this revision only (Core statements, no ORM model)."""
+    from tracker.engine.derive import derive
+    from tracker.engine.history import History
+
+    connection = op.get_bind()
+    now = datetime.now(UTC)
+    last_id = 0
+    while True:
+        pathways = connection.execute(
+            sa.select(
+                _PATHWAY.c.id, _PATHWAY.c.urgency, _PATHWAY.c.referral_received_at
+            ).where(_PATHWAY.c.id > last_id).order_by(_PATHWAY.c.id).limit(1000)
+        ).all()
+        if not pathways:
+            break
+        events: dict[int, list] = {}
+        for e in connection.execute(
+            sa.select(_EVENT)
+            .where(_EVENT.c.pathway_id.between(pathways[0].id, pathways[-1].id))
+            .order_by(_EVENT.c.pathway_id, _EVENT.c.seq)
+        ):
+            events.setdefault(e.pathway_id, []).append(e)
+        updates, clocks, facts = [], [], []
+        for p in pathways:
+            derived = derive(
+                p.urgency, p.referral_received_at, History.from_events(events.get(p.id, [])), now
+            )
+            updates.append({"pid": p.id, **_only(derived.row_values(), _PATHWAY)})
+            clocks += [{"pathway_id": p.id, **_only(c, _CLOCK)} for c in derived.clocks]
+            facts += [{"pathway_id": p.id, **_only(f, _FACT)} for f in derived.facts]
+        names = [k for k in updates[0] if k != "pid"]
+        connection.execute(
+            _PATHWAY.update()
+            .where(_PATHWAY.c.id == sa.bindparam("pid"))
+            .values({k: sa.bindparam(k) for k in names}),
+            updates,
+        )
+        if clocks:
+            connection.execute(_CLOCK.insert(), clocks)
+        if facts:
+            connection.execute(_FACT.insert(), facts)
+        last_id = pathways[-1].id
+    # Every (state, shard) row exists from here on: the services only ever UPDATE them.
+    shard = (_PATHWAY.c.id % sa.literal_column(str(_SHARDS))).label("shard")
+    counted = {
+        (state, k): n
+        for state, k, n in connection.execute(
+            sa.select(_PATHWAY.c.state, shard, sa.func.count())
+            .where(_PATHWAY.c.closed_at.is_(None))
+            .group_by(_PATHWAY.c.state, shard)
+        )
+    }
+    connection.execute(
+        _COUNT.insert(),
+        [
+            {"state": state, "shard": k, "open_pathways": counted.get((state, k), 0)}
+            for state in _ACTIVE
+            for k in range(_SHARDS)
+        ],
+    )
 
 
 def downgrade():

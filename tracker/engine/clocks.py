@@ -311,6 +311,8 @@ def _per_visit(clock: Clock, history: History, now, closed_at, fraction, episode
         following = visits[i + 1] if i + 1 < len(visits) else None
         if not visit.data.get(clock.due_field):
             continue
+        if following is not None and following.occurred_at == visit.occurred_at:
+            continue  # a visit recorded again at the same time: the later one's clock counts
         due = end_of_day(date.fromisoformat(visit.data[clock.due_field]))
         warn = due - (due - visit.occurred_at) * fraction
         stop = following.occurred_at if following else None

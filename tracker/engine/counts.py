@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import event, func, literal_column, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from tracker.engine.models import Pathway, StateCount
@@ -89,28 +89,3 @@ def counted(session) -> dict[str, int]:
         .group_by(Pathway.state)
     )
     return dict(rows.all())
-
-
-def rebuild(connection) -> None:
-    """Write the counter rows from a count of the pathways (the migration's backfill)."""
-    table = StateCount.__table__
-    connection.execute(table.delete())
-    shard = (Pathway.id % literal_column(str(SHARDS))).label("shard")
-    counts = Counter(
-        {
-            (state, shard_of): n
-            for state, shard_of, n in connection.execute(
-                select(Pathway.state, shard, func.count())
-                .where(Pathway.closed_at.is_(None))
-                .group_by(Pathway.state, shard)
-            )
-        }
-    )
-    connection.execute(
-        table.insert(),
-        [
-            {"state": state, "shard": shard, "open_pathways": counts[(state, shard)]}
-            for state in ACTIVE_STATES
-            for shard in range(SHARDS)
-        ],
-    )

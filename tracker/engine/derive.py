@@ -244,7 +244,13 @@ def refresh_all(session, now: datetime, batch: int = 1000) -> int:
     while True:
         pathways = list(
             session.scalars(
-                select(Pathway).where(Pathway.id > last_id).order_by(Pathway.id).limit(batch)
+                select(Pathway)
+                .where(Pathway.id > last_id)
+                .order_by(Pathway.id)
+                .limit(batch)
+                # A writer recording on one of these meanwhile waits (PostgreSQL), rather than
+                # have its new clock rows overwritten from the events read before it.
+                .with_for_update(of=Pathway)
             )
         )
         if not pathways:
