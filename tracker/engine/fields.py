@@ -10,6 +10,7 @@ choose from, boxes to tick, a date...). Adding a kind is one class here.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -88,8 +89,10 @@ def blank(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class Field:
-    """A named value of a step, a pathway or a patient. Subclasses are the kinds."""
+class Field(ABC):
+    """A named value of a step, a pathway or a patient. Subclasses are the kinds; each
+    implements the three abstract methods, and overrides the others where its values
+    differ from plain text."""
 
     name: str
     label: str
@@ -99,9 +102,9 @@ class Field:
 
     # -- the value ------------------------------------------------------------------------
 
+    @abstractmethod
     def check(self, value: Any) -> Any:
         """The clean, JSON-ready value, or ValueError with words for a person."""
-        raise NotImplementedError
 
     def describe(self, value: Any, data: dict | None = None, names: dict | None = None) -> str:
         """The value in words, for the timeline, the overview and exports."""
@@ -109,8 +112,9 @@ class Field:
 
     # -- the API --------------------------------------------------------------------------
 
+    @abstractmethod
     def json_schema(self) -> dict:
-        raise NotImplementedError
+        """The value's JSON schema, for the API's OpenAPI document."""
 
     # -- the CSV import -------------------------------------------------------------------
 
@@ -128,9 +132,9 @@ class Field:
 
     # -- the forms ------------------------------------------------------------------------
 
+    @abstractmethod
     def form_inputs(self, kit: FormKit) -> list[tuple[str, Any]]:
         """(input name, unbound form field) pairs that collect this value."""
-        raise NotImplementedError
 
     def from_form(self, form) -> Any:
         """The value the form's inputs hold, or None when they are blank."""
@@ -481,3 +485,14 @@ class ScoreField(Field):
     def to_form(self, form, value: Any) -> None:
         for component, points in value.items():
             form[self.input_name(component)].data = str(points)
+
+
+def gather(fields: Iterable[Field], read) -> dict[str, Any]:
+    """``{name: value}`` of the fields whose ``read(field)`` is not None (blank): how a
+    form's inputs or a CSV row become a step's data."""
+    data: dict[str, Any] = {}
+    for f in fields:
+        value = read(f)
+        if value is not None:
+            data[f.name] = value
+    return data

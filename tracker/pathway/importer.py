@@ -35,6 +35,7 @@ from tracker.engine import services, tags
 from tracker.engine import steps as d
 from tracker.engine.dictionary import PATHWAY_FIELDS, Field, parse_datetime
 from tracker.engine.errors import PathwayError
+from tracker.engine.fields import gather
 from tracker.engine.models import Event, Pathway
 from tracker.engine.steps import all_fields_for
 from tracker.extensions import db
@@ -63,12 +64,7 @@ class ImportResult:
 def row_data(fields: Iterable[Field], row: dict[str, str]) -> dict[str, Any]:
     """The row's cells as the service expects them; anything unparseable is passed on as
     written, to be refused by the service with its own words."""
-    data: dict[str, Any] = {}
-    for f in fields:
-        value = f.from_row(row)
-        if value is not None:
-            data[f.name] = value
-    return data
+    return gather(fields, lambda f: f.from_row(row))
 
 
 def _unknown_columns(header: list[str]) -> list[str]:

@@ -33,7 +33,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
-from tracker.engine.fields import SCORE_SEP, Field
+from tracker.engine.fields import SCORE_SEP, Field, gather
 from tracker.engine.steps import all_fields_for
 
 BLANK = ("", "— choose —")
@@ -217,12 +217,7 @@ def step_form(trigger: str, source: str, pathway, users_by_role, formdata=None):
 
 def collect(form, fields: tuple[Field, ...]) -> dict[str, Any]:
     """The form's values as service data: blanks dropped, scores as component objects."""
-    data: dict[str, Any] = {}
-    for f in fields:
-        value = f.from_form(form)
-        if value is not None:
-            data[f.name] = value
-    return data
+    return gather(fields, lambda f: f.from_form(form))
 
 
 def fill(form, fields: tuple[Field, ...], data: dict[str, Any]) -> None:
