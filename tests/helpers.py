@@ -66,12 +66,16 @@ def make_users() -> dict:
 
 def valid_data(trigger: str, source: str, at: datetime) -> dict:
     day = at.date().isoformat()
+    next_due = (at + timedelta(days=90)).date().isoformat()
     if d.is_mdt_outcome(trigger, source):
-        return {
+        outcome = {
             "meeting_date": day,
             "disciplines": ["spinal_surgery", "radiology"],
             "rationale": "Agreed at the MDT.",
         }
+        if any(f.name == "next_due" for f in d.fields_for(trigger, source)):
+            outcome["next_due"] = next_due
+        return outcome
     if trigger == "refer_to_mdt" and source in (
         "surgery_scheduled",
         "post_op",
@@ -104,6 +108,9 @@ def valid_data(trigger: str, source: str, at: datetime) -> dict:
         "record_treatment": {"modality": "sbrt", "start_date": day},
         "record_follow_up": {"imaging_done": True, "status": "ned"},
         "record_assessment": {"pain_nrs": 3},
+        "start_surveillance": {"next_due": next_due},
+        "suspect_recurrence": {"urgency": "urgent", "referral_priority": "urgent_suspected_cancer"},
+        "reassign": {"coordinator": "coordinator2"},
         "withdraw": {"reason": "declined"},
         "add_note": {"note": "Spoke to the patient."},
     }.get(trigger, {})

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import re
 import threading
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask_migrate import upgrade
@@ -223,7 +224,13 @@ def test_coordinator_records_a_whole_pathway(page, backend):
     record(
         page, "Therapy session", lambda p: p.get_by_label("Mobility").select_option("walking_aid")
     )
-    record(page, "Start surveillance")
+    record(
+        page,
+        "Start surveillance",
+        lambda p: p.get_by_label("First follow-up visit due").fill(
+            (date.today() + timedelta(days=90)).isoformat()
+        ),
+    )
 
     # Amend the imaging report, then void the last step.
     page.get_by_role("link", name=re.compile(r"^Amend Imaging reported")).click()
@@ -288,7 +295,7 @@ def test_surgeon_overview_of_a_demo_pathway(live_app, page, backend):
     from tracker.engine.models import Event, Pathway
 
     with live_app.app_context():
-        seed(300, seed_value=7)
+        seed(300, seed_value=8)
         db.session.commit()
         pathway_id = db.session.scalar(
             select(Pathway.id)
@@ -323,6 +330,116 @@ def test_surgeon_overview_of_a_demo_pathway(live_app, page, backend):
         overview.screenshot(path=SHOTS / "overview.png")
     page.goto(f"/pathways/{pathway_id}/print")
     assert page.locator("svg.chart").count() == 3
+
+
+def _log_in(page, username: str) -> None:
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+
+
+def _local(at: datetime) -> str:
+    """A time as a datetime-local input takes it, in the hospital's zone."""
+    return at.astimezone(ZoneInfo("Europe/London")).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_recording_after_the_fact_and_correcting_it(live_app, page, backend):
+    """The recording issue's breakages, tried as a coordinator and a surgeon would: a late
+    entry after a sign-off, a wrong imaging time, a wrong referral urgency, a handover."""
+    from tests.helpers import Driver, new_pathway
+    from tracker.users.models import User
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    referral = now - timedelta(days=3)
+    with live_app.app_context():
+        from sqlalchemy import select
+
+        people = {u.username: u for u in db.session.scalars(select(User))}
+        pathway = new_pathway(people["coordinator"], referral, urgency="emergency")
+        run = Driver(pathway, people["coordinator"], referral)
+        run.do("request_imaging", occurred_at=referral + timedelta(hours=1))
+        run.do("record_imaging", occurred_at=referral + timedelta(hours=30))  # typed late
+        run.do("refer_to_mdt", occurred_at=referral + timedelta(hours=31))
+        run.do("sign_off", {}, actor=people["surgeon"], occurred_at=now - timedelta(hours=1))
+        pathway_id = pathway.id
+        db.session.commit()
+        db.session.remove()
+
+    _log_in(page, "coordinator")
+    page.goto(f"/pathways/{pathway_id}")
+    targets = page.locator("section[aria-labelledby=targets-heading]")
+    assert "Missed" in targets.locator("tr[data-clock=mri]").inner_text()
+
+    # A late entry, dated yesterday: before the sign-off, recorded after it.
+    record(
+        page,
+        "Clinical assessment",
+        lambda p: (
+            p.get_by_label("When it happened").fill(_local(now - timedelta(days=1))),
+            p.get_by_label("Pain (NRS 0-10)").fill("6"),
+        ),
+    )
+    entry = page.locator("ol.timeline li", has_text="Clinical assessment")
+    assert "Not yet reviewed" in entry.inner_text()
+
+    # The imaging was reported 20 hours after the referral, not 30: the MRI clock is met.
+    page.get_by_role("link", name=re.compile(r"^Amend Imaging reported")).click()
+    page.get_by_label("When it happened").fill(_local(referral + timedelta(hours=20)))
+    page.get_by_label("Reason for the correction").fill("Report time typed as the entry time.")
+    assert not serious_violations(page)
+    page.get_by_role("button", name="Record amendment").click()
+    page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
+    assert "Met" in targets.locator("tr[data-clock=mri]").inner_text()
+
+    # The referral letter said pain only: urgent, not emergency. The 24-hour clocks go.
+    page.get_by_role("link", name=re.compile(r"^Amend Referral received")).click()
+    page.get_by_label("Urgency", exact=True).select_option("urgent")
+    page.get_by_label("Referral priority").select_option("urgent_suspected_cancer")
+    page.get_by_label("Reason for the correction").fill("Referral letter re-read: pain only.")
+    assert not serious_violations(page)
+    page.get_by_role("button", name="Record amendment").click()
+    page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
+    assert targets.locator("tr[data-clock=mri]").count() == 0
+    assert targets.locator("tr[data-clock=imaging_and_plan]").count() == 1
+
+    # A handover to another coordinator, on the timeline.
+    record(
+        page,
+        "Handover",
+        lambda p: p.get_by_label("New coordinator").select_option("coordinator2"),
+    )
+    assert page.locator("ol.timeline").get_by_text("Handover", exact=True).count() == 1
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.screenshot(path=SHOTS / "corrections.png", full_page=True)
+
+    # The patient's details: a wrong given name and the NHS number, corrected on the patient.
+    page.locator("h1 a").first.click()
+    page.get_by_role("link", name="Edit details").click()
+    page.get_by_label("Given name").fill("Janet")
+    page.get_by_label("NHS number").fill("943 476 5919")
+    assert not serious_violations(page)
+    page.get_by_role("button", name="Save changes").click()
+    page.get_by_role("heading", name=re.compile("DOE, Janet")).wait_for()
+    assert "943 476 5919" in page.locator("main").inner_text()
+    # A second pathway for the patient: the form names the open one and asks to confirm.
+    page.get_by_role("link", name="Open a pathway from a referral").click()
+    warning = page.locator(".alert-warning")
+    assert f"#{pathway_id}" in warning.inner_text()
+    assert page.get_by_label("Yes, open a second pathway for this patient").count() == 1
+    assert not serious_violations(page)
+
+    # The surgeon lands on their queue, where the pathway waits for review.
+    page.get_by_role("button", name="Log out").click()
+    _log_in(page, "surgeon")
+    page.get_by_role("heading", name="Awaiting my sign-off").wait_for()
+    assert not serious_violations(page)
+    page.locator(f"a[href='/pathways/{pathway_id}']").click()
+    record(page, "Surgeon sign-off")
+    assert page.locator(".unreviewed-badge").count() == 0
+    page.get_by_role("link", name="Awaiting my sign-off").click()
+    assert page.locator(f"a[href='/pathways/{pathway_id}']").count() == 0
 
 
 def test_administrator_reads_the_audit_log(page, backend):

@@ -509,6 +509,7 @@ STEP_FORMS = (
     ("referred", "withdraw", "coordinator"),
     ("referred", "add_note", "coordinator"),
     ("referred", "sign_off", "surgeon"),
+    ("referred", "reassign", "coordinator"),
     ("imaging_reported", "record_imaging", "coordinator"),
     ("imaging_reported", "refer_to_mdt", "coordinator"),
     ("biopsy", "record_biopsy", "coordinator"),
@@ -518,8 +519,10 @@ STEP_FORMS = (
     ("surgery_scheduled", "refer_to_mdt", "coordinator"),
     ("post_op", "record_complication", "surgeon"),
     ("rehabilitation", "record_therapy_session", "coordinator"),
+    ("rehabilitation", "start_surveillance", "coordinator"),
     ("oncology_treatment", "record_treatment", "coordinator"),
     ("surveillance", "record_follow_up", "coordinator"),
+    ("surveillance", "suspect_recurrence", "coordinator"),
 )
 
 
@@ -567,6 +570,7 @@ class ApiCall:
     data_fields: tuple[str, ...] = ()  # the fields inside "data", fuzzed too
     pathway_id: int | None = None
     sweep_top: bool = True  # sweep the top-level fields (the same for every trigger)
+    method: str = "POST"
 
 
 @dataclass
@@ -772,6 +776,25 @@ class World:
         fields = (*field_names(PATIENT_FIELDS), "request_id")
         return PostForm("patients.register", "/patients/new", "coordinator", baseline, fields)
 
+    def _form_patients_edit(self) -> PostForm:
+        baseline = {
+            "mrn": "FUZZ-P1",
+            "nhs_number": "943 476 5919",
+            "family_name": "Doe",
+            "given_name": "Jane",
+            "birth_date": "1960-05-01",
+            "sex": "female",
+            "gp_practice": "Castle Street Surgery",
+        }
+        return PostForm(
+            "patients.edit",
+            f"/patients/{self.patient_id}/edit",
+            "coordinator",
+            baseline,
+            field_names(PATIENT_FIELDS),
+            other_urls=("/patients/0/edit", f"/patients/{2**31 - 1}/edit"),
+        )
+
     def _form_patients_open_pathway(self) -> PostForm:
         baseline = {
             "referral_received_at": local_input(self.now - timedelta(days=1)),
@@ -891,6 +914,13 @@ class World:
                 "sex": "female",
             }
             return ApiCall("/api/v1/patients", baseline)
+        if name == "patient_details":
+            baseline = {
+                "nhs_number": "943 476 5919",
+                "family_name": "Doe",
+                "gp_practice": "Castle Street Surgery",
+            }
+            return ApiCall(f"/api/v1/patients/{self.patient_id}", baseline, method="PATCH")
         if name == "pathways":
             baseline = {
                 "patient_id": self.patient_id,
@@ -964,6 +994,7 @@ def _post_form_names() -> list[str]:
         "account.end_other_sessions",
         "users.unlock",
         "patients.register",
+        "patients.edit",
         "patients.open_pathway",
     ]
     names += [f"pathway.record:{setup}:{trigger}" for setup, trigger, _ in STEP_FORMS]
@@ -991,7 +1022,7 @@ def dictionary_fields(name: str) -> dict[str, Field]:
         fields = all_fields_for(args[1], AMENDED_FROM[args[1]])
     elif kind == "pathway.void":
         fields = all_fields_for(d.VOID_TRIGGER, None)
-    elif kind == "patients.register":
+    elif kind in ("patients.register", "patients.edit"):
         fields = PATIENT_FIELDS
     elif kind == "patients.open_pathway":
         fields = PATHWAY_FIELDS
@@ -1019,6 +1050,7 @@ for _name in POST_FORMS:
         SWEPT_BY.setdefault(field_key(_field), _name)
 API_CALLS = (
     "patients",
+    "patient_details",
     "pathways",
     "referred:add_note",
     "referred:record_assessment",
@@ -1190,7 +1222,12 @@ def _rules(app) -> list[tuple[str, str, str]]:
 GET_RULES = [(e, r) for e, r, m in _rules(make_app("sqlite://")) if m == "GET"]
 POST_ENDPOINTS = {name.split(":")[0] for name in POST_FORMS}
 EVERY_USERS_OWN = {"account.create_token", "account.change_password", "account.end_other_sessions"}
-API_ENDPOINTS = {"api.create_patient", "api.create_pathway", "api.record_event"}
+API_ENDPOINTS = {
+    "api.create_patient",
+    "api.update_patient",
+    "api.create_pathway",
+    "api.record_event",
+}
 
 
 def test_every_endpoint_is_fuzzed_or_excluded(app):
@@ -1204,7 +1241,7 @@ def test_every_endpoint_is_fuzzed_or_excluded(app):
                 converter in ("", "int", "anyint", "path")
                 for converter, _ in _RULE_VARIABLE.findall(rule)
             )
-        elif method == "POST":
+        elif method in ("POST", "PATCH"):
             covered = endpoint in POST_ENDPOINTS | API_ENDPOINTS
         else:
             covered = False
@@ -1526,8 +1563,8 @@ def api_post(world: World, call: ApiCall, content_type: str, raw: str, who="coor
     headers = {**world.tokens[who][1], "Content-Type": content_type}
     with isolated():
         before = counts()
-        response = browser.open("POST", call.url, data=raw.encode(), headers=headers)
-        problems = check(response, before, method="POST", api=True)
+        response = browser.open(call.method, call.url, data=raw.encode(), headers=headers)
+        problems = check(response, before, method=call.method, api=True)
         if response.status_code < 400 and not problems:
             body = response.get_json(silent=True)
             if not isinstance(body, dict):
@@ -1536,6 +1573,8 @@ def api_post(world: World, call: ApiCall, content_type: str, raw: str, who="coor
                 ids = {"pathway_id": call.pathway_id}
                 if call.url == "/api/v1/patients":
                     ids = {"patient_id": body.get("id")}
+                elif call.method == "PATCH":
+                    ids = {"patient_id": (body.get("patient") or {}).get("id")}
                 elif call.url == "/api/v1/pathways":
                     ids = {"pathway_id": body.get("id"), "patient_id": body.get("patient_id")}
                 problems += shown_after(reader, before, **ids)
@@ -1569,7 +1608,7 @@ def test_api_fuzz(world, name, data):
     content_type, raw = NOT_JSON_OBJECTS.get(drawn) or drawn
     who = data.draw(st.sampled_from(("coordinator", "coordinator", "surgeon", "viewer")))
     _, problems = api_post(world, call, content_type, raw, who)
-    assert not problems, f"POST {call.url} as {who} {describe(raw)}: {problems}"
+    assert not problems, f"{call.method} {call.url} as {who} {describe(raw)}: {problems}"
 
 
 API_SWEEP_VALUES: tuple[Any, ...] = (
@@ -1652,6 +1691,7 @@ def test_stored_markup_is_shown_escaped(world):
                 "given_name": IMG,
                 "birth_date": "1960-05-01",
                 "sex": "female",
+                "gp_practice": IMG,
             },
         )
         patient_id = int(where.rstrip("/").rsplit("/", 1)[1])
@@ -1673,6 +1713,8 @@ def test_stored_markup_is_shown_escaped(world):
                     "lead_surgeon": "xss-surgeon",
                     "coordinator": "coordinator",
                     "request_id": uuid.uuid4().hex,
+                    # From the second on: the patient has an open pathway already.
+                    "confirm_another_pathway": "y",
                 },
             )
             return int(location.split("#")[0].rstrip("/").rsplit("/", 1)[1])
@@ -1772,6 +1814,7 @@ def test_stored_markup_is_shown_escaped(world):
 
         pages = [
             (coordinator, f"/patients/{patient_id}", True),
+            (coordinator, f"/patients/{patient_id}/edit", True),
             (coordinator, "/patients/?q=alert", True),
             (coordinator, f"/patients/?q={quote(SCRIPT)}", False),
             (coordinator, f"/pathways/{first}", True),
@@ -1838,3 +1881,4 @@ def test_stored_markup_is_shown_escaped(world):
         patient = world.browser(None).open("GET", f"/api/v1/patients/{patient_id}", headers=token)
         assert patient.get_json()["family_name"] == SCRIPT
         assert patient.get_json()["given_name"] == IMG
+        assert patient.get_json()["gp_practice"] == IMG

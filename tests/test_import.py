@@ -231,6 +231,8 @@ def journeys(now, wanted: set[str], most: int = 12) -> list[tuple[str, datetime,
         for step in simulate(rng, referral, now, urgency, "T8").steps:
             if step["trigger"] in d.CORRECTION_TRIGGERS:
                 break
+            if not d.role_may("coordinator", step["trigger"]):
+                continue  # a surgeon's sign-off: the import is a coordinator's
             steps.append(step)
         new = {s["trigger"] for s in steps} - seen
         if new:

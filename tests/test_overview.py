@@ -35,6 +35,9 @@ MDT = {
 }
 
 
+EPISODE = {"urgency": "urgent", "referral_priority": "urgent_suspected_cancer"}
+
+
 def journey(users):
     """A routine pathway with an operation, a complication and a suspected recurrence."""
     pathway = new_pathway(users["coordinator"], T0, urgency="routine")
@@ -62,9 +65,9 @@ def journey(users):
         (9, "record_complication", {"complication": "csf_leak", "clavien_dindo": "IIIa"}),
         (10, "start_rehabilitation", {}),
         (12, "record_therapy_session", {"mobility": "walking_aid", "pain_nrs": 4}),
-        (20, "start_surveillance", {}),
+        (20, "start_surveillance", {"next_due": (T0 + 60 * DAY).date().isoformat()}),
         (60, "record_follow_up", {"imaging_done": True, "status": "recurrence"}),
-        (61, "suspect_recurrence", {}),
+        (61, "suspect_recurrence", EPISODE),
     ]
     with time_machine.travel(NOW, tick=False):
         for day, trigger, data in steps:
@@ -96,10 +99,14 @@ def test_phases_milestones_and_facts_match_the_events(users):
         "Operation": 8,
         "Rehabilitation started": 10,
         "Oncology treatment started": None,
+        # The recurrence's own milestones, counted from its start: only those reached.
+        "Recurrence 1 suspected": 0,
     }
     facts = summary.facts(history)
-    assert facts.sins == "9 · Potentially unstable"
-    assert facts.bilsky == "2" and facts.asia == "C"
+    # Each fact with its day and, after a recurrence, the episode it belongs to.
+    assert facts.sins == "9 · Potentially unstable (10 Jan 2026, first episode)"
+    assert facts.bilsky == "2 (07 Jan 2026, first episode)"
+    assert facts.asia == "C (10 Jan 2026, first episode)"
     assert facts.complications == [(T0 + 9 * DAY, "CSF leak", "IIIa")]
     assert "Decompression · Open · levels T7-T9" in facts.operations[0][1]
     series = {s.key: [(p[0], p[2]) for p in s.points] for s in summary.trends(history)}

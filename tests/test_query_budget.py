@@ -43,7 +43,9 @@ def page_queries(client, url: str) -> int:
 
 
 def test_worklist_queries_do_not_grow_with_pathways(client, session):
-    seed(10, seed_value=3)
+    # A seed whose ten pathways include every kind the pages read (one in MDT review
+    # among them), as the thousand of the large seed do: only then may the counts agree.
+    seed(10, seed_value=5)
     session.commit()
     client.post("/login", data={"username": "coordinator", "password": DEMO_PASSWORD})
     client.get("/")  # the first page after a login completes the session once; not counted

@@ -30,7 +30,7 @@ def _rules(api: bool = False):
             continue
         if rule.endpoint.startswith("api.") != api:
             continue
-        for method in ("GET", "POST"):
+        for method in ("GET", "POST", "PATCH"):
             if method in rule.methods:
                 out.append((rule.endpoint, rule.rule, method))
     return sorted(out)
@@ -62,6 +62,7 @@ def test_the_public_endpoints_are_the_expected_ones():
         "patients.index",
         "patients.register",
         "patients.show",
+        "patients.edit",
         "patients.open_pathway",
         "pathway.show",
         "pathway.record",
@@ -91,7 +92,7 @@ def test_anonymous_requests_are_sent_to_log_in(app, client, endpoint, rule, meth
 def test_anonymous_api_calls_get_401_json(client, endpoint, rule, method):
     """The API never redirects: without a valid bearer token it answers 401, as JSON."""
     path = made_up_path(rule)
-    response = client.open(path, method=method, json={} if method == "POST" else None)
+    response = client.open(path, method=method, json={} if method != "GET" else None)
     assert response.status_code == 401, (method, path, response.status_code)
     assert response.json["error"] == "unauthorized"
     cookie = {"Cookie": "session=anything"}
@@ -103,6 +104,7 @@ def test_every_api_endpoint_is_covered():
         "api.definition",
         "api.create_patient",
         "api.get_patient",
+        "api.update_patient",
         "api.create_pathway",
         "api.list_pathways",
         "api.get_pathway",

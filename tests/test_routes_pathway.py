@@ -66,6 +66,15 @@ def event_count() -> int:
     return db.session.scalar(select(func.count(Event.id)))
 
 
+def last_event_of(pathway, trigger: str) -> Event:
+    return db.session.scalar(
+        select(Event)
+        .where(Event.pathway_id == pathway.id, Event.trigger == trigger)
+        .order_by(Event.seq.desc())
+        .limit(1)
+    )
+
+
 def last_event(pathway) -> Event:
     return db.session.scalar(
         select(Event).where(Event.pathway_id == pathway.id).order_by(Event.seq.desc()).limit(1)
@@ -300,7 +309,7 @@ def test_record_refuses_the_services_rules_beside_the_field(client, login, walk)
     assert event_count() == before
 
 
-def test_record_refuses_a_time_in_the_future_or_before_the_previous_step(client, login, walk):
+def test_record_refuses_a_time_in_the_future_or_before_the_referral(client, login, walk):
     pathway = walk("imaging")
     login("coordinator")
     before = event_count()
@@ -312,7 +321,7 @@ def test_record_refuses_a_time_in_the_future_or_before_the_previous_step(client,
     earlier = local_input(datetime.now(UTC) - timedelta(days=400))
     response = client.post(post, data=step_post(pathway, occurred_at=earlier, note="x"))
     assert response.status_code == 422
-    assert "cannot be before the previous step" in field_error(response, "occurred_at")
+    assert "cannot be before the referral was received" in field_error(response, "occurred_at")
     response = client.post(post, data=step_post(pathway, occurred_at="yesterday", note="x"))
     assert response.status_code == 422
     assert field_error(response, "occurred_at")
@@ -611,7 +620,8 @@ def test_mdt_outcome_double_submit_records_once(client, login, walk):
     pathway = walk("mdt_review")
     login("surgeon")
     before = event_count()
-    body = mdt_post(pathway, decision="plan_surveillance")
+    next_due = (datetime.now(UTC) + timedelta(days=90)).date().isoformat()
+    body = mdt_post(pathway, decision="plan_surveillance", next_due=next_due)
     assert client.post(url(pathway, "/mdt-outcome"), data=body).status_code == 302
     second = client.post(url(pathway, "/mdt-outcome"), data=body)
     assert second.status_code == 302
@@ -663,7 +673,9 @@ def test_amend_form_is_filled_with_the_recorded_values(client, login, walk):
     assert "Amend: Imaging reported" in text
     assert 'value="Thoracic spine"' in text and 'value="T7-T9"' in text
     assert '<option selected value="mri">' in text
-    assert 'name="occurred_at"' not in text  # the step keeps its own time
+    # When it happened, filled in: a wrong time is corrected here too.
+    recorded = last_event_of(pathway, "record_imaging").occurred_at
+    assert f'name="occurred_at" type="datetime-local" value="{local_input(recorded)}"' in text
 
 
 def test_amend_records_the_correction_and_keeps_the_original(client, login, walk):
@@ -801,13 +813,17 @@ def test_amend_is_for_clinicians_only(client, login, walk, username):
     assert event_count() == before
 
 
-def test_amend_unknown_or_unamendable_steps(client, login, walk):
+def test_amend_unknown_or_unamendable_steps(client, login, walk, users, session):
     pathway = walk("mdt_review")
+    drive = driver(users)
+    sign_off = drive.do("sign_off", {}, actor=users["surgeon"]).event
+    session.commit()
     login("coordinator")
     assert client.get(url(pathway, "/amend/999")).status_code == 404
-    response = client.get(url(pathway, "/amend/1"))  # the referral is changed otherwise
+    response = client.get(url(drive.pathway, f"/amend/{sign_off.seq}"))
     assert response.status_code == 409
-    assert "Step 1 cannot be amended" in shown(response)
+    assert f"Step {sign_off.seq} cannot be amended" in shown(response)
+    assert client.get(url(pathway, "/amend/1")).status_code == 200  # the referral can be
 
 
 def test_amend_the_reason_of_a_withdrawal(client, login, walk):

@@ -186,7 +186,9 @@ def test_sort_orders(client, login, make, session):
     brown = make("Brown", referral_days=20)
     adams = make("Adams", referral_days=40)
     clark = make("Clark", referral_days=5, state="imaging")
-    quiet = make("Davis", referral_days=300, state="surveillance")  # no target open
+    quiet = make("Davis", referral_days=300, state="surveillance")
+    # Seen at the visit booked when surveillance started, no next one booked: no target open.
+    quiet.drive.do("record_follow_up", {"imaging_done": True, "status": "ned"})
     session.commit()
     login("coordinator")
     assert row_ids(client.get("/?sort=name")) == [adams.id, brown.id, clark.id, quiet.id]

@@ -156,7 +156,7 @@ def test_occurred_at_not_in_future_nor_before_previous(users):
     run = driver(users)
     with pytest.raises(InvalidData, match="cannot be in the future"):
         run.do("request_imaging", occurred_at=datetime.now(UTC) + timedelta(minutes=5))
-    with pytest.raises(InvalidData, match="before the previous step"):
+    with pytest.raises(InvalidData, match="before the referral was received"):
         run.do("request_imaging", occurred_at=run.t - timedelta(minutes=1))
     with pytest.raises(InvalidData, match="needs a UTC offset"):
         run.do("request_imaging", {}, occurred_at="2026-01-01T10:00:00")
@@ -213,7 +213,7 @@ def test_invalid_data_lists_each_field(users):
             "surveillance",
             {"imaging_done": True, "status": "ned", "next_due": "2000-01-01"},
             "next_due",
-            "due after this visit",
+            "due after the day this happened",
         ),
     ],
 )
@@ -280,8 +280,9 @@ def test_amend_refusals(users):
     with pytest.raises(InvalidData) as refused:
         amend(imaging.seq, {"modality": "sonar"})
     assert "changes.modality" in refused.value.errors  # named as the corrected field
+    sign_off = run.do("sign_off", {}, actor=users["surgeon"]).event
     with pytest.raises(InvalidData, match="cannot be amended"):
-        amend(1, {"urgency": "emergency"})
+        amend(sign_off.seq, {"note": "Seen."})
     with pytest.raises(InvalidData, match="cannot be amended"):
         amend(99, {"levels": "T1"})
     with pytest.raises(InvalidData, match="Reason for the correction is required"):

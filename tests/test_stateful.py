@@ -1,12 +1,16 @@
 """Random sequences of steps, good and bad, through the services (hypothesis).
 
-After every step: the state equals the replay of the events, seq is contiguous,
-the version went up by exactly one per accepted event, and a refusal wrote nothing.
+Steps are recorded on time or late (dated before steps recorded earlier), their times and
+the referral are corrected, steps are voided. After every step: the state equals the
+replay of the events, seq is contiguous, the version went up by exactly one per accepted
+event, a refusal wrote nothing, and the pathway row, its clock and fact rows agree with a
+full derivation from the events (what `flask tracker verify` checks).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, settings
@@ -16,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import scoped_session, sessionmaker
 
 from tests.helpers import make_users, new_pathway, valid_data
-from tracker.engine import services
+from tracker.engine import derive, services, timing
 from tracker.engine import steps as d
 from tracker.engine.errors import PathwayError
 from tracker.engine.history import History
@@ -32,6 +36,9 @@ GARBAGE = {
     "note": "\x00",
     "sins": {"location": 9},
 }
+
+
+ACCEPTED: Counter[str] = Counter()  # accepted changes per rule, across the run
 
 
 def run_machine(app):
@@ -60,7 +67,7 @@ def run_machine(app):
             self.connection.close()
             self.ctx.pop()
 
-        def attempt(self, call) -> bool:
+        def attempt(self, call, kind: str = "") -> bool:
             savepoint = db.session.begin_nested()
             try:
                 result = call()
@@ -72,6 +79,7 @@ def run_machine(app):
             if result.created:
                 self.version += 1
                 self.events += 1
+                ACCEPTED[kind] += 1
             return result.created
 
         def when(self):
@@ -104,6 +112,79 @@ def run_machine(app):
                 assert self.pathway.state == expected_destination(trigger, source)
                 self.accepted.append((request_id, trigger))
 
+        @rule(
+            pick=st.integers(min_value=0, max_value=10**6),
+            minutes=st.integers(min_value=-45, max_value=45).filter(bool),
+        )
+        def correct_time(self, pick, minutes):
+            """Move a step's time: refused when a later step would no longer hold."""
+            events = [
+                e
+                for e in self.events_now()
+                if e.seq > 1 and e.trigger not in d.CORRECTION_TRIGGERS and e.trigger != "sign_off"
+            ]
+            if not events:
+                return
+            target = events[pick % len(events)]
+            seq = target.seq
+            moved = target.occurred_at + timedelta(minutes=minutes)
+            self.attempt(
+                lambda: services.amend(
+                    self.pathway,
+                    seq,
+                    {"occurred_at": moved.isoformat()},
+                    "Dated wrongly",
+                    self.users["coordinator"],
+                    self.pathway.version,
+                    uuid.uuid4().hex,
+                ),
+                "time corrected",
+            )
+
+        @rule(
+            urgency=st.sampled_from(["emergency", "urgent", "routine"]),
+            hours=st.integers(min_value=-48, max_value=48),
+        )
+        def correct_referral(self, urgency, hours):
+            """Correct the referral's urgency and when it was received."""
+            received = self.pathway.referral_received_at + timedelta(hours=hours)
+            self.attempt(
+                lambda: services.amend(
+                    self.pathway,
+                    1,
+                    {"urgency": urgency, "referral_received_at": received.isoformat()},
+                    "Referral letter re-read",
+                    self.users["coordinator"],
+                    self.pathway.version,
+                    uuid.uuid4().hex,
+                ),
+                "referral corrected",
+            )
+
+        @rule(
+            trigger=st.sampled_from(d.recordable()),
+            minutes_back=st.integers(min_value=61, max_value=180),
+        )
+        def record_late(self, trigger, minutes_back):
+            """A step entered after the fact, dated before steps already recorded (which are
+            an hour apart)."""
+            at = self.when() - timedelta(minutes=minutes_back)
+            data = valid_data(trigger, self.pathway.state, at)
+            created = self.attempt(
+                lambda: services.record(
+                    self.pathway,
+                    trigger,
+                    data,
+                    at,
+                    self.users["coordinator"],
+                    self.pathway.version,
+                    uuid.uuid4().hex,
+                ),
+                "late entry",
+            )
+            if created:
+                assert at >= self.pathway.referral_received_at
+
         @rule(seq=st.integers(min_value=1, max_value=40), note=st.text(max_size=20))
         def amend(self, seq, note):
             self.attempt(
@@ -130,11 +211,14 @@ def run_machine(app):
                 )
             )
 
-        @invariant()
-        def consistent(self):
-            events = db.session.scalars(
+        def events_now(self) -> list[Event]:
+            return db.session.scalars(
                 select(Event).where(Event.pathway_id == self.pathway.id).order_by(Event.seq)
             ).all()
+
+        @invariant()
+        def consistent(self):
+            events = self.events_now()
             assert [e.seq for e in events] == list(range(1, len(events) + 1))
             assert len(events) == self.events
             assert self.pathway.version == self.version == len(events)
@@ -142,6 +226,14 @@ def run_machine(app):
             assert state == self.pathway.state
             assert recurrences == self.pathway.recurrence_count
             assert (self.pathway.closed_at is not None) == (state in d.FINAL_STATES)
+            # The row and its clock rows are what a full replay derives, after every change.
+            db.session.flush()
+            db.session.expire(self.pathway, ["clocks", "facts"])
+            history = History.from_events(events)
+            replayed = derive.derive_for(self.pathway, history, datetime.now(UTC))
+            assert derive.differences(self.pathway, replayed, self.pathway.clocks) == []
+            # And every step still holds where it stands (its time and its guards).
+            assert timing.problems(history, datetime.now(UTC)) == {}
 
     run_state_machine_as_test(
         PathwayMachine,
@@ -155,4 +247,7 @@ def run_machine(app):
 
 
 def test_random_sequences_keep_the_log_consistent(app):
+    ACCEPTED.clear()
     run_machine(app)
+    # The run did exercise the corrections and late entries, not only their refusals.
+    assert {"time corrected", "referral corrected", "late entry"} <= set(ACCEPTED), ACCEPTED

@@ -19,7 +19,7 @@ from tracker.engine import clocks
 from tracker.engine import steps as d
 from tracker.engine.counts import add_pathways
 from tracker.engine.derive import derive
-from tracker.engine.dictionary import with_scores
+from tracker.engine.dictionary import default_priority, with_scores
 from tracker.engine.history import History, Step
 from tracker.engine.machine import expected_destination
 from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact
@@ -169,6 +169,11 @@ class Journey:
         return True
 
 
+def _first_visit(j: Journey) -> dict:
+    """The first follow-up visit, booked about three months after surveillance starts."""
+    return {"next_due": (j.t + timedelta(days=95)).date().isoformat()}
+
+
 def _mdt(rng, j: Journey, surgical: bool) -> dict:
     data = {
         "meeting_date": j.t.date().isoformat(),
@@ -267,7 +272,18 @@ def simulate(
         if not j.add("withdraw", {"reason": "declined"}):
             return j
         j.add(d.VOID_TRIGGER, {"reason": "Recorded on the wrong patient."}, at=j.gap(0.1, 2))
-    steps.append(("plan_" + plan, lambda: _mdt(rng, j, plan == "surgery"), "surgeon"))
+    steps.append(
+        (
+            "plan_" + plan,
+            lambda: {
+                **_mdt(rng, j, plan == "surgery"),
+                **(_first_visit(j) if plan == "surveillance" else {}),
+            },
+            "surgeon",
+        )
+    )
+    if rng.random() < 0.7:  # the lead surgeon reviews the story so far after the MDT
+        steps.append(("sign_off", dict, "surgeon"))
     if plan == "surgery":
         steps += [
             (
@@ -311,8 +327,11 @@ def simulate(
                 "coordinator",
             ),
             (
-                "start_oncology_treatment" if rng.random() < 0.5 else "start_surveillance",
-                dict,
+                *(
+                    ("start_oncology_treatment", dict)
+                    if rng.random() < 0.5
+                    else ("start_surveillance", lambda: _first_visit(j))
+                ),
                 "coordinator",
             ),
         ]
@@ -335,7 +354,7 @@ def simulate(
                 lambda: {"modality": "sbrt", "dose_gy": 24.0, "fractions": 3, "start_date": start},
                 "coordinator",
             ),
-            ("start_surveillance", dict, "coordinator"),
+            ("start_surveillance", lambda: _first_visit(j), "coordinator"),
         ]
     if not go():
         return j
@@ -364,7 +383,8 @@ def simulate(
         if not j.add("record_follow_up", follow_up, at=at):
             return j
         if status == "recurrence":
-            if not j.add("suspect_recurrence"):
+            episode = {"urgency": "urgent", "referral_priority": "urgent_suspected_cancer"}
+            if not j.add("suspect_recurrence", episode):
                 return j
             if not j.add("record_imaging", _imaging(rng, site)):
                 return j
@@ -459,6 +479,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         open_data = {
             "referral_source": rng.choice(["gp", "emergency_department", "oncology"]),
             "urgency": urgency,
+            "referral_priority": default_priority(urgency),
             "diagnosis_category": rng.choice(
                 ["metastatic_spinal"] * 3
                 + ["primary_spinal", "primary_bone", "intradural_intramedullary"]

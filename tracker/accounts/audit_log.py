@@ -31,11 +31,24 @@ def audit_detail(detail: str) -> str:
         return detail
     if not isinstance(value, dict):
         return str(value)
-    return " · ".join(
+    parts = [
         f"{key.replace('_', ' ')}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
         for key, v in value.items()
-        if key != "endpoint"
-    )
+        if key not in ("endpoint", "changes")
+    ]
+    # A correction: each field with what it was and what it became.
+    changes = value.get("changes")
+    if isinstance(changes, dict):
+        parts += [
+            f"{name.replace('_', ' ')}: {_shown(v.get('old'))} → {_shown(v.get('new'))}"
+            for name, v in changes.items()
+            if isinstance(v, dict)
+        ]
+    return " · ".join(parts)
+
+
+def _shown(value) -> str:
+    return "(blank)" if value is None or value == "" else str(value)
 
 
 def _day(raw: str | None, name: str, errors: dict) -> datetime | None:

@@ -52,9 +52,14 @@ users_bp = Blueprint("users", __name__, url_prefix="/users")
 _DUMMY_HASH = "scrypt:32768:8:1$cmEjHgzoOfXWuqZa$" + "0" * 128
 
 
-def _safe_next(target: str | None) -> str:
+def landing(user) -> str:
+    """Where a user starts: a surgeon at their sign-off queue, everyone else at the
+    worklist (one click from the queue)."""
+    return url_for("review.index" if user.role == "surgeon" else "worklist.index")
+
+
+def _safe_next(target: str | None, fallback: str) -> str:
     """Only a path on this site; browsers drop tabs and read backslashes as slashes."""
-    fallback = url_for("worklist.index")
     if not target or any(ord(c) < 32 or c == "\\" for c in target) or target.startswith("//"):
         return fallback
     try:
@@ -77,7 +82,7 @@ def _locked_message(user: User) -> str:
 @auth_bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
-        return redirect(url_for("worklist.index"))
+        return redirect(landing(current_user))
     form = LoginForm()
     if form.validate_on_submit():
         username = form.username.data.strip().lower()[:64]
@@ -115,7 +120,7 @@ def login():
             record("login", user=user)
             session.regenerate()  # a new session id: a planted one is worthless
             login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+            return redirect(_safe_next(request.args.get("next"), landing(user)))
         keep()  # the failed attempt is counted and audited
         flash("Unknown username or wrong password, or the account is deactivated.", "danger")
         return render_template("auth/login.html", form=form), 401

@@ -21,6 +21,7 @@ from tracker.engine.scores import SCORES
 from tracker.engine.steps import all_fields_for
 
 CS = "urn:tracker:codesystem:"  # the project's own code systems
+NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
 LOINC = "http://loinc.org"
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -193,6 +194,25 @@ def bundle(pathway, events) -> dict:
     return data
 
 
+def patient_resource(patient, pid: str) -> dict:
+    """The Patient: the NHS number first (UK Core's identifier), then the MRN; the GP
+    practice, known by name only, as a reference to an Organization with its display."""
+    identifiers = [{"system": f"{CS}mrn", "value": patient.mrn}]
+    if patient.nhs_number:
+        identifiers.insert(0, {"system": NHS_NUMBER, "value": patient.nhs_number})
+    resource = {
+        "resourceType": "Patient",
+        "id": pid,
+        "identifier": identifiers,
+        "name": [{"family": patient.family_name, "given": [patient.given_name]}],
+        "gender": patient.sex,
+        "birthDate": iso(patient.birth_date),
+    }
+    if patient.gp_practice:
+        resource["generalPractitioner"] = [{"type": "Organization", "display": patient.gp_practice}]
+    return resource
+
+
 def build(pathway, events) -> dict:
     history = History.from_events(events)
     patient = pathway.patient
@@ -205,19 +225,7 @@ def build(pathway, events) -> dict:
     entries: list[tuple[str, dict]] = []
     produced: dict[int, str] = {}  # event seq -> the resource it produced
 
-    entries.append(
-        (
-            pid,
-            {
-                "resourceType": "Patient",
-                "id": pid,
-                "identifier": [{"system": f"{CS}mrn", "value": patient.mrn}],
-                "name": [{"family": patient.family_name, "given": [patient.given_name]}],
-                "gender": patient.sex,
-                "birthDate": iso(patient.birth_date),
-            },
-        )
-    )
+    entries.append((pid, patient_resource(patient, pid)))
     changes = [s for s in history.counting() if s.changes_state or s.trigger == d.OPEN_TRIGGER]
     status_history = []
     for i, step in enumerate(changes):

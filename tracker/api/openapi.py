@@ -26,6 +26,25 @@ def object_schema(fields, description: str = "") -> dict:
     return out
 
 
+def patient_in_schema(partial: bool = False) -> dict:
+    """A patient's fields as sent: an optional one may also be blank (null or ""), which
+    on a PATCH clears it. ``partial``: any subset of the fields (a PATCH)."""
+    out = object_schema(PATIENT_FIELDS)
+    for f in PATIENT_FIELDS:
+        if not f.required:
+            out["properties"][f.name] = {
+                "anyOf": [field_schema(f), {"type": "null"}, {"const": ""}],
+                "description": f"{f.label} (optional; null or empty: none)",
+            }
+    if partial:
+        out["required"] = []
+        out["description"] = (
+            "Any of the patient's fields; only those sent are changed. Every invalid "
+            "field is reported at once (422)."
+        )
+    return out
+
+
 def trigger_schemas() -> dict[str, dict]:
     """One data schema per trigger and source that has its own fields."""
     out = {}
@@ -49,7 +68,15 @@ def trigger_schemas() -> dict[str, dict]:
         "required": ["event_seq", "changes", "reason"],
         "properties": {
             "event_seq": {"type": "integer", "minimum": 1},
-            "changes": {"type": "object", "minProperties": 1},
+            "changes": {
+                "type": "object",
+                "minProperties": 1,
+                "description": "The corrected fields of the step: any of its data fields "
+                "(null removes one), `occurred_at` (when it happened, ISO 8601 with an offset) "
+                "and, on the referral (event_seq 1), every referral field including "
+                "`referral_received_at`. Every later step is checked again on the corrected "
+                "history; a correction that would break one is refused, naming it.",
+            },
             "reason": {"type": "string", "minLength": 1, "maxLength": 4000},
         },
     }
@@ -73,16 +100,22 @@ def _json(schema_ref: str, description: str) -> dict:
     }
 
 
-def _errors(*codes: int) -> dict:
+def _errors(*codes: int, conflict: str = "Conflict: stale version or not allowed now") -> dict:
     words = {
         400: "Malformed request",
         401: "Missing or invalid token",
         403: "Role may not",
         404: "Not found",
-        409: "Conflict: stale version or not allowed now",
+        409: conflict,
         422: "Invalid data",
     }
     return {str(code): _json("Error", words[code]) for code in codes}
+
+
+DUPLICATE = (
+    "Conflict: the MRN (in any letter case) or NHS number is another patient's "
+    "(error duplicate_mrn or duplicate_nhs_number, with that patient's patient_id)"
+)
 
 
 def _id_param(name: str) -> dict:
@@ -121,18 +154,38 @@ def _document(registry_version: int) -> dict:
                     "patient_id": {"type": "integer"},
                 },
             },
-            "PatientIn": object_schema(PATIENT_FIELDS),
+            "PatientIn": patient_in_schema(),
+            "PatientPatch": patient_in_schema(partial=True),
             "Patient": {
                 "type": "object",
-                "required": ["id", "mrn", "pathway_ids"],
+                "required": ["id", "mrn", "nhs_number", "gp_practice", "pathway_ids"],
                 "properties": {
                     "id": {"type": "integer"},
                     "mrn": {"type": "string"},
+                    "nhs_number": {
+                        "type": ["string", "null"],
+                        "pattern": "^[0-9]{10}$",
+                        "description": "Ten digits, without spaces",
+                    },
                     "family_name": {"type": "string"},
                     "given_name": {"type": "string"},
                     "birth_date": {"type": "string", "format": "date"},
                     "sex": {"type": "string"},
+                    "gp_practice": NULLABLE_STR,
                     "pathway_ids": {"type": "array", "items": {"type": "integer"}},
+                },
+            },
+            "PatientChanged": {
+                "type": "object",
+                "required": ["patient", "changed", "message"],
+                "properties": {
+                    "patient": {"$ref": "#/components/schemas/Patient"},
+                    "changed": {
+                        "type": "array",
+                        "items": {"enum": [f.name for f in PATIENT_FIELDS]},
+                        "description": "The fields that changed; empty: nothing changed",
+                    },
+                    "message": {"type": "string"},
                 },
             },
             "PathwayIn": {
@@ -141,6 +194,11 @@ def _document(registry_version: int) -> dict:
                     **object_schema(PATHWAY_FIELDS)["properties"],
                     "patient_id": {"type": "integer", "minimum": 1},
                     "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                    "confirm_another_pathway": {
+                        "type": "boolean",
+                        "description": "true to open a second pathway for a patient who "
+                        "already has an open one (otherwise 422, naming the open one).",
+                    },
                 },
                 "required": ["patient_id", *object_schema(PATHWAY_FIELDS)["required"]],
             },
@@ -162,9 +220,19 @@ def _document(registry_version: int) -> dict:
                     "version": {"type": "integer", "minimum": 1},
                     "referral_received_at": DT,
                     "urgency": {"type": "string"},
+                    "referral_priority": {"type": "string"},
                     "lead_surgeon": NULLABLE_STR,
                     "coordinator": NULLABLE_STR,
                     "recurrence_count": {"type": "integer"},
+                    "opened_in_error": {
+                        "type": "boolean",
+                        "description": "Withdrawn as opened in error: left out of every "
+                        "count, report, export and return.",
+                    },
+                    "unreviewed_steps": {
+                        "type": "integer",
+                        "description": "Steps recorded since the last surgeon's sign-off.",
+                    },
                     "closed_at": NULLABLE_DT,
                     "next_target": {"$ref": "#/components/schemas/NextTarget"},
                 },
@@ -196,7 +264,15 @@ def _document(registry_version: int) -> dict:
                                             ]
                                         },
                                         "due_at": DT,
+                                        "due_on": {
+                                            "type": ["string", "null"],
+                                            "format": "date",
+                                            "description": "For a clock counted in whole "
+                                            "days (a follow-up visit): due by the end of "
+                                            "this local date.",
+                                        },
                                         "stopped_at": NULLABLE_DT,
+                                        "episode": {"type": "integer", "minimum": 0},
                                     },
                                 },
                             },
@@ -291,7 +367,7 @@ def _document(registry_version: int) -> dict:
                 },
                 "responses": {
                     "201": _json("Patient", "Registered"),
-                    **_errors(400, 401, 403, 409, 422),
+                    **_errors(400, 401, 403, 409, 422, conflict=DUPLICATE),
                 },
             }
         },
@@ -300,7 +376,26 @@ def _document(registry_version: int) -> dict:
                 "operationId": "getPatient",
                 "parameters": [_id_param("patient_id")],
                 "responses": {"200": _json("Patient", "The patient"), **_errors(401, 404)},
-            }
+            },
+            "patch": {
+                "operationId": "updatePatient",
+                "summary": "Correct a patient's details",
+                "description": "Changes the fields sent and writes the old and new value of "
+                "each changed one to the audit log; nothing is written when nothing changes.",
+                "parameters": [_id_param("patient_id")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/PatientPatch"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json("PatientChanged", "Changed, or nothing changed"),
+                    **_errors(400, 401, 403, 404, 409, 422, conflict=DUPLICATE),
+                },
+            },
         },
         "/api/v1/pathways": {
             "get": {

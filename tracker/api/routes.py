@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, g, jsonify, request
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from tracker.api import serialize
@@ -21,9 +22,10 @@ from tracker.engine import clocks, services
 from tracker.engine import steps as d
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
-from tracker.patients.errors import DuplicateMRN
+from tracker.patients import services as patient_services
+from tracker.patients.errors import DuplicatePatient
+from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
-from tracker.patients.services import register_patient
 from tracker.web.access import ANONYMOUS, refusal, rule_for
 from tracker.web.boundary import discard
 
@@ -147,29 +149,71 @@ def definition():
 @bp.post("/v1/patients")
 def create_patient():
     body = _body()
-    fields = {k: body.get(k) for k in ("mrn", "family_name", "given_name", "birth_date", "sex")}
+    fields = {f.name: body.get(f.name) for f in PATIENT_FIELDS}
     unknown = sorted(set(body) - set(fields))
     if unknown:
         raise ApiError(
             422,
             "invalid_data",
             "Unknown fields.",
-            {name: ["is not a field of a patient"] for name in unknown},
+            {name: [patient_services.NOT_A_FIELD] for name in unknown},
         )
     try:
-        patient = register_patient(g.api_user, **fields)
-    except DuplicateMRN as exc:
+        patient = patient_services.register_patient(g.api_user, **fields)
+    except DuplicatePatient as exc:
         discard()
-        raise ApiError(409, "duplicate_mrn", exc.message, patient_id=exc.patient.id) from None
+        raise _duplicate(exc) from None
+    except IntegrityError:
+        discard()
+        raise _taken_a_moment_ago() from None
     return jsonify(serialize.patient(patient)), 201
 
 
 @bp.get("/v1/patients/<anyint:patient_id>")
 def get_patient(patient_id: int):
+    return jsonify(serialize.patient(_load_patient(patient_id)))
+
+
+@bp.patch("/v1/patients/<anyint:patient_id>")
+def update_patient(patient_id: int):
+    patient, body = _load_patient(patient_id), _body()
+    try:
+        changes = patient_services.update_patient(g.api_user, patient, body)
+    except DuplicatePatient as exc:
+        discard()
+        raise _duplicate(exc) from None
+    except IntegrityError:
+        discard()
+        raise _taken_a_moment_ago() from None
+    return jsonify(
+        {
+            "patient": serialize.patient(patient),
+            "changed": list(changes),
+            "message": patient_services.changed_words(changes),
+        }
+    )
+
+
+def _load_patient(patient_id: int) -> Patient:
     patient = db.session.get(Patient, patient_id) if patient_id < 2**31 else None
     if patient is None:
         raise ApiError(404, "not_found", f"No patient {patient_id}.")
-    return jsonify(serialize.patient(patient))
+    return patient
+
+
+def _duplicate(exc: DuplicatePatient) -> ApiError:
+    """409, naming the field and (as the web page links it) the patient who has it."""
+    return ApiError(
+        409, exc.code, exc.message, {exc.field: [exc.message]}, patient_id=exc.patient.id
+    )
+
+
+def _taken_a_moment_ago() -> ApiError:
+    # The unique indexes refused what the check let through: another request took the MRN
+    # or NHS number at the same moment.
+    return ApiError(
+        409, "conflict", "This MRN or NHS number was registered a moment ago; check and send again."
+    )
 
 
 @bp.post("/v1/pathways")

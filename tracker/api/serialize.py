@@ -20,10 +20,12 @@ def patient(p) -> dict:
     return {
         "id": p.id,
         "mrn": p.mrn,
+        "nhs_number": p.nhs_number,
         "family_name": p.family_name,
         "given_name": p.given_name,
         "birth_date": iso(p.birth_date),
         "sex": p.sex,
+        "gp_practice": p.gp_practice,
         "pathway_ids": [pathway.id for pathway in p.pathways],
     }
 
@@ -37,6 +39,7 @@ def pathway(p, now: datetime) -> dict:
         "referral_received_at": iso(p.referral_received_at),
         "referral_source": p.referral_source,
         "urgency": p.urgency,
+        "referral_priority": p.referral_priority,
         "diagnosis_category": p.diagnosis_category,
         "tumour_site": p.tumour_site,
         "primary_cancer_site": p.primary_cancer_site,
@@ -44,6 +47,8 @@ def pathway(p, now: datetime) -> dict:
         "lead_surgeon": p.lead_surgeon.username if p.lead_surgeon else None,
         "coordinator": p.coordinator.username if p.coordinator else None,
         "recurrence_count": p.recurrence_count,
+        "opened_in_error": p.in_error,
+        "unreviewed_steps": p.unreviewed_steps,
         "opened_at": iso(p.opened_at),
         "closed_at": iso(p.closed_at),
         "state_entered_at": iso(p.state_entered_at),
@@ -64,7 +69,10 @@ def target(t) -> dict:
         "status": t.status,
         "started_at": iso(t.started_at),
         "due_at": iso(t.due_at),
+        # A clock counted in whole days (a follow-up visit) is due by the end of this date.
+        "due_on": iso(clocks.due_day(t.code, t.due_at)),
         "stopped_at": iso(t.stopped_at),
+        "episode": t.episode,
     }
 
 

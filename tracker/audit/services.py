@@ -138,6 +138,22 @@ def _changed(obj) -> list[str]:
     return changed
 
 
+def _old_and_new(obj) -> dict[str, dict]:
+    """``{column: {"old": ..., "new": ...}}`` of the columns of ``obj`` changed in this
+    flush: a correction of a patient's details keeps what it replaced. The old value is
+    the one loaded before the change (the services read a value before they set it)."""
+    state = inspect(obj)
+    out = {}
+    for column in state.mapper.column_attrs:
+        history = state.attrs[column.key].history
+        if history.has_changes():
+            old = history.deleted[0] if history.deleted else None
+            new = history.added[0] if history.added else None
+            if old != new:
+                out[column.key] = {"old": old, "new": new}
+    return out
+
+
 def _entries_for(obj, new: bool) -> list[dict]:
     kind = type(obj).__name__
     if kind == "Event" and new:
@@ -152,9 +168,9 @@ def _entries_for(obj, new: bool) -> list[dict]:
     if kind == "Patient":
         if new:
             return [{"action": "register_patient", "patient": obj, "detail": {"mrn": obj.mrn}}]
-        changed = _changed(obj)
-        if changed:
-            return [{"action": "update_patient", "patient": obj, "detail": {"fields": changed}}]
+        changes = _old_and_new(obj)
+        if changes:
+            return [{"action": "update_patient", "patient": obj, "detail": {"changes": changes}}]
     if kind == "User":
         if new:
             return [

@@ -23,3 +23,9 @@ def local_zone() -> ZoneInfo:
 def local_date(value: datetime) -> date:
     """The local calendar day of an aware time (an MDT on 15 July at 00:30 BST is 15 July)."""
     return value.astimezone(local_zone()).date()
+
+
+def format_local(value: datetime) -> str:
+    """A time as people read it in messages: local, with the zone ("12 Jan 2026 09:10 GMT")."""
+    local = value.astimezone(local_zone())
+    return f"{local.day} {local:%b %Y %H:%M %Z}"

@@ -100,7 +100,7 @@ CLOCKS: tuple[Clock, ...] = (
     Clock(
         "follow_up",
         "Follow-up visit",
-        tags.FOLLOW_UP,
+        tags.FOLLOW_UP_BOOKED,
         tags.FOLLOW_UP,
         {},
         unit="days",
@@ -218,11 +218,10 @@ def compute(
     closed_at: datetime | None = None,
     target_rules: Rules | None = None,
 ) -> list[ClockResult]:
-    """Each clock that has started in the current episode, with its status at ``now``."""
-    episodes = _episodes(referral_received_at, history)
-    return _episode_clocks(
-        urgency, history, now, closed_at, target_rules or rules(), *episodes[-1], last=True
-    )
+    """Each clock that has started in the current episode, with its status at ``now``.
+    ``urgency`` is the referral's; a later episode's is its own."""
+    episodes = _episodes(urgency, referral_received_at, history)
+    return _episode_clocks(history, now, closed_at, target_rules or rules(), episodes[-1])
 
 
 def compute_all(
@@ -234,94 +233,126 @@ def compute_all(
     target_rules: Rules | None = None,
 ) -> list[ClockResult]:
     """The clocks of every episode: an earlier episode's clocks keep their results, and one
-    still running when the next episode began ends there (as at a closing)."""
+    still running when the next episode began ends there (a follow-up visit is stopped by
+    the recurrence; a target, as at a closing)."""
     target_rules = target_rules or rules()
-    episodes = _episodes(referral_received_at, history)
+    episodes = _episodes(urgency, referral_received_at, history)
     out = []
-    for i, episode in enumerate(episodes):
-        last = i == len(episodes) - 1
-        ended = closed_at if last else episodes[i + 1][2]
-        out.extend(_episode_clocks(urgency, history, now, ended, target_rules, *episode, last=last))
+    for episode in episodes:
+        out.extend(_episode_clocks(history, now, closed_at, target_rules, episode))
     return out
 
 
-def _episodes(referral_received_at: datetime, history: History):
-    """(number, first seq after its start, start time, last seq) of each episode."""
-    starts = [(0, referral_received_at)] + [
-        (s.seq, s.occurred_at) for s in history.tagged(tags.NEW_EPISODE)
+@dataclass(frozen=True)
+class Episode:
+    number: int
+    since: int  # the seq that started it (0: the referral); its steps are recorded after
+    started_at: datetime
+    until: int | None  # the seq that started the next one
+    ended_at: datetime | None  # when the next one started
+    urgency: str
+
+
+def _episodes(urgency: str, referral_received_at: datetime, history: History) -> list[Episode]:
+    """The referral's episode and one per suspected recurrence, each with its own urgency
+    (a recurrence recorded before episodes had their own takes the referral's)."""
+    starts = [(0, referral_received_at, urgency)] + [
+        (s.seq, s.occurred_at, s.data.get("urgency", urgency))
+        for s in history.tagged(tags.NEW_EPISODE)
     ]
     out = []
-    for i, (since, at) in enumerate(starts):
-        until = starts[i + 1][0] if i + 1 < len(starts) else None
-        out.append((i, since, at, until))
+    for i, (since, at, episode_urgency) in enumerate(starts):
+        following = starts[i + 1] if i + 1 < len(starts) else None
+        out.append(
+            Episode(
+                i,
+                since,
+                at,
+                following[0] if following else None,
+                following[1] if following else None,
+                episode_urgency,
+            )
+        )
     return out
 
 
 def _episode_clocks(
-    urgency,
-    history: History,
-    now,
-    closed_at,
-    target_rules: Rules,
-    episode,
-    since,
-    start_at,
-    until,
-    *,
-    last: bool,
+    history: History, now, closed_at, target_rules: Rules, episode: Episode
 ) -> list[ClockResult]:
     fraction = target_rules.due_soon_fraction
+    # A clock still running when the next episode began ends there, as at a closing.
+    ended = episode.ended_at if episode.until is not None else closed_at
 
     def first(tag: str) -> datetime | None:
         if tag == EPISODE:
-            return start_at
-        step = history.first_tagged(tag, since=since)
-        if step is None or (until is not None and step.seq >= until):
-            return None
-        return step.occurred_at
+            return episode.started_at
+        step = history.first_tagged(tag, since=episode.since, until=episode.until)
+        return step.occurred_at if step is not None else None
 
     out = []
     for clock in CLOCKS:
         if clock.due_field:
-            if last:  # visits are not split by episode: the latest visits count
-                out.extend(_per_visit(clock, history, now, closed_at, fraction, episode))
+            out.extend(_per_visit(clock, history, now, closed_at, fraction, episode))
             continue
-        limit = target_rules.limit(urgency, clock.code)
+        limit = target_rules.limit(episode.urgency, clock.code)
         start = first(clock.start)
         if limit is None or start is None:
             continue
         due = start + limit
         warn = due - limit * fraction
         stop = first(clock.stop)
-        status = decide(due, warn, stop, now, closed_at)
+        status = decide(due, warn, stop, now, ended)
         if status:
-            out.append(ClockResult(clock.code, start, due, warn, stop, status, episode))
+            out.append(ClockResult(clock.code, start, due, warn, stop, status, episode.number))
     return out
 
 
-def _per_visit(clock: Clock, history: History, now, closed_at, fraction, episode):
+def _per_visit(clock: Clock, history: History, now, closed_at, fraction, episode: Episode):
     """The last completed visit clock (met or missed) and the one running now.
 
-    Each visit with a due date for the next starts a clock that the next visit stops;
+    Each step that books the next visit (its date in ``due_field``) starts a clock that the
+    next visit stops, or the next episode (a suspected recurrence brings the patient back);
     earlier completed ones are in the timeline.
     """
-    visits = history.tagged(clock.start)
+
+    def in_episode(step) -> bool:
+        return step.seq > episode.since and (episode.until is None or step.seq < episode.until)
+
+    def when(step):
+        return (step.occurred_at, step.seq)
+
+    bookings = sorted(
+        (s for s in history.tagged(clock.start) if in_episode(s) and s.data.get(clock.due_field)),
+        key=when,
+    )
+    visits = sorted((s for s in history.tagged(clock.stop) if in_episode(s)), key=when)
     out = []
-    for i, visit in enumerate(visits):
-        following = visits[i + 1] if i + 1 < len(visits) else None
-        if not visit.data.get(clock.due_field):
-            continue
-        if following is not None and following.occurred_at == visit.occurred_at:
+    for i, booking in enumerate(bookings):
+        rebooked = bookings[i + 1] if i + 1 < len(bookings) else None
+        if rebooked is not None and rebooked.occurred_at == booking.occurred_at:
             continue  # a visit recorded again at the same time: the later one's clock counts
-        due = end_of_day(date.fromisoformat(visit.data[clock.due_field]))
-        warn = due - (due - visit.occurred_at) * fraction
-        stop = following.occurred_at if following else None
+        following = next((v for v in visits if when(v) > when(booking)), None)
+        stop = following.occurred_at if following else episode.ended_at
+        due = end_of_day(date.fromisoformat(booking.data[clock.due_field]))
+        warn = due - (due - booking.occurred_at) * fraction
         status = decide(due, warn, stop, now, closed_at)
         if status:
-            out.append(ClockResult(clock.code, visit.occurred_at, due, warn, stop, status, episode))
+            out.append(
+                ClockResult(
+                    clock.code, booking.occurred_at, due, warn, stop, status, episode.number
+                )
+            )
     completed = [t for t in out if t.stopped_at is not None][-1:]
     running = [t for t in out if t.stopped_at is None]
     return completed + running
+
+
+def due_day(code: str, due_at: datetime | None) -> date | None:
+    """The local date a clock counted in whole days is due (a follow-up due on 12 Jan is due
+    by the end of 12 Jan): shown as that date, never as midnight of the next."""
+    if due_at is None or code not in BY_CODE or not BY_CODE[code].due_field:
+        return None
+    return (due_at - timedelta(microseconds=1)).astimezone(local_zone()).date()
 
 
 def next_open(results: list[ClockResult]) -> ClockResult | None:

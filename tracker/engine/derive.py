@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from tracker.engine import clocks, tags
+from tracker.engine.dictionary import IN_ERROR, default_priority
 from tracker.engine.history import History
 from tracker.engine.models import NO_TARGET, Event, Pathway, PathwayClock, PathwayFact
 from tracker.engine.states import FINAL_STATES, INITIAL_STATE
@@ -28,6 +29,16 @@ REPORTED = {
     tags.NEW_EPISODE: (("recurrence", None),),
 }
 FACT_COLUMNS = ("seq", "kind", "code", "occurred_at")
+# The referral's fields the pathway row keeps, corrected by amendments of the referral.
+REFERRAL_COLUMNS = (
+    "referral_received_at",
+    "referral_source",
+    "urgency",
+    "diagnosis_category",
+    "tumour_site",
+    "primary_cancer_site",
+    "presenting_symptoms",
+)
 # The columns of a pathway_clock row that the derivation decides (id and pathway aside).
 CLOCK_COLUMNS = (
     "episode",
@@ -60,15 +71,21 @@ class Derived:
     days_to_decision: float | None
     days_decision_to_treatment: float | None
     days_to_treatment: float | None
+    in_error: bool
+    unreviewed_steps: int
+    referral_priority: str
+    # The referral's fields as corrected (the keys its event holds): the row follows them.
+    referral: dict
     clocks: tuple[dict, ...]  # the pathway_clock rows, as CLOCK_COLUMNS -> value
     facts: tuple[dict, ...]  # the pathway_fact rows, as FACT_COLUMNS -> value
 
     def row_values(self) -> dict:
-        return {
+        values = {
             name: getattr(self, name)
             for name in self.__dataclass_fields__
-            if name not in ("clocks", "facts", "state")
+            if name not in ("clocks", "facts", "state", "referral")
         }
+        return {**self.referral, **values}
 
 
 def derive(
@@ -84,17 +101,22 @@ def derive(
     state, recurrences = history.replay()
     entry = history.entry_step()
     closed_at = entry.occurred_at if state in FINAL_STATES else None
+    referral = {k: v for k, v in history.referral_values().items() if k in REFERRAL_COLUMNS}
+    if history.referral is not None:
+        referral.setdefault("presenting_symptoms", [])  # none given, or all removed
+    urgency = referral.get("urgency", urgency)
+    referral_received_at = referral.get("referral_received_at", referral_received_at)
+    in_error = state in FINAL_STATES and entry is not None and entry.data.get("reason") == IN_ERROR
     rules = rules or clocks.rules()
     current = clocks.compute(urgency, referral_received_at, history, now, closed_at, rules)
     upcoming = clocks.next_open(current)
     every = clocks.compute_all(urgency, referral_received_at, history, now, closed_at, rules)
 
+    recurrence = history.first_tagged(tags.NEW_EPISODE)
+
     def first(tag: str) -> datetime | None:
-        step = history.first_tagged(tag)
-        until = history.first_tagged(tags.NEW_EPISODE)
-        if step is None or (until is not None and step.seq > until.seq):
-            return None
-        return step.occurred_at
+        step = history.first_tagged(tag, until=recurrence.seq if recurrence else None)
+        return step.occurred_at if step is not None else None
 
     imaging, decision, treatment = (
         first(tags.IMAGING_REPORTED),
@@ -117,8 +139,13 @@ def derive(
         days_to_decision=_days(referral_received_at, decision),
         days_decision_to_treatment=_days(decision, treatment),
         days_to_treatment=_days(referral_received_at, treatment),
-        clocks=tuple(_clock_row(r) for r in every),
-        facts=tuple(_facts(history)),
+        in_error=in_error,
+        unreviewed_steps=len(history.unreviewed()),
+        referral_priority=referral.get("referral_priority") or default_priority(urgency),
+        referral=referral,
+        # A pathway opened in error leaves every count and report: no clock or fact rows.
+        clocks=() if in_error else tuple(_clock_row(r) for r in every),
+        facts=() if in_error else tuple(_facts(history)),
     )
 
 

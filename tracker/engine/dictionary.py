@@ -50,6 +50,21 @@ URGENCY = codes(
     "urgent=Urgent (suspected spinal metastases, pain only)",
     "routine=Routine",
 )
+REFERRAL_PRIORITY = codes(
+    "urgent_suspected_cancer=Urgent suspected cancer",
+    "screening=Screening",
+    "consultant_upgrade=Consultant upgrade",
+    "routine=Routine (non-urgent)",
+    "emergency_presentation=Emergency presentation",
+)
+
+
+def default_priority(urgency: str | None) -> str:
+    """The waiting-time route a referral takes when none is given: an emergency presents as
+    one; an urgent or routine referral of a suspected tumour is urgent suspected cancer."""
+    return "emergency_presentation" if urgency == "emergency" else "urgent_suspected_cancer"
+
+
 URGENCY_SHORT = {"emergency": "Emergency", "urgent": "Urgent", "routine": "Routine"}
 DIAGNOSIS_CATEGORY = codes(
     "metastatic_spinal=Metastatic spinal tumour",
@@ -160,7 +175,9 @@ WITHDRAW_REASON = codes(
     "declined=Declined treatment",
     "transferred=Transferred out",
     "lost_to_follow_up=Lost to follow-up",
+    "opened_in_error=Opened in error (left out of every count and report)",
 )
+IN_ERROR = "opened_in_error"
 
 
 NOTE = LongText("note", "Note", max_length=4000)
@@ -175,6 +192,13 @@ PATHWAY_FIELDS = (
     ),
     Choice("referral_source", "Referral source", required=True, choices=REFERRAL_SOURCE),
     Choice("urgency", "Urgency", required=True, choices=URGENCY),
+    Choice(
+        "referral_priority",
+        "Referral priority",
+        choices=REFERRAL_PRIORITY,
+        help="The waiting-time route. Left blank: emergency presentation for an emergency, "
+        "otherwise urgent suspected cancer.",
+    ),
     Choice(
         "diagnosis_category",
         "Diagnosis category",
@@ -272,6 +296,26 @@ FOLLOW_UP_FIELDS = (
     YesNo("imaging_done", "Imaging done", required=True),
     Choice("status", "Disease status", required=True, choices=FOLLOW_UP_STATUS),
     Date("next_due", "Next visit due"),
+)
+NEXT_DUE = Date(
+    "next_due",
+    "First follow-up visit due",
+    required=True,
+    help="The date of the first follow-up visit: due by the end of that day.",
+)
+EPISODE_FIELDS = (
+    Choice("urgency", "Urgency of this episode", required=True, choices=URGENCY),
+    Choice(
+        "referral_priority",
+        "Referral priority of this episode",
+        required=True,
+        choices=REFERRAL_PRIORITY,
+    ),
+    LongText("findings", "Findings", max_length=LONG),
+)
+HANDOVER_FIELDS = (
+    UserRef("lead_surgeon", "New lead surgeon", role="surgeon"),
+    UserRef("coordinator", "New coordinator", role="coordinator"),
 )
 ASSESSMENT_FIELDS = (_ASIA, _PAIN, _ECOG, _KARNOFSKY)
 WITHDRAW_FIELDS = (Choice("reason", "Reason", required=True, choices=WITHDRAW_REASON),)

@@ -28,8 +28,14 @@ class Guard:
 
 
 def _reported_since_entry(tag: str):
-    def check(*, history, **_) -> bool:
-        return any(tag in s.tags for s in history.since_entry())
+    """A step with ``tag`` since the current state was entered, that had happened by the
+    time of this event (a report dated after the request it allowed does not count)."""
+
+    def check(*, history, occurred_at=None, probe=False, **_) -> bool:
+        return any(
+            tag in s.tags and (probe or occurred_at is None or s.occurred_at <= occurred_at)
+            for s in history.since_entry()
+        )
 
     return check
 
@@ -61,22 +67,25 @@ def _not_before_decision_to_operate(*, history, occurred_at, probe, **_) -> bool
     return occurred_at >= decision.occurred_at and local_date(occurred_at) >= meeting
 
 
-def _follow_up_clear(*, history, **_) -> bool:
+def _follow_up_clear(*, history, occurred_at=None, probe=False, **_) -> bool:
     """From surveillance: the last follow-up shows no evidence of disease or stable disease."""
     entry = history.entry_step()  # the step into surveillance: this episode only
-    follow_up = history.latest_tagged(tags.FOLLOW_UP, since=entry.seq if entry else 0)
+    by = None if probe else occurred_at
+    follow_up = history.latest_tagged(tags.FOLLOW_UP, since=entry.seq if entry else 0, by=by)
     return follow_up is not None and follow_up.data.get("status") in ("ned", "stable")
 
 
 IMAGING_REPORTED = Guard(
     "imaging_reported",
     _reported_since_entry(tags.IMAGING_REPORTED),
-    "no imaging study has been reported yet: record the imaging report first",
+    "no imaging study has been reported yet (by the time of this step): record the "
+    "imaging report first",
 )
 BIOPSY_RECORDED = Guard(
     "biopsy_recorded",
     _reported_since_entry(tags.BIOPSY_RESULT),
-    "no biopsy result has been recorded yet: record the biopsy result first",
+    "no biopsy result has been recorded yet (by the time of this step): record the "
+    "biopsy result first",
 )
 MDT_OUTCOME = Guard(
     "mdt_outcome",

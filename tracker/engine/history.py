@@ -12,7 +12,14 @@ from typing import Any
 
 from tracker.engine import steps as d
 from tracker.engine import tags
+from tracker.engine.fields import parse_datetime
 from tracker.engine.machine import expected_destination
+
+# The key of an amendment's changes that corrects when a step happened; on the referral
+# (seq 1) its time is ``referral_received_at``, a field of its own.
+OCCURRED_AT = "occurred_at"
+REFERRAL_RECEIVED_AT = "referral_received_at"
+EPISODE_KEYS = ("urgency", "referral_priority")  # what each episode has of its own
 
 
 @dataclass
@@ -33,6 +40,11 @@ class Step:
     voided_by: int | None = None  # seq of the void event
     amended_by: list[int] = field(default_factory=list)
     event: Any = None  # the Event row, when built from rows
+    original_occurred_at: datetime | None = None  # as first recorded, before corrections
+
+    def __post_init__(self) -> None:
+        if self.original_occurred_at is None:
+            self.original_occurred_at = self.occurred_at
 
     @property
     def changes_state(self) -> bool:
@@ -54,9 +66,20 @@ class Step:
 
 
 def apply_changes(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """An event's data with an amendment's changes; a field set to None was removed."""
+    """An event's data with an amendment's changes; a field set to None was removed. A
+    corrected time is the step's, not its data's (see ``History``)."""
     merged = {**data, **changes}
-    return {k: v for k, v in merged.items() if v is not None}
+    return {
+        k: v
+        for k, v in merged.items()
+        if v is not None and k not in (OCCURRED_AT, REFERRAL_RECEIVED_AT)
+    }
+
+
+def corrected_time(step: Step, changes: dict[str, Any]) -> datetime | None:
+    """The time an amendment's ``changes`` give ``step``, or None if they keep it."""
+    key = REFERRAL_RECEIVED_AT if tags.OPENS in step.tags else OCCURRED_AT
+    return parse_datetime(changes[key]) if changes.get(key) else None
 
 
 class History:
@@ -66,7 +89,9 @@ class History:
         for step in steps:
             if step.trigger == d.AMEND_TRIGGER and step.amends_seq in self.by_seq:
                 target = self.by_seq[step.amends_seq]
-                target.data = apply_changes(target.data, step.data.get("changes", {}))
+                changes = step.data.get("changes", {})
+                target.data = apply_changes(target.data, changes)
+                target.occurred_at = corrected_time(target, changes) or target.occurred_at
                 target.amended_by.append(step.seq)
             if step.trigger == d.VOID_TRIGGER and step.voids_seq in self.by_seq:
                 self.by_seq[step.voids_seq].voided_by = step.seq
@@ -111,6 +136,67 @@ class History:
     def counting(self) -> list[Step]:
         return [s for s in self.steps if s.counts]
 
+    def before(self, seq: int) -> History:
+        """The story as it stood when step ``seq`` was recorded, read with today's
+        corrections: the counting steps recorded before it (guards are judged on this)."""
+        return History([s for s in self.steps if s.seq < seq and s.counts])
+
+    def in_time_order(self) -> list[Step]:
+        """The steps by when they happened, then by the order they were recorded."""
+        return sorted(self.steps, key=lambda s: (s.occurred_at, s.seq))
+
+    @property
+    def referral(self) -> Step | None:
+        return self.steps[0] if self.steps and tags.OPENS in self.steps[0].tags else None
+
+    def referral_values(self) -> dict[str, Any]:
+        """The referral as corrected: its fields, and when it was received."""
+        referral = self.referral
+        if referral is None:
+            return {}
+        return {**referral.data, REFERRAL_RECEIVED_AT: referral.occurred_at}
+
+    def episode_values(self) -> dict[str, Any]:
+        """The current episode's urgency and referral priority: the latest recurrence's,
+        or the referral's (a recurrence recorded before episodes had their own: the
+        referral's)."""
+        values = {k: v for k, v in self.referral_values().items() if k in EPISODE_KEYS}
+        for step in self.tagged(tags.NEW_EPISODE):
+            values.update({k: v for k, v in step.data.items() if k in EPISODE_KEYS})
+        return values
+
+    def people(self) -> dict[str, str]:
+        """Who leads and who coordinates now (usernames): the referral's as corrected, then
+        each handover in the order they happened."""
+        roles = ("lead_surgeon", "coordinator")
+        values = {k: v for k, v in self.referral_values().items() if k in roles and v}
+        for step in sorted(self.tagged(tags.HANDOVER), key=lambda s: (s.occurred_at, s.seq)):
+            values.update({k: v for k, v in step.data.items() if k in roles and v})
+        return values
+
+    def episode_of(self, step: Step) -> int:
+        """The episode a step belongs to: 0 the referral's, n the n-th recurrence's."""
+        return sum(1 for s in self.tagged(tags.NEW_EPISODE) if s.seq <= step.seq)
+
+    def latest_with(self, key: str) -> Step | None:
+        """The step that recorded the most recent value of a data field (by when it
+        happened), or None."""
+        found = [s for s in self.counting() if s.data.get(key) is not None]
+        return max(found, key=lambda s: (s.occurred_at, s.seq), default=None)
+
+    def last_sign_off(self) -> Step | None:
+        for step in reversed(self.steps):
+            if tags.SIGN_OFF in step.tags:
+                return step
+        return None
+
+    def unreviewed(self) -> list[Step]:
+        """The steps recorded after the last sign-off (a sign-off confirms what was recorded
+        before it, whatever the dates): not yet reviewed by a surgeon."""
+        signed = self.last_sign_off()
+        after = signed.seq if signed else 0
+        return [s for s in self.steps if s.seq > after and tags.SIGN_OFF not in s.tags]
+
     def entry_step(self) -> Step | None:
         """The counting step that brought the pathway into its current state."""
         for step in reversed(self.steps):
@@ -135,27 +221,33 @@ class History:
                 return step
         return None
 
-    def latest_tagged(self, tag: str, since: int = 0) -> Step | None:
-        for step in reversed(self.steps):
-            if step.seq > since and step.counts and tag in step.tags:
-                return step
-        return None
+    def latest_tagged(self, tag: str, since: int = 0, by: datetime | None = None) -> Step | None:
+        """The step with ``tag`` that happened last among those recorded after ``since``
+        (and, given ``by``, that had happened by then)."""
+        found = [
+            s
+            for s in self.steps
+            if s.seq > since and s.counts and tag in s.tags and (by is None or s.occurred_at <= by)
+        ]
+        return max(found, key=lambda s: (s.occurred_at, s.seq), default=None)
 
-    def first_tagged(self, tag: str, since: int = 0) -> Step | None:
-        for step in self.steps:
-            if step.seq > since and step.counts and tag in step.tags:
-                return step
-        return None
+    def first_tagged(self, tag: str, since: int = 0, until: int | None = None) -> Step | None:
+        """The step with ``tag`` that happened first among those recorded after ``since``
+        (and before ``until``): a step entered late but dated earlier comes first."""
+        found = [
+            s
+            for s in self.steps
+            if s.seq > since and (until is None or s.seq < until) and s.counts and tag in s.tags
+        ]
+        return min(found, key=lambda s: (s.occurred_at, s.seq), default=None)
 
     def tagged(self, tag: str, since: int = 0) -> list[Step]:
         return [s for s in self.steps if s.seq > since and s.counts and tag in s.tags]
 
     def latest_value(self, key: str) -> Any:
         """The most recent value recorded for a data field (ASIA, SINS total, ...), or None."""
-        for step in reversed(self.counting()):
-            if step.data.get(key) is not None:
-                return step.data[key]
-        return None
+        step = self.latest_with(key)
+        return step.data[key] if step is not None else None
 
     def mdt_outcomes(self) -> list[Step]:
         return self.tagged(tags.MDT_OUTCOME)

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Index,
     String,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -39,6 +40,8 @@ class Pathway(Base):
         Index("ix_pathway_open_warn", "closed_at", "next_target_warn_at"),
         # The reports' cohort: the pathways referred in a range of days.
         Index("ix_pathway_referral", "referral_received_at", "id"),
+        # A surgeon's queue: their pathways with steps not yet signed off.
+        Index("ix_pathway_lead_unreviewed", "lead_surgeon_id", "unreviewed_steps"),
         # Most pathways are open, so PostgreSQL's planner scans and sorts rather than use an
         # index led by closed_at; these hold the open pathways only, in the worklist's
         # orders, so the first page is read off an index on both databases.
@@ -66,6 +69,10 @@ class Pathway(Base):
     referral_received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     referral_source: Mapped[str] = mapped_column(String(32))
     urgency: Mapped[str] = mapped_column(String(16), index=True)
+    # The waiting-time route (PATHWAY.md), beside the clinical urgency.
+    referral_priority: Mapped[str] = mapped_column(
+        String(32), server_default="urgent_suspected_cancer"
+    )
     diagnosis_category: Mapped[str] = mapped_column(String(32))
     tumour_site: Mapped[str] = mapped_column(String(100))
     primary_cancer_site: Mapped[str] = mapped_column(String(32))
@@ -93,6 +100,10 @@ class Pathway(Base):
     days_to_decision: Mapped[float | None]
     days_decision_to_treatment: Mapped[float | None]
     days_to_treatment: Mapped[float | None]
+    # Withdrawn as opened in error: kept in the log, left out of every count and report.
+    in_error: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Steps recorded after the last surgeon's sign-off ("Awaiting my sign-off").
+    unreviewed_steps: Mapped[int] = mapped_column(default=0, server_default="0")
 
     patient = relationship("Patient", back_populates="pathways", lazy="joined", innerjoin=True)
     lead_surgeon = relationship("User", foreign_keys=[lead_surgeon_id], lazy="joined")

@@ -16,15 +16,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from tracker.core.clock import format_local
 from tracker.core.db import utcnow
 from tracker.core.runtime import db_session
-from tracker.engine import counts, derive, machine, tags
+from tracker.engine import counts, derive, machine, tags, timing
 from tracker.engine import steps as d
 from tracker.engine.dictionary import (
     COMPUTED_KEYS,
     PATHWAY_FIELDS,
     DataError,
     clean_fields,
+    default_priority,
     with_scores,
 )
 from tracker.engine.errors import (
@@ -36,7 +38,7 @@ from tracker.engine.errors import (
     TriggerNotAllowed,
 )
 from tracker.engine.fields import UserRef, parse_datetime
-from tracker.engine.history import History, Step
+from tracker.engine.history import OCCURRED_AT, REFERRAL_RECEIVED_AT, History, Step
 from tracker.engine.models import Event, Pathway
 from tracker.engine.steps import all_fields_for, validate_event_data
 from tracker.users.models import User
@@ -92,6 +94,15 @@ def allowed_triggers(pathway: Pathway, user, history: History | None = None) -> 
         and d.transition_for(trigger, pathway.state) is not None
         and machine.guards_pass(pathway, trigger, history=history, probe=True)
     ]
+
+
+def form_defaults(trigger: str, source: str | None, history: History) -> dict[str, Any]:
+    """What a new step's form starts with: a new episode starts as urgent as the last."""
+    if tags.NEW_EPISODE in d.tags_of(trigger, source):
+        values = history.episode_values()
+        values.setdefault("referral_priority", default_priority(values.get("urgency")))
+        return values
+    return {}
 
 
 def not_allowed_reason(pathway: Pathway, trigger: str, history: History, **guard_args):
@@ -155,11 +166,9 @@ def _void_refusal(user, history: History, now: datetime) -> PathwayError | None:
 
 
 def amendable_steps(history: History) -> list[Step]:
-    return [
-        s
-        for s in history.counting()
-        if not ({tags.OPENS, tags.SIGN_OFF} & s.tags) and all_fields_for(s.trigger, s.from_state)
-    ]
+    """Every step of the story but the sign-offs: its data and when it happened (the
+    referral: every referral field) can be corrected."""
+    return [s for s in history.counting() if tags.SIGN_OFF not in s.tags]
 
 
 # -- checks shared by every change -----------------------------------------------
@@ -184,24 +193,42 @@ def _check_version(pathway: Pathway, expected_version) -> None:
         raise StaleVersion(pathway.state, pathway.version)
 
 
-def _check_time(occurred_at, history: History, now: datetime) -> datetime:
+def _time_and_data_errors(history: History, trigger: str, source, data, occurred_at, now):
+    """Every problem with a new step's time and data, found in one round: (the time, the
+    clean data, {field: [messages]}); the time and data are None when unusable."""
+    errors: dict[str, list[str]] = {}
     try:
         occurred_at = parse_datetime(occurred_at)
     except ValueError as exc:
-        raise InvalidData({"occurred_at": [f"When it happened {exc}"]}) from None
-    if occurred_at > now:
-        raise InvalidData({"occurred_at": ["When it happened cannot be in the future"]})
-    previous = history.last_occurred_at
-    if previous is not None and occurred_at < previous:
-        raise InvalidData(
-            {
-                "occurred_at": [
-                    "When it happened cannot be before the previous step "
-                    f"({previous:%Y-%m-%d %H:%M} UTC)"
-                ]
-            }
-        )
-    return occurred_at
+        errors["occurred_at"] = [f"When it happened {exc}"]
+        occurred_at = None
+    if occurred_at is not None and (
+        found := timing.time_errors(history, trigger, source, occurred_at, now)
+    ):
+        errors["occurred_at"] = found
+    clean = None
+    try:
+        clean = validate_event_data(trigger, source, data or {}, occurred_at)
+    except DataError as exc:
+        for name, messages in exc.errors.items():
+            errors.setdefault(name, []).extend(messages)
+    if clean is not None:
+        for name, messages in _user_errors(all_fields_for(trigger, source), clean).items():
+            errors.setdefault(name, []).extend(messages)
+    return occurred_at, clean, errors
+
+
+def problems(pathway: Pathway, trigger: str, data, occurred_at, now=None) -> dict:
+    """What recording ``trigger`` with ``data`` at ``occurred_at`` would be refused for, as
+    {field: [messages]}; nothing is written. A form whose own checks failed shows these
+    beside its own, so every problem is reported in one round."""
+    if d.transition_for(trigger, pathway.state) is None:
+        return {}
+    history = load_history(pathway)
+    *_, errors = _time_and_data_errors(
+        history, trigger, pathway.state, data, occurred_at, now or utcnow()
+    )
+    return errors
 
 
 def recorded_with(request_id: str | None) -> Event | None:
@@ -236,6 +263,17 @@ def _earlier_or_current(pathway, trigger: str, request_id, expected_version) -> 
 
 def _resolve_users(fields, clean: dict[str, Any]) -> dict[str, User]:
     """Check that each user named in the data is an active user of the right role."""
+    found, errors = _users(fields, clean)
+    if errors:
+        raise InvalidData(errors)
+    return found
+
+
+def _user_errors(fields, clean: dict[str, Any]) -> dict[str, list[str]]:
+    return _users(fields, clean)[1]
+
+
+def _users(fields, clean: dict[str, Any]) -> tuple[dict[str, User], dict[str, list[str]]]:
     found, errors = {}, {}
     for f in fields:
         if not isinstance(f, UserRef) or f.name not in clean:
@@ -247,9 +285,7 @@ def _resolve_users(fields, clean: dict[str, Any]) -> dict[str, User]:
             errors[f.name] = [f"{f.label}: {user.username} is not a {f.role}"]
         else:
             found[f.name] = user
-    if errors:
-        raise InvalidData(errors)
-    return found
+    return found, errors
 
 
 def _refresh_derived(pathway: Pathway, history: History, now: datetime) -> None:
@@ -309,10 +345,19 @@ def _append(
 
 
 def open_pathway(
-    actor, patient, *, request_id: str | None = None, now=None, flush: bool = True, **fields
+    actor,
+    patient,
+    *,
+    request_id: str | None = None,
+    now=None,
+    flush: bool = True,
+    confirm_another_pathway: bool = False,
+    **fields,
 ) -> Pathway:
     """Open a pathway from a referral: the clock starts at ``referral_received_at``.
-    ``flush=False`` leaves the INSERTs to the caller's next flush (the CSV import)."""
+    A patient with an open pathway gets a second one only with ``confirm_another_pathway``
+    (the person confirmed it). ``flush=False`` leaves the INSERTs to the caller's next
+    flush (the CSV import)."""
     now = now or utcnow()
     check_may_register(actor, "open pathways")
     # An id made here cannot have been used: only a caller's id is looked up.
@@ -324,15 +369,28 @@ def open_pathway(
                 "This request id already opened another patient's pathway; send a new one."
             )
         return earlier.pathway
+    errors: dict[str, list[str]] = {}
+    clean: dict[str, Any] = {}
     try:
         clean = clean_fields(PATHWAY_FIELDS, fields)
     except DataError as exc:
-        raise InvalidData(exc.errors) from None
-    if clean["referral_received_at"] > now:
-        raise InvalidData(
-            {"referral_received_at": ["The referral cannot be received in the future"]}
-        )
-    users = _resolve_users(PATHWAY_FIELDS, clean)
+        errors.update(exc.errors)
+    received = clean.get("referral_received_at")
+    if received is not None and received > now:
+        errors["referral_received_at"] = [
+            f"The referral cannot be received in the future (it is now {format_local(now)})"
+        ]
+    users, user_errors = _users(PATHWAY_FIELDS, clean)
+    errors.update(user_errors)
+    if confirm_another_pathway is not True and (open_one := _open_pathway_of(patient)):
+        errors["confirm_another_pathway"] = [
+            f"This patient already has an open pathway: #{open_one.id}, "
+            f"{open_one.state_label}, referred {format_local(open_one.referral_received_at)}. "
+            "Confirm that a second pathway is wanted, or record on that one."
+        ]
+    if errors:
+        raise InvalidData(errors)
+    clean.setdefault("referral_priority", default_priority(clean["urgency"]))
     pathway = Pathway(
         patient=patient,
         state=d.INITIAL_STATE,
@@ -340,6 +398,7 @@ def open_pathway(
         referral_received_at=clean["referral_received_at"],
         referral_source=clean["referral_source"],
         urgency=clean["urgency"],
+        referral_priority=clean["referral_priority"],
         diagnosis_category=clean["diagnosis_category"],
         tumour_site=clean["tumour_site"],
         primary_cancer_site=clean["primary_cancer_site"],
@@ -365,6 +424,12 @@ def open_pathway(
         flush=flush,
     )
     return pathway
+
+
+def _open_pathway_of(patient) -> Pathway | None:
+    if patient.id is None:
+        return None
+    return next((p for p in patient.pathways if p.closed_at is None), None)
 
 
 def record(
@@ -433,11 +498,11 @@ def _record(
     pathway, events, history, trigger, data, occurred_at, actor, request_id, now, flush=True
 ) -> Event:
     source = pathway.state
-    occurred_at = _check_time(occurred_at, history, now)
-    try:
-        clean = validate_event_data(trigger, source, data or {}, occurred_at)
-    except DataError as exc:
-        raise InvalidData(exc.errors) from None
+    occurred_at, clean, errors = _time_and_data_errors(
+        history, trigger, source, data, occurred_at, now
+    )
+    if errors:
+        raise InvalidData(errors)
     _resolve_users(all_fields_for(trigger, source), clean)
     guard_args = {"history": history, "data": clean, "occurred_at": occurred_at}
     refusal = not_allowed_reason(pathway, trigger, history, data=clean, occurred_at=occurred_at)
@@ -447,7 +512,7 @@ def _record(
         raise TriggerNotAllowed(f"'{d.label(trigger)}' was refused by the pathway rules.")
     if tags.NEW_EPISODE in d.tags_of(trigger, source):
         pathway.recurrence_count += 1
-    return _append(
+    event = _append(
         pathway,
         events,
         trigger=trigger,
@@ -459,6 +524,21 @@ def _record(
         now=now,
         flush=flush,
     )
+    if tags.HANDOVER in d.tags_of(trigger, source):
+        _hand_over(pathway, History.from_events([*events, event]))
+    return event
+
+
+def _hand_over(pathway: Pathway, history: History) -> None:
+    """The pathway's lead surgeon and coordinator follow the story: the referral's (as
+    corrected), then each handover in the order they happened."""
+    session = db_session()
+    for role, username in history.people().items():
+        current = getattr(pathway, role)
+        if current is None or current.username != username:
+            with session.no_autoflush:  # the caller's flush writes the change (the import's)
+                user = session.scalar(select(User).where(User.username == username))
+            setattr(pathway, role, user)
 
 
 def amend(
@@ -471,7 +551,12 @@ def amend(
     request_id: str,
     now: datetime | None = None,
 ) -> Recorded:
-    """Correct an earlier event's data with a new event; the original stays as recorded."""
+    """Correct an earlier event with a new event; the original stays as recorded.
+
+    ``changes`` may correct any field of the step, when it happened (``occurred_at``; on
+    the referral, ``referral_received_at``), and on the referral every referral field.
+    The corrected history must still hold: every later step's time and guards are judged
+    again, and a correction that would break one is refused, naming it."""
     now = now or utcnow()
     # Who may, before anything else: a replayed request id shows nothing to a role that
     # could not have sent it.
@@ -493,29 +578,30 @@ def amend(
             {
                 "event_seq": [
                     f"Step {header['event_seq']} cannot be amended: choose a recorded step "
-                    "with data that has not been voided"
+                    "that has not been voided"
                 ]
             }
         )
     if not isinstance(changes, dict) or not changes:
         raise InvalidData({"changes": ["Give at least one corrected field"]})
-    before = {k: v for k, v in target.data.items() if k not in COMPUTED_KEYS}
-    merged = {k: v for k, v in {**before, **changes}.items() if v not in (None, "", [])}
-    try:
-        clean = validate_event_data(target.trigger, target.from_state, merged, target.occurred_at)
-    except DataError as exc:
-        # Named as the corrected fields, apart from the amendment's own event_seq and reason.
-        raise InvalidData({f"changes.{k}": v for k, v in exc.errors.items()}) from None
-    diff = {k: v for k, v in clean.items() if target.data.get(k) != v}
-    diff.update({k: None for k in target.data if k not in clean})
-    # A person named in the record may have left since; only a changed name is checked.
-    _resolve_users(
-        all_fields_for(target.trigger, target.from_state),
-        {k: v for k, v in diff.items() if v is not None},
-    )
+    diff = _corrected(target, changes, now)
     if not diff:
         raise InvalidData({"changes": ["The corrected values are the same as the recorded ones"]})
     data = {"event_seq": target.seq, "changes": diff, "reason": header["reason"]}
+    corrected = History.from_events([*events, _Proposed(pathway.last_seq + 1, target, data)])
+    if broken := timing.new_problems(history, corrected, now):
+        key = next(
+            (f"changes.{k}" for k in (OCCURRED_AT, REFERRAL_RECEIVED_AT) if k in diff), "changes"
+        )
+        raise InvalidData(
+            {
+                key: [
+                    "This correction would leave later steps out of order or without what "
+                    "they need, so it was not made: " + " | ".join(broken)
+                ]
+            }
+        )
+    _hand_over(pathway, corrected)
     event = _append(
         pathway,
         events,
@@ -529,6 +615,71 @@ def amend(
         amends=target.event,
     )
     return Recorded(event, created=True)
+
+
+def _corrected(target: Step, changes: dict, now: datetime) -> dict:
+    """The amendment's changes as stored (only what differs, a removed field as None), the
+    people it names checked; InvalidData lists every problem at once."""
+    referral = tags.OPENS in target.tags
+    time_key = REFERRAL_RECEIVED_AT if referral else OCCURRED_AT
+    before = {k: v for k, v in target.data.items() if k not in COMPUTED_KEYS}
+    if referral:
+        before.setdefault("referral_priority", default_priority(before.get("urgency")))
+    before[time_key] = target.occurred_at
+    merged = {k: v for k, v in {**before, **changes}.items() if v not in (None, "", [])}
+    errors: dict[str, list[str]] = {}
+    when = merged.pop(OCCURRED_AT, None) if not referral else None
+    if not referral and time_key in changes:
+        try:
+            when = parse_datetime(when)
+        except ValueError as exc:
+            errors[f"changes.{OCCURRED_AT}"] = [f"When it happened {exc}"]
+            when = None
+    clean = None
+    try:
+        clean = validate_event_data(
+            target.trigger, target.from_state, merged, when or target.occurred_at
+        )
+    except DataError as exc:
+        # Named as the corrected fields, apart from the amendment's own event_seq and reason.
+        errors.update({f"changes.{k}": v for k, v in exc.errors.items()})
+    if referral and clean is not None:
+        when = clean.pop(REFERRAL_RECEIVED_AT)
+    if when is not None and when > now:
+        errors[f"changes.{time_key}"] = [
+            f"When it happened cannot be in the future (it is now {format_local(now)})"
+        ]
+    if errors:
+        raise InvalidData(errors)
+    recorded = {k: v for k, v in before.items() if k != time_key}
+    diff = {k: v for k, v in clean.items() if recorded.get(k) != v}
+    diff.update({k: None for k in recorded if k not in clean})
+    if when != target.occurred_at:
+        diff[time_key] = when.isoformat()
+    # A person named in the record may have left since; only a changed name is checked.
+    _resolve_users(
+        all_fields_for(target.trigger, target.from_state),
+        {k: v for k, v in diff.items() if v is not None},
+    )
+    return diff
+
+
+@dataclass
+class _Proposed:
+    """An amendment not yet written, as ``History.from_events`` reads an event."""
+
+    seq: int
+    target: Step
+    data: dict
+    id = None
+    trigger = d.AMEND_TRIGGER
+    voids_event_id = None
+    recorded_by_id = None
+
+    def __post_init__(self):
+        self.from_state = self.to_state = self.target.to_state
+        self.occurred_at = self.recorded_at = self.target.occurred_at
+        self.amends_event_id = self.target.event.id
 
 
 def void_last_step(

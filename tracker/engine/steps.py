@@ -12,7 +12,7 @@ lists trigger names.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -75,14 +75,14 @@ class StepDef:
         return self.tags | way.tags if way else self.tags
 
 
-def _mdt_outcome(dest: str) -> Way:
+def _mdt_outcome(dest: str, fields: tuple[Field, ...] = (), rules=(), tags=frozenset()) -> Way:
     return Way(
         ("mdt_review",),
         dest,
         (g.MDT_OUTCOME,),
-        fields=dd.MDT_OUTCOME_FIELDS,
-        rules=(_meeting_not_after_outcome,),
-        tags=frozenset({t.MDT_OUTCOME}),
+        fields=(*dd.MDT_OUTCOME_FIELDS[:-1], *fields, dd.MDT_OUTCOME_FIELDS[-1]),
+        rules=(_meeting_not_after_outcome, *rules),
+        tags=frozenset({t.MDT_OUTCOME}) | tags,
     )
 
 
@@ -114,7 +114,13 @@ def _treatment_dates(clean, day):
 def _next_visit_after_this(clean, day):
     next_due = clean.get("next_due")
     if next_due and day and date.fromisoformat(next_due) <= day:
-        return {"next_due": ["The next visit must be due after this visit"]}
+        return {"next_due": ["The next visit must be due after the day this happened"]}
+    return {}
+
+
+def _someone_named(clean, day):
+    if not clean.get("lead_surgeon") and not clean.get("coordinator"):
+        return {"lead_surgeon": ["Name a new lead surgeon, a new coordinator, or both"]}
     return {}
 
 
@@ -199,7 +205,14 @@ REGISTRY: tuple[StepDef, ...] = (
     StepDef(
         "plan_surveillance",
         "MDT decision: surveillance",
-        (_mdt_outcome("surveillance"),),
+        (
+            _mdt_outcome(
+                "surveillance",
+                (dd.NEXT_DUE,),
+                (_next_visit_after_this,),
+                frozenset({t.FOLLOW_UP_BOOKED}),
+            ),
+        ),
         # Active monitoring chosen by the MDT is the first treatment, as CWT counts it.
         tags=frozenset({t.MDT_DECISION, t.TREATMENT_STARTED}),
         choice="Surveillance",
@@ -234,11 +247,15 @@ REGISTRY: tuple[StepDef, ...] = (
         "start_surveillance",
         "Start surveillance",
         (Way(("post_op", "rehabilitation", "oncology_treatment"), "surveillance"),),
+        (dd.NEXT_DUE,),
+        rules=(_next_visit_after_this,),
+        tags=frozenset({t.FOLLOW_UP_BOOKED}),
     ),
     StepDef(
         "suspect_recurrence",
         "Suspected recurrence",
         (Way(("surveillance",), "imaging"),),
+        dd.EPISODE_FIELDS,
         tags=frozenset({t.NEW_EPISODE}),
     ),
     StepDef(
@@ -320,7 +337,7 @@ REGISTRY: tuple[StepDef, ...] = (
         (Way(("surveillance",), None),),
         dd.FOLLOW_UP_FIELDS,
         rules=(_next_visit_after_this,),
-        tags=frozenset({t.FOLLOW_UP}),
+        tags=frozenset({t.FOLLOW_UP, t.FOLLOW_UP_BOOKED}),
     ),
     StepDef(
         "record_assessment",
@@ -329,6 +346,14 @@ REGISTRY: tuple[StepDef, ...] = (
         dd.ASSESSMENT_FIELDS,
         rules=(_some_assessment,),
         tags=frozenset({t.TREND, t.VOID_TRANSPARENT}),
+    ),
+    StepDef(
+        "reassign",
+        "Handover",
+        (Way(ACTIVE_STATES, None),),
+        dd.HANDOVER_FIELDS,
+        rules=(_someone_named,),
+        tags=frozenset({t.HANDOVER, t.VOID_TRANSPARENT}),
     ),
     StepDef(
         "sign_off",
@@ -433,7 +458,26 @@ def mdt_outcome_choices() -> list[tuple[str, str]]:
 
 
 def mdt_outcome_fields() -> tuple[Field, ...]:
-    return all_fields(dd.MDT_OUTCOME_FIELDS)
+    """The fields of the one MDT outcome form: every outcome's, in their order. A field
+    only some decisions need (the first follow-up of surveillance) is optional on the form,
+    says which decision needs it, and is required by that decision's own check."""
+    ways = [w for step in _entries.values() for w in step.ways if t.MDT_OUTCOME in w.tags]
+    every: dict[str, Field] = {}
+    for w in ways:
+        for f in w.fields or ():
+            every.setdefault(f.name, f)
+    out = []
+    for name, f in every.items():
+        needed_by = [
+            _entries[trigger].choice or label(trigger)
+            for trigger, step in _entries.items()
+            for w in step.ways
+            if w in ways and any(g.name == name and g.required for g in w.fields or ())
+        ]
+        if len(needed_by) < len(ways) and f.required:
+            f = replace(f, required=False, help=f"{f.help} Needed for: {', '.join(needed_by)}.")
+        out.append(f)
+    return all_fields(tuple(out))
 
 
 def roles_for(trigger: str) -> frozenset[str]:

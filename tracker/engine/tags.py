@@ -21,6 +21,8 @@ REHABILITATION_STARTED = "rehabilitation_started"
 ONCOLOGY_STARTED = "oncology_started"
 TREATMENT_STARTED = "treatment_started"  # first definitive treatment, as CWT counts it
 FOLLOW_UP = "follow_up"
+FOLLOW_UP_BOOKED = "follow_up_booked"  # names the next follow-up visit's date (next_due)
+HANDOVER = "handover"  # a new lead surgeon and/or coordinator
 NEW_EPISODE = "new_episode"  # a suspected recurrence: a new episode, recurrence count + 1
 SIGN_OFF = "sign_off"
 NOTE = "note"
@@ -42,6 +44,8 @@ ALL = frozenset(
         ONCOLOGY_STARTED,
         TREATMENT_STARTED,
         FOLLOW_UP,
+        FOLLOW_UP_BOOKED,
+        HANDOVER,
         NEW_EPISODE,
         SIGN_OFF,
         NOTE,

@@ -52,7 +52,12 @@ def phases(history: History, now: datetime, closed_at: datetime | None) -> list[
 class Milestone:
     label: str
     at: datetime | None
-    days_since_referral: int | None
+    days_since_referral: int | None  # since the start of its episode
+    episode: int = 0
+
+
+def episode_words(episode: int) -> str:
+    return "first episode" if episode == 0 else f"recurrence {episode}"
 
 
 MILESTONES = (
@@ -66,12 +71,24 @@ MILESTONES = (
 
 
 def milestones(history: History, referral: datetime) -> list[Milestone]:
-    out = [Milestone("Referral", referral, 0)]
-    for label, tag in MILESTONES:
-        step = history.first_tagged(tag)
-        at = step.occurred_at if step else None
-        days = (at - referral).days if at else None
-        out.append(Milestone(label, at, days))
+    """The first episode's milestones (each one, reached or not), then each recurrence's
+    that were reached, counted in days from the start of their own episode."""
+    starts = [(0, referral, "Referral")] + [
+        (s.seq, s.occurred_at, f"Recurrence {n} suspected")
+        for n, s in enumerate(history.tagged(tags.NEW_EPISODE), start=1)
+    ]
+    out = []
+    for episode, (since, start, words) in enumerate(starts):
+        until = starts[episode + 1][0] if episode + 1 < len(starts) else None
+        out.append(Milestone(words, start, 0, episode))
+        for label, tag in MILESTONES:
+            step = history.first_tagged(tag, since=since, until=until)
+            at = step.occurred_at if step else None
+            if episode and at is None:
+                continue
+            days = (at - start).days if at else None
+            shown = f"Recurrence {episode}: {label}" if episode else label
+            out.append(Milestone(shown, at, days, episode))
     return out
 
 
@@ -133,19 +150,32 @@ class Facts:
 
 
 def facts(history: History) -> Facts:
+    """The latest of each fact, each with the day it was recorded for and, once there has
+    been a recurrence, the episode it belongs to."""
+    recurred = bool(history.tagged(tags.NEW_EPISODE))
+
+    def dated(step: Step | None, words: str | None) -> str | None:
+        if step is None or words is None:
+            return None
+        where = f", {episode_words(history.episode_of(step))}" if recurred else ""
+        return f"{words} ({step.occurred_at:%d %b %Y}{where})"
+
+    def latest(key: str, words=str) -> str | None:
+        step = history.latest_with(key)
+        return dated(step, words(step.data[key])) if step is not None else None
+
     biopsy = history.latest_tagged(tags.BIOPSY_RESULT)
-    sins = history.latest_value("sins_total")
-    tokuhashi = history.latest_value("tokuhashi_total")
     return Facts(
-        histology=f"{biopsy.data['histology']} ({biopsy.data['result'].replace('_', '-')})"
-        if biopsy
-        else None,
-        sins=f"{sins} · {SINS.band(sins)[1]}" if sins is not None else None,
-        tokuhashi=f"{tokuhashi} · {TOKUHASHI.band(tokuhashi)[1]}"
-        if tokuhashi is not None
-        else None,
-        bilsky=history.latest_value("bilsky_grade"),
-        asia=history.latest_value("asia_grade"),
+        histology=dated(
+            biopsy,
+            f"{biopsy.data['histology']} ({biopsy.data['result'].replace('_', '-')})"
+            if biopsy
+            else None,
+        ),
+        sins=latest("sins_total", lambda v: f"{v} · {SINS.band(v)[1]}"),
+        tokuhashi=latest("tokuhashi_total", lambda v: f"{v} · {TOKUHASHI.band(v)[1]}"),
+        bilsky=latest("bilsky_grade"),
+        asia=latest("asia_grade"),
         operations=[
             (
                 s.occurred_at,

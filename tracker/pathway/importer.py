@@ -189,7 +189,9 @@ def _open(row: dict[str, str], occurred_at: datetime, actor, patients: dict[str,
             patient = register_patient(actor, flush=False, **row_data(PATIENT_FIELDS, row))
             patients[mrn] = patient
         fields = {**row_data(PATHWAY_FIELDS, row), "referral_received_at": occurred_at}
-        return services.open_pathway(actor, patient, flush=False, **fields)
+        return services.open_pathway(
+            actor, patient, flush=False, confirm_another_pathway=True, **fields
+        )
 
 
 def _record(

@@ -10,10 +10,11 @@ from flask_login import current_user
 from sqlalchemy import select
 from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired
+from wtforms.validators import InputRequired, Optional
 
-from tracker.engine import clocks, services
+from tracker.engine import clocks, services, tags
 from tracker.engine import steps as d
+from tracker.engine.dictionary import default_priority
 from tracker.engine.errors import (
     InvalidData,
     PathwayError,
@@ -21,6 +22,7 @@ from tracker.engine.errors import (
     StaleVersion,
 )
 from tracker.engine.fields import UserRef
+from tracker.engine.history import OCCURRED_AT, REFERRAL_RECEIVED_AT
 from tracker.engine.models import Event, Pathway
 from tracker.engine.scores import SCORES, sins_needs_surgical_opinion
 from tracker.engine.steps import all_fields_for
@@ -183,6 +185,26 @@ def _submit(pathway: Pathway, form, call, template: str, context: dict, translat
     return redirect(url_for("pathway.show", pathway_id=pathway.id) + f"#event-{result.event.seq}")
 
 
+def _with_every_problem(form, pathway: Pathway, trigger: str, fields) -> None:
+    """A form that failed its own checks also shows what the pathway rules would refuse
+    (a time out of order, a rule across fields), so every problem is reported in one round."""
+    if not d.is_step(trigger):
+        return
+    occurred_at = from_local_input(form.occurred_at.data) if not form.occurred_at.errors else None
+    try:
+        data = collect(form, fields)
+    except (TypeError, ValueError):  # an input the form could not read: its own error says so
+        return
+    found = services.problems(pathway, trigger, data, occurred_at)
+    for name, messages in found.items():
+        if name == "occurred_at" and occurred_at is None:
+            continue
+        target = form._fields.get(name)
+        if target is not None and target.errors:
+            continue  # the form's own words for this field stand
+        put_errors(form, {name: messages})
+
+
 def _start(form, pathway: Pathway) -> None:
     """A new submission: the version it was opened at, a request id, and now."""
     if "occurred_at" in form:
@@ -215,6 +237,9 @@ def record(pathway_id: int, trigger: str):
         trigger, pathway.state, pathway, users_by_role(), request.form if posted else None
     )
     context = {"trigger": trigger, "title": d.label(trigger)}
+    if not posted:
+        defaults = services.form_defaults(trigger, pathway.state, services.load_history(pathway))
+        fill(form, form.dictionary_fields, defaults)
     if posted:
         if (repeat := _resubmitted(form, pathway)) is not None:
             return repeat
@@ -235,6 +260,7 @@ def record(pathway_id: int, trigger: str):
                 "pathway/step.html",
                 context,
             )
+        _with_every_problem(form, pathway, trigger, form.dictionary_fields)
         return render_template("pathway/step.html", pathway=pathway, form=form, **context), 422
     return render_template("pathway/step.html", pathway=pathway, form=form, **context)
 
@@ -317,6 +343,8 @@ def mdt_outcome(pathway_id: int):
                 "pathway/mdt_outcome.html",
                 context,
             )
+        if form.decision.data in allowed:
+            _with_every_problem(form, pathway, form.decision.data, fields)
         return render_template(
             "pathway/mdt_outcome.html", pathway=pathway, form=form, **context
         ), 422
@@ -352,8 +380,17 @@ def _keep_recorded_people(form, fields, data) -> None:
             ]
 
 
+def _same_minute(a: datetime | None, b: datetime | None) -> bool:
+    """Times as a form shows them: to the minute (an untouched time is no correction)."""
+    if a is None or b is None:
+        return a is b
+    return a.replace(second=0, microsecond=0) == b.replace(second=0, microsecond=0)
+
+
 @bp.route("/<int:pathway_id>/amend/<int:seq>", methods=["GET", "POST"])
 def amend(pathway_id: int, seq: int):
+    """Correct a recorded step: its data and when it happened; on the referral (step 1),
+    every referral field and when it was received."""
     pathway = load(pathway_id)
     history = services.load_history(pathway)
     step = history.by_seq.get(seq)
@@ -362,22 +399,35 @@ def amend(pathway_id: int, seq: int):
     if step not in services.amendable_steps(history):
         abort(
             409,
-            f"Step {seq} cannot be amended: only recorded steps with data that have not "
-            "been voided can be.",
+            f"Step {seq} cannot be amended: sign-offs, corrections and voided steps cannot "
+            "be; every other recorded step can.",
         )
+    referral = tags.OPENS in step.tags
+    time_key = REFERRAL_RECEIVED_AT if referral else OCCURRED_AT
     fields = _amend_fields(step)
     recorded = {(STEP_REASON if k == "reason" else k): v for k, v in step.data.items()}
+    if referral:
+        recorded.setdefault("referral_priority", default_priority(recorded.get("urgency")))
     reason_field = all_fields_for(d.AMEND_TRIGGER, None)[1]
     posted = request.method == "POST"
     form = form_class((*fields, reason_field), users_by_role())(
         formdata=request.form if posted else None
     )
-    del form.occurred_at  # an amendment happens now; the step keeps its own time
+    time_input = form[time_key]
+    # Left blank (or not sent): the step keeps its time.
+    time_input.validators = [Optional()]
+    time_input.flags.required = False
+    if referral:
+        del form.occurred_at  # the referral's time is its own field, referral_received_at
+    else:
+        time_input.label.text = "When it happened"
+        time_input.description = "Local time. Change it if the step was dated wrongly."
     _keep_recorded_people(form, fields, recorded)
     context = {"step": step, "title": f"Amend: {d.label(step.trigger)}"}
     if not posted:
-        fill(form, fields, recorded)
+        fill(form, [f for f in fields if f.name != time_key], recorded)
         _start(form, pathway)
+        time_input.data = to_local_input(step.occurred_at)
         return render_template("pathway/amend.html", pathway=pathway, form=form, **context)
     if (repeat := _resubmitted(form, pathway)) is not None:
         return repeat
@@ -387,8 +437,11 @@ def amend(pathway_id: int, seq: int):
     changes = {
         ("reason" if f.name == STEP_REASON else f.name): new.get(f.name)
         for f in fields
-        if new.get(f.name) != recorded.get(f.name)
+        if f.name != time_key and new.get(f.name) != recorded.get(f.name)
     }
+    when = from_local_input(time_input.data)
+    if when is not None and not _same_minute(when, step.occurred_at):
+        changes[time_key] = when.isoformat()
 
     def errors_to_form(errors: dict) -> dict:
         out = {}

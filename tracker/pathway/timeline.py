@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from tracker.core.clock import format_local
 from tracker.engine import steps as d
 from tracker.engine import tags
 from tracker.engine.dictionary import readable
-from tracker.engine.history import History, Step
+from tracker.engine.fields import parse_datetime
+from tracker.engine.history import OCCURRED_AT, REFERRAL_RECEIVED_AT, History, Step
 from tracker.engine.steps import all_fields_for
+
+LATE = timedelta(days=1)  # recorded this much after it happened: the timeline says so
 
 
 @dataclass
@@ -22,6 +26,8 @@ class Entry:
     voided_reason: str | None = None
     voided_by: str | None = None
     note: str | None = None
+    # Recorded more than a day after it happened: how much later (shown beside the step).
+    recorded_later: timedelta | None = None
 
     @property
     def event(self):
@@ -40,6 +46,10 @@ def _correction_words(step: Step, history: History, names) -> list[tuple[str, st
     if step.trigger == d.AMEND_TRIGGER and target is not None:
         fields = {f.name: f for f in all_fields_for(target.trigger, target.from_state)}
         for key, value in step.data.get("changes", {}).items():
+            if key in (OCCURRED_AT, REFERRAL_RECEIVED_AT):
+                words = "Referral received" if key == REFERRAL_RECEIVED_AT else "When it happened"
+                out.append((words, format_local(parse_datetime(value))))
+                continue
             f = fields.get(key)
             if f is None:
                 continue
@@ -50,10 +60,11 @@ def _correction_words(step: Step, history: History, names) -> list[tuple[str, st
 
 
 def entries(history: History, names: dict[str, str] | None = None) -> list[Entry]:
-    """The timeline; ``names`` maps usernames in the data to the people's names."""
+    """The timeline, in the order things happened (then the order they were recorded);
+    ``names`` maps usernames in the data to the people's names."""
     out: list[Entry] = []
     previous: datetime | None = None
-    for step in history.steps:
+    for step in history.in_time_order():
         fields = all_fields_for(step.trigger, step.from_state)
         note = step.data.get("note") if tags.NOTE not in step.tags else None
         if step.trigger in d.CORRECTION_TRIGGERS:
@@ -71,12 +82,16 @@ def entries(history: History, names: dict[str, str] | None = None) -> list[Entry
             details=details,
             note=note,
         )
+        if step.recorded_at is not None and step.recorded_at - step.occurred_at > LATE:
+            entry.recorded_later = step.recorded_at - step.occurred_at
         if step.amended_by:
             entry.original = [
                 (label, words)
                 for label, words in readable(fields, step.original, names)
                 if (label, words) not in details
             ]
+            if step.original_occurred_at != step.occurred_at:
+                entry.original.append(("When it happened", format_local(step.original_occurred_at)))
         if step.voided_by is not None:
             void = history.by_seq[step.voided_by]
             entry.voided_reason = void.data.get("reason", "")

@@ -16,6 +16,7 @@ class Patient(Base):
         # MRNs are compared without regard to case (find_by_mrn): the database holds
         # that rule too, and answers the lookup from this index.
         Index("uq_patient_mrn_lower", func.lower(text("mrn")), unique=True),
+        Index("uq_patient_nhs_number", "nhs_number", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -24,6 +25,9 @@ class Patient(Base):
     given_name: Mapped[str] = mapped_column(String(100))
     birth_date: Mapped[date] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(16))
+    # The NHS number: optional, ten digits with a valid Modulus 11 check digit, unique.
+    nhs_number: Mapped[str | None] = mapped_column(String(10))
+    gp_practice: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
 

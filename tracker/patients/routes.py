@@ -5,20 +5,33 @@ from datetime import UTC, datetime
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
-from wtforms import HiddenField, SubmitField
+from wtforms import BooleanField, HiddenField, SubmitField
 
 from tracker.engine import services as pathway_services
 from tracker.engine.dictionary import PATHWAY_FIELDS
 from tracker.engine.errors import InvalidData, RequestIdReused, RoleNotAllowed, StaleVersion
 from tracker.extensions import db
-from tracker.patients.errors import DuplicateMRN
-from tracker.patients.fields import PATIENT_FIELDS
+from tracker.patients.errors import DuplicatePatient
+from tracker.patients.fields import PATIENT_FIELDS, format_nhs_number, nhs_number_digits
 from tracker.patients.models import Patient
-from tracker.patients.services import find_by_mrn, register_patient
+from tracker.patients.services import (
+    changed_words,
+    find_by_mrn,
+    find_by_nhs_number,
+    register_patient,
+    update_patient,
+)
 from tracker.web.boundary import discard
-from tracker.web.forms import collect, form_class, from_local_input, put_errors, to_local_input
+from tracker.web.forms import (
+    collect,
+    fill,
+    form_class,
+    from_local_input,
+    put_errors,
+    to_local_input,
+)
 from tracker.web.helpers import name_or_mrn, users_by_role
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -30,12 +43,23 @@ class EntryForm(FlaskForm):
     submit = SubmitField("Save")
 
 
+class EditForm(FlaskForm):
+    submit = SubmitField("Save changes")
+
+
+@bp.app_template_filter("nhs_number")
+def nhs_number_filter(digits: str | None) -> str:
+    return format_nhs_number(digits) if digits else ""
+
+
 @bp.get("/")
 def index():
     q = (request.args.get("q") or "").strip()[:100]
     query = select(Patient).order_by(Patient.family_name, Patient.given_name, Patient.id)
     if q:
-        query = query.where(name_or_mrn(q, Patient))
+        digits = nhs_number_digits(q)
+        found = name_or_mrn(q, Patient)
+        query = query.where(or_(found, Patient.nhs_number == digits) if digits else found)
     patients = db.session.scalars(query.limit(PAGE)).all()
     return render_template("patients/index.html", patients=patients, q=q)
 
@@ -46,24 +70,10 @@ def register():
     form.submit.label.text = "Register patient"
     existing = None
     if form.validate_on_submit():
-        try:
-            patient = register_patient(current_user, **collect(form, PATIENT_FIELDS))
-        except DuplicateMRN as exc:
-            discard()
-            existing = exc.patient
-            form.mrn.errors = [*form.mrn.errors, exc.message]
-        except InvalidData as exc:
-            discard()
-            put_errors(form, exc.errors)
-        except RoleNotAllowed:
-            discard()
-            abort(403)
-        except IntegrityError:
-            # Registered by someone else at the same moment: show theirs.
-            discard()
-            existing = find_by_mrn(form.mrn.data or "")
-            form.mrn.errors = [*form.mrn.errors, "This MRN was registered a moment ago."]
-        else:
+        saved, patient, existing = _save(
+            form, lambda: register_patient(current_user, **collect(form, PATIENT_FIELDS))
+        )
+        if saved:
             flash(f"Registered {patient.name} ({patient.mrn}).", "success")
             return redirect(url_for("patients.show", patient_id=patient.id))
     status = 422 if request.method == "POST" else 200
@@ -76,10 +86,92 @@ def show(patient_id: int):
     return render_template("patients/show.html", patient=patient)
 
 
+@bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])
+def edit(patient_id: int):
+    patient = db.get_or_404(Patient, patient_id)
+    form = form_class(PATIENT_FIELDS, base=EditForm)()
+    existing = None
+    if request.method == "GET":
+        fill(form, PATIENT_FIELDS, _values(patient))
+    elif form.validate_on_submit():
+        # Every field, blanks too: a blank optional field clears it.
+        fields = {f.name: f.from_form(form) for f in PATIENT_FIELDS}
+        saved, changes, existing = _save(
+            form, lambda: update_patient(current_user, patient, fields), patient
+        )
+        if saved:
+            flash(changed_words(changes), "success" if changes else "info")
+            return redirect(url_for("patients.show", patient_id=patient.id))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "patients/edit.html", form=form, patient=patient, existing=existing
+    ), status
+
+
+def _values(patient: Patient) -> dict:
+    """The patient's details as the fields' clean values (dates as ISO text)."""
+    values = {f.name: getattr(patient, f.name) for f in PATIENT_FIELDS}
+    values["birth_date"] = patient.birth_date.isoformat()
+    return values
+
+
+def _save(form, call, editing: Patient | None = None):
+    """Run one patient service call: (True, its result, None), or (False, None, the
+    patient who already holds the MRN or NHS number, if that was why) with the reasons
+    beside the form's fields."""
+    try:
+        return True, call(), None
+    except DuplicatePatient as exc:
+        discard()
+        return False, None, _refused_duplicate(form, exc)
+    except InvalidData as exc:
+        discard()
+        put_errors(form, exc.errors)
+        return False, None, None
+    except RoleNotAllowed:
+        discard()
+        abort(403)
+    except IntegrityError:
+        # Taken by someone else at the same moment: show theirs.
+        discard()
+        return False, None, _registered_a_moment_ago(form, editing)
+
+
+def _refused_duplicate(form, exc: DuplicatePatient) -> Patient:
+    """Say beside the field that another patient holds it; that patient, for the link."""
+    field = form[exc.field]
+    field.errors = [*field.errors, exc.message]
+    return exc.patient
+
+
+def _registered_a_moment_ago(form, editing: Patient | None = None) -> Patient | None:
+    """After the database refused an MRN or NHS number that the check had let through
+    (another request took it at the same moment): who has it now."""
+    existing = find_by_mrn(form.mrn.data or "")
+    if existing is not None and existing is not editing:
+        form.mrn.errors = [*form.mrn.errors, "This MRN was registered a moment ago."]
+        return existing
+    existing = find_by_nhs_number(form.nhs_number.data or "")
+    if existing is not None and existing is not editing:
+        form.nhs_number.errors = [
+            *form.nhs_number.errors,
+            "This NHS number was registered a moment ago.",
+        ]
+        return existing
+    return None
+
+
 @bp.route("/<int:patient_id>/pathways/new", methods=["GET", "POST"])
 def open_pathway(patient_id: int):
     patient = db.get_or_404(Patient, patient_id)
-    form = form_class(PATHWAY_FIELDS, users_by_role(), base=EntryForm)()
+    # A second open pathway for one patient is usually a mistake: the form names the open
+    # one and asks for a tick to confirm (the service refuses it otherwise).
+    already_open = [p for p in patient.pathways if p.closed_at is None]
+    base = EntryForm
+    if already_open:
+        confirm = BooleanField("Yes, open a second pathway for this patient")
+        base = type("ConfirmedEntryForm", (EntryForm,), {"confirm_another_pathway": confirm})
+    form = form_class(PATHWAY_FIELDS, users_by_role(), base=base)()
     form.submit.label.text = "Open pathway"
     if request.method == "GET":
         form.referral_received_at.data = to_local_input(datetime.now(UTC))
@@ -95,7 +187,11 @@ def open_pathway(patient_id: int):
         fields["referral_received_at"] = from_local_input(form.referral_received_at.data)
         try:
             pathway = pathway_services.open_pathway(
-                current_user, patient, request_id=form.request_id.data or None, **fields
+                current_user,
+                patient,
+                request_id=form.request_id.data or None,
+                confirm_another_pathway=bool(already_open and form.confirm_another_pathway.data),
+                **fields,
             )
         except InvalidData as exc:
             discard()
@@ -117,4 +213,6 @@ def open_pathway(patient_id: int):
             flash("Pathway opened: the referral clock has started.", "success")
             return redirect(url_for("pathway.show", pathway_id=pathway.id))
     status = 422 if request.method == "POST" else 200
-    return render_template("patients/open_pathway.html", form=form, patient=patient), status
+    return render_template(
+        "patients/open_pathway.html", form=form, patient=patient, already_open=already_open
+    ), status

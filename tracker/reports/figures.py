@@ -71,7 +71,8 @@ class Report:
 
 
 def _pathway_filters(f: Filters) -> list:
-    conditions = []
+    # A pathway opened in error stays in the log but counts in no report.
+    conditions = [Pathway.in_error.is_(False)]
     if f.urgency:
         conditions.append(Pathway.urgency == f.urgency)
     if f.diagnosis_category:

@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
 
+from tracker.engine import clocks
 from tracker.engine import steps as d
-from tracker.engine.dictionary import URGENCY_SHORT
+from tracker.engine.dictionary import REFERRAL_PRIORITY, URGENCY_SHORT
 from tracker.users.roles import ROLE_LABELS
 
 
@@ -21,6 +22,13 @@ def when(value: datetime | None) -> str:
     if value is None:
         return ""
     return value.astimezone(_zone()).strftime("%d %b %Y %H:%M")
+
+
+def due(value: datetime | None, code: str | None) -> str:
+    """When a clock is due: a clock counted in whole days (a follow-up visit) is due by the
+    end of a day, shown as that day; the others at their time."""
+    on = clocks.due_day(code, value) if code else None
+    return day(on) if on is not None else when(value)
 
 
 def iso(value: datetime | None) -> str:
@@ -60,6 +68,8 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(day)
     app.add_template_filter(duration)
     app.add_template_filter(iso)
+    app.add_template_filter(due)
+    app.add_template_global(dict(REFERRAL_PRIORITY), "REFERRAL_PRIORITY_LABELS")
     app.add_template_global(days_since)
     app.add_template_global(d.STATE_LABELS, "STATE_LABELS")
     app.add_template_global(d.label, "step_label")

@@ -149,6 +149,10 @@ def export():
         "Lead surgeon",
         "Coordinator",
         "Referral received",
+        "NHS number",
+        "GP practice",
+        "Referral priority",
+        "Steps not yet reviewed",
     ]
 
     def lines():
@@ -167,6 +171,10 @@ def export():
                 p.lead_surgeon.username if p.lead_surgeon else None,
                 p.coordinator.username if p.coordinator else None,
                 p.referral_received_at,
+                p.patient.nhs_number,
+                p.patient.gp_practice,
+                p.referral_priority,
+                p.unreviewed_steps,
             )
 
     return csv_response(f"worklist_{now:%Y-%m-%d}.csv", header, lines())
