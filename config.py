@@ -50,8 +50,9 @@ class Config:
     # Times are stored in UTC and shown, and typed, in the hospital's local time.
     TIMEZONE = os.environ.get("TIMEZONE", "Europe/London")
     WORKLIST_PAGE_SIZE = int(os.environ.get("WORKLIST_PAGE_SIZE", "25"))
-    # Waiting-time limits per urgency and target, in hours; overrides the defaults of
-    # PATHWAY.md. Example: TARGET_LIMITS="emergency.mri=12,urgent.diagnosis=504".
+    # Waiting-time limits per clock, in the clock's unit (hours for the cord compression
+    # clocks, calendar days for the others); overrides the defaults of PATHWAY.md.
+    # Example: TARGET_LIMITS="mscc_mri=12,spinal_mets_mri=5".
     TARGET_LIMITS = os.environ.get("TARGET_LIMITS", "")
     # Share of a target's limit, at its end, during which it is "due soon".
     TARGET_DUE_SOON_FRACTION = float(os.environ.get("TARGET_DUE_SOON_FRACTION", "0.2"))

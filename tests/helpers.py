@@ -111,6 +111,15 @@ def valid_data(trigger: str, source: str, at: datetime) -> dict:
         "start_surveillance": {"next_due": next_due},
         "suspect_recurrence": {"urgency": "urgent", "referral_priority": "urgent_suspected_cancer"},
         "reassign": {"coordinator": "coordinator2"},
+        "communicate_diagnosis": {"outcome": "cancer_confirmed", "method": "face_to_face"},
+        "rule_out_cancer": {"reason": "benign", "outcome": "cancer_ruled_out", "method": "letter"},
+        "agree_treatment": {"treatment": "surgery"},
+        "record_adjustment": {
+            "kind": "dna_first_appointment",
+            "reason": "Did not attend.",
+            "rebooked_on": day,
+        },
+        "upgrade_referral": {"upgraded_on": day, "consultant": "surgeon"},
         "withdraw": {"reason": "declined"},
         "add_note": {"note": "Spoke to the patient."},
     }.get(trigger, {})

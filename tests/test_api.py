@@ -115,11 +115,7 @@ def test_pathways_and_events(client, users, auth, now):
     assert (opened.json["state"], opened.json["version"]) == ("referred", 1)
     detail = client.get(f"/api/v1/pathways/{pid}", headers=auth["coordinator"]).json
     assert "request_imaging" in detail["allowed_triggers"]
-    assert [t["target"] for t in detail["targets"]] == [
-        "imaging_and_plan",
-        "diagnosis",
-        "referral_to_treatment",
-    ]
+    assert [t["target"] for t in detail["targets"]] == ["spinal_mets_mri", "fds_28", "rtt_62"]
     assert (
         client.get(f"/api/v1/pathways/{pid}", headers=auth["viewer"]).json["allowed_triggers"] == []
     )
@@ -369,6 +365,8 @@ def test_openapi_document(client):
         "/api/v1/pathways/{pathway_id}",
         "/api/v1/pathways/{pathway_id}/events",
         "/api/v1/pathways/{pathway_id}/fhir",
+        "/api/v1/ptl",
+        "/api/v1/returns/cwt",
     } == set(body["paths"])
     schemas = body["components"]["schemas"]
     assert schemas["mdt_outcome_data"]["properties"]["sins"]["required"] == [

@@ -182,6 +182,17 @@ def test_coordinator_records_a_whole_pathway(page, backend):
     page.get_by_label("Radiology").check()
     page.get_by_label("Clinical oncology").check()
     page.get_by_label("Rationale").fill("Unstable T8 lesion: stabilise and decompress.")
+    # Filled in from the record: the MRI's Bilsky grade, the primary site of a breast primary.
+    assert page.locator("#bilsky_grade").input_value() == "1c"
+    assert page.locator("#tokuhashi__primary_site").input_value() == "5"
+    for component, points in [
+        ("general_condition", "2"),
+        ("extraspinal_bone_metastases", "1"),
+        ("vertebral_metastases", "2"),
+        ("visceral_metastases", "2"),
+        ("palsy", "2"),
+    ]:
+        page.locator(f"#tokuhashi__{component}").select_option(points)
     for component, points in [
         ("location", "1"),
         ("pain", "3"),
@@ -295,7 +306,7 @@ def test_surgeon_overview_of_a_demo_pathway(live_app, page, backend):
     from tracker.engine.models import Event, Pathway
 
     with live_app.app_context():
-        seed(300, seed_value=8)
+        seed(300, seed_value=11)
         db.session.commit()
         pathway_id = db.session.scalar(
             select(Pathway.id)
@@ -369,7 +380,7 @@ def test_recording_after_the_fact_and_correcting_it(live_app, page, backend):
     _log_in(page, "coordinator")
     page.goto(f"/pathways/{pathway_id}")
     targets = page.locator("section[aria-labelledby=targets-heading]")
-    assert "Missed" in targets.locator("tr[data-clock=mri]").inner_text()
+    assert "Missed" in targets.locator("tr[data-clock=mscc_mri]").inner_text()
 
     # A late entry, dated yesterday: before the sign-off, recorded after it.
     record(
@@ -390,7 +401,7 @@ def test_recording_after_the_fact_and_correcting_it(live_app, page, backend):
     assert not serious_violations(page)
     page.get_by_role("button", name="Record amendment").click()
     page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
-    assert "Met" in targets.locator("tr[data-clock=mri]").inner_text()
+    assert "Met" in targets.locator("tr[data-clock=mscc_mri]").inner_text()
 
     # The referral letter said pain only: urgent, not emergency. The 24-hour clocks go.
     page.get_by_role("link", name=re.compile(r"^Amend Referral received")).click()
@@ -400,8 +411,8 @@ def test_recording_after_the_fact_and_correcting_it(live_app, page, backend):
     assert not serious_violations(page)
     page.get_by_role("button", name="Record amendment").click()
     page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
-    assert targets.locator("tr[data-clock=mri]").count() == 0
-    assert targets.locator("tr[data-clock=imaging_and_plan]").count() == 1
+    assert targets.locator("tr[data-clock=mscc_mri]").count() == 0
+    assert targets.locator("tr[data-clock=spinal_mets_mri]").count() == 1
 
     # A handover to another coordinator, on the timeline.
     record(

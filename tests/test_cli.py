@@ -83,13 +83,13 @@ def test_refresh_targets_after_limits_change(app, runner, session, users):
 
     run = driver(users, urgency="urgent")
     session.commit()
-    assert run.pathway.next_target == "imaging_and_plan"
-    app.config["TARGET_LIMITS"] = "urgent.imaging_and_plan=1000000"
+    assert run.pathway.next_target == "spinal_mets_mri"
+    app.config["TARGET_LIMITS"] = "spinal_mets_mri=100000"
     try:
         result = runner.invoke(args=["tracker", "refresh-targets"])
         assert result.exit_code == 0, result.output
         session.expire_all()
         pathway = db.session.get(Pathway, run.pathway.id)
-        assert pathway.next_target == "diagnosis"  # now the earliest open target
+        assert pathway.next_target == "fds_28"  # now the earliest open target
     finally:
         app.config["TARGET_LIMITS"] = ""

@@ -286,10 +286,12 @@ def _token_of() -> str:
         ("emergency", "imaging", 30),
         ("emergency", "mdt_review", 20),
         ("emergency", "surgery_scheduled", 60),
+        ("emergency", "oncology_treatment", 30),
         ("urgent", "imaging", 24 * 6.5),
         ("urgent", "mdt_review", 24 * 40),
         ("routine", "surgery_scheduled", 24 * 20),
         ("routine", "post_op", 24 * 70),
+        ("routine", "post_op+restaging", 24 * 20),
         ("routine", "surveillance", 24 * 400),
     ],
 )
@@ -298,7 +300,11 @@ def test_every_consumer_gives_the_same_status(
 ):
     referral = datetime.now(UTC).replace(microsecond=0) - timedelta(days=500)
     run = driver(users, referral=referral, urgency=urgency)
+    walk, _, then = walk.partition("+")
     run.walk_to(walk)
+    if then == "restaging":  # a subsequent decision to treat: its own 31-day clock
+        run.fire("refer_to_mdt")
+        run.fire("plan_oncology")
     if walk == "surveillance":
         due = (run.t + timedelta(days=90)).date().isoformat()
         run.do("record_follow_up", {**valid_data("record_follow_up", walk, run.t), "next_due": due})
@@ -438,8 +444,8 @@ def test_after_every_step_the_rows_agree_with_the_clocks(users, session, trigger
 
 def test_the_consumer_cases_cover_every_clock():
     """The cases of test_every_consumer_gives_the_same_status start every clock."""
-    started = {"mri", "treatment_plan", "treatment", "imaging_and_plan", "diagnosis"}
-    started |= {"decision_to_treatment", "referral_to_treatment", "follow_up"}
+    started = {"mscc_mri", "mscc_plan", "mscc_radiotherapy", "mscc_surgery", "spinal_mets_mri"}
+    started |= {"fds_28", "dtt_31", "subsequent_31", "rtt_62", "follow_up"}
     assert started == set(clocks.BY_CODE)
 
 

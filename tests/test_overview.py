@@ -127,8 +127,12 @@ def test_page_shows_the_figures_with_time_frozen(client, users, login, session):
     rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", milestones)
     assert ("Operation", "13 Jan 2026", "8") in rows
     assert ("MDT decision", "10 Jan 2026", "5") in rows
-    # After the recurrence the routine clocks restart from it: diagnosis due 28 days later.
-    fds = r"Faster Diagnosis Standard</td><td>04 Apr 2026 10:00</td><td>[^/]*On track"
+    # After the recurrence the clocks restart from it (7 March): the 28-day one is due by
+    # the end of 4 April, and the page shows its count.
+    fds = (
+        r"Faster Diagnosis Standard \(28 days\)<br><small[^>]*>day 4 of 28</small></td>"
+        r"<td>04 Apr 2026</td><td>[^/]*On track"
+    )
     assert re.search(fds, page)
     assert "Post-operative from 13 Jan 2026 09:00 for 2.0 days" in page
     assert "Operation 13 Jan 2026" in page

@@ -179,7 +179,7 @@ def _mri_reported_late(users, session):
     run.do("request_imaging", occurred_at=referral + H)
     imaging = run.do("record_imaging", occurred_at=referral + 30 * H).event
     session.commit()
-    assert clock_rows(run.pathway)[(0, "mri")] == "missed"
+    assert clock_rows(run.pathway)[(0, "mscc_mri")] == "missed"
     return run, imaging
 
 
@@ -195,7 +195,7 @@ def test_a_corrected_imaging_time_moves_the_mri_clock_to_met(users, session):
         run.pathway.version,
         uuid.uuid4().hex,
     )
-    assert clock_rows(run.pathway)[(0, "mri")] == "met"
+    assert clock_rows(run.pathway)[(0, "mscc_mri")] == "met"
     history = services.load_history(run.pathway)
     assert history.by_seq[imaging.seq].occurred_at == referral + 20 * H
     assert history.by_seq[imaging.seq].original_occurred_at == referral + 30 * H
@@ -223,7 +223,7 @@ def test_a_corrected_imaging_time_on_the_web(client, login, users, session):
     amendment = last_event(run.pathway)
     assert amendment.data["changes"] == {"occurred_at": corrected.isoformat()}
     page = shown(client.get(f"/pathways/{run.pathway.id}"))
-    assert 'data-clock="mri" data-status="met"' in page
+    assert 'data-clock="mscc_mri" data-status="met"' in page
     assert "When it happened" in page  # the amendment and the original, in words
 
 
@@ -235,7 +235,7 @@ def test_a_corrected_imaging_time_on_the_api(client, auth, users, session):
     )
     assert response.status_code == 201, response.get_json()
     targets = client.get(f"/api/v1/pathways/{run.pathway.id}", headers=auth).get_json()["targets"]
-    assert {t["target"]: t["status"] for t in targets}["mri"] == "met"
+    assert {t["target"]: t["status"] for t in targets}["mscc_mri"] == "met"
 
 
 def test_a_correction_that_breaks_a_later_step_is_refused_naming_it(client, auth, users, session):
@@ -286,7 +286,7 @@ def test_a_time_correction_cannot_move_a_step_into_the_future(users):
 def test_an_amended_urgency_changes_which_clocks_apply(users, session):
     run = driver(users, referral=_now() - 2 * D, urgency="routine")
     run.do("request_imaging")
-    assert (0, "mri") not in clock_rows(run.pathway)
+    assert (0, "mscc_mri") not in clock_rows(run.pathway)
     services.amend(
         run.pathway,
         1,
@@ -297,7 +297,7 @@ def test_an_amended_urgency_changes_which_clocks_apply(users, session):
         uuid.uuid4().hex,
     )
     rows = clock_rows(run.pathway)
-    assert rows[(0, "mri")] == "running" and (0, "diagnosis") not in rows
+    assert rows[(0, "mscc_mri")] == "running" and (0, "fds_28") not in rows
     assert (run.pathway.urgency, run.pathway.referral_priority) == (
         "emergency",
         "emergency_presentation",
@@ -337,16 +337,21 @@ def test_the_referral_is_amended_on_the_web(client, login, users, session):
     assert pathway.urgency == "emergency" and pathway.referral_received_at == received
     assert pathway.lead_surgeon.username == "surgeon2"
     page = shown(client.get(f"/pathways/{pathway.id}"))
-    assert 'data-clock="mri"' in page and "Emergency presentation" in page
+    assert 'data-clock="mscc_mri"' in page and "Emergency presentation" in page
 
 
 def test_the_referral_is_amended_on_the_api(client, auth, users, session):
     run = driver(users, referral=_now() - 2 * D, urgency="routine")
     session.commit()
-    response = api_amend(client, auth, run.pathway, 1, {"urgency": "urgent"})
+    before = client.get(f"/api/v1/pathways/{run.pathway.id}", headers=auth).get_json()
+    assert {t["target"] for t in before["targets"]} == {"fds_28", "rtt_62"}
+    emergency = {"urgency": "emergency", "referral_priority": "emergency_presentation"}
+    response = api_amend(client, auth, run.pathway, 1, emergency)
     assert response.status_code == 201, response.get_json()
     body = client.get(f"/api/v1/pathways/{run.pathway.id}", headers=auth).get_json()
-    assert body["urgency"] == "urgent"
+    assert body["urgency"] == "emergency"
+    # The emergency clocks apply now, the routine ones no longer.
+    assert {t["target"] for t in body["targets"]} == {"mscc_mri"}
     # The referral cannot be moved after the first step it started.
     first = run.pathway.referral_received_at + H
     run.do("request_imaging", occurred_at=first)
@@ -398,8 +403,8 @@ def test_a_recurrence_has_its_own_urgency_and_closes_the_follow_up_clock(users, 
     ).event
     rows = clock_rows(run.pathway)
     # The pain-only recurrence carries no emergency clock; it has the urgent one.
-    assert (1, "mri") not in rows and (1, "treatment_plan") not in rows
-    assert rows[(1, "imaging_and_plan")] == "running"
+    assert (1, "mscc_mri") not in rows and (1, "mscc_plan") not in rows
+    assert rows[(1, "spinal_mets_mri")] == "running"
     # The follow-up booked at the last visit is closed by the recurrence.
     follow_up = [
         r
@@ -411,12 +416,12 @@ def test_a_recurrence_has_its_own_urgency_and_closes_the_follow_up_clock(users, 
         if r.started_at == visit.occurred_at
     ]
     assert [(r.status, r.stopped_at) for r in follow_up] == [("met", recurrence.occurred_at)]
-    # The reports count the first episode's clocks once, not the recurrence's.
+    # The reports count every episode's clocks, each once.
     report = figures.standards(
         figures.Filters((referral - D).date(), _now().date()), UTC, datetime.now(UTC)
     )
     assert sum(sum(row[1:4]) for row in report) == len(
-        [k for k in rows if k[0] == 0 and k[1] in {c.code for c in figures.STANDARDS}]
+        [k for k in rows if k[1] in {c.code for c in figures.STANDARDS}]
     )
     replay_agrees(run.pathway)
 
@@ -583,3 +588,113 @@ def test_a_corrected_referral_does_not_undo_a_later_handover(users, session):
     # The referral's coordinator is corrected; the lead surgeon stays the one handed over to.
     assert run.pathway.coordinator.username == "coordinator2"
     assert run.pathway.lead_surgeon.username == "surgeon2"
+
+
+# -- found in review -------------------------------------------------------------------------
+
+
+def test_the_row_keeps_the_referral_priority_given_and_corrected(users, session):
+    pathway = new_pathway(users["coordinator"], urgency="routine", referral_priority="screening")
+    assert pathway.referral_priority == "screening"
+    services.amend(
+        pathway,
+        1,
+        {"referral_priority": "consultant_upgrade"},
+        "Upgraded in clinic",
+        users["coordinator"],
+        pathway.version,
+        uuid.uuid4().hex,
+    )
+    assert pathway.referral_priority == "consultant_upgrade"
+    replay_agrees(pathway)
+
+
+def test_removing_the_lead_surgeon_from_the_referral_clears_it(users, session):
+    run = driver(users)
+    services.amend(
+        run.pathway,
+        1,
+        {"lead_surgeon": None},
+        "No lead surgeon named yet",
+        users["coordinator"],
+        run.pathway.version,
+        uuid.uuid4().hex,
+    )
+    assert run.pathway.lead_surgeon is None and run.pathway.coordinator is not None
+
+
+def test_nothing_of_an_episode_is_dated_before_it_began(users, session):
+    run = driver(users, referral=_now() - 300 * D).walk_to("surveillance")
+    recurrence = run.do(
+        "suspect_recurrence", {"urgency": "urgent", "referral_priority": "urgent_suspected_cancer"}
+    ).event
+    with pytest.raises(InvalidData, match="cannot be before 'Suspected recurrence'"):
+        run.do("record_imaging", occurred_at=recurrence.occurred_at - 30 * MINUTE)
+
+
+def test_a_visit_dated_after_a_backdated_recurrence_starts_no_negative_clock(users, session):
+    run = driver(users, referral=_now() - 300 * D).walk_to("surveillance")
+    visit = run.do(
+        "record_follow_up",
+        {
+            "imaging_done": True,
+            "status": "stable",
+            "next_due": (_now() + 30 * D).date().isoformat(),
+        },
+        occurred_at=_now() - 10 * D,
+    ).event
+    run.do(
+        "suspect_recurrence",
+        {"urgency": "urgent", "referral_priority": "urgent_suspected_cancer"},
+        occurred_at=visit.occurred_at - 5 * D,  # before the visit, recorded after it
+    )
+    rows = db.session.scalars(select(PathwayClock).where(PathwayClock.pathway_id == run.pathway.id))
+    assert all(r.stopped_at is None or r.stopped_at >= r.started_at for r in rows)
+    replay_agrees(run.pathway)
+
+
+def test_a_stale_patient_form_keeps_the_change_saved_meanwhile(client, login, users, session):
+    from tracker.patients.services import update_patient
+
+    pathway = new_pathway(users["coordinator"])
+    patient = pathway.patient
+    session.commit()
+    login("coordinator")
+    page = client.get(f"/patients/{patient.id}/edit").text
+    import html
+    import re
+
+    opened = html.unescape(re.search(r'name="opened_as" type="hidden" value="([^"]*)"', page)[1])
+    update_patient(users["surgeon"], patient, {"gp_practice": "Castle Street Surgery"})
+    session.commit()
+    form = {
+        "mrn": patient.mrn,
+        "family_name": patient.family_name,
+        "given_name": "Janet",
+        "birth_date": patient.birth_date.isoformat(),
+        "sex": patient.sex,
+        "nhs_number": "",
+        "gp_practice": "",
+        "opened_as": opened,
+    }
+    response = client.post(f"/patients/{patient.id}/edit", data=form)
+    assert response.status_code == 302, response.text
+    db.session.expire_all()
+    assert (patient.given_name, patient.gp_practice) == ("Janet", "Castle Street Surgery")
+    # The same field changed by both: nothing saved, the other value shown.
+    page = client.get(f"/patients/{patient.id}/edit").text
+    opened = html.unescape(re.search(r'name="opened_as" type="hidden" value="([^"]*)"', page)[1])
+    update_patient(users["surgeon"], patient, {"given_name": "Jean"})
+    session.commit()
+    response = client.post(
+        f"/patients/{patient.id}/edit",
+        data={
+            **form,
+            "given_name": "Joan",
+            "gp_practice": "Castle Street Surgery",
+            "opened_as": opened,
+        },
+    )
+    assert response.status_code == 409 and "Changed by someone else" in response.text
+    db.session.expire_all()
+    assert patient.given_name == "Jean"

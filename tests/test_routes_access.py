@@ -111,6 +111,8 @@ def test_every_api_endpoint_is_covered():
         "api.list_events",
         "api.record_event",
         "api.fhir",
+        "api.ptl",
+        "api.cwt_return",
     }
 
 

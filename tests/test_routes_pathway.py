@@ -183,7 +183,7 @@ def test_record_a_step_writes_one_event_and_the_timeline_shows_it_in_words(clien
         data=step_post(
             pathway,
             occurred_at=when,
-            modality="ct",
+            modality="mri",
             region="Lumbar spine",
             levels="L2-L3",
             findings="Lytic lesion of L2 with soft tissue.",
@@ -195,13 +195,13 @@ def test_record_a_step_writes_one_event_and_the_timeline_shows_it_in_words(clien
     assert response.headers["Location"] == url(pathway, f"#event-{event.seq}")
     assert event_count() == before + 1
     assert event.trigger == "record_imaging" and event.recorded_by.username == "coordinator"
-    assert event.data["modality"] == "ct" and event.data["bilsky_grade"] == "2"
+    assert event.data["modality"] == "mri" and event.data["bilsky_grade"] == "2"
     assert local_input(event.occurred_at) == when  # typed in local time, stored in UTC
 
     timeline = client.get(url(pathway))
     page = shown(timeline)
     assert "Recorded: Imaging reported." in page and "Imaging reported" in page
-    assert ("Modality", "CT") in details(timeline)  # the label, not the code
+    assert ("Modality", "MRI") in details(timeline)  # the label, not the code
     assert ("Region", "Lumbar spine") in details(timeline)
     assert ("Bilsky ESCC grade", "2 - cord compressed, CSF visible") in details(timeline)
     shown_at = datetime.strptime(when, "%Y-%m-%dT%H:%M").strftime("%d %b %Y %H:%M")
@@ -684,7 +684,8 @@ def test_amend_records_the_correction_and_keeps_the_original(client, login, walk
     login("coordinator")
     before = event_count()
     response = client.post(
-        url(pathway, f"/amend/{seq}"), data=amend_post(pathway, modality="ct", levels="")
+        url(pathway, f"/amend/{seq}"),
+        data=amend_post(pathway, modality="ct", levels="", bilsky_grade=""),  # Bilsky: MRI only
     )
     assert response.status_code == 302
     assert event_count() == before + 1
@@ -692,7 +693,7 @@ def test_amend_records_the_correction_and_keeps_the_original(client, login, walk
     assert event.trigger == "amend_event"
     assert event.data == {
         "event_seq": seq,
-        "changes": {"modality": "ct", "levels": None},
+        "changes": {"modality": "ct", "levels": None, "bilsky_grade": None},
         "reason": "Typed the wrong modality.",
     }
     timeline = client.get(url(pathway))

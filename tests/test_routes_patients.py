@@ -262,7 +262,7 @@ def test_open_a_pathway_from_a_referral(client, login, patient, users):
     page = shown(client.get(response.headers["Location"]))
     assert "Pathway opened: the referral clock has started." in page
     assert "Referral received" in page and "Emergency department" in page
-    assert "Back pain, Weakness" in page and "Imaging and plan" in page  # the urgent clock
+    assert "Back pain, Weakness" in page and "MRI within a week" in page  # the urgent clock
 
 
 def test_open_pathway_refuses_invalid_data_beside_the_fields(client, login, patient):

@@ -232,6 +232,10 @@ def run_machine(app):
             history = History.from_events(events)
             replayed = derive.derive_for(self.pathway, history, datetime.now(UTC))
             assert derive.differences(self.pathway, replayed, self.pathway.clocks) == []
+            # No clock stops before it starts, whatever the order things were entered in.
+            assert all(
+                c.stopped_at is None or c.stopped_at >= c.started_at for c in self.pathway.clocks
+            )
             # And every step still holds where it stands (its time and its guards).
             assert timing.problems(history, datetime.now(UTC)) == {}
 

@@ -22,6 +22,7 @@ from tracker.mdt.routes import bp as mdt_bp
 from tracker.pathway.routes import bp as pathway_bp
 from tracker.patients.routes import bp as patients_bp
 from tracker.reports.routes import bp as reports_bp
+from tracker.returns.routes import bp as returns_bp
 from tracker.review.routes import bp as review_bp
 from tracker.worklist.routes import bp as worklist_bp
 
@@ -35,6 +36,7 @@ BLUEPRINTS = (
     mdt_bp,
     review_bp,
     reports_bp,
+    returns_bp,
     api_bp,
     account_bp,
     audit_bp,

@@ -15,7 +15,7 @@ from sqlalchemy import func, insert, select
 
 from tracker.audit.chain import seal_rows
 from tracker.core.db import utcnow
-from tracker.engine import clocks
+from tracker.engine import clocks, consistency
 from tracker.engine import steps as d
 from tracker.engine.counts import add_pathways
 from tracker.engine.derive import derive
@@ -166,6 +166,9 @@ class Journey:
             }
         )
         self.state, self.t = to_state, at
+        if (consequence := d.follows(trigger, data or {})) is not None:
+            # Recorded with it, as the services do (a Clavien-Dindo V complication: death).
+            return self.add(consequence, {}, at=at, by=by) and False
         return True
 
 
@@ -211,36 +214,197 @@ def _mdt(rng, j: Journey, surgical: bool) -> dict:
             "primary_site": rng.choice([0, 2, 3, 5]),
             "palsy": rng.choice([1, 2]),
         }
+        # Agreeing with the Karnofsky and ASIA of this record (drawn above all the same, so
+        # that every seed keeps its journeys); the primary site follows the referral
+        # (_coherent).
+        data["tokuhashi"] |= {
+            "general_condition": consistency.general_condition_for(data["karnofsky"]),
+            "palsy": consistency.palsy_for(data["asia_grade"]),
+        }
     return data
 
 
+# The radiosensitivity of each primary's usual histology, for the demo's MDT records.
+_RADIOSENSITIVITY = {
+    "breast": "radiosensitive",
+    "prostate": "radiosensitive",
+    "myeloma": "radiosensitive",
+    "lung": "moderately_sensitive",
+    "kidney": "radioresistant",
+    "unknown": "unknown",
+}
+
+
+_BONES = ("femur", "humerus", "pelvis", "tibia")
+_BELOW_THE_CORD = ("L2", "L3", "L4", "L5", "S")  # no spinal cord: no intramedullary tumour
+
+
+def _coherent_referral(referral: dict, site: str) -> None:
+    """The diagnosis agrees with the site: a long bone or the pelvis is a primary bone
+    tumour, a spinal site is not; an intramedullary tumour lies where the cord is; only
+    metastatic disease has a primary cancer elsewhere. The draws stay as they were."""
+    category = referral["diagnosis_category"]
+    bone = any(b in site.lower() for b in _BONES)
+    if bone:
+        category = "primary_bone"
+    elif category == "primary_bone":
+        category = "metastatic_spinal"
+    elif category == "intradural_intramedullary" and site.startswith(_BELOW_THE_CORD):
+        category = "primary_spinal"
+    referral["diagnosis_category"] = category
+    if category != "metastatic_spinal":
+        referral["primary_cancer_site"] = "not_applicable"
+
+
+_SPINAL_ONLY = ("sins", "bilsky_grade", "tokuhashi")
+
+
+def _a_bone(events: list[dict], site: str) -> None:
+    """A tumour of a long bone or the pelvis: imaged there, no spinal scores, and operated
+    on by resection and reconstruction rather than decompression."""
+    for e in events:
+        data = e["data"]
+        for key in _SPINAL_ONLY:
+            data.pop(key, None)
+        if e["trigger"] in ("record_imaging",):
+            data["region"] = site
+        if "procedures" in data:
+            data["procedures"] = ["en_bloc_resection", "prosthetic_reconstruction"]
+            data["approach"] = "open"
+        if "changes" in data and "levels" in data["changes"]:
+            data["changes"]["levels"] = f"{site} (corrected)"
+
+
+def _coherent(events: list[dict], referral: dict) -> None:
+    """The MDT records agree with the referral: Tokuhashi on metastatic spinal disease only,
+    its primary site and the radiosensitivity from the primary cancer."""
+    site = referral["primary_cancer_site"]
+    for e in events:
+        if not d.is_mdt_outcome(e["trigger"], e["from_state"]):
+            continue
+        data = e["data"]
+        if site in _RADIOSENSITIVITY:
+            data["radiosensitivity"] = _RADIOSENSITIVITY[site]
+        if "tokuhashi" not in data:
+            continue
+        if referral["diagnosis_category"] != consistency.METASTATIC:
+            del data["tokuhashi"]
+            continue
+        data["tokuhashi"]["primary_site"] = consistency.PRIMARY_SITE_POINTS.get(site, 2)
+
+
+def _mri_contraindicated(x: random.Random, data: dict) -> dict:
+    """Now and then a CT stands for the MRI: a pacemaker, say."""
+    if data["modality"] == "ct" and x.random() < 0.3:
+        return {**data, "mri_contraindicated": True}
+    return data
+
+
+def _fatal_sometimes(x: random.Random, data: dict) -> dict:
+    """Rarely a complication is fatal (Clavien-Dindo V): the death is recorded with it."""
+    return {**data, "clavien_dindo": "V"} if x.random() < 0.03 else data
+
+
 def _imaging(rng, levels: str) -> dict:
-    return {
+    data = {
         "modality": rng.choice(["mri", "mri", "ct", "pet_ct"]),
         "region": "Whole spine",
         "levels": levels,
         "findings": "Lesion with epidural extension at the stated levels.",
         "bilsky_grade": rng.choice(["1a", "1b", "1c", "2"]),
     }
+    if data["modality"] != "mri":  # a Bilsky grade is read on MRI only
+        del data["bilsky_grade"]
+    return data
+
+
+def journey_rng(referral: datetime, now: datetime) -> random.Random:
+    """The journey's own random numbers for the steps of the national waiting-time rules
+    (telling the patient, agreeing the plan, adjustments, upgrades, delays): seeded by the
+    referral's age, drawn from the main sequence, so that sequence, and every seed's
+    journeys, stay as they were, whatever the day the demo is made."""
+    age = round((now - referral).total_seconds(), 3)
+    return random.Random(f"journey {age}")  # noqa: S311 - demo data
+
+
+def referral_priority(x: random.Random, urgency: str) -> str:
+    """Most non-emergency referrals are urgent suspected cancer; some routine ones are not
+    (a consultant may upgrade them)."""
+    if urgency == "routine" and x.random() < 0.3:
+        return "routine"
+    return default_priority(urgency)
+
+
+_DELAYS = (
+    "Capacity: no theatre slot within the standard.",
+    "Patient choice: wanted time to consider the options.",
+    "Clinical: medically unfit, optimised first.",
+    "Diagnostic delay: a second biopsy was needed.",
+)
 
 
 def simulate(
-    rng: random.Random, referral: datetime, now: datetime, urgency: str, site: str
+    rng: random.Random,
+    referral: datetime,
+    now: datetime,
+    urgency: str,
+    site: str,
+    priority: str | None = None,
 ) -> Journey:
     j = Journey(rng, referral, now, urgency)
+    x = journey_rng(referral, now)
+    priority = priority or default_priority(urgency)
     plan = rng.choices(["surgery", "oncology", "palliative", "surveillance"], [5, 3, 1, 1])[0]
-    steps: list[tuple[str, Callable[[], dict], str]] = []
+    # (trigger, data, who, and optionally when: a step of the national rules is timed by
+    # the journey's own numbers, so the main sequence is drawn as before)
+    steps: list[tuple] = []
 
     def go():
-        for trigger, make, by in steps:
-            if not j.add(trigger, make(), by=by):
+        for trigger, make, by, *when in steps:
+            if not j.add(trigger, make(), by=by, at=when[0]() if when else None):
+                return False
+            if j.state in d.FINAL_STATES:
                 return False
         steps.clear()
         return True
 
+    def later(low_days: float, high_days: float):
+        return lambda: j.t + timedelta(days=x.uniform(low_days, high_days))
+
+    def late(data: dict) -> dict:
+        """A step that stops a clock more than 62 days after the referral says why."""
+        if (j.t - referral).days > 55:
+            return {**data, "breach_reason": x.choice(_DELAYS)}
+        return data
+
+    if urgency != "emergency":
+        if x.random() < 0.06:  # did not attend the first appointment, rebooked
+            rebooked = (referral + timedelta(days=x.uniform(6, 14))).date().isoformat()
+            steps.append(
+                (
+                    "record_adjustment",
+                    lambda: {
+                        "kind": "dna_first_appointment",
+                        "reason": "Did not attend the first appointment.",
+                        "rebooked_on": rebooked,
+                    },
+                    "coordinator",
+                    later(1, 4),
+                )
+            )
+        if priority == "routine" and x.random() < 0.5:  # the consultant upgrades it
+            steps.append(
+                (
+                    "upgrade_referral",
+                    lambda: {"upgraded_on": j.t.date().isoformat(), "consultant": "surgeon"},
+                    "surgeon",
+                    later(1, 10),
+                )
+            )
+
     steps += [
         ("request_imaging", dict, "coordinator"),
-        ("record_imaging", lambda: _imaging(rng, site), "coordinator"),
+        ("record_imaging", lambda: _mri_contraindicated(x, _imaging(rng, site)), "coordinator"),
     ]
     if rng.random() < 0.6:
         steps += [
@@ -255,6 +419,15 @@ def simulate(
                 "coordinator",
             ),
         ]
+    if urgency != "emergency" and x.random() < 0.3:  # a wait for clinic before the MDT
+        steps.append(
+            (
+                "record_assessment",
+                lambda: {"pain_nrs": x.randint(2, 7)},
+                "coordinator",
+                later(8, 40),
+            )
+        )
     steps += [
         ("refer_to_mdt", dict, "coordinator"),
         (
@@ -264,6 +437,10 @@ def simulate(
         ),
     ]
     if not go():
+        return j
+    if x.random() < 0.04:  # the MDT concludes benign: the patient is told, the pathway ends
+        told = {"outcome": "cancer_ruled_out", "method": x.choice(["face_to_face", "letter"])}
+        j.add("rule_out_cancer", {"reason": "benign", **told}, at=later(2, 10)())
         return j
     if rng.random() < 0.04:  # transferred to another centre before the MDT decided
         j.add("withdraw", {"reason": rng.choice(["transferred", "declined"])})
@@ -284,6 +461,55 @@ def simulate(
     )
     if rng.random() < 0.7:  # the lead surgeon reviews the story so far after the MDT
         steps.append(("sign_off", dict, "surgeon"))
+    if priority != "emergency_presentation" and x.random() < 0.85:
+        steps.append(
+            (
+                "communicate_diagnosis",
+                lambda: {
+                    "outcome": "cancer_confirmed",
+                    "method": x.choice(["face_to_face", "face_to_face", "telephone", "video"]),
+                },
+                "coordinator",
+                later(0.1, 6),
+            )
+        )
+    if plan in ("surgery", "oncology") and x.random() < 0.7:
+        agreed = {"surgery": "surgery", "oncology": "radiotherapy"}[plan]
+        steps.append(
+            ("agree_treatment", lambda: {"treatment": agreed}, "coordinator", later(0.2, 5))
+        )
+    if plan in ("surgery", "oncology") and urgency != "emergency" and x.random() < 0.15:
+        # A wait for the treatment itself (a theatre list, a planning scan): some breach.
+        steps.append(
+            (
+                "record_assessment",
+                lambda: {"pain_nrs": x.randint(2, 7)},
+                "coordinator",
+                later(20, 50),
+            )
+        )
+    if plan == "surgery" and x.random() < 0.1:  # offered an admission, declined it
+        offered = later(2, 5)()
+        available = offered + timedelta(days=x.uniform(5, 15))
+        steps += [
+            (
+                "record_adjustment",
+                lambda: {
+                    "kind": "patient_declined_admission",
+                    "reason": "Declined the offered date: family commitments.",
+                    "offered_date": offered.date().isoformat(),
+                    "available_from": available.date().isoformat(),
+                },
+                "coordinator",
+                lambda: offered - timedelta(days=1),
+            ),
+            (
+                "record_assessment",
+                lambda: {"pain_nrs": x.randint(2, 6)},
+                "coordinator",
+                lambda: available,
+            ),
+        ]
     if plan == "surgery":
         steps += [
             (
@@ -293,18 +519,25 @@ def simulate(
             ),
             (
                 "record_surgery",
-                lambda: {
-                    "lead_surgeon": rng.choice(["surgeon", "surgeon2"]),
-                    "levels": site,
-                    "procedures": rng.sample(
-                        ["decompression", "stabilisation_fusion", "laminectomy", "vertebroplasty"],
-                        2,
-                    ),
-                    "approach": rng.choice(["open", "minimally_invasive"]),
-                    "neuromonitoring": ["ssep", "mep"],
-                    "duration_min": rng.randint(90, 420),
-                    "blood_loss_ml": rng.randint(100, 1500),
-                },
+                lambda: late(
+                    {
+                        "lead_surgeon": rng.choice(["surgeon", "surgeon2"]),
+                        "levels": site,
+                        "procedures": rng.sample(
+                            [
+                                "decompression",
+                                "stabilisation_fusion",
+                                "laminectomy",
+                                "vertebroplasty",
+                            ],
+                            2,
+                        ),
+                        "approach": rng.choice(["open", "minimally_invasive"]),
+                        "neuromonitoring": ["ssep", "mep"],
+                        "duration_min": rng.randint(90, 420),
+                        "blood_loss_ml": rng.randint(100, 1500),
+                    }
+                ),
                 "surgeon",
             ),
         ]
@@ -312,10 +545,13 @@ def simulate(
             steps.append(
                 (
                     "record_complication",
-                    lambda: {
-                        "complication": rng.choice(["csf_leak", "wound_infection", "vte"]),
-                        "clavien_dindo": rng.choice(["I", "II", "IIIa", "IIIb"]),
-                    },
+                    lambda: _fatal_sometimes(
+                        x,
+                        {
+                            "complication": rng.choice(["csf_leak", "wound_infection", "vte"]),
+                            "clavien_dindo": rng.choice(["I", "II", "IIIa", "IIIb"]),
+                        },
+                    ),
                     "surgeon",
                 )
             )
@@ -351,7 +587,9 @@ def simulate(
         steps += [
             (
                 "record_treatment",
-                lambda: {"modality": "sbrt", "dose_gy": 24.0, "fractions": 3, "start_date": start},
+                lambda: late(
+                    {"modality": "sbrt", "dose_gy": 24.0, "fractions": 3, "start_date": start}
+                ),
                 "coordinator",
             ),
             ("start_surveillance", lambda: _first_visit(j), "coordinator"),
@@ -463,9 +701,12 @@ def seed(
             urgency = rng.choices(["emergency", "urgent", "routine"], [1, 3, 4])[0]
             referral = now - timedelta(days=_referral_age_days(rng, urgency))
             site = rng.choice(SITES)
-            journey = simulate(rng, referral, now, urgency, site)
+            priority = referral_priority(journey_rng(referral, now), urgency)
+            journey = simulate(rng, referral, now, urgency, site, priority)
             check = (done + k) % validate_every == 0
-            journeys.append((patient_ids[row["mrn"]], urgency, referral, site, journey, check))
+            journeys.append(
+                (patient_ids[row["mrn"]], urgency, priority, referral, site, journey, check)
+            )
         _write_batch(rng, journeys, ids, rules, now)
         done += size
         if progress:
@@ -475,11 +716,11 @@ def seed(
 
 def _write_batch(rng, journeys, user_ids, rules, now) -> None:
     pathway_rows, event_batches, clock_batches, fact_batches = [], [], [], []
-    for patient_id, urgency, referral, site, j, check in journeys:
+    for patient_id, urgency, priority, referral, site, j, check in journeys:
         open_data = {
             "referral_source": rng.choice(["gp", "emergency_department", "oncology"]),
             "urgency": urgency,
-            "referral_priority": default_priority(urgency),
+            "referral_priority": priority,
             "diagnosis_category": rng.choice(
                 ["metastatic_spinal"] * 3
                 + ["primary_spinal", "primary_bone", "intradural_intramedullary"]
@@ -505,6 +746,10 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
             },
             *j.steps,
         ]
+        _coherent_referral(open_data, site)
+        _coherent(events, open_data)
+        if open_data["diagnosis_category"] == "primary_bone":
+            _a_bone(events, site)
         steps = []
         for seq, e in enumerate(events, start=1):
             data = e["data"]

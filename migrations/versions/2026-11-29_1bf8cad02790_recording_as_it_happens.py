@@ -14,8 +14,6 @@ Revises: 1103071deea2
 Create Date: 2026-11-29 12:45:37.106711
 
 """
-from datetime import UTC, datetime
-
 from alembic import op
 import sqlalchemy as sa
 
@@ -85,56 +83,11 @@ _FACT = sa.table(
 )
 
 
-def _only(values: dict, table) -> dict:
-    return {k: v for k, v in values.items() if k in table.c}
-
-
 def _derive_again():
     """Derive every pathway again, replacing its clock and fact rows."""
-    from tracker.engine.derive import derive
-    from tracker.engine.history import History
+    from tracker.engine.backfill import derive_again
 
-    connection = op.get_bind()
-    now = datetime.now(UTC)
-    last_id = 0
-    while True:
-        pathways = connection.execute(
-            sa.select(
-                _PATHWAY.c.id, _PATHWAY.c.urgency, _PATHWAY.c.referral_received_at
-            ).where(_PATHWAY.c.id > last_id).order_by(_PATHWAY.c.id).limit(1000)
-        ).all()
-        if not pathways:
-            break
-        first, last = pathways[0].id, pathways[-1].id
-        events: dict[int, list] = {}
-        for e in connection.execute(
-            sa.select(_EVENT)
-            .where(_EVENT.c.pathway_id.between(first, last))
-            .order_by(_EVENT.c.pathway_id, _EVENT.c.seq)
-        ):
-            events.setdefault(e.pathway_id, []).append(e)
-        updates, clocks, facts = [], [], []
-        for p in pathways:
-            derived = derive(
-                p.urgency, p.referral_received_at, History.from_events(events.get(p.id, [])), now
-            )
-            updates.append({"pid": p.id, **_only(derived.row_values(), _PATHWAY)})
-            clocks += [{"pathway_id": p.id, **_only(c, _CLOCK)} for c in derived.clocks]
-            facts += [{"pathway_id": p.id, **_only(f, _FACT)} for f in derived.facts]
-        names = [k for k in updates[0] if k != "pid"]
-        connection.execute(
-            _PATHWAY.update()
-            .where(_PATHWAY.c.id == sa.bindparam("pid"))
-            .values({k: sa.bindparam(k) for k in names}),
-            updates,
-        )
-        connection.execute(_CLOCK.delete().where(_CLOCK.c.pathway_id.between(first, last)))
-        connection.execute(_FACT.delete().where(_FACT.c.pathway_id.between(first, last)))
-        if clocks:
-            connection.execute(_CLOCK.insert(), clocks)
-        if facts:
-            connection.execute(_FACT.insert(), facts)
-        last_id = last
+    derive_again(op.get_bind(), _PATHWAY, _EVENT, _CLOCK, _FACT)
 
 
 def downgrade():

@@ -8,6 +8,7 @@ from tracker.engine import steps as d
 from tracker.engine.dictionary import PATHWAY_FIELDS, Field
 from tracker.engine.steps import all_fields_for
 from tracker.patients.fields import PATIENT_FIELDS
+from tracker.returns import queries as returns
 
 
 def field_schema(f: Field) -> dict:
@@ -124,6 +125,174 @@ def _id_param(name: str) -> dict:
         "in": "path",
         "required": True,
         "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    }
+
+
+NULLABLE_DATE = {"type": ["string", "null"], "format": "date"}
+DATE = {"type": "string", "format": "date"}
+
+
+def returns_schemas(states: list[str]) -> dict:
+    """The patient tracking list and the monthly return (docs/returns.md)."""
+    return {
+        "PtlRow": {
+            "type": "object",
+            "required": list(returns.PTL_COLUMNS),
+            "properties": {
+                "pathway_id": {"type": "integer"},
+                "mrn": {"type": "string"},
+                "nhs_number": NULLABLE_STR,
+                "family_name": {"type": "string"},
+                "given_name": {"type": "string"},
+                "priority": NULLABLE_STR,
+                "state": {"enum": states},
+                "clock_start": {**DATE, "description": "The local date the 62-day clock started"},
+                "day_count": {
+                    "type": "integer",
+                    "description": "Calendar days from the clock start to today (local), "
+                    "less the days paused",
+                },
+                "band": {"enum": list(returns.BY_BAND)},
+                "adjustment_days": {"type": "integer", "description": "Days paused"},
+                "rtt_62_due_on": {
+                    **NULLABLE_DATE,
+                    "description": "Day 62 (with any pause): due by the end of this date",
+                },
+                "next_target": NULLABLE_STR,
+                "next_target_due_at": NULLABLE_DT,
+                "next_target_due_on": {
+                    **NULLABLE_DATE,
+                    "description": "For a clock counted in days: due by the end of this date",
+                },
+                "next_target_status": {"enum": ["pending", "due_soon", "breached", None]},
+                "lead_surgeon": NULLABLE_STR,
+                "coordinator": NULLABLE_STR,
+            },
+        },
+        "Ptl": {
+            "type": "object",
+            "required": ["today", "counts", "items", "total", "page", "page_size"],
+            "properties": {
+                "today": {**DATE, "description": "The local date the days are counted to"},
+                "counts": {
+                    "type": "object",
+                    "description": "Pathways per band (the lead surgeon filter applied)",
+                    "required": list(returns.BY_BAND),
+                    "properties": {code: {"type": "integer"} for code in returns.BY_BAND},
+                },
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/PtlRow"}},
+                "total": {"type": "integer"},
+                "page": {"type": "integer"},
+                "page_size": {"type": "integer"},
+            },
+        },
+        "CwtRow": {
+            "type": "object",
+            "required": list(returns.RETURN_COLUMNS),
+            "properties": {
+                "standard": {"enum": list(returns.STANDARD_CODES)},
+                "pathway_id": {"type": "integer"},
+                "nhs_number": NULLABLE_STR,
+                "priority": NULLABLE_STR,
+                "clock_start": DATE,
+                "adjustment_days": {"type": "integer"},
+                "clock_stop": DATE,
+                "wait_days": {"type": "integer"},
+                "met": {"type": "boolean"},
+                "delay_reason": {
+                    **NULLABLE_STR,
+                    "description": "A missed clock's delay reason, or 'not recorded'; null "
+                    "when met",
+                },
+            },
+        },
+        "CwtReturn": {
+            "type": "object",
+            "required": ["month", "standards", "items"],
+            "properties": {
+                "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                "standards": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": [
+                            "standard",
+                            "threshold",
+                            "count",
+                            "met",
+                            "missed",
+                            "performance",
+                            "achieved",
+                        ],
+                        "properties": {
+                            "standard": {"enum": list(returns.STANDARD_CODES)},
+                            "label": {"type": "string"},
+                            "threshold": {
+                                "type": "integer",
+                                "description": "The national operational standard, in %",
+                            },
+                            "count": {"type": "integer"},
+                            "met": {"type": "integer"},
+                            "missed": {"type": "integer"},
+                            "performance": {
+                                "type": ["number", "null"],
+                                "description": "Met as a % of the clocks stopped",
+                            },
+                            "achieved": {"type": ["boolean", "null"]},
+                        },
+                    },
+                },
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/CwtRow"}},
+            },
+        },
+    }
+
+
+def returns_paths() -> dict:
+    return {
+        "/api/v1/ptl": {
+            "get": {
+                "operationId": "patientTrackingList",
+                "summary": "Open 62-day pathways with their day count and band, longest first",
+                "parameters": [
+                    {"name": "band", "in": "query", "schema": {"enum": list(returns.BY_BAND)}},
+                    {
+                        "name": "lead_surgeon",
+                        "in": "query",
+                        "schema": {"type": "string", "maxLength": 64},
+                        "description": "A username",
+                    },
+                    {
+                        "name": "page",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                    },
+                ],
+                "responses": {
+                    "200": _json("Ptl", "A page of the patient tracking list"),
+                    **_errors(401, 422),
+                },
+            }
+        },
+        "/api/v1/returns/cwt": {
+            "get": {
+                "operationId": "monthlyReturn",
+                "summary": "The clocks of the national standards that stopped in a month",
+                "parameters": [
+                    {
+                        "name": "month",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                        "description": "YYYY-MM, by the local date each clock stopped",
+                    }
+                ],
+                "responses": {
+                    "200": _json("CwtReturn", "The month's return"),
+                    **_errors(401, 422),
+                },
+            }
+        },
     }
 
 
@@ -273,6 +442,21 @@ def _document(registry_version: int) -> dict:
                                         },
                                         "stopped_at": NULLABLE_DT,
                                         "episode": {"type": "integer", "minimum": 0},
+                                        "adjustment_days": {
+                                            "type": "integer",
+                                            "description": "Days paused by a declined "
+                                            "admission (admitted treatment only).",
+                                        },
+                                        "provisional": {
+                                            "type": "boolean",
+                                            "description": "A 31-day clock counted from the "
+                                            "MDT decision until the plan is agreed.",
+                                        },
+                                        "count": {
+                                            "type": "string",
+                                            "description": "The count in words, e.g. 'day "
+                                            "57 of 62: 65 calendar days - 8 days paused'.",
+                                        },
                                     },
                                 },
                             },
@@ -344,6 +528,7 @@ def _document(registry_version: int) -> dict:
                 },
             },
             "Definition": {"type": "object", "required": ["states", "transitions"]},
+            **returns_schemas(states),
         },
     }
     pathway_id = _id_param("pathway_id")
@@ -487,6 +672,7 @@ def _document(registry_version: int) -> dict:
                 },
             },
         },
+        **returns_paths(),
         "/api/v1/pathways/{pathway_id}/fhir": {
             "get": {
                 "operationId": "pathwayFhir",

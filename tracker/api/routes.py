@@ -6,7 +6,7 @@ this blueprint is exempt from CSRF.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from flask import Blueprint, g, jsonify, request
 from sqlalchemy import func, select
@@ -17,6 +17,7 @@ from tracker.api import serialize
 from tracker.api.fhir import bundle
 from tracker.api.openapi import document
 from tracker.api.services import authenticate
+from tracker.core.clock import local_date
 from tracker.core.text import has_control_characters
 from tracker.engine import clocks, services
 from tracker.engine import steps as d
@@ -26,12 +27,17 @@ from tracker.patients import services as patient_services
 from tracker.patients.errors import DuplicatePatient
 from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
+from tracker.returns import queries as returns
 from tracker.web.access import ANONYMOUS, refusal, rule_for
 from tracker.web.boundary import discard
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 PAGE_SIZE = 50
-QUERY_PARAMETERS = {"api.list_pathways": {"state", "urgency", "target_status", "page"}}
+QUERY_PARAMETERS = {
+    "api.list_pathways": {"state", "urgency", "target_status", "page"},
+    "api.ptl": {"band", "lead_surgeon", "page"},
+    "api.cwt_return": {"month"},
+}
 
 
 class ApiError(Exception):
@@ -291,13 +297,7 @@ def list_pathways():
                 {"target_status": [f"must be one of: {', '.join(conditions)}"]},
             )
         query = query.where(conditions[status])
-    raw_page = args.get("page", "1")
-    digits = raw_page.isascii() and raw_page.isdigit() and len(raw_page) <= 7
-    if not digits or not 1 <= int(raw_page) <= 1_000_000:
-        raise ApiError(
-            422, "invalid_data", "Bad page.", {"page": ["page is a whole number from 1"]}
-        )
-    page = int(raw_page)
+    page = _page(args)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     rows = db.session.scalars(
         query.order_by(Pathway.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
@@ -312,6 +312,16 @@ def list_pathways():
     )
 
 
+def _page(args) -> int:
+    raw_page = args.get("page", "1")
+    digits = raw_page.isascii() and raw_page.isdigit() and len(raw_page) <= 7
+    if not digits or not 1 <= int(raw_page) <= 1_000_000:
+        raise ApiError(
+            422, "invalid_data", "Bad page.", {"page": ["page is a whole number from 1"]}
+        )
+    return int(raw_page)
+
+
 @bp.get("/v1/pathways/<anyint:pathway_id>")
 def get_pathway(pathway_id: int):
     pathway, now = _load(pathway_id), _now()
@@ -319,7 +329,7 @@ def get_pathway(pathway_id: int):
     body = serialize.pathway(pathway, now)
     body["allowed_triggers"] = services.allowed_triggers(pathway, g.api_user, history)
     body["targets"] = [
-        serialize.target(t)
+        serialize.target(t, now)
         for t in clocks.compute(
             pathway.urgency, pathway.referral_received_at, history, now, pathway.closed_at
         )
@@ -401,6 +411,59 @@ def fhir(pathway_id: int):
         jsonify(bundle(pathway, services.load_events(pathway))),
         200,
         {"Content-Type": "application/fhir+json"},
+    )
+
+
+def _json_values(record: dict) -> dict:
+    return {k: serialize.iso(v) if isinstance(v, date | datetime) else v for k, v in record.items()}
+
+
+@bp.get("/v1/ptl")
+def ptl():
+    """The patient tracking list, as the page and its CSV give it (docs/returns.md)."""
+    args, now = request.args, _now()
+    filters, errors = returns.ptl_filters(args.get("band"), args.get("lead_surgeon"))
+    page = _page(args)
+    if filters is None:
+        raise ApiError(422, "invalid_data", "Please correct the filters.", errors)
+    result = returns.ptl(filters, now, page, PAGE_SIZE)
+    return jsonify(
+        {
+            "today": result.today.isoformat(),
+            "counts": result.counts,
+            "items": [_json_values(row.record()) for row in result.rows],
+            "total": result.total,
+            "page": page,
+            "page_size": PAGE_SIZE,
+        }
+    )
+
+
+@bp.get("/v1/returns/cwt")
+def cwt_return():
+    """The monthly return of a month (``month=YYYY-MM``, required), as its CSV gives it."""
+    month, problem = returns.parse_month(request.args.get("month"), local_date(_now()))
+    if month is None:
+        raise ApiError(422, "invalid_data", problem, {"month": [problem]})
+    result = returns.cwt_return(month)
+    return jsonify(
+        {
+            "month": f"{month:%Y-%m}",
+            "standards": [
+                {
+                    "standard": s.clock.code,
+                    "label": s.clock.label,
+                    "threshold": s.clock.threshold,
+                    "count": s.count,
+                    "met": s.met,
+                    "missed": s.missed,
+                    "performance": s.performance,
+                    "achieved": s.achieved,
+                }
+                for s in result.standards
+            ],
+            "items": [_json_values(row.record()) for row in result.rows],
+        }
     )
 
 

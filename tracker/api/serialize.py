@@ -62,7 +62,7 @@ def pathway(p, now: datetime) -> dict:
     }
 
 
-def target(t) -> dict:
+def target(t, now: datetime) -> dict:
     return {
         "target": t.code,
         "label": t.label,
@@ -73,6 +73,10 @@ def target(t) -> dict:
         "due_on": iso(clocks.due_day(t.code, t.due_at)),
         "stopped_at": iso(t.stopped_at),
         "episode": t.episode,
+        # Days paused (a declined admission); the count in words, as the page shows it.
+        "adjustment_days": t.adjustment_days,
+        "provisional": t.provisional,
+        "count": t.arithmetic(now),
     }
 
 

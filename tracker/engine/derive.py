@@ -50,6 +50,8 @@ CLOCK_COLUMNS = (
     "adjustment_days",
     "status",
     "wait",
+    "priority",
+    "stop_seq",
 )
 
 
@@ -141,7 +143,8 @@ def derive(
         days_to_treatment=_days(referral_received_at, treatment),
         in_error=in_error,
         unreviewed_steps=len(history.unreviewed()),
-        referral_priority=referral.get("referral_priority") or default_priority(urgency),
+        referral_priority=history.referral_values().get("referral_priority")
+        or default_priority(urgency),
         referral=referral,
         # A pathway opened in error leaves every count and report: no clock or fact rows.
         clocks=() if in_error else tuple(_clock_row(r) for r in every),
@@ -180,9 +183,11 @@ def _clock_row(result: clocks.ClockResult) -> dict:
         "stopped_at": result.stopped_at,
         "due_at": result.due_at,
         "warn_at": result.warn_at,
-        "adjustment_days": 0,
+        "adjustment_days": result.adjustment_days,
         "status": result.stored_status,
         "wait": result.wait,
+        "priority": result.priority,
+        "stop_seq": result.stop_seq,
     }
 
 

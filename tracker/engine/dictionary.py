@@ -126,6 +126,12 @@ ASIA = codes(
     "E=E - normal",
 )
 ENNEKING = tuple((code, code) for code in ("1", "2", "3", "IA", "IB", "IIA", "IIB", "III"))
+RADIOSENSITIVITY = codes(
+    "radiosensitive",
+    "moderately_sensitive=Moderately sensitive",
+    "radioresistant",
+    "unknown",
+)
 PROCEDURES = codes(
     "decompression",
     "stabilisation_fusion=Stabilisation and fusion",
@@ -246,6 +252,7 @@ MDT_OUTCOME_FIELDS = (
     _ASIA,
     ScoreField("tokuhashi", "Revised Tokuhashi", score=TOKUHASHI),
     Choice("enneking_stage", "Enneking stage", choices=ENNEKING),
+    Choice("radiosensitivity", "Radiosensitivity of the histology", choices=RADIOSENSITIVITY),
     LongText("rationale", "Rationale", required=True, max_length=LONG),
 )
 
@@ -255,6 +262,11 @@ IMAGING_FIELDS = (
     Text("levels", "Levels", max_length=100),
     LongText("findings", "Findings", required=True, max_length=LONG),
     _BILSKY,
+    YesNo(
+        "mri_contraindicated",
+        "MRI contraindicated",
+        help="Yes: this CT stands for the MRI of the spinal cord compression clock.",
+    ),
 )
 BIOPSY_FIELDS = (
     Choice("method", "Method", required=True, choices=BIOPSY_METHOD),
@@ -296,6 +308,77 @@ FOLLOW_UP_FIELDS = (
     YesNo("imaging_done", "Imaging done", required=True),
     Choice("status", "Disease status", required=True, choices=FOLLOW_UP_STATUS),
     Date("next_due", "Next visit due"),
+)
+COMMUNICATION_OUTCOME = codes(
+    "cancer_confirmed=Cancer confirmed",
+    "cancer_ruled_out=Cancer ruled out",
+)
+COMMUNICATION_METHOD = codes(
+    "face_to_face=Face to face",
+    "telephone=Telephone",
+    "video=Video",
+    "letter=Letter",
+)
+RULED_OUT_REASON = codes("benign=Benign", "no_tumour_found=No tumour found", "other=Other")
+AGREED_TREATMENT = codes(
+    "surgery=Surgery",
+    "radiotherapy=Radiotherapy",
+    "systemic=Systemic therapy",
+    "palliative=Palliative care",
+    "active_monitoring=Active monitoring",
+)
+ADJUSTMENT_KIND = codes(
+    "dna_first_appointment=Did not attend the first appointment (restarts the 28- and "
+    "62-day clocks on the rebooked date)",
+    "patient_declined_admission=Declined an offered admission (pauses the 31- and 62-day "
+    "clocks, admitted treatment only)",
+    "earliest_clinically_appropriate_date=Earliest clinically appropriate date (moves the "
+    "start of a subsequent 31-day clock)",
+)
+ADJUSTMENT_KIND_LABELS = dict(ADJUSTMENT_KIND)
+BREACH_REASON = LongText(
+    "breach_reason",
+    "Reason for the delay",
+    max_length=LONG,
+    help="If a waiting-time target was missed: why (reported in the monthly return).",
+)
+COMMUNICATION_FIELDS = (
+    Choice("outcome", "What the patient was told", required=True, choices=COMMUNICATION_OUTCOME),
+    Choice("method", "How", required=True, choices=COMMUNICATION_METHOD),
+    BREACH_REASON,
+)
+RULE_OUT_FIELDS = (
+    Choice("reason", "Why cancer is ruled out", required=True, choices=RULED_OUT_REASON),
+    Choice(
+        "outcome",
+        "What the patient was told",
+        choices=(("cancer_ruled_out", "Cancer ruled out"),),
+        help="Needed unless the patient was told before (Diagnosis communicated).",
+    ),
+    Choice(
+        "method",
+        "How the patient was told",
+        choices=COMMUNICATION_METHOD,
+        help="Needed unless the patient was told before.",
+    ),
+    BREACH_REASON,
+)
+AGREE_FIELDS = (Choice("treatment", "Treatment agreed", required=True, choices=AGREED_TREATMENT),)
+ADJUSTMENT_FIELDS = (
+    Choice("kind", "Adjustment", required=True, choices=ADJUSTMENT_KIND),
+    LongText("reason", "Reason", required=True, max_length=LONG),
+    Date("rebooked_on", "Rebooked appointment", help="For a missed first appointment."),
+    Date("offered_date", "Admission offered for", help="For a declined admission."),
+    Date("available_from", "Patient available from", help="For a declined admission."),
+    Date(
+        "ecad",
+        "Earliest clinically appropriate date",
+        help="For a subsequent treatment that cannot start earlier.",
+    ),
+)
+UPGRADE_FIELDS = (
+    Date("upgraded_on", "Upgraded on", required=True),
+    UserRef("consultant", "Consultant", required=True, role="surgeon"),
 )
 NEXT_DUE = Date(
     "next_due",

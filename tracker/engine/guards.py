@@ -75,6 +75,23 @@ def _follow_up_clear(*, history, occurred_at=None, probe=False, **_) -> bool:
     return follow_up is not None and follow_up.data.get("status") in ("ned", "stable")
 
 
+def _told_cancer_ruled_out(*, history, data=None, occurred_at=None, probe=False, **_) -> bool:
+    """The patient was told cancer is ruled out: recorded before, or carried on this step."""
+    if not probe and data and data.get("outcome") == "cancer_ruled_out":
+        return True
+    told = history.latest_tagged(tags.DIAGNOSIS_COMMUNICATED, by=None if probe else occurred_at)
+    return probe or (told is not None and told.data.get("outcome") == "cancer_ruled_out")
+
+
+def _no_treatment_yet(*, history, occurred_at=None, probe=False, **_) -> bool:
+    """No treatment has started in this episode (by the time of this step)."""
+    since = history.latest_tagged(tags.NEW_EPISODE)
+    started = history.first_tagged(tags.TREATMENT_STARTED, since=since.seq if since else 0)
+    return started is None or (
+        not probe and occurred_at is not None and started.occurred_at > occurred_at
+    )
+
+
 IMAGING_REPORTED = Guard(
     "imaging_reported",
     _reported_since_entry(tags.IMAGING_REPORTED),
@@ -102,6 +119,17 @@ NOT_BEFORE_DECISION_TO_OPERATE = Guard(
     "not_before_mdt_decision",
     _not_before_decision_to_operate,
     "the operation cannot be dated before the MDT decision to operate",
+)
+TOLD_CANCER_RULED_OUT = Guard(
+    "told_cancer_ruled_out",
+    _told_cancer_ruled_out,
+    "the patient must be told that cancer is ruled out: record 'Diagnosis communicated' "
+    "first, or give what they were told and how on this step",
+)
+NO_TREATMENT_YET = Guard(
+    "no_treatment_yet",
+    _no_treatment_yet,
+    "a referral can be upgraded only before the first treatment",
 )
 FOLLOW_UP_CLEAR = Guard(
     "follow_up_clear",

@@ -225,6 +225,10 @@ class PathwayClock(Base):
     adjustment_days: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(16))
     wait: Mapped[float | None]  # start to stop, in the clock's unit (hours or days)
+    # The episode's referral priority (the national returns report it per clock), and the
+    # step that stopped the clock (its delay reason goes in the monthly return).
+    priority: Mapped[str | None] = mapped_column(String(32))
+    stop_seq: Mapped[int | None]
 
     pathway = relationship("Pathway", back_populates="clocks")
 

@@ -526,6 +526,20 @@ def _record(
     )
     if tags.HANDOVER in d.tags_of(trigger, source):
         _hand_over(pathway, History.from_events([*events, event]))
+    if (consequence := d.follows(trigger, clean)) is not None:
+        # Recorded with it, at the same time, in the same transaction: both or neither.
+        _record(
+            pathway,
+            [*events, event],
+            History.from_events([*events, event]),
+            consequence,
+            {"note": f"Recorded with '{d.label(trigger)}' (step {event.seq})."},
+            occurred_at,
+            actor,
+            new_request_id(),
+            now,
+            flush,
+        )
     return event
 
 
@@ -533,8 +547,13 @@ def _hand_over(pathway: Pathway, history: History) -> None:
     """The pathway's lead surgeon and coordinator follow the story: the referral's (as
     corrected), then each handover in the order they happened."""
     session = db_session()
-    for role, username in history.people().items():
-        current = getattr(pathway, role)
+    people = history.people()
+    for role in ("lead_surgeon", "coordinator"):
+        username, current = people.get(role), getattr(pathway, role)
+        if username is None:
+            if current is not None:
+                setattr(pathway, role, None)  # removed from the referral, never handed over
+            continue
         if current is None or current.username != username:
             with session.no_autoflush:  # the caller's flush writes the change (the import's)
                 user = session.scalar(select(User).where(User.username == username))
@@ -653,6 +672,10 @@ def _corrected(target: Step, changes: dict, now: datetime) -> dict:
         raise InvalidData(errors)
     recorded = {k: v for k, v in before.items() if k != time_key}
     diff = {k: v for k, v in clean.items() if recorded.get(k) != v}
+    if referral and "referral_priority" not in target.data:
+        # A referral recorded before it had a priority: the one it was given (from its
+        # urgency) is written down, so correcting the urgency does not silently move it.
+        diff["referral_priority"] = clean["referral_priority"]
     diff.update({k: None for k in recorded if k not in clean})
     if when != target.occurred_at:
         diff[time_key] = when.isoformat()

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Any
 
 from tracker.core.clock import local_date
+from tracker.engine import consistency as c
 from tracker.engine import dictionary as dd
 from tracker.engine import guards as g
 from tracker.engine import tags as t
@@ -59,6 +60,9 @@ class StepDef:
     tags: frozenset[str] = frozenset()
     choice: str | None = None  # words on the MDT outcome form, for an MDT outcome
     fhir: str | None = None  # how FHIR exports it: imaging, biopsy, surgery, mdt
+    # A step that follows from this one's data, recorded with it in the same transaction
+    # (a Clavien-Dindo V complication is a death): (clean data) -> trigger or None.
+    then: Callable[[dict[str, Any]], str | None] | None = None
 
     @property
     def changes_state(self) -> bool:
@@ -79,9 +83,9 @@ def _mdt_outcome(dest: str, fields: tuple[Field, ...] = (), rules=(), tags=froze
     return Way(
         ("mdt_review",),
         dest,
-        (g.MDT_OUTCOME,),
+        (g.MDT_OUTCOME, c.TOKUHASHI_METASTATIC_ONLY),
         fields=(*dd.MDT_OUTCOME_FIELDS[:-1], *fields, dd.MDT_OUTCOME_FIELDS[-1]),
-        rules=(_meeting_not_after_outcome, *rules),
+        rules=(_meeting_not_after_outcome, *c.MDT_RULES, *rules),
         tags=frozenset({t.MDT_OUTCOME}) | tags,
     )
 
@@ -118,6 +122,45 @@ def _next_visit_after_this(clean, day):
     return {}
 
 
+def _told_together(clean, day):
+    if bool(clean.get("outcome")) != bool(clean.get("method")):
+        missing = "method" if clean.get("outcome") else "outcome"
+        return {missing: ["Give both what the patient was told and how, or neither"]}
+    return {}
+
+
+# The dates each kind of adjustment needs (PATHWAY.md, record_adjustment).
+ADJUSTMENT_DATES = {
+    "dna_first_appointment": ("rebooked_on",),
+    "patient_declined_admission": ("offered_date", "available_from"),
+    "earliest_clinically_appropriate_date": ("ecad",),
+}
+
+
+def _adjustment_dates(clean, day):
+    needed = ADJUSTMENT_DATES.get(clean.get("kind"), ())
+    errors = {}
+    for name in needed:
+        if not clean.get(name):
+            errors[name] = [
+                f"{dd.ADJUSTMENT_KIND_LABELS[clean['kind']].split(' (')[0]}: "
+                f"give the {name.replace('_', ' ')} date"
+            ]
+    for name in {"rebooked_on", "offered_date", "available_from", "ecad"} - set(needed):
+        if clean.get(name):
+            errors[name] = ["Not used by this kind of adjustment: leave it blank"]
+    offered, available = clean.get("offered_date"), clean.get("available_from")
+    if offered and available and available < offered:  # ISO dates sort as dates
+        errors["available_from"] = ["The patient cannot be available before the offered date"]
+    return errors
+
+
+def _upgraded_by_then(clean, day):
+    if day and date.fromisoformat(clean["upgraded_on"]) > day:
+        return {"upgraded_on": ["The upgrade cannot be dated after the day it is recorded"]}
+    return {}
+
+
 def _someone_named(clean, day):
     if not clean.get("lead_surgeon") and not clean.get("coordinator"):
         return {"lead_surgeon": ["Name a new lead surgeon, a new coordinator, or both"]}
@@ -131,6 +174,15 @@ AMEND_TRIGGER = "amend_event"
 VOID_TRIGGER = "void_last_step"
 VOID_WINDOW_HOURS = 24
 _AFTER_TREATMENT = ("surgery_scheduled", "post_op", "oncology_treatment")
+# The states a pathway can be in before its first treatment (an upgrade comes before it).
+_BEFORE_TREATMENT = (
+    "referred",
+    "imaging",
+    "biopsy",
+    "mdt_review",
+    "surgery_scheduled",
+    "oncology_treatment",
+)
 
 REGISTRY: tuple[StepDef, ...] = (
     # The referral opens the pathway; corrections are events but no transitions.
@@ -191,7 +243,7 @@ REGISTRY: tuple[StepDef, ...] = (
         "plan_oncology",
         "MDT decision: oncology treatment",
         (_mdt_outcome("oncology_treatment"),),
-        tags=frozenset({t.MDT_DECISION}),
+        tags=frozenset({t.MDT_DECISION, t.DECISION_ONCOLOGY}),
         choice="Oncology treatment (radiotherapy or systemic therapy)",
     ),
     StepDef(
@@ -227,7 +279,7 @@ REGISTRY: tuple[StepDef, ...] = (
                 (g.OPERATION_DETAILS, g.NOT_BEFORE_DECISION_TO_OPERATE),
             ),
         ),
-        dd.OPERATION_FIELDS,
+        (*dd.OPERATION_FIELDS, dd.BREACH_REASON),
         tags=frozenset({t.OPERATION, t.TREATMENT_STARTED}),
         fhir="surgery",
     ),
@@ -241,6 +293,7 @@ REGISTRY: tuple[StepDef, ...] = (
         "start_oncology_treatment",
         "Start oncology treatment",
         (Way(("post_op", "rehabilitation"), "oncology_treatment"),),
+        (dd.BREACH_REASON,),
         tags=frozenset({t.ONCOLOGY_STARTED, t.TREATMENT_STARTED}),
     ),
     StepDef(
@@ -262,6 +315,7 @@ REGISTRY: tuple[StepDef, ...] = (
         "start_palliative_care",
         "Start palliative care",
         (Way(active_except("palliative_care"), "palliative_care"),),
+        (dd.BREACH_REASON,),
         tags=frozenset({t.TREATMENT_STARTED}),
     ),
     StepDef(
@@ -271,6 +325,20 @@ REGISTRY: tuple[StepDef, ...] = (
             Way(("surveillance",), "discharged", (g.FOLLOW_UP_CLEAR,)),
             Way(("rehabilitation", "palliative_care"), "discharged"),
         ),
+    ),
+    StepDef(
+        "rule_out_cancer",
+        "Cancer ruled out",
+        (
+            Way(
+                ("referred", "imaging", "biopsy", "mdt_review"),
+                "discharged",
+                (g.TOLD_CANCER_RULED_OUT,),
+            ),
+        ),
+        dd.RULE_OUT_FIELDS,
+        rules=(_told_together,),
+        tags=frozenset({t.DIAGNOSIS_COMMUNICATED}),
     ),
     StepDef("record_death", "Record death", (Way(ACTIVE_STATES, "deceased"),)),
     StepDef(
@@ -285,6 +353,7 @@ REGISTRY: tuple[StepDef, ...] = (
         "Imaging reported",
         (Way(("imaging", "surveillance"), None),),
         dd.IMAGING_FIELDS,
+        rules=c.IMAGING_RULES,
         tags=frozenset({t.IMAGING_REPORTED, t.TREND}),
         fhir="imaging",
     ),
@@ -315,6 +384,8 @@ REGISTRY: tuple[StepDef, ...] = (
         (Way(("post_op", "rehabilitation", "oncology_treatment", "surveillance"), None),),
         dd.COMPLICATION_FIELDS,
         tags=frozenset({t.COMPLICATION}),
+        # Grade V is death from the complication: the death is recorded with it.
+        then=lambda clean: "record_death" if clean.get("clavien_dindo") == "V" else None,
     ),
     StepDef(
         "record_therapy_session",
@@ -327,7 +398,7 @@ REGISTRY: tuple[StepDef, ...] = (
         "record_treatment",
         "Oncology treatment given",
         (Way(("oncology_treatment",), None),),
-        dd.TREATMENT_FIELDS,
+        (*dd.TREATMENT_FIELDS, dd.BREACH_REASON),
         rules=(_treatment_dates,),
         tags=frozenset({t.ONCOLOGY_STARTED, t.TREATMENT_STARTED}),
     ),
@@ -346,6 +417,47 @@ REGISTRY: tuple[StepDef, ...] = (
         dd.ASSESSMENT_FIELDS,
         rules=(_some_assessment,),
         tags=frozenset({t.TREND, t.VOID_TRANSPARENT}),
+    ),
+    StepDef(
+        "communicate_diagnosis",
+        "Diagnosis communicated",
+        (Way(ACTIVE_STATES, None),),
+        dd.COMMUNICATION_FIELDS,
+        tags=frozenset({t.DIAGNOSIS_COMMUNICATED}),
+    ),
+    StepDef(
+        "agree_treatment",
+        "Treatment plan agreed",
+        (
+            Way(
+                (
+                    "surgery_scheduled",
+                    "oncology_treatment",
+                    "palliative_care",
+                    "surveillance",
+                    "mdt_review",
+                ),
+                None,
+            ),
+        ),
+        dd.AGREE_FIELDS,
+        tags=frozenset({t.DECISION_TO_TREAT}),
+    ),
+    StepDef(
+        "record_adjustment",
+        "Waiting-time adjustment",
+        (Way(ACTIVE_STATES, None),),
+        dd.ADJUSTMENT_FIELDS,
+        rules=(_adjustment_dates,),
+        tags=frozenset({t.ADJUSTMENT}),
+    ),
+    StepDef(
+        "upgrade_referral",
+        "Consultant upgrade",
+        (Way(_BEFORE_TREATMENT, None, (g.NO_TREATMENT_YET,)),),
+        dd.UPGRADE_FIELDS,
+        rules=(_upgraded_by_then,),
+        tags=frozenset({t.UPGRADE}),
     ),
     StepDef(
         "reassign",
@@ -519,6 +631,12 @@ def all_fields(fields: tuple[Field, ...]) -> tuple[Field, ...]:
 
 def all_fields_for(trigger: str, source: str | None) -> tuple[Field, ...]:
     return all_fields(fields_for(trigger, source))
+
+
+def follows(trigger: str, clean: dict[str, Any]) -> str | None:
+    """The step recorded with ``trigger`` because of its data, if any."""
+    step = _entries.get(trigger)
+    return step.then(clean) if step is not None and step.then is not None else None
 
 
 def validate_event_data(

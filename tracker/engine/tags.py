@@ -15,6 +15,11 @@ MDT_LISTING = "mdt_listing"  # listed for a meeting
 MDT_OUTCOME = "mdt_outcome"  # carries the MDT record (set on the way from mdt_review)
 MDT_DECISION = "mdt_decision"  # a decision on treatment (the plan_* steps)
 DECISION_SURGERY = "decision_surgery"
+DECISION_ONCOLOGY = "decision_oncology"  # the MDT chose radiotherapy or systemic therapy
+DECISION_TO_TREAT = "decision_to_treat"  # the patient agreed the plan (31-day clock start)
+DIAGNOSIS_COMMUNICATED = "diagnosis_communicated"  # told the diagnosis or that it is ruled out
+ADJUSTMENT = "adjustment"  # a waiting-time adjustment the national rules allow
+UPGRADE = "upgrade"  # a consultant upgrade onto the 62-day standard
 OPERATION = "operation"
 COMPLICATION = "complication"
 REHABILITATION_STARTED = "rehabilitation_started"
@@ -38,6 +43,11 @@ ALL = frozenset(
         MDT_OUTCOME,
         MDT_DECISION,
         DECISION_SURGERY,
+        DECISION_ONCOLOGY,
+        DECISION_TO_TREAT,
+        DIAGNOSIS_COMMUNICATED,
+        ADJUSTMENT,
+        UPGRADE,
         OPERATION,
         COMPLICATION,
         REHABILITATION_STARTED,

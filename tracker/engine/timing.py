@@ -22,15 +22,16 @@ def made_possible_by(history: History, trigger: str, source: str | None) -> Step
 
     A state change: the step that entered the current state. A record that keeps the
     state: the state change into the run of states it is allowed in (an assessment,
-    allowed everywhere, is bound by the referral only; a complication by the operation).
+    allowed everywhere, is bound by the referral only; a complication by the operation),
+    and never before the start of its episode (a suspected recurrence).
     """
     way = d.way(trigger, source)
     keeps_state = way is not None and way.dest is None
     for step in reversed(history.steps):
         if not step.counts:
             continue
-        if tags.OPENS in step.tags:
-            return step
+        if tags.OPENS in step.tags or tags.NEW_EPISODE in step.tags:
+            return step  # nothing of an episode is dated before it began
         if not step.changes_state:
             continue
         if keeps_state and step.from_state in way.sources:

@@ -7,7 +7,7 @@ from itertools import groupby
 from sqlalchemy import select
 
 from tracker.core.runtime import db_session
-from tracker.engine import counts, derive
+from tracker.engine import counts, derive, timing
 from tracker.engine import steps as d
 from tracker.engine.history import History
 from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact
@@ -38,12 +38,11 @@ def check(pathway: Pathway, events: list[Event], clock_rows=None, fact_rows=None
         problems.append(f"version is {pathway.version} but {len(events)} events are recorded")
     if (pathway.closed_at is not None) != (state in d.FINAL_STATES):
         problems.append("closed_at does not match a final state")
-    previous = None
-    for step in history.counting():
-        if previous is not None and step.occurred_at < previous:
-            problems.append(f"event {step.seq} happened before the step before it")
-            break
-        previous = step.occurred_at
+    # Every step where it stands: not dated before the step that made it possible, nor
+    # after the moment it was recorded; its guards held on the story before it.
+    recorded = max(e.recorded_at for e in events)
+    for seq, why in timing.problems(history, recorded).items():
+        problems.append(f"event {seq}: {'; '.join(why)}")
     # Stored values do not depend on the time of the check (running clocks are stored as
     # running), so any instant will do: the latest event's.
     derived = derive.derive_for(pathway, history, events[-1].recorded_at)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from tracker.engine.consistency import Noms
 from tracker.engine.history import History
 from tracker.overview import summary, svg
 
@@ -19,6 +20,7 @@ class Overview:
     panels_height: float
     operation_xs: list[tuple[float, str]]
     facts: summary.Facts
+    noms: Noms | None  # None: nothing to read
     review: summary.Review
     diagram: svg.Diagram
 
@@ -42,6 +44,7 @@ def build(pathway, history: History, now: datetime) -> Overview:
             for s in summary.operations(history)
         ],
         facts=summary.facts(history),
+        noms=summary.noms(history),
         review=summary.review(history),
         diagram=svg.diagram(pathway.state, path_taken),
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tracker.engine import consistency, tags
 from tracker.engine import steps as d
-from tracker.engine import tags
 from tracker.engine.dictionary import (
     APPROACH,
     CLAVIEN_DINDO,
@@ -193,6 +193,13 @@ def facts(history: History) -> Facts:
             for s in history.tagged(tags.COMPLICATION)
         ],
     )
+
+
+def noms(history: History) -> consistency.Noms | None:
+    """The NOMS reading of the latest recorded values, or None when there is nothing to read
+    (a pathway that is not metastatic spinal disease, with no flag either)."""
+    reading = consistency.noms_for(history)
+    return reading if reading.applies or reading.flags else None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Optional
 
-from tracker.engine import clocks, services, tags
+from tracker.engine import clocks, consistency, services, tags
 from tracker.engine import steps as d
 from tracker.engine.dictionary import default_priority
 from tracker.engine.errors import (
@@ -291,6 +291,14 @@ def _score_summary(form) -> list[dict]:
     return out
 
 
+def _entered(form, fields) -> dict:
+    """The values on the form as typed (pre-filled or posted), for the NOMS reading."""
+    try:
+        return collect(form, fields)
+    except (TypeError, ValueError):  # an input the form could not read: its error says so
+        return {}
+
+
 @bp.route("/<int:pathway_id>/mdt-outcome", methods=["GET", "POST"])
 def mdt_outcome(pathway_id: int):
     pathway = load(pathway_id)
@@ -319,7 +327,14 @@ def mdt_outcome(pathway_id: int):
     if not posted:
         _start(form, pathway)
         form.decision.data = request.args.get("decision", "")
-    context = {"title": "Record MDT outcome", "scores": _score_summary(form)}
+        fill(form, fields, consistency.mdt_form_defaults(history))
+    context = {
+        "title": "Record MDT outcome",
+        "scores": _score_summary(form),
+        "noms": consistency.noms_for(history, _entered(form, fields)),
+        "bilsky_flag": consistency.bilsky_needs_surgical_opinion(form.bilsky_grade.data),
+        "bilsky_flag_words": consistency.BILSKY_FLAG,
+    }
     if posted and request.form.get("calculate"):
         # "Calculate scores" only shows the totals; nothing is recorded.
         return render_template("pathway/mdt_outcome.html", pathway=pathway, form=form, **context)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -44,6 +45,9 @@ class EntryForm(FlaskForm):
 
 
 class EditForm(FlaskForm):
+    # The values the form was opened with: only what the user changed is saved, so a change
+    # someone else saved meanwhile is kept (or, if it is the same field, shown to decide).
+    opened_as = HiddenField()
     submit = SubmitField("Save changes")
 
 
@@ -91,11 +95,36 @@ def edit(patient_id: int):
     patient = db.get_or_404(Patient, patient_id)
     form = form_class(PATIENT_FIELDS, base=EditForm)()
     existing = None
+    conflicts: list[str] = []
     if request.method == "GET":
         fill(form, PATIENT_FIELDS, _values(patient))
+        form.opened_as.data = json.dumps(_values(patient), sort_keys=True)
     elif form.validate_on_submit():
         # Every field, blanks too: a blank optional field clears it.
         fields = {f.name: f.from_form(form) for f in PATIENT_FIELDS}
+        opened = _opened_as(form.opened_as.data)
+        if opened is not None:
+            fields = {k: v for k, v in fields.items() if v != opened.get(k)}  # what was changed
+            now = _values(patient)
+            conflicts = [
+                k for k in fields if now.get(k) != opened.get(k) and now.get(k) != fields[k]
+            ]
+        if conflicts:
+            labels = {f.name: f.label for f in PATIENT_FIELDS}
+            form.opened_as.data = json.dumps(_values(patient), sort_keys=True)
+            for name in conflicts:
+                form[name].errors = [
+                    *form[name].errors,
+                    f"Changed by someone else since you opened this form, to "
+                    f"'{_values(patient).get(name) or 'blank'}': keep theirs or type yours again.",
+                ]
+            return render_template(
+                "patients/edit.html",
+                form=form,
+                patient=patient,
+                existing=None,
+                stale=[labels[n] for n in conflicts],
+            ), 409
         saved, changes, existing = _save(
             form, lambda: update_patient(current_user, patient, fields), patient
         )
@@ -106,6 +135,16 @@ def edit(patient_id: int):
     return render_template(
         "patients/edit.html", form=form, patient=patient, existing=existing
     ), status
+
+
+def _opened_as(raw: str | None) -> dict | None:
+    """The values the form was opened with, or None when it does not say (an older form,
+    a script): then every field is saved as sent."""
+    try:
+        opened = json.loads(raw or "")
+    except ValueError:
+        return None
+    return opened if isinstance(opened, dict) else None
 
 
 def _values(patient: Patient) -> dict:

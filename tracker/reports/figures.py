@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import func, literal, or_, select, union_all
+from sqlalchemy import case, func, literal, or_, select, union_all
 
 from tracker.engine import clocks
 from tracker.engine import steps as d
@@ -51,7 +51,10 @@ class Report:
     filters: Filters
     referrals: int
     intervals: list[tuple[str, int, float | None, float | None]]  # label, n, median, p90
-    standards: list[tuple[str, int, int, int, float | None]]  # label, met, not met, pending, %
+    # label, met, not met, pending, % met, national threshold %, threshold achieved
+    standards: list[tuple[str, int, int, int, float | None, int | None, str]]
+    # per national standard: (label, threshold, [(YYYY-MM, met, not met, % met)])
+    trend: list[tuple[str, int | None, list]]
     states: list[tuple[str, int]]
     procedures: list[tuple[str, int]]
     approaches: list[tuple[str, int]]
@@ -139,33 +142,119 @@ def intervals(f: Filters, zone) -> list[tuple[str, int, float | None, float | No
     return out
 
 
+def _decided_in(start: datetime, end: datetime, now: datetime):
+    """When a clock counts for a range, and as what: a clock that stopped (met or missed)
+    counts in the range its stop falls in; one that ended unstopped (the pathway closed
+    after it was due) or is still running past its due time counts as not met in the range
+    its due time falls in. The moment it is dated by, as SQL."""
+    stopped = PathwayClock.stopped_at.is_not(None)
+    return case(
+        (stopped, PathwayClock.stopped_at),
+        ((PathwayClock.status == "missed") | (PathwayClock.due_at < now), PathwayClock.due_at),
+        else_=None,
+    )
+
+
+def _outcome(now: datetime):
+    """met, not_met or pending, as SQL over a clock row."""
+    return case(
+        (PathwayClock.status == "met", "met"),
+        ((PathwayClock.status == "missed") | (PathwayClock.due_at < now), "not_met"),
+        else_="pending",
+    )
+
+
 def standards(f: Filters, zone, now: datetime) -> list:
-    """Met, not met and pending per reported clock, for the first episode of the pathways
-    referred in the range: one grouped query over the pathway_clock rows."""
-    counts = Counter()
-    overdue = (PathwayClock.due_at < now).label("overdue")
+    """Met and not met per reported clock, dated by the month the clock stopped (every
+    episode's clocks), and the clocks still running and not yet due that started by the
+    range's end; with the national threshold where there is one. One grouped query over
+    the pathway_clock rows."""
+    start, end = f.bounds(zone)
+    dated = _decided_in(start, end, now)
+    outcome = _outcome(now).label("outcome")
+    in_range = (dated >= start) & (dated < end)
+    pending = (PathwayClock.status == "running") & (PathwayClock.due_at >= now)
     rows = db.session.execute(
-        select(PathwayClock.clock, PathwayClock.status, overdue, func.count())
+        select(PathwayClock.clock, outcome, func.count())
         .join(Pathway, Pathway.id == PathwayClock.pathway_id)
         .where(
-            PathwayClock.episode == 0,
             PathwayClock.clock.in_([c.code for c in STANDARDS]),
-            *_cohort(f, zone),
+            in_range | (pending & (PathwayClock.started_at < end)),
+            *_pathway_filters(f),
         )
-        .group_by(PathwayClock.clock, PathwayClock.status, overdue)
+        .group_by(PathwayClock.clock, outcome)
     )
-    for code, status, overdue, n in rows:
-        if status == "met":
-            counts[(code, "met")] += n
-        elif status == "missed" or overdue:  # a running clock past its due time: breached
-            counts[(code, "not_met")] += n
-        else:
-            counts[(code, "pending")] += n
+    counts = Counter({(code, kind): n for code, kind, n in rows})
     out = []
     for clock in STANDARDS:
         met, not_met = counts[(clock.code, "met")], counts[(clock.code, "not_met")]
         share = round(100 * met / (met + not_met), 1) if met + not_met else None
-        out.append((clock.standard, met, not_met, counts[(clock.code, "pending")], share))
+        threshold = clock.threshold
+        achieved = None if share is None or threshold is None else share >= threshold
+        out.append(
+            (
+                clock.standard,
+                met,
+                not_met,
+                counts[(clock.code, "pending")],
+                share,
+                threshold,
+                {True: "yes", False: "no", None: "—"}[achieved],
+            )
+        )
+    return out
+
+
+def months(f: Filters, zone) -> list[tuple[str, datetime, datetime]]:
+    """The local calendar months the range touches: (YYYY-MM, start, end)."""
+    out = []
+    first = f.start.replace(day=1)
+    while first <= f.end:
+        following = (first + timedelta(days=32)).replace(day=1)
+        out.append(
+            (
+                f"{first:%Y-%m}",
+                datetime.combine(first, time(0), tzinfo=zone),
+                datetime.combine(following, time(0), tzinfo=zone),
+            )
+        )
+        first = following
+    return out
+
+
+def monthly(f: Filters, zone, now: datetime) -> list[tuple[str, int | None, list]]:
+    """Per national standard (those with a threshold), the share met in each month of the
+    range, by the month the clock stopped: (standard, threshold, [(YYYY-MM, met, not met,
+    share)]). One grouped query; months are bucketed in SQL by local month boundaries."""
+    spans = months(f, zone)
+    start, end = f.bounds(zone)
+    dated = _decided_in(start, end, now)
+    bucket = case(*((dated < upper, label) for label, _, upper in spans), else_=None).label("month")
+    outcome = _outcome(now).label("outcome")
+    national = [c for c in STANDARDS if c.threshold is not None]
+    rows = db.session.execute(
+        select(PathwayClock.clock, bucket, outcome, func.count())
+        .join(Pathway, Pathway.id == PathwayClock.pathway_id)
+        .where(
+            PathwayClock.clock.in_([c.code for c in national]),
+            dated >= start,
+            dated < end,
+            *_pathway_filters(f),
+        )
+        .group_by(PathwayClock.clock, bucket, outcome)
+    )
+    counts = Counter({(code, month, kind): n for code, month, kind, n in rows})
+    out = []
+    for clock in national:
+        series = []
+        for label, _, _ in spans:
+            met, not_met = (
+                counts[(clock.code, label, "met")],
+                counts[(clock.code, label, "not_met")],
+            )
+            share = round(100 * met / (met + not_met), 1) if met + not_met else None
+            series.append((label, met, not_met, share))
+        out.append((clock.standard, clock.threshold, series))
     return out
 
 
@@ -226,6 +315,7 @@ def build(f: Filters, now: datetime, zone) -> Report:
         referrals=sum(states.values()),
         intervals=intervals(f, zone),
         standards=standards(f, zone, now),
+        trend=monthly(f, zone, now),
         states=[(d.STATE_LABELS[s], states.get(s, 0)) for s in d.STATES],
         procedures=_labelled(procedures, PROCEDURES),
         approaches=_labelled(approaches, APPROACH),
@@ -257,9 +347,19 @@ def tables(report: Report) -> dict[str, tuple[str, list[str], list[tuple]]]:
             r.intervals,
         ),
         "standards": (
-            "Waiting-time standards",
-            ["Standard", "Met", "Not met", "Pending", "Met (%)"],
+            "Waiting-time standards (clocks stopped in the range)",
+            ["Standard", "Met", "Not met", "Pending", "Met (%)", "Threshold (%)", "Achieved"],
             r.standards,
+        ),
+        "trend": (
+            "Share met per month, by the month the clock stopped (%)",
+            ["Standard", "Threshold (%)", *(month for month, *_ in r.trend[0][2])]
+            if r.trend
+            else ["Standard", "Threshold (%)"],
+            [
+                (label, threshold, *(share for _, _, _, share in series))
+                for label, threshold, series in r.trend
+            ],
         ),
         "states": ("Pathways per state (referred in the range)", ["State", "Pathways"], r.states),
         "procedures": ("Operations by procedure", ["Procedure", "Operations"], r.procedures),
@@ -297,7 +397,7 @@ def charts(report: Report) -> dict[str, tuple[str, list[tuple[str, float | None]
         "intervals": ("Median days", [(label, med) for label, _, med, _ in r.intervals], " d"),
         "standards": (
             "Share meeting each standard",
-            [(label, share) for label, _, _, _, share in r.standards],
+            [(label, share) for label, _, _, _, share, *_ in r.standards],
             "%",
         ),
         "states": ("Pathways per state", r.states, ""),

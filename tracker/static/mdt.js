@@ -1,5 +1,5 @@
-// Live SINS and Tokuhashi totals on the MDT outcome form. The server computes the
-// stored totals; without JavaScript the "Calculate scores" button shows the same.
+// Live SINS and Tokuhashi totals, and the Bilsky flag, on the MDT outcome form. The server
+// computes the stored totals; without JavaScript the "Calculate scores" button shows the same.
 (function () {
   "use strict";
   var bands = {
@@ -33,4 +33,12 @@
   document.querySelectorAll("fieldset[data-score]").forEach(function (fieldset) {
     fieldset.addEventListener("change", function () { update(fieldset); });
   });
+  // Bilsky 2-3 is flagged as SINS 7 or more is: a spinal surgical opinion is needed.
+  var bilsky = document.getElementById("bilsky_grade");
+  var bilskyFlag = document.getElementById("bilsky-flag");
+  if (bilsky && bilskyFlag) {
+    bilsky.addEventListener("change", function () {
+      bilskyFlag.hidden = !(bilsky.value === "2" || bilsky.value === "3");
+    });
+  }
 })();

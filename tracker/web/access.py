@@ -62,6 +62,10 @@ ACCESS: dict[str, Rule] = {
     "reports.index": Rule(EVERYONE),
     "reports.table_csv": Rule(EVERYONE),
     "reports.this_week": Rule(EVERYONE, shows="list"),
+    "returns.ptl": Rule(EVERYONE, shows="list"),
+    "returns.ptl_csv": Rule(EVERYONE, shows="export"),
+    "returns.cwt": Rule(EVERYONE, shows="list"),
+    "returns.cwt_csv": Rule(EVERYONE, shows="export"),
     # Clinical work.
     "patients.register": Rule(CLINICAL),
     "patients.edit": Rule(CLINICAL, shows="patient"),
@@ -88,6 +92,8 @@ ACCESS: dict[str, Rule] = {
     "api.list_events": Rule(EVERYONE, shows="pathway"),
     "api.record_event": Rule(ANY_TRIGGER, trigger="body"),
     "api.fhir": Rule(EVERYONE, shows="export"),
+    "api.ptl": Rule(EVERYONE, shows="list"),
+    "api.cwt_return": Rule(EVERYONE, shows="export"),
 }
 
 NOBODY = Rule(frozenset())

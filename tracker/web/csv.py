@@ -18,6 +18,8 @@ def _cell(value) -> str:
         return value.isoformat()
     if isinstance(value, float):
         return f"{value:g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # a number, never a formula: -3 stays -3
     text = str(value)
     # A cell starting with = + - @ would run as a formula in a spreadsheet.
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text

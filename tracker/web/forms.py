@@ -235,6 +235,8 @@ def put_errors(form, errors: dict[str, list[str]]) -> list[str]:
         target = None
         if name in form:
             target = form[name]
+        elif name.replace(".", SCORE_SEP) in form:  # a score's component: tokuhashi.palsy
+            target = form[name.replace(".", SCORE_SEP)]
         else:
             components = [k for k in form._fields if k.startswith(f"{name}{SCORE_SEP}")]
             if components:

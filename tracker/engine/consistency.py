@@ -1,0 +1,298 @@
+"""Scores that agree with each other, and the NOMS reading (PATHWAY.md, "Scores agree with
+each other" and "NOMS").
+
+- Cross-field rules (``Rule``: clean data and the local day -> {field: [messages]}) refuse
+  contradictory scores on one record, naming the field and what would be accepted.
+- ``TOKUHASHI_METASTATIC_ONLY`` is a guard: whether a Tokuhashi score belongs on a record
+  depends on the pathway's diagnosis category, which only the history knows. As a guard
+  it is checked when the step is recorded and again, by ``timing``, on every correction
+  (of the MDT record or of the referral's diagnosis category).
+- ``mdt_form_defaults`` and ``noms_for`` read a ``History``: what the MDT form starts with,
+  and the NOMS reading in words (decision support, never a decision).
+
+Pure functions: no web framework, no database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from tracker.engine import tags
+from tracker.engine.dictionary import MDT_OUTCOME_FIELDS, RADIOSENSITIVITY
+from tracker.engine.guards import Guard
+from tracker.engine.scores import SINS, sins_needs_surgical_opinion
+
+if TYPE_CHECKING:  # history imports the registry, which imports this module
+    from tracker.engine.history import History
+
+METASTATIC = "metastatic_spinal"
+
+# -- Tokuhashi components read from other scores ---------------------------------------------
+
+# The words of each general_condition and palsy points, for the refusals.
+_CONDITION = {0: "10-40 %", 1: "50-70 %", 2: "80-100 %"}
+_PALSY = {0: "Frankel A-B", 1: "Frankel C-D", 2: "Frankel E"}
+# Tokuhashi primary_site points of the referral's primary_cancer_site, where it maps.
+PRIMARY_SITE_POINTS = {
+    "breast": 5,
+    "prostate": 5,
+    "thyroid": 5,
+    "kidney": 3,
+    "lung": 0,
+    "unknown": 1,  # unidentified
+}
+
+
+def general_condition_for(karnofsky: int) -> int:
+    """Tokuhashi general condition of a Karnofsky score: 10-40 -> 0, 50-70 -> 1, 80-100 -> 2
+    (Karnofsky 0 reads as poor)."""
+    return 0 if karnofsky <= 40 else 1 if karnofsky <= 70 else 2
+
+
+def palsy_for(asia_grade: str) -> int:
+    """Tokuhashi palsy of an ASIA grade (Frankel and ASIA share letters): A-B -> 0, C-D -> 1,
+    E -> 2."""
+    return 0 if asia_grade in ("A", "B") else 1 if asia_grade in ("C", "D") else 2
+
+
+def _tokuhashi_general_condition_matches_karnofsky(clean, day: date | None):
+    tokuhashi, karnofsky = clean.get("tokuhashi"), clean.get("karnofsky")
+    if not tokuhashi or karnofsky is None:
+        return {}
+    given, wanted = tokuhashi["general_condition"], general_condition_for(karnofsky)
+    if given == wanted:
+        return {}
+    return {
+        "tokuhashi.general_condition": [
+            f"Tokuhashi general condition {given} (Karnofsky {_CONDITION[given]}) does not "
+            f"match Karnofsky {karnofsky}: choose {wanted} ({_CONDITION[wanted]}) or correct "
+            "the Karnofsky score"
+        ]
+    }
+
+
+def _tokuhashi_palsy_matches_asia(clean, day: date | None):
+    tokuhashi, asia = clean.get("tokuhashi"), clean.get("asia_grade")
+    if not tokuhashi or asia is None:
+        return {}
+    given, wanted = tokuhashi["palsy"], palsy_for(asia)
+    if given == wanted:
+        return {}
+    return {
+        "tokuhashi.palsy": [
+            f"Tokuhashi palsy {given} ({_PALSY[given]}) does not match ASIA grade {asia}: "
+            f"choose {wanted} ({_PALSY[wanted]}) or correct the ASIA grade"
+        ]
+    }
+
+
+def _bilsky_on_mri_only(clean, day: date | None):
+    modality = clean.get("modality")
+    if clean.get("bilsky_grade") is None or modality == "mri":
+        return {}
+    study = {"ct": "a CT", "xray": "an X-ray", "bone_scan": "a bone scan", "pet_ct": "a PET-CT"}
+    return {
+        "bilsky_grade": [
+            f"A Bilsky grade is read on MRI only, and this study is {study.get(modality, modality)}"
+            ": leave the Bilsky grade blank, or choose MRI as the modality if the study was an MRI"
+        ]
+    }
+
+
+# The rules of the MDT record and of an imaging report (steps.py lists them on the steps).
+MDT_RULES = (_tokuhashi_general_condition_matches_karnofsky, _tokuhashi_palsy_matches_asia)
+IMAGING_RULES = (_bilsky_on_mri_only,)
+
+
+def _tokuhashi_only_for_metastatic_disease(*, history, data=None, probe=False, **_) -> bool:
+    """A Tokuhashi score on this record only when the pathway's diagnosis category (as
+    corrected) is metastatic spinal disease."""
+    if probe or not data or not data.get("tokuhashi"):
+        return True
+    category = history.referral_values().get("diagnosis_category")
+    return category in (None, METASTATIC)
+
+
+TOKUHASHI_METASTATIC_ONLY = Guard(
+    "tokuhashi_metastatic_only",
+    _tokuhashi_only_for_metastatic_disease,
+    "the revised Tokuhashi score is for metastatic spinal disease only, and this pathway's "
+    "diagnosis category is not metastatic spinal: leave the Tokuhashi components blank, or "
+    "correct the referral's diagnosis category first",
+)
+
+
+# -- the MDT form's starting values -------------------------------------------------------------
+
+
+def latest_mri_bilsky(history: History) -> str | None:
+    """The Bilsky grade of the latest MRI report that gives one."""
+    graded = [
+        s
+        for s in history.tagged(tags.IMAGING_REPORTED)
+        if s.data.get("modality") == "mri" and s.data.get("bilsky_grade")
+    ]
+    latest = max(graded, key=lambda s: (s.occurred_at, s.seq), default=None)
+    return latest.data["bilsky_grade"] if latest else None
+
+
+def mdt_form_defaults(history: History) -> dict[str, Any]:
+    """What a new MDT outcome form starts with: on a metastatic spinal pathway, the Tokuhashi
+    general condition from the latest Karnofsky, palsy from the latest ASIA grade and primary
+    site from the referral's primary cancer where it maps; and the latest MRI's Bilsky."""
+    out: dict[str, Any] = {}
+    referral = history.referral_values()
+    if referral.get("diagnosis_category") == METASTATIC:
+        tokuhashi = {}
+        if (karnofsky := history.latest_value("karnofsky")) is not None:
+            tokuhashi["general_condition"] = general_condition_for(karnofsky)
+        if (asia := history.latest_value("asia_grade")) is not None:
+            tokuhashi["palsy"] = palsy_for(asia)
+        if (site := PRIMARY_SITE_POINTS.get(referral.get("primary_cancer_site"))) is not None:
+            tokuhashi["primary_site"] = site
+        if tokuhashi:
+            out["tokuhashi"] = tokuhashi
+    if (bilsky := latest_mri_bilsky(history)) is not None:
+        out["bilsky_grade"] = bilsky
+    return out
+
+
+# -- NOMS ---------------------------------------------------------------------------------------
+
+NOMS_KEYS = ("bilsky_grade", "asia_grade", "radiosensitivity", "sins_total", "ecog", "karnofsky")
+HIGH_GRADE = frozenset({"2", "3"})
+LOW_GRADE = frozenset({"0", "1a", "1b", "1c"})
+SINS_UNSTABLE_FROM = 13
+BILSKY_FLAG = "Bilsky 2-3, high-grade compression: a spinal surgical opinion is needed."
+SINS_FLAG = "SINS 7 or more: a spinal surgical opinion is needed."
+_RADIOSENSITIVITY = dict(RADIOSENSITIVITY)
+_ONCOLOGIC = {
+    "radiosensitive": "Radiosensitive histology",
+    "moderately_sensitive": "Moderately radiosensitive histology",
+    "radioresistant": "Radioresistant histology",
+    "unknown": "Radiosensitivity unknown",
+}
+
+
+def bilsky_needs_surgical_opinion(grade: str | None) -> bool:
+    return grade in HIGH_GRADE
+
+
+@dataclass(frozen=True)
+class Noms:
+    """The four NOMS considerations in words, what they read as together, and the flags."""
+
+    applies: bool  # metastatic spinal disease: NOMS is its framework
+    neurologic: str
+    oncologic: str
+    mechanical: str
+    systemic: str
+    readings: tuple[str, ...]  # "... to be considered": decision support, never a decision
+    flags: tuple[str, ...]  # a spinal surgical opinion is needed (Bilsky 2-3, SINS 7+)
+
+
+def _neurologic(bilsky, asia) -> str:
+    if bilsky in HIGH_GRADE:
+        words = f"Bilsky {bilsky}, high grade"
+    elif bilsky in LOW_GRADE:
+        words = f"Bilsky {bilsky}, low grade"
+    else:
+        words = "Bilsky not graded"
+    return f"{words}; ASIA {asia}" if asia else f"{words}; ASIA not recorded"
+
+
+def _mechanical(sins_total) -> str:
+    if sins_total is None:
+        return "SINS not scored"
+    return f"SINS {sins_total}, {SINS.band(sins_total)[1].lower()}"
+
+
+def _systemic(ecog, karnofsky) -> str:
+    pairs = (("ECOG", ecog), ("Karnofsky", karnofsky))
+    given = [f"{label} {value}" for label, value in pairs if value is not None]
+    return "; ".join(given) if given else "ECOG and Karnofsky not recorded"
+
+
+def _readings(bilsky, radiosensitivity, sins_total) -> list[str]:
+    high, low = bilsky in HIGH_GRADE, bilsky in LOW_GRADE
+    out = []
+    if high and radiosensitivity == "radioresistant":
+        out.append(
+            "High-grade compression with radioresistant histology: separation surgery then "
+            "stereotactic radiotherapy to be considered."
+        )
+    elif low and radiosensitivity == "radiosensitive":
+        out.append(
+            "Low-grade compression, radiosensitive histology: radiotherapy alone to be considered."
+        )
+    elif low:
+        out.append("Low-grade compression: radiotherapy alone to be considered.")
+    elif radiosensitivity == "radiosensitive":
+        out.append("Radiosensitive histology: radiotherapy alone to be considered.")
+    elif high:
+        known = _RADIOSENSITIVITY.get(radiosensitivity, "not recorded").lower()
+        out.append(
+            f"High-grade compression, radiosensitivity {known}: no reading until the "
+            "histology's radiosensitivity is known."
+        )
+    else:
+        out.append("No reading until a Bilsky grade or a radiosensitive histology is recorded.")
+    if sins_total is not None and sins_total >= SINS_UNSTABLE_FROM:
+        out.append("SINS 13 or more, unstable: stabilisation to be considered.")
+    return out
+
+
+def noms(values: dict[str, Any], diagnosis_category: str | None = None) -> Noms:
+    """The NOMS reading of ``values`` (the keys of ``NOMS_KEYS``; missing ones not known).
+    The readings are for metastatic spinal disease only; the flags hold for every spine."""
+    bilsky, sins_total = values.get("bilsky_grade"), values.get("sins_total")
+    radiosensitivity = values.get("radiosensitivity")
+    applies = diagnosis_category in (None, METASTATIC)
+    flags = []
+    if bilsky_needs_surgical_opinion(bilsky):
+        flags.append(BILSKY_FLAG)
+    if sins_total is not None and sins_needs_surgical_opinion(sins_total):
+        flags.append(SINS_FLAG)
+    return Noms(
+        applies=applies,
+        neurologic=_neurologic(bilsky, values.get("asia_grade")),
+        oncologic=_ONCOLOGIC.get(radiosensitivity, "Radiosensitivity not recorded"),
+        mechanical=_mechanical(sins_total),
+        systemic=_systemic(values.get("ecog"), values.get("karnofsky")),
+        readings=tuple(_readings(bilsky, radiosensitivity, sins_total)) if applies else (),
+        flags=tuple(flags),
+    )
+
+
+def latest_values(history: History) -> dict[str, Any]:
+    """The latest recorded value of each NOMS input, from any step that carries it."""
+    values = {key: history.latest_value(key) for key in NOMS_KEYS}
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _valid_entries(entered: dict[str, Any]) -> dict[str, Any]:
+    """The NOMS inputs among a form's values as typed (an MDT record not yet recorded, its
+    SINS as components), those that are valid; the rest are refused beside their fields."""
+    fields = {f.name: f for f in MDT_OUTCOME_FIELDS}
+    out = {}
+    for key in (*NOMS_KEYS, "sins"):
+        if key not in fields or entered.get(key) is None:
+            continue
+        try:
+            value = fields[key].check(entered[key])
+        except ValueError:
+            continue
+        if key == "sins":
+            out["sins_total"] = SINS.total(value)
+        else:
+            out[key] = value
+    return out
+
+
+def noms_for(history: History, entered: dict[str, Any] | None = None) -> Noms:
+    """The NOMS reading of the latest recorded values, with the valid values ``entered`` on
+    a form not yet recorded (field names as the MDT record's) taking their place."""
+    values = {**latest_values(history), **_valid_entries(entered or {})}
+    return noms(values, history.referral_values().get("diagnosis_category"))

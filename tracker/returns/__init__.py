@@ -1,0 +1,1 @@
+"""The patient tracking list and the monthly Cancer Waiting Times return."""
