@@ -484,3 +484,71 @@ def test_administrator_reads_the_audit_log(page, backend):
     assert not serious_violations(page)
     if backend == "sqlite":
         page.screenshot(path=SHOTS / "audit.png", full_page=True)
+
+
+def test_waiting_times_as_a_coordinator_keeps_them(live_app, page, backend):
+    """The national rules in the browser: a missed first appointment restarts the 28-day
+    clock, telling the patient stops it, the count is in words, the PTL and the return
+    show the pathway, and a benign result leaves the pathway."""
+    from tests.helpers import new_pathway
+    from tracker.users.models import User
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    referral = now - timedelta(days=20)
+    with live_app.app_context():
+        from sqlalchemy import select
+
+        coordinator = db.session.scalar(select(User).where(User.username == "coordinator"))
+        pathway_id = new_pathway(coordinator, referral, urgency="urgent").id
+        db.session.commit()
+        db.session.remove()
+    _log_in(page, "coordinator")
+    page.goto(f"/pathways/{pathway_id}")
+    targets = page.locator("section[aria-labelledby=targets-heading]")
+    assert "day 20 of 28" in targets.locator("tr[data-clock=fds_28]").inner_text()
+
+    rebooked = (now - timedelta(days=12)).astimezone(ZoneInfo("Europe/London")).date()
+    record(
+        page,
+        "Waiting-time adjustment",
+        lambda p: (
+            p.get_by_label("When it happened").fill(_local(now - timedelta(days=15))),
+            p.get_by_label("Adjustment").select_option("dna_first_appointment"),
+            p.get_by_label("Reason", exact=True).fill("Did not attend the first clinic."),
+            p.get_by_label("Rebooked appointment").fill(rebooked.isoformat()),
+        ),
+    )
+    fds = targets.locator("tr[data-clock=fds_28]").inner_text()
+    assert "day 12 of 28" in fds and "restarted on the rebooked first appointment" in fds
+
+    record(
+        page,
+        "Diagnosis communicated",
+        lambda p: (
+            p.get_by_label("What the patient was told").select_option("cancer_ruled_out"),
+            p.get_by_label("How").select_option("telephone"),
+        ),
+    )
+    assert "Met" in targets.locator("tr[data-clock=fds_28]").inner_text()
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.screenshot(path=SHOTS / "waiting-times.png", full_page=True)
+
+    # The 62-day clock still runs: the pathway is on the PTL, in the first band.
+    page.get_by_role("link", name="PTL", exact=True).click()
+    row = page.locator("tr", has=page.locator(f"a[href='/pathways/{pathway_id}']"))
+    assert "0-28" in row.inner_text()
+    assert not serious_violations(page)
+    month = now.astimezone(ZoneInfo("Europe/London")).strftime("%Y-%m")
+    page.goto(f"/returns/cwt?month={month}")
+    assert str(pathway_id) in page.locator("main").inner_text()
+    assert not serious_violations(page)
+
+    # Cancer ruled out: the pathway ends, discharged.
+    page.goto(f"/pathways/{pathway_id}")
+    record(
+        page,
+        "Cancer ruled out",
+        lambda p: p.get_by_label("Why cancer is ruled out").select_option("benign"),
+    )
+    assert "Discharged" in page.locator("main").inner_text()
