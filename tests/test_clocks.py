@@ -464,3 +464,16 @@ def test_28_days_across_the_end_of_summer_time(told_at, expected):
     result = {t.code: t for t in clocks.compute("urgent", referral, History(steps), told_at + H)}
     assert result["fds_28"].status == expected
     assert result["fds_28"].due_at == london(2026, 10, 30, 0)
+
+
+def test_an_upgraded_referral_is_reported_as_a_consultant_upgrade():
+    hist = history(
+        (
+            "upgrade_referral",
+            "referred",
+            T0 + D,
+            {"upgraded_on": "2026-03-03", "consultant": "surgeon"},
+        ),
+        referral={"urgency": "routine", "referral_priority": "routine"},
+    )
+    assert found(hist, T0 + 2 * D, "routine")["rtt_62"].priority == "consultant_upgrade"

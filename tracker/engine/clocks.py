@@ -150,6 +150,11 @@ class Episode:
     priority: str
     upgraded: Step | None = None  # a consultant upgrade recorded in it
 
+    @property
+    def route(self) -> str:
+        """The priority the returns report: an upgraded referral is a consultant upgrade."""
+        return "consultant_upgrade" if self.upgraded is not None else self.priority
+
     def applies(self, clock: Clock) -> bool:
         if clock.urgencies and self.urgency not in clock.urgencies:
             return False
@@ -644,7 +649,7 @@ def _result(
         paused,
         limit,
         stop_seq=stop_step.seq if stop_step is not None else None,
-        priority=episode.priority,
+        priority=episode.route,
         **flags,
     )
 
@@ -756,7 +761,7 @@ def _per_visit(clock: Clock, history: History, now, closed_at, target_rules: Rul
                     status,
                     episode.number,
                     stop_seq=following.seq if following else None,
-                    priority=episode.priority,
+                    priority=episode.route,
                 )
             )
     completed = [t for t in out if t.stopped_at is not None][-1:]
