@@ -209,14 +209,6 @@ class Review:
 
 
 def review(history: History) -> Review:
-    """The last sign-off, and the steps recorded after it (not yet reviewed by a surgeon)."""
-    signed = None
-    for step in reversed(history.steps):
-        if tags.SIGN_OFF in step.tags:
-            signed = step
-            break
-    after = signed.seq if signed else 0
-    unreviewed = frozenset(
-        s.seq for s in history.steps if s.seq > after and tags.SIGN_OFF not in s.tags
-    )
-    return Review(signed, unreviewed)
+    """The last sign-off, and the steps recorded after it (not yet reviewed by a surgeon):
+    the history's own reading, the one the sign-off queue's count is derived from."""
+    return Review(history.last_sign_off(), frozenset(s.seq for s in history.unreviewed()))
