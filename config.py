@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -31,8 +32,11 @@ class Config:
     SESSION_COOKIE_NAME = "tracker_session"
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
-    # Set when the app is served over HTTPS (it should be, outside a laptop).
+    # Set when the app is served over HTTPS (production refuses to start without it unless
+    # ALLOW_PLAIN_HTTP says it is a test behind plain HTTP); the cookie is then named
+    # __Host-tracker_session, so the browser keeps it to this host, path / and HTTPS.
     SESSION_COOKIE_SECURE = _env_flag("SESSION_COOKIE_SECURE")
+    ALLOW_PLAIN_HTTP = _env_flag("ALLOW_PLAIN_HTTP")
     SESSION_IDLE_MINUTES = int(os.environ.get("SESSION_IDLE_MINUTES", "30"))
     SESSION_ABSOLUTE_HOURS = int(os.environ.get("SESSION_ABSOLUTE_HOURS", "12"))
     # How often a session's last activity is written (seconds): the idle limit's grain.
@@ -44,8 +48,9 @@ class Config:
     AUDIT_KEY = os.environ.get("AUDIT_KEY", "")
     AUDIT_KEY_FILE = os.environ.get("AUDIT_KEY_FILE", "")
     AUDIT_KEY_CREATE = False
-    # Reverse proxies in front of the app whose X-Forwarded-* headers are believed.
-    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+    # The addresses (IPs or CIDRs, comma-separated) of the reverse proxies in front of the
+    # app: X-Forwarded-* are believed only from a direct peer among them.
+    TRUSTED_PROXIES = os.environ.get("TRUSTED_PROXIES", "")
     HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
     # Times are stored in UTC and shown, and typed, in the hospital's local time.
     TIMEZONE = os.environ.get("TIMEZONE", "Europe/London")
@@ -59,6 +64,8 @@ class Config:
     # SQLite only: transactions begin explicitly, so that tests can roll back
     # savepoints; the running app keeps pysqlite's default (see README).
     SQLITE_EXPLICIT_TRANSACTIONS = False
+    # Production's checks (check_settings): long secrets, secure cookies.
+    REQUIRE_SAFE_SETTINGS = False
 
 
 class DevelopmentConfig(Config):
@@ -69,7 +76,7 @@ class DevelopmentConfig(Config):
 
 
 class ProductionConfig(Config):
-    pass
+    REQUIRE_SAFE_SETTINGS = True
 
 
 class TestingConfig(Config):
@@ -81,8 +88,69 @@ class TestingConfig(Config):
     SQLITE_EXPLICIT_TRANSACTIONS = True
 
 
+# TRACKER_ENV names one; unset, it is production (development runs only when asked for).
 configs = {
     "development": DevelopmentConfig,
     "production": ProductionConfig,
     "testing": TestingConfig,
 }
+
+
+SECRET_MIN_LENGTH = 32
+KEY_RECIPE = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+class ConfigError(RuntimeError):
+    """A setting the app refuses to start with; the message says how to put it right."""
+
+
+def trusted_proxy_networks(value) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """TRUSTED_PROXIES as networks: a comma-separated string (or a list) of IPs and CIDRs."""
+    entries = value.split(",") if isinstance(value, str) else list(value or ())
+    networks = []
+    for entry in (str(e).strip() for e in entries):
+        if not entry:
+            continue
+        if entry.isdigit():
+            raise ConfigError(
+                f"TRUSTED_PROXIES={entry} is a count of proxies, the old form: it is now the "
+                "list of the reverse proxies' addresses, comma-separated IPs or CIDRs, e.g. "
+                "TRUSTED_PROXIES=10.0.0.5 or TRUSTED_PROXIES=10.0.0.0/24,::1 (unset: none)"
+            )
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(
+                f"TRUSTED_PROXIES: {entry!r} is not an IP address or CIDR network; give the "
+                "reverse proxies' addresses comma-separated, e.g. 10.0.0.5,10.0.1.0/24"
+            ) from None
+    return networks
+
+
+def check_settings(config) -> list[str]:
+    """What is wrong with a configuration, each with how to put it right (empty: nothing).
+
+    Always: SECRET_KEY set, TRUSTED_PROXIES well-formed. With REQUIRE_SAFE_SETTINGS
+    (production): SECRET_KEY of at least 32 characters, and secure cookies unless
+    ALLOW_PLAIN_HTTP. The audit key is checked where it is read (tracker/audit/chain.py).
+    """
+    problems = []
+    secret = config.get("SECRET_KEY") or ""
+    strict = config.get("REQUIRE_SAFE_SETTINGS")
+    if not secret or (strict and len(secret) < SECRET_MIN_LENGTH):
+        problems.append(
+            f"SECRET_KEY is {'shorter than 32 characters' if secret else 'not set'}: set it "
+            f"to a random value of at least {SECRET_MIN_LENGTH} characters, the same on every "
+            f"app server, e.g. the output of: {KEY_RECIPE}"
+        )
+    if strict and not config.get("SESSION_COOKIE_SECURE") and not config.get("ALLOW_PLAIN_HTTP"):
+        problems.append(
+            "SESSION_COOKIE_SECURE is not set: serve the tracker over HTTPS and set "
+            "SESSION_COOKIE_SECURE=1; only to test it behind plain HTTP, set "
+            "ALLOW_PLAIN_HTTP=1 instead"
+        )
+    try:
+        trusted_proxy_networks(config.get("TRUSTED_PROXIES"))
+    except ConfigError as error:
+        problems.append(str(error))
+    return problems

@@ -11,7 +11,16 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(path: str, database_url: str, out: str) -> None:
-    os.environ.update({"DATABASE_URL": database_url, "SECRET_KEY": "bench-secret"})
+    from bench.run import AUDIT_KEY, SECRET_KEY
+
+    os.environ.update(
+        {
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": SECRET_KEY,
+            "AUDIT_KEY": AUDIT_KEY,
+            "ALLOW_PLAIN_HTTP": "1",
+        }
+    )
     from pyinstrument import Profiler
 
     from tracker import create_app

@@ -43,7 +43,9 @@ READS = {"worklist", "worklist_breached", "pathway_200_events", "reports", "api_
 
 # The PostgreSQL server named when the benchmark started; never changed by a run.
 POSTGRES_URL = os.environ.get("DATABASE_URL", "")
-# The production config wants the audit chains' key from outside the database.
+# The production config wants a long secret and the audit chains' key from outside the
+# database; the benchmark serves plain HTTP on 127.0.0.1, so it says so (ALLOW_PLAIN_HTTP).
+SECRET_KEY = "bench-secret-0123456789abcdef0123456789"  # noqa: S105 - benchmark only
 AUDIT_KEY = "bench-audit-key-0123456789abcdef0123456789"
 
 
@@ -55,8 +57,9 @@ def bench_app(url: str):
 
     settings = {
         "SQLALCHEMY_DATABASE_URI": url,
-        "SECRET_KEY": "bench-secret",
+        "SECRET_KEY": SECRET_KEY,
         "AUDIT_KEY": AUDIT_KEY,
+        "ALLOW_PLAIN_HTTP": True,
     }
     return create_app(type("BenchConfig", (ProductionConfig,), settings))
 
@@ -71,8 +74,9 @@ def env_for(url: str) -> dict:
     return {
         **os.environ,
         "DATABASE_URL": url,
-        "SECRET_KEY": "bench-secret",
+        "SECRET_KEY": SECRET_KEY,
         "AUDIT_KEY": AUDIT_KEY,
+        "ALLOW_PLAIN_HTTP": "1",
         "TRACKER_ENV": "production",
         "FLASK_APP": "tracker:create_app",
     }
@@ -156,6 +160,8 @@ class Server:
                 sys.executable,
                 "-m",
                 "gunicorn",
+                "--config",
+                str(ROOT / "gunicorn.conf.py"),
                 "--workers",
                 str(workers),
                 "--bind",

@@ -69,8 +69,9 @@ def test_wheel_serves_pages_outside_the_checkout(tmp_path):
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(site), dependencies]),
         "CHECKOUT": str(ROOT),
-        "SECRET_KEY": "installed-test",
+        "SECRET_KEY": "installed-test-secret-0123456789abcdef",
         "AUDIT_KEY": "installed-test-audit-key-0123456789abcdef",
+        "ALLOW_PLAIN_HTTP": "1",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'installed.sqlite'}",
     }
     result = subprocess.run(

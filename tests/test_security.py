@@ -62,12 +62,19 @@ def test_the_cookie_is_httponly_samesite_lax_and_secure_when_configured(app, use
     assert "HttpOnly" in header and "SameSite=Lax" in header and "Secure" not in header
     secure_app = make_app(app.config["SQLALCHEMY_DATABASE_URI"], SESSION_COOKIE_SECURE=True)
     secure = secure_app.test_client()
-    header = secure.post(
+    response = secure.post(
         "/login",
         data={"username": "surgeon", "password": PASSWORD},
         base_url="https://localhost",
-    ).headers["Set-Cookie"]
+    )
+    assert response.status_code == 302
+    header = response.headers["Set-Cookie"]
     assert "Secure" in header and "HttpOnly" in header
+    # __Host-: the browser keeps it to this host (no Domain), path / and HTTPS only.
+    assert header.startswith("__Host-tracker_session=")
+    assert "Path=/;" in header + ";" and "Domain" not in header
+    assert secure.get_cookie("tracker_session") is None
+    assert secure.get("/", base_url="https://localhost").status_code == 200  # logged in
 
 
 def test_a_login_starts_a_new_session_id(client, users, session):
@@ -368,19 +375,38 @@ def test_hsts_over_https(client, users, session):
     assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
 
 
-def test_behind_a_trusted_proxy_the_client_address_and_https_are_believed(app, users, session):
+def test_forwarded_headers_are_believed_only_from_a_trusted_proxy(app, users, session):
+    """Security issue, fault 7: X-Forwarded-* only from TRUSTED_PROXIES' addresses."""
     session.commit()
-    proxied = make_app(app.config["SQLALCHEMY_DATABASE_URI"], TRUSTED_PROXIES=1).test_client()
-    headers = {"X-Forwarded-For": "10.1.2.3", "X-Forwarded-Proto": "https"}
-    response = proxied.post(
-        "/login", data={"username": "viewer", "password": "wrong password!"}, headers=headers
-    )
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    proxied = make_app(url, TRUSTED_PROXIES="10.0.0.0/24, 192.0.2.1")
+    viewer = users["viewer"].id
+    forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+
+    def fail_login(client, peer, headers):
+        return client.post(
+            "/login",
+            data={"username": "viewer", "password": "wrong password!"},
+            headers=headers,
+            environ_base={"REMOTE_ADDR": peer},
+        )
+
+    # From the proxy: the client's address and HTTPS are believed.
+    response = fail_login(proxied.test_client(), "10.0.0.9", forwarded)
     assert "Strict-Transport-Security" in response.headers
-    assert audit("login_failed", user_id=users["viewer"].id)[-1].address == "10.1.2.3"
-    # Without the setting, the header is not believed.
-    client = app.test_client()
-    client.post("/login", data={"username": "viewer", "password": "x" * 13}, headers=headers)
-    assert audit("login_failed", user_id=users["viewer"].id)[-1].address == "127.0.0.1"
+    assert audit("login_failed", user_id=viewer)[-1].address == "203.0.113.7"
+    # Straight from a client that is not a proxy: neither is.
+    response = fail_login(proxied.test_client(), "198.51.100.4", forwarded)
+    assert "Strict-Transport-Security" not in response.headers
+    assert audit("login_failed", user_id=viewer)[-1].address == "198.51.100.4"
+    # A client's own X-Forwarded-For entry, passed on by the proxy, is not believed: the
+    # address is the right-most one that is not a trusted proxy.
+    chain = {"X-Forwarded-For": "10.0.0.1, 198.51.100.20, 192.0.2.1"}
+    fail_login(proxied.test_client(), "10.0.0.9", chain)
+    assert audit("login_failed", user_id=viewer)[-1].address == "198.51.100.20"
+    # Without TRUSTED_PROXIES nobody is believed, the local machine included.
+    fail_login(app.test_client(), "127.0.0.1", forwarded)
+    assert audit("login_failed", user_id=viewer)[-1].address == "127.0.0.1"
 
 
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)

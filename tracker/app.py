@@ -9,13 +9,13 @@ from pathlib import Path
 from flask import Flask, current_app, has_app_context
 
 import tracker.models  # noqa: F401 - every mapper registered before first use
-from config import configs
+from config import ConfigError, check_settings, configs
 from tracker import cli, web
 from tracker import extensions as ext
 from tracker.accounts.audit_log import bp as audit_bp
 from tracker.accounts.routes import account_bp, auth_bp, users_bp
 from tracker.api.routes import bp as api_bp
-from tracker.audit.chain import load_key
+from tracker.audit.chain import AuditKeyError, load_key
 from tracker.core import runtime
 from tracker.core.db import use_explicit_sqlite_transactions
 from tracker.mdt.routes import bp as mdt_bp
@@ -66,19 +66,56 @@ def install_runtime() -> None:
     )
 
 
+def _config_class(config: str | type | None) -> type:
+    """The configuration named (or TRACKER_ENV's); unset, production: the development
+    configuration, with its known key, runs only when asked for."""
+    if config is not None and not isinstance(config, str):
+        return config
+    name = config or os.environ.get("TRACKER_ENV", "").strip() or "production"
+    if name not in configs:
+        raise ConfigError(
+            f"TRACKER_ENV={name!r} is not a configuration: use one of {', '.join(configs)} "
+            "(unset: production)"
+        )
+    return configs[name]
+
+
+def _check_settings(app: Flask) -> None:
+    """Refuse to start, naming every setting to put right at once; the audit key is read
+    here too. Secure cookies get the __Host- prefix (this host only, path /, HTTPS)."""
+    problems = check_settings(app.config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    try:
+        app.extensions["audit_key"] = load_key(app)
+    except AuditKeyError as error:
+        problems.append(str(error))
+    if problems:
+        name = "production" if app.config.get("REQUIRE_SAFE_SETTINGS") else "this configuration"
+        raise ConfigError(
+            f"The tracker will not start with {name}'s settings (see README, Configuration; "
+            "`make run` runs the development configuration, TRACKER_ENV=development):\n- "
+            + "\n- ".join(problems)
+        )
+    if app.config["SESSION_COOKIE_SECURE"]:
+        if not app.config["SESSION_COOKIE_NAME"].startswith("__Host-"):
+            app.config["SESSION_COOKIE_NAME"] = "__Host-" + app.config["SESSION_COOKIE_NAME"]
+        app.config["SESSION_COOKIE_PATH"] = "/"
+        app.config["SESSION_COOKIE_DOMAIN"] = None
+    elif app.config.get("REQUIRE_SAFE_SETTINGS"):
+        app.logger.warning(
+            "ALLOW_PLAIN_HTTP is set: the session cookie is sent over plain HTTP, readable "
+            "on the network. For testing only; serve over HTTPS with SESSION_COOKIE_SECURE=1."
+        )
+
+
 def create_app(config: str | type | None = None) -> Flask:
     app = Flask(__name__, template_folder=template_folder(), instance_relative_config=True)
-    if config is None or isinstance(config, str):
-        config = configs[config or os.environ.get("TRACKER_ENV", "development")]
-    app.config.from_object(config)
-    if not app.config.get("SECRET_KEY"):
-        raise RuntimeError("SECRET_KEY is not set: export SECRET_KEY (see README, Configuration)")
+    app.config.from_object(_config_class(config))
+    _check_settings(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgres://"):
         app.config["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"].replace(
             "postgres://", "postgresql+psycopg://", 1
         )
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-    app.extensions["audit_key"] = load_key(app)
 
     ext.db.init_app(app)
     install_runtime()

@@ -87,6 +87,12 @@ def load_key(app: Flask) -> bytes:
                 handle.write(secrets.token_hex(32) + "\n")
         if file.exists():
             key = file.read_text().strip()
+    if not key and path and not Path(path).exists():
+        raise AuditKeyError(
+            f"AUDIT_KEY_FILE names {path}, which does not exist: make it (mode 0600) holding "
+            "a random key of at least 32 characters, e.g. the output of: python3 -c "
+            "'import secrets; print(secrets.token_hex(32))'"
+        )
     if len(key) < KEY_MIN_LENGTH:
         raise AuditKeyError(
             "The audit key is missing or shorter than 32 characters: set AUDIT_KEY, or "

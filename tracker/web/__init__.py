@@ -10,7 +10,7 @@ from werkzeug.routing import IntegerConverter
 from tracker.core.text import has_control_characters
 from tracker.extensions import db, login_manager
 from tracker.users.models import User
-from tracker.web import boundary, filters, headers
+from tracker.web import boundary, filters, headers, proxies
 from tracker.web.access import ANONYMOUS, refusal, rule_for
 from tracker.web.boundary import error_body
 from tracker.web.helpers import IdConverter
@@ -89,6 +89,7 @@ def init_app(app: Flask) -> None:
 
     boundary.init_app(app)
     headers.init_app(app)
+    proxies.init_app(app)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -7,7 +7,7 @@
 - Cache-Control: no-store on everything but the static files, so no page with patient
   data stays in a browser's or proxy's cache.
 - Strict-Transport-Security when the request came over HTTPS (directly or through a
-  proxy named in TRUSTED_PROXIES).
+  proxy named in TRUSTED_PROXIES: tracker/web/proxies.py).
 """
 
 from __future__ import annotations
@@ -50,11 +50,3 @@ def _headers(response: Response) -> Response:
 
 def init_app(app: Flask) -> None:
     app.after_request(_headers)
-    proxies = app.config.get("TRUSTED_PROXIES", 0)
-    if proxies:
-        # Behind a reverse proxy (nginx, a load balancer): believe its X-Forwarded-For and
-        # -Proto for as many hops as configured, so the audit log records the client's
-        # address and HTTPS is recognised. Never set this without such a proxy.
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
