@@ -4,21 +4,42 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export FLASK_APP := tracker:create_app
+# requirements/*.lock pin every package, with its hashes, for Python 3.11 on Linux:
+# app.lock what the app needs to run (deployment), dev.lock that and the tools.
+APP_LOCK := requirements/app.lock
+DEV_LOCK := requirements/dev.lock
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links
 
-.PHONY: run test lint format bench crash clean
+.PHONY: run test lint format bench crash clean lock
 
-$(STAMP): pyproject.toml
+# Exactly the locked packages, hashes checked; then the tracker itself, without
+# fetching anything (its build backend, setuptools, is in the lock).
+$(STAMP): $(DEV_LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# After changing pyproject.toml's dependencies: pin them, and what they need, with hashes.
+# Versions already locked are kept while pyproject admits them; to move everything to
+# the newest allowed, `make lock LOCK_UPGRADE=--upgrade`.
+lock: $(STAMP)
+	$(BIN)/pip-compile $(LOCK_FLAGS) $(LOCK_UPGRADE) --build-deps-for wheel \
+		--output-file $(APP_LOCK) pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) $(LOCK_UPGRADE) --build-deps-for editable --extra dev \
+		--constraint $(APP_LOCK) --output-file $(DEV_LOCK) pyproject.toml
+	$(BIN)/python tools/check_lock.py
+
+# The development configuration (a known key, plain HTTP) runs only when asked for.
+run: export TRACKER_ENV := development
 run: $(STAMP)
 	$(BIN)/flask db upgrade
 	$(BIN)/flask tracker ensure-demo
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
 test: $(STAMP)
+	$(BIN)/python tools/check_lock.py
 	$(BIN)/ruff check .
 	$(BIN)/bandit -q -r tracker config.py -ll
 	$(BIN)/python -m pytest

@@ -1,0 +1,1 @@
+"""The project's own maintenance scripts (not part of the installed package)."""
