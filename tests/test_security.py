@@ -395,6 +395,9 @@ def test_forwarded_headers_are_believed_only_from_a_trusted_proxy(app, users, se
     response = fail_login(proxied.test_client(), "10.0.0.9", forwarded)
     assert "Strict-Transport-Security" in response.headers
     assert audit("login_failed", user_id=viewer)[-1].address == "203.0.113.7"
+    # The proxy seen through a server bound to [::] (an IPv4-mapped address) is the proxy.
+    fail_login(proxied.test_client(), "::ffff:10.0.0.9", {"X-Forwarded-For": "203.0.113.8"})
+    assert audit("login_failed", user_id=viewer)[-1].address == "203.0.113.8"
     # Straight from a client that is not a proxy: neither is.
     response = fail_login(proxied.test_client(), "198.51.100.4", forwarded)
     assert "Strict-Transport-Security" not in response.headers

@@ -24,10 +24,13 @@ FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED
 
 
 def _address(text: str):
+    """An IP address, or None; an IPv4 address mapped into IPv6 (a server bound to [::])
+    as the IPv4 address it is."""
     try:
-        return ipaddress.ip_address(text.strip())
+        address = ipaddress.ip_address(text.strip())
     except ValueError:
         return None
+    return getattr(address, "ipv4_mapped", None) or address
 
 
 def _last(value: str) -> str:
