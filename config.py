@@ -44,6 +44,11 @@ class Config:
     AUDIT_KEY = os.environ.get("AUDIT_KEY", "")
     AUDIT_KEY_FILE = os.environ.get("AUDIT_KEY_FILE", "")
     AUDIT_KEY_CREATE = False
+    # `flask tracker backup` encrypts to these age public keys (age1..., separated by
+    # spaces or commas); without one it refuses unless --plaintext.
+    BACKUP_AGE_RECIPIENTS = os.environ.get("BACKUP_AGE_RECIPIENTS", "")
+    # Write each hash chain's head to the application log when the app starts.
+    LOG_CHAIN_HEADS_AT_START = True
     # Reverse proxies in front of the app whose X-Forwarded-* headers are believed.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
     HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
@@ -79,6 +84,7 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     WTF_CSRF_ENABLED = False
     SQLITE_EXPLICIT_TRANSACTIONS = True
+    LOG_CHAIN_HEADS_AT_START = False  # tests/test_integrity.py turns it on
 
 
 configs = {
