@@ -47,7 +47,8 @@ class Config:
     # `flask tracker backup` encrypts to these age public keys (age1..., separated by
     # spaces or commas); without one it refuses unless --plaintext.
     BACKUP_AGE_RECIPIENTS = os.environ.get("BACKUP_AGE_RECIPIENTS", "")
-    # Write each hash chain's head to the application log when the app starts.
+    # Write each hash chain's head to the application log when the app starts to serve
+    # (not for `flask ...` commands, which log them where they need to).
     LOG_CHAIN_HEADS_AT_START = True
     # Reverse proxies in front of the app whose X-Forwarded-* headers are believed.
     TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import click
 from flask import Flask, current_app, has_app_context
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -102,7 +103,12 @@ def create_app(config: str | type | None = None) -> Flask:
     # The API reads no session cookie, only bearer tokens, so CSRF does not apply to it.
     ext.csrf.exempt(api_bp)
     cli.init_app(app)
-    if app.config.get("LOG_CHAIN_HEADS_AT_START"):
+    # When the app starts to serve; a `flask ...` command logs them itself if it needs to
+    # (verify, log-chain-heads), so a cron job does not log them twice.
+    if (
+        app.config.get("LOG_CHAIN_HEADS_AT_START")
+        and click.get_current_context(silent=True) is None
+    ):
         log_heads_at_start(app)
     return app
 
