@@ -51,6 +51,12 @@ class Config:
     # The addresses (IPs or CIDRs, comma-separated) of the reverse proxies in front of the
     # app: X-Forwarded-* are believed only from a direct peer among them.
     TRUSTED_PROXIES = os.environ.get("TRUSTED_PROXIES", "")
+    # `flask tracker backup` encrypts to these age public keys (age1..., separated by
+    # spaces or commas); without one it refuses unless --plaintext.
+    BACKUP_AGE_RECIPIENTS = os.environ.get("BACKUP_AGE_RECIPIENTS", "")
+    # Write each hash chain's head to the application log when the app starts to serve
+    # (not for `flask ...` commands, which log them where they need to).
+    LOG_CHAIN_HEADS_AT_START = True
     HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
     # Times are stored in UTC and shown, and typed, in the hospital's local time.
     TIMEZONE = os.environ.get("TIMEZONE", "Europe/London")
@@ -86,6 +92,7 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL", "sqlite://")
     WTF_CSRF_ENABLED = False
     SQLITE_EXPLICIT_TRANSACTIONS = True
+    LOG_CHAIN_HEADS_AT_START = False  # tests/test_integrity.py turns it on
 
 
 # TRACKER_ENV names one; unset, it is production (development runs only when asked for).

@@ -8,6 +8,8 @@ names the first broken link; concurrent writers cannot fork a chain.
 
 from __future__ import annotations
 
+import getpass
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -21,7 +23,7 @@ from tests.conftest import PASSWORD, make_app
 from tests.helpers import driver, make_users, new_pathway
 from tracker.audit.chain import AuditKeyError, load_key, verify_chain
 from tracker.audit.models import AuditEntry, ChainHead
-from tracker.audit.services import acting_as, record
+from tracker.audit.services import acting_as, command_line_actor, record
 from tracker.engine.models import Event
 from tracker.extensions import db
 
@@ -123,7 +125,8 @@ def test_the_command_line_writes_who_acted(users, session):
         session.flush()
     entry = entries()[-1]
     assert entry.action == "update_user" and entry.user_id == users["admin"].id
-    assert entry.address == "command line"
+    assert entry.address == command_line_actor()  # cli:<os user>@<host>
+    assert entry.address == f"cli:{getpass.getuser()}@{socket.gethostname()}"
 
 
 def test_refusals_are_written(client, users, session):

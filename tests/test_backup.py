@@ -1,38 +1,73 @@
-"""`flask tracker backup`: a consistent copy of the live SQLite database while writes go on.
+"""`flask tracker backup`: a consistent copy of the live database while writes go on,
+encrypted with age to BACKUP_AGE_RECIPIENTS, and audited.
 
-The backup copies SQLite files, so its tests run on a file database of their own
-(with commits, as the app makes them). On PostgreSQL the command refuses and names
-pg_dump; that test runs on the PostgreSQL backend only.
+The SQLite backup copies files, so its tests run on a file database of their own
+(with commits, as the app makes them). On PostgreSQL the command runs pg_dump; that
+test restores the decrypted dump with pg_restore into a new database and verifies it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import getpass
+import json
 import shutil
+import socket
 import sqlite3
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyrage
 import pytest
 from flask_migrate import upgrade
+from pyrage import x25519
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from tests.conftest import make_app, postgres_scratch
 from tests.helpers import Driver, make_users, new_pathway
-from tracker.backup import postgres_advice
+from tracker.audit.models import AuditEntry
+from tracker.backup import backup_database, postgres_advice
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
 from tracker.users.models import User
 
 REFERRAL = datetime.now(UTC) - timedelta(days=30)
+# Whoever may restore holds the identity; the app knows only the public key.
+IDENTITY = x25519.Identity.generate()
+RECIPIENT = str(IDENTITY.to_public())
+AGE_HEADER = b"age-encryption.org/v1\n"
 
 
-def file_app(path: Path):
+def file_app(path: Path, **overrides):
     """The app on a file database, with the running app's transaction handling."""
-    return make_app(f"sqlite:///{path}", SQLITE_EXPLICIT_TRANSACTIONS=False)
+    settings = {"SQLITE_EXPLICIT_TRANSACTIONS": False, "BACKUP_AGE_RECIPIENTS": RECIPIENT}
+    return make_app(f"sqlite:///{path}", **{**settings, **overrides})
+
+
+def decrypt(backup: Path, out: Path) -> Path:
+    """What `age -d -i key.txt backup > out` does, with the restorer's identity."""
+    assert backup.read_bytes().startswith(AGE_HEADER)  # an age file, not a database
+    pyrage.decrypt_file(str(backup), str(out), [IDENTITY])
+    return out
+
+
+def backup_entries(app) -> list[AuditEntry]:
+    with app.app_context():
+        found = list(
+            db.session.scalars(
+                select(AuditEntry).where(AuditEntry.action == "backup").order_by(AuditEntry.id)
+            )
+        )
+        db.session.remove()
+    return found
+
+
+def operator() -> str:
+    return f"cli:{getpass.getuser()}@{socket.gethostname()}"
 
 
 def dispose(app) -> None:
@@ -115,8 +150,7 @@ class Writer(threading.Thread):
 def restore_and_check(backup: Path, start: dict[int, int], log: list[tuple[int, int]]) -> int:
     """Restore ``backup`` as a new app's database, run verify, and check it holds
     exactly the first k of the writer's commits; return k."""
-    restored_path = backup.with_name(f"restored-{backup.name}")
-    shutil.copyfile(backup, restored_path)
+    restored_path = decrypt(backup, backup.with_name(f"restored-{backup.name}"))
     restored = file_app(restored_path)
     try:
         verify = restored.test_cli_runner().invoke(args=["tracker", "verify"])
@@ -180,7 +214,10 @@ def test_backup_under_write_load_is_a_consistent_committed_prefix(tmp_path):
             pytest.raises(sqlite3.OperationalError, match="locked"),
         ):
             other.execute("BEGIN IMMEDIATE")  # the writer's transaction holds the lock
-        held = live.test_cli_runner().invoke(args=["tracker", "backup", str(in_flight)])
+        # (The function itself: the command's audit entry would wait for the held lock.)
+        held = backup_database(
+            make_url(f"sqlite:///{live_path}"), in_flight, recipients=[IDENTITY.to_public()]
+        )
         writer.release()
         wait_for(lambda: len(writer.log) >= committed_when_held + 10 or writer.error)
     finally:
@@ -189,11 +226,12 @@ def test_backup_under_write_load_is_a_consistent_committed_prefix(tmp_path):
         writer.join(timeout=60)
         dispose(live)
     assert writer.error is None, writer.error
-    for outcome, target in ((result, streaming), (held, in_flight)):
-        assert outcome.exit_code == 0, outcome.output
-        assert f"to {target}: " in outcome.output and " bytes, " in outcome.output
-        assert " s, finished " in outcome.output
-        assert "PRAGMA integrity_check on the copy: ok" in outcome.output
+    assert result.exit_code == 0, result.output
+    for output, target in ((result.output, streaming), (held.summary(), in_flight)):
+        assert f"to {target}: " in output and " bytes, " in output
+        assert " s, finished " in output
+        assert "PRAGMA integrity_check on the copy: ok" in output
+        assert "Encrypted with age to 1 recipient" in output
         assert target.stat().st_mode & 0o777 == 0o600  # patient data: the owner's only
     assert sorted(p.name for p in backups.iterdir()) == [in_flight.name, streaming.name]
 
@@ -236,29 +274,131 @@ def test_backup_refuses_to_overwrite_without_force(tmp_path):
         assert forced.exit_code == 0, forced.output
     finally:
         dispose(app)
-    assert event_count(target) == 1
+    assert event_count(decrypt(target, tmp_path / "plain.sqlite")) == 1
     assert not list(tmp_path.glob("*.partial*"))  # the temporary copies are gone
 
 
 def test_backup_refuses_an_in_memory_database(tmp_path):
-    app = make_app("sqlite://")
+    app = make_app("sqlite://", BACKUP_AGE_RECIPIENTS=RECIPIENT)
     result = app.test_cli_runner().invoke(args=["tracker", "backup", str(tmp_path / "b.sqlite")])
     assert result.exit_code == 1 and "in memory" in result.output
     assert not (tmp_path / "b.sqlite").exists()
     dispose(app)
 
 
-def test_backup_on_postgresql_names_pg_dump_and_pg_restore(tmp_path):
-    """PostgreSQL only (on SQLite the command makes the copy: the tests above)."""
-    with postgres_scratch() as url:
-        app = make_app(url)
-        target = tmp_path / "tracker.dump"
-        result = app.test_cli_runner().invoke(args=["tracker", "backup", str(target)])
+def test_backup_without_a_recipient_refuses_unless_plaintext_and_is_audited(tmp_path):
+    live_path = tmp_path / "live.sqlite"
+    app = seeded_app(live_path)
+    app.config["BACKUP_AGE_RECIPIENTS"] = ""
+    runner = app.test_cli_runner()
+    target = tmp_path / "backup.sqlite"
+    try:
+        refused = runner.invoke(args=["tracker", "backup", str(target)])
+        assert refused.exit_code == 1
+        assert "set BACKUP_AGE_RECIPIENTS" in refused.output
+        assert "or pass --plaintext" in refused.output
+        assert not target.exists() and not list(tmp_path.glob("*.partial*"))
+
+        plain = runner.invoke(args=["tracker", "backup", str(target), "--plaintext"])
+        assert plain.exit_code == 0, plain.output
+        assert "NOT encrypted (--plaintext)" in plain.output
+
+        app.config["BACKUP_AGE_RECIPIENTS"] = "age1notakey"
+        wrong = runner.invoke(args=["tracker", "backup", str(tmp_path / "b2.age")])
+        assert wrong.exit_code == 1
+        assert "BACKUP_AGE_RECIPIENTS holds 'age1notakey', which is not an age public key" in (
+            wrong.output
+        )
+        entries = backup_entries(app)
+    finally:
         dispose(app)
-    assert result.exit_code == 1
-    assert "pg_dump --format=custom" in result.output
-    assert "pg_restore" in result.output
-    assert not target.exists()
+    assert event_count(target) == 1  # a SQLite file as it stands
+    # Who (the operating system's user and host), where to, encrypted or not, the outcome.
+    assert [(e.outcome, e.username, e.address) for e in entries] == [
+        ("failed", operator(), operator()),
+        ("ok", operator(), operator()),
+        ("failed", operator(), operator()),
+    ]
+    refusal, made, bad_key = (json.loads(e.detail) for e in entries)
+    assert refusal["target"] == str(target) and refusal["encrypted"] is True
+    assert "No backup recipient is configured" in refusal["error"]
+    assert made["target"] == str(target) and made["encrypted"] is False
+    assert made["bytes"] == target.stat().st_size
+    assert "not an age public key" in bad_key["error"]
+
+
+def test_an_encrypted_backup_is_audited_and_restores(tmp_path):
+    live_path = tmp_path / "live.sqlite"
+    app = seeded_app(live_path)
+    target = tmp_path / "tracker.sqlite.age"
+    try:
+        made = app.test_cli_runner().invoke(args=["tracker", "backup", str(target)])
+        assert made.exit_code == 0, made.output
+        (entry,) = backup_entries(app)
+    finally:
+        dispose(app)
+    assert b"SQLite format 3" not in target.read_bytes()  # encrypted, not a database
+    with pytest.raises(pyrage.DecryptError):  # another identity cannot read it
+        pyrage.decrypt(target.read_bytes(), [x25519.Identity.generate()])
+    assert entry.outcome == "ok" and entry.username == operator()
+    detail = json.loads(entry.detail)
+    assert detail["encrypted"] is True and detail["recipients"] == 1
+    assert detail["target"] == str(target) and detail["backend"] == "sqlite"
+    restored = file_app(decrypt(target, tmp_path / "restored.sqlite"))
+    try:
+        verify = restored.test_cli_runner().invoke(args=["tracker", "verify"])
+    finally:
+        dispose(restored)
+    assert verify.exit_code == 0, verify.output
+    assert "All 1 pathways are consistent" in verify.output
+    assert "Every patient and user row matches its seal." in verify.output
+
+
+def test_an_encrypted_postgresql_backup_restores_and_verifies(tmp_path):
+    """PostgreSQL only: pg_dump, encrypted; decrypted, pg_restore'd into a new database,
+    verified (on SQLite: the tests above)."""
+    target = tmp_path / "tracker.dump.age"
+    with postgres_scratch() as url:
+        app = make_app(url, BACKUP_AGE_RECIPIENTS=RECIPIENT)
+        with app.app_context():
+            upgrade()
+            users = make_users()
+            new_pathway(users["coordinator"], referral=REFERRAL)
+            db.session.commit()
+            db.session.remove()
+        try:
+            made = app.test_cli_runner().invoke(args=["tracker", "backup", str(target)])
+            assert made.exit_code == 0, made.output
+            (entry,) = backup_entries(app)
+        finally:
+            dispose(app)
+        assert "pg_restore --list on the dump: ok" in made.output
+        assert "Encrypted with age to 1 recipient" in made.output
+        assert target.stat().st_mode & 0o777 == 0o600
+        assert json.loads(entry.detail)["backend"] == "postgresql"
+        dump = decrypt(target, tmp_path / "tracker.dump")
+        with postgres_scratch("_restored") as restored_url:
+            libpq = make_url(restored_url).set(drivername="postgresql")
+            subprocess.run(
+                [
+                    "pg_restore",
+                    "--exit-on-error",
+                    "--single-transaction",
+                    "--no-owner",
+                    f"--dbname={libpq.render_as_string(hide_password=False)}",
+                    str(dump),
+                ],
+                check=True,
+                capture_output=True,
+            )
+            restored = make_app(restored_url)
+            try:
+                verify = restored.test_cli_runner().invoke(args=["tracker", "verify"])
+            finally:
+                dispose(restored)
+    assert verify.exit_code == 0, verify.output
+    assert "All 1 pathways are consistent" in verify.output
+    assert "Every patient and user row matches its seal." in verify.output
 
 
 def test_postgres_advice_gives_libpq_commands_without_the_password():

@@ -6,7 +6,9 @@ import os
 import sys
 from pathlib import Path
 
+import click
 from flask import Flask, current_app, has_app_context
+from sqlalchemy.exc import SQLAlchemyError
 
 import tracker.models  # noqa: F401 - every mapper registered before first use
 from config import ConfigError, check_settings, configs
@@ -15,7 +17,7 @@ from tracker import extensions as ext
 from tracker.accounts.audit_log import bp as audit_bp
 from tracker.accounts.routes import account_bp, auth_bp, users_bp
 from tracker.api.routes import bp as api_bp
-from tracker.audit.chain import AuditKeyError, load_key
+from tracker.audit.chain import AuditKeyError, heads_logger, load_key, log_chain_heads
 from tracker.core import runtime
 from tracker.core.db import use_explicit_sqlite_transactions
 from tracker.mdt.routes import bp as mdt_bp
@@ -138,4 +140,27 @@ def create_app(config: str | type | None = None) -> Flask:
     # The API reads no session cookie, only bearer tokens, so CSRF does not apply to it.
     ext.csrf.exempt(api_bp)
     cli.init_app(app)
+    # When the app starts to serve; a `flask ...` command logs them itself if it needs to
+    # (verify, log-chain-heads), so a cron job does not log them twice.
+    if (
+        app.config.get("LOG_CHAIN_HEADS_AT_START")
+        and click.get_current_context(silent=True) is None
+    ):
+        log_heads_at_start(app)
     return app
+
+
+def log_heads_at_start(app: Flask) -> None:
+    """Each chain's head to the log as the app starts (see `flask tracker log-chain-heads`);
+    a database not built yet (before `flask db upgrade`) is said, not an error."""
+    with app.app_context():
+        try:
+            log_chain_heads(app, ext.db.session)
+        except SQLAlchemyError as exc:
+            heads_logger(app).warning(
+                "chain heads not logged at start, the database could not be read: %s",
+                str(exc.orig if getattr(exc, "orig", None) else exc).splitlines()[0],
+            )
+        finally:
+            ext.db.session.rollback()
+            ext.db.session.remove()

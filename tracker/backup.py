@@ -1,4 +1,12 @@
-"""`flask tracker backup PATH`: a consistent copy of the live SQLite database.
+"""`flask tracker backup PATH`: a consistent copy of the live database, encrypted.
+
+A backup holds patient data, so it is encrypted in the age format (``pyrage``) to the
+public keys of BACKUP_AGE_RECIPIENTS; without one the command refuses, unless asked
+for ``--plaintext``. The plaintext copy is made in a private temporary directory and
+only the encrypted file is written beside PATH. Whoever holds a matching identity
+decrypts it with ``age -d -i key.txt`` (README, Backup).
+
+On SQLite:
 
 The copy is made with SQLite's online backup API (``sqlite3.Connection.backup``)
 in **one step**, from a read-only connection of its own, while the app keeps
@@ -18,12 +26,13 @@ writing. Why one step and not pages with a sleep between them:
   rollback-journal mode, which the app does not use.
 
 The copy is written to a private temporary file (mode 0600: it holds patient
-data) in PATH's directory, switched to the rollback journal so that it is one
-self-contained file, checked with ``PRAGMA integrity_check``, flushed to disk and
-only then renamed to PATH, so PATH is either absent or a complete, checked copy.
+data), switched to the rollback journal so that it is one self-contained file,
+checked with ``PRAGMA integrity_check``, encrypted, flushed to disk and only then
+renamed to PATH, so PATH is either absent or a complete, checked copy.
 
-PostgreSQL is not copied here: ``pg_dump`` takes the same kind of snapshot and
-the command says how to run it (and ``pg_restore``).
+On PostgreSQL the command runs ``pg_dump --format=custom`` (the same kind of
+snapshot, while the app writes), reads the dump back with ``pg_restore --list``,
+then encrypts and installs it the same way.
 """
 
 from __future__ import annotations
@@ -32,13 +41,17 @@ import contextlib
 import errno
 import os
 import shlex
+import shutil
 import sqlite3
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyrage
+from pyrage import x25519
 from sqlalchemy.engine import URL
 
 # Filesystems without hard links (some network shares): fall back to check-then-rename.
@@ -51,75 +64,184 @@ class BackupError(Exception):
 
 @dataclass(frozen=True)
 class BackupResult:
-    source: Path
+    source: str
     target: Path
     size: int
-    pages: int
     seconds: float
     finished_at: datetime
-    integrity: str
+    check: str  # what checked the copy, and its answer
+    recipients: int  # age recipients it is encrypted to; 0: plaintext
+    pages: int = 0  # SQLite only
+
+    @property
+    def encrypted(self) -> bool:
+        return self.recipients > 0
 
     def summary(self) -> str:
+        pages = f", {self.pages:,} pages" if self.pages else ""
+        sealed = (
+            f"Encrypted with age to {self.recipients} recipient"
+            f"{'s' if self.recipients > 1 else ''} (BACKUP_AGE_RECIPIENTS); decrypt it with "
+            "`age -d -i KEY_FILE` to restore (README, Backup)."
+            if self.encrypted
+            else "NOT encrypted (--plaintext): it holds patient data in the clear."
+        )
         return (
             f"Backed up {self.source} to {self.target}: {_size(self.size)} "
-            f"({self.size:,} bytes, {self.pages:,} pages) in {self.seconds:.2f} s, "
+            f"({self.size:,} bytes{pages}) in {self.seconds:.2f} s, "
             f"finished {self.finished_at:%Y-%m-%d %H:%M:%S} UTC.\n"
-            f"PRAGMA integrity_check on the copy: {self.integrity}"
+            f"{self.check}\n{sealed}"
         )
 
 
-def backup_database(url: URL, target: Path, *, force: bool = False) -> BackupResult:
-    """Back up the database at ``url`` (SQLAlchemy URL) to ``target``; SQLite only."""
+NO_RECIPIENT = (
+    "No backup recipient is configured, and a backup holds patient data: set "
+    "BACKUP_AGE_RECIPIENTS to the age public key (age1...) of whoever may restore it "
+    "(several separated by spaces or commas; make one with `age-keygen -o key.txt` and "
+    "keep key.txt off this server), or pass --plaintext to write an unencrypted copy."
+)
+
+
+def age_recipients(setting: str) -> list:
+    """The age recipients of BACKUP_AGE_RECIPIENTS: public keys separated by spaces or
+    commas (age1... X25519 keys, or ssh-ed25519 / ssh-rsa public keys)."""
+    found = []
+    for value in setting.replace(",", " ").split():
+        try:
+            if value.startswith("ssh-"):
+                found.append(pyrage.ssh.Recipient.from_str(value))
+            else:
+                found.append(x25519.Recipient.from_str(value))
+        except pyrage.RecipientError as exc:
+            raise BackupError(
+                f"BACKUP_AGE_RECIPIENTS holds '{value}', which is not an age public key "
+                f"({exc}): give keys as age-keygen prints them (age1...), separated by "
+                "spaces or commas."
+            ) from None
+    return found
+
+
+def backup_database(
+    url: URL,
+    target: Path,
+    *,
+    force: bool = False,
+    recipients: list | tuple = (),
+    plaintext: bool = False,
+) -> BackupResult:
+    """Back up the database at ``url`` (SQLAlchemy URL) to ``target``, encrypted to the
+    age ``recipients`` unless ``plaintext``: SQLite with its online backup API,
+    PostgreSQL with pg_dump."""
+    if not plaintext and not recipients:
+        raise BackupError(NO_RECIPIENT)
     backend = url.get_backend_name()
-    if backend == "postgresql":
-        raise BackupError(postgres_advice(url, target))
-    if backend != "sqlite":
-        raise BackupError(f"`flask tracker backup` copies SQLite databases; this one is {backend}.")
-    if not url.database or url.database == ":memory:" or url.database.startswith("file::memory:"):
-        raise BackupError("The database is in memory; there is no file to back up.")
-    return backup_sqlite(Path(url.database), target, force=force)
-
-
-def backup_sqlite(source: Path, target: Path, *, force: bool = False) -> BackupResult:
-    """Copy the SQLite database file ``source`` to ``target`` while others write to it."""
-    source = source.resolve()
+    if backend not in ("sqlite", "postgresql"):
+        raise BackupError(
+            f"`flask tracker backup` copies SQLite and PostgreSQL databases; this is {backend}."
+        )
     target = Path(os.path.abspath(target))
-    if not source.is_file():
-        raise BackupError(f"The database file {source} does not exist.")
-    if not target.parent.is_dir():
-        raise BackupError(f"The directory {target.parent} does not exist.")
-    if target.is_dir():
-        raise BackupError(f"{target} is a directory; give the path of the backup file.")
-    if target.exists():
-        if target.samefile(source):
-            raise BackupError(f"{target} is the live database itself.")
-        if not force:
-            raise BackupError(f"{target} already exists; use --force to replace it.")
+    if backend == "sqlite":
+        if (
+            not url.database
+            or url.database == ":memory:"
+            or url.database.startswith("file::memory:")
+        ):
+            raise BackupError("The database is in memory; there is no file to back up.")
+        source = Path(url.database).resolve()
+        if not source.is_file():
+            raise BackupError(f"The database file {source} does not exist.")
+    _check_target(target, force, source if backend == "sqlite" else None)
 
     started = time.monotonic()
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    os.close(fd)
-    temporary = Path(name)
-    try:
-        pages = _copy(source, temporary)
-        integrity = _integrity(temporary)
-        if integrity != "ok":
-            raise BackupError(
-                f"PRAGMA integrity_check failed on the copy, so it was discarded:\n{integrity}"
-            )
-        _fsync(temporary)
-        _install(temporary, target, force=force)
-    finally:
-        temporary.unlink(missing_ok=True)
+    # Encrypted: the plaintext copy is made in a private directory (0700), never beside
+    # PATH (which may be a share); only the encrypted file goes there.
+    with tempfile.TemporaryDirectory(prefix="tracker-backup-") as private:
+        work = target.parent if plaintext else Path(private)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=work)
+        os.close(fd)
+        copy = Path(name)
+        final = copy
+        try:
+            if backend == "sqlite":
+                pages = _copy(source, copy)
+                integrity = _integrity(copy)
+                if integrity != "ok":
+                    raise BackupError(
+                        "PRAGMA integrity_check failed on the copy, so it was discarded:\n"
+                        f"{integrity}"
+                    )
+                check, shown = f"PRAGMA integrity_check on the copy: {integrity}", str(source)
+            else:
+                pages = 0
+                check = _pg_dump(url, copy, target)
+                shown = _without_password(url, "postgresql", url.database).render_as_string()
+            if not plaintext:
+                fd, name = tempfile.mkstemp(
+                    prefix=f".{target.name}.", suffix=".partial", dir=target.parent
+                )
+                os.close(fd)
+                final = Path(name)
+                try:
+                    pyrage.encrypt_file(str(copy), str(final), list(recipients))
+                except (pyrage.EncryptError, OSError) as exc:
+                    raise BackupError(f"Could not encrypt the copy: {exc}") from exc
+            _fsync(final)
+            _install(final, target, force=force)
+        finally:
+            copy.unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
     return BackupResult(
-        source=source,
+        source=shown,
         target=target,
         size=target.stat().st_size,
         pages=pages,
         seconds=time.monotonic() - started,
         finished_at=datetime.now(UTC),
-        integrity=integrity,
+        check=check,
+        recipients=0 if plaintext else len(recipients),
     )
+
+
+def _check_target(target: Path, force: bool, source: Path | None) -> None:
+    if not target.parent.is_dir():
+        raise BackupError(f"The directory {target.parent} does not exist.")
+    if target.is_dir():
+        raise BackupError(f"{target} is a directory; give the path of the backup file.")
+    if target.exists():
+        if source is not None and target.samefile(source):
+            raise BackupError(f"{target} is the live database itself.")
+        if not force:
+            raise BackupError(f"{target} already exists; use --force to replace it.")
+
+
+def _pg_dump(url: URL, dump: Path, target: Path) -> str:
+    """pg_dump's custom format of the database at ``url`` into ``dump``, read back by
+    ``pg_restore --list``; the password goes in the environment, never on the command."""
+    pg_dump, pg_restore = shutil.which("pg_dump"), shutil.which("pg_restore")
+    if not pg_dump or not pg_restore:
+        raise BackupError(
+            "pg_dump and pg_restore are not installed (Debian: apt install "
+            "postgresql-client, as new as the server). By hand:\n\n" + postgres_advice(url, target)
+        )
+    live = _without_password(url, "postgresql", url.database).render_as_string()
+    environment = dict(os.environ)
+    if url.password:
+        environment["PGPASSWORD"] = str(url.password)
+    dumped = subprocess.run(  # noqa: S603 - pg_dump and pg_restore by path, no shell
+        [pg_dump, "--format=custom", f"--file={dump}", live],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if dumped.returncode != 0:
+        raise BackupError(f"pg_dump failed: {dumped.stderr.strip()}")
+    listed = subprocess.run(  # noqa: S603 - pg_dump and pg_restore by path, no shell
+        [pg_restore, "--list", str(dump)], capture_output=True, text=True, check=False
+    )
+    if listed.returncode != 0:
+        raise BackupError(f"pg_restore could not read the dump: {listed.stderr.strip()}")
+    return "pg_restore --list on the dump: ok"
 
 
 def _copy(source: Path, temporary: Path) -> int:

@@ -6,14 +6,16 @@ import sys
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.api import services as tokens
-from tracker.audit.chain import verify_chain
-from tracker.audit.services import acting_as, summarised
-from tracker.backup import BackupError, backup_database
+from tracker.audit.chain import log_chain_heads, verify_chain
+from tracker.audit.seals import broken_seals
+from tracker.audit.services import acting_as, record, summarised
+from tracker.backup import BackupError, age_recipients, backup_database
 from tracker.core.db import utcnow
 from tracker.demo import DEMO_PASSWORD, DEMO_USERS, seed
 from tracker.engine.derive import refresh_all
@@ -132,7 +134,8 @@ def ensure_demo(ctx: click.Context) -> None:
 @tracker_cli.command("verify")
 def verify() -> None:
     """Check the hash chains of the event and audit logs (naming the first broken link),
-    and every pathway's state, seq and version against its events; exit 1 if any is off."""
+    the seals of every patient and user row, and every pathway's state, seq and version
+    against its events; exit 1 if any is off. Each chain's head goes to the app's log."""
 
     failed = False
     for chain, what in (("event", "events"), ("audit", "audit entries")):
@@ -142,6 +145,20 @@ def verify() -> None:
             failed = True
         else:
             click.echo(f"The {chain} chain is intact: {checked} {what}.")
+    for line in log_chain_heads(current_app, db.session):
+        click.echo(line)
+    unsealed = broken_seals(db.session)
+    if unsealed:
+        click.echo(
+            f"{len(unsealed)} rows do not match their seal (changed outside the app, or "
+            "sealed with another key):",
+            err=True,
+        )
+        for table, row_id in unsealed:
+            click.echo(f"  {table} {row_id}", err=True)
+        failed = True
+    else:
+        click.echo("Every patient and user row matches its seal.")
     problems, checked = verify_all()
     if problems:
         click.echo(f"{len(problems)} of {checked} pathways are inconsistent:", err=True)
@@ -153,6 +170,16 @@ def verify() -> None:
         click.echo(f"All {checked} pathways are consistent with their events.")
     if failed:
         sys.exit(1)
+
+
+@tracker_cli.command("log-chain-heads")
+def log_heads() -> None:
+    """Write each hash chain's name, length and head hash to the app's log (run daily from
+    cron or a systemd timer, the log shipped off the server): a later head shorter than a
+    logged one shows rows removed from the end of a chain."""
+    for line in log_chain_heads(current_app, db.session):
+        click.echo(line)
+    db.session.rollback()
 
 
 @tracker_cli.command("refresh-targets")
@@ -167,14 +194,42 @@ def refresh_targets() -> None:
 @tracker_cli.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False, writable=True))
 @click.option("--force", is_flag=True, help="Replace PATH if it exists.")
-def backup(path: str, force: bool) -> None:
-    """Copy the SQLite database to PATH while the app runs (on PostgreSQL: use pg_dump)."""
-
+@click.option(
+    "--plaintext", is_flag=True, help="Write an unencrypted copy (patient data in the clear)."
+)
+def backup(path: str, force: bool, plaintext: bool) -> None:
+    """Copy the database to PATH while the app runs (SQLite's backup API, or pg_dump),
+    encrypted with age to BACKUP_AGE_RECIPIENTS; audited, whatever the outcome."""
+    target = str(Path(path).absolute())
+    detail = {"target": target, "encrypted": not plaintext, "backend": db.engine.dialect.name}
     try:
-        result = backup_database(db.engine.url, Path(path), force=force)
+        setting = current_app.config["BACKUP_AGE_RECIPIENTS"]
+        recipients = [] if plaintext else age_recipients(setting)
+        detail["recipients"] = len(recipients)
+        result = backup_database(
+            db.engine.url, Path(path), force=force, recipients=recipients, plaintext=plaintext
+        )
     except BackupError as exc:
-        raise click.ClickException(str(exc)) from None
+        unaudited = _audit_backup("failed", {**detail, "error": str(exc).splitlines()[0]})
+        raise click.ClickException(str(exc) + unaudited) from None
+    unaudited = _audit_backup("ok", {**detail, "bytes": result.size})
     click.echo(result.summary())
+    if unaudited:
+        raise click.ClickException(f"The backup was made, but{unaudited}")
+
+
+def _audit_backup(outcome: str, detail: dict) -> str:
+    """The backup's audit entry, in a transaction of its own (after the copy is taken);
+    if the database cannot take it, a sentence saying so (else '')."""
+    db.session.rollback()
+    try:
+        record("backup", outcome=outcome, detail=detail)
+        db.session.commit()
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        return f"\n(This backup could not be written to the audit log: {reason}.)"
+    return ""
 
 
 def init_app(app: Flask) -> None:

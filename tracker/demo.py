@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, insert, select
 
 from tracker.audit.chain import seal_rows
+from tracker.audit.seals import seal_inserted
 from tracker.core.db import utcnow
 from tracker.engine import clocks, consistency
 from tracker.engine import steps as d
@@ -696,6 +697,7 @@ def seed(
         patient_ids = dict(
             db.session.execute(select(Patient.mrn, Patient.id).where(Patient.mrn.in_(mrns))).all()
         )
+        seal_inserted(db.session, Patient, list(patient_ids.values()))
         journeys = []
         for k, row in enumerate(patient_rows):
             urgency = rng.choices(["emergency", "urgent", "routine"], [1, 3, 4])[0]

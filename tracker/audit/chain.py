@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -103,11 +104,12 @@ def load_key(app: Flask) -> bytes:
     return key.encode()
 
 
-def _key() -> bytes:
+def current_key() -> bytes:
+    """The audit key of the app in context."""
     return current_app.extensions["audit_key"]
 
 
-def _canonical(value):
+def canonical(value):
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat(timespec="microseconds")
     if isinstance(value, date):
@@ -117,7 +119,7 @@ def _canonical(value):
 
 def digest(key: bytes, chain: str, chain_seq: int, prev_hash: str, values: dict) -> str:
     content = json.dumps(
-        [chain, chain_seq, [_canonical(values[name]) for name in FIELDS[chain]]],
+        [chain, chain_seq, [canonical(values[name]) for name in FIELDS[chain]]],
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
@@ -162,7 +164,7 @@ def _seal(connection, chain: str, target) -> None:
     seq, prev = heads[chain]
     values = {name: getattr(target, name) for name in FIELDS[chain]}
     target.chain_seq, target.prev_hash = seq + 1, prev
-    target.hash = digest(_key(), chain, seq + 1, prev, values)
+    target.hash = digest(current_key(), chain, seq + 1, prev, values)
     heads[chain] = (seq + 1, target.hash)
 
 
@@ -189,7 +191,7 @@ def seal_rows(chain: str, rows: list[dict]) -> None:
         return
     connection = db.session.connection()
     position, prev = _take_head(connection, chain)
-    key = _key()
+    key = current_key()
     for row in rows:
         position += 1
         row["chain_seq"], row["prev_hash"] = position, prev
@@ -258,7 +260,7 @@ def _rows(chain: str, batch: int) -> Iterator:
 
 def verify_chain(chain: str, batch: int = 5000) -> tuple[Break | None, int]:
     """The first broken link of ``chain``, or None; and how many rows were checked."""
-    key = _key()
+    key = current_key()
     expected_seq, prev = 1, GENESIS
     checked = 0
     for row in _rows(chain, batch):
@@ -297,3 +299,32 @@ def verify_chain(chain: str, batch: int = 5000) -> tuple[Break | None, int]:
             "rows at the end were removed",
         ), checked
     return None, checked
+
+
+# -- the heads, written to the application log --------------------------------------------
+
+
+def head_lines(session) -> list[str]:
+    """Each chain's head as one line: its name, its length and the hash at its end."""
+    heads = session.scalars(select(ChainHead).order_by(ChainHead.name)).all()
+    return [f"chain head: {h.name} length={h.seq} hash={h.last_hash}" for h in heads]
+
+
+def heads_logger(app: Flask):
+    """The app's logger for chain heads, at INFO whatever the root logger's level, so the
+    lines reach the app's log handler (stderr by default, gunicorn's error log)."""
+    logger = app.logger.getChild("chains")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    return logger
+
+
+def log_chain_heads(app: Flask, session) -> list[str]:
+    """Write each chain's head to the application log, to be shipped off the server: a
+    later head shorter than a logged one, or with another hash at the same length, shows
+    rows removed from the end of the chain (which the database alone cannot show)."""
+    lines = head_lines(session)
+    logger = heads_logger(app)
+    for line in lines:
+        logger.info(line)
+    return lines

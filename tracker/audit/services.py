@@ -8,7 +8,10 @@ from :func:`acting_as` in the command line.
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -41,15 +44,26 @@ ACTIONS = {
     "create_token": "Created an API token",
     "revoke_token": "Revoked an API token",
     "import": "Imported events",
+    "backup": "Backed up the database",
 }
 
 _cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)
 _bulk: ContextVar = ContextVar("audit_bulk", default=None)
 
 
+def command_line_actor() -> str:
+    """Who runs a command, as the operating system knows them: 'cli:alice@host'."""
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        who = f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
+    return f"cli:{who}@{socket.gethostname()}"[:64]
+
+
 @contextmanager
-def acting_as(user, address: str = "command line") -> Iterator[None]:
-    """Who the entries written outside a request belong to (the CLI)."""
+def acting_as(user, address: str | None = None) -> Iterator[None]:
+    """Who the entries written outside a request belong to (the CLI): ``user`` of the app,
+    from ``address`` (by default the operating system's user and host)."""
     token = _cli_actor.set((user, address))
     try:
         yield
@@ -81,8 +95,10 @@ def _actor():
         address = (request.remote_addr or "")[:64]
         # The path as sent, its control characters escaped (PostgreSQL refuses NUL).
         return user, address, request.method, shown_safely(request.path)[:300]
-    user, address = _cli_actor.get() or (None, "command line")
-    return user, address, "", ""
+    # Outside a request: the command line, which always names the operating system's user
+    # and host, with or without a user of the app (`acting_as`).
+    user, address = _cli_actor.get() or (None, None)
+    return user, address or command_line_actor(), "", ""
 
 
 def record(
@@ -98,6 +114,8 @@ def record(
     """Add one entry to the session (the caller's transaction writes it)."""
     acting, address, method, path = _actor()
     user = user if user is not None else acting
+    if user is None and username is None and method == "":
+        username = address  # the command line with no user of the app: 'cli:alice@host'
     if isinstance(detail, dict):
         detail = json.dumps(detail, sort_keys=True, default=str, ensure_ascii=False)
     entry = AuditEntry(

@@ -11,6 +11,9 @@ from tracker.patients.fields import SEX
 
 class Patient(Base):
     __tablename__ = "patient"
+    # The columns the row's ``seal`` covers (tracker/audit/seals.py): every identifying and
+    # demographic one. Adding a column here needs a migration that seals the rows again.
+    SEALED = ("mrn", "family_name", "given_name", "birth_date", "sex", "nhs_number", "gp_practice")
     __table_args__ = (
         CheckConstraint(f"sex IN ({', '.join(repr(c) for c, _ in SEX)})", name="sex_known"),
         # MRNs are compared without regard to case (find_by_mrn): the database holds
@@ -30,6 +33,8 @@ class Patient(Base):
     gp_practice: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    # HMAC-SHA256 of the SEALED columns under the audit key, written at each flush.
+    seal: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
     pathways = relationship(
         "Pathway", back_populates="patient", order_by="Pathway.id", lazy="selectin"

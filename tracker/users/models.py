@@ -11,6 +11,11 @@ from tracker.users.roles import ROLE_LABELS, ROLES
 
 class User(Base):
     __tablename__ = "user"
+    # The columns the row's ``seal`` covers (tracker/audit/seals.py): who the user is and
+    # what they may do. The login counters (failed_logins, locked_until, last_login_at)
+    # are left out: every login writes them. Adding a column here needs a migration that
+    # seals the rows again.
+    SEALED = ("username", "full_name", "role", "active", "password_hash")
     __table_args__ = (
         CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLES)})", name="role_known"),
     )
@@ -27,6 +32,8 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # HMAC-SHA256 of the SEALED columns under the audit key, written at each flush.
+    seal: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
     # What Flask-Login asks of a user, written here so the model needs no web framework.
     is_authenticated = True
