@@ -18,12 +18,14 @@ from tracker.api.routes import bp as api_bp
 from tracker.audit.chain import load_key
 from tracker.core import runtime
 from tracker.core.db import use_explicit_sqlite_transactions
+from tracker.engine import teams
 from tracker.mdt.routes import bp as mdt_bp
 from tracker.pathway.routes import bp as pathway_bp
 from tracker.patients.routes import bp as patients_bp
 from tracker.reports.routes import bp as reports_bp
 from tracker.returns.routes import bp as returns_bp
 from tracker.review.routes import bp as review_bp
+from tracker.teams import routes as teams_routes
 from tracker.worklist.routes import bp as worklist_bp
 
 # Every feature's pages, in the order their URL rules are matched.
@@ -37,6 +39,7 @@ BLUEPRINTS = (
     review_bp,
     reports_bp,
     returns_bp,
+    teams_routes.bp,
     api_bp,
     account_bp,
     audit_bp,
@@ -79,6 +82,7 @@ def create_app(config: str | type | None = None) -> Flask:
         )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.extensions["audit_key"] = load_key(app)
+    teams.parse(app.config["TEAMS"])  # a mistyped team list stops the start, saying where
 
     ext.db.init_app(app)
     install_runtime()
@@ -96,6 +100,7 @@ def create_app(config: str | type | None = None) -> Flask:
             use_explicit_sqlite_transactions(ext.db.engine)
 
     web.init_app(app)
+    teams_routes.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     # The API reads no session cookie, only bearer tokens, so CSRF does not apply to it.

@@ -41,6 +41,7 @@ ACTIONS = {
     "create_token": "Created an API token",
     "revoke_token": "Revoked an API token",
     "import": "Imported events",
+    "emergency_access": "Emergency access",
 }
 
 _cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)
@@ -186,6 +187,14 @@ def _entries_for(obj, new: bool) -> list[dict]:
             if "active" in changed:
                 detail["active"] = obj.active
             return [{"action": "update_user", "detail": detail}]
+    if kind == "EmergencyAccess" and new:
+        return [
+            {
+                "action": "emergency_access",
+                "patient_id": obj.patient_id,
+                "detail": {"reason": obj.reason, "until": obj.expires_at.isoformat()},
+            }
+        ]
     if kind == "ApiToken":
         if new:
             return [
