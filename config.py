@@ -60,6 +60,12 @@ class Config:
     HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", str(365 * 24 * 3600)))
     # Times are stored in UTC and shown, and typed, in the hospital's local time.
     TIMEZONE = os.environ.get("TIMEZONE", "Europe/London")
+    # The MDT teams; users see only their teams' patients ("code=Label,...").
+    TEAMS = os.environ.get(
+        "TEAMS", "spine=Spine,bone_sarcoma=Bone sarcoma,metastatic=Metastatic spine"
+    )
+    # How long emergency access to another team's patient lasts.
+    EMERGENCY_ACCESS_MINUTES = int(os.environ.get("EMERGENCY_ACCESS_MINUTES", "120"))
     WORKLIST_PAGE_SIZE = int(os.environ.get("WORKLIST_PAGE_SIZE", "25"))
     # Waiting-time limits per clock, in the clock's unit (hours for the cord compression
     # clocks, calendar days for the others); overrides the defaults of PATHWAY.md.

@@ -10,10 +10,11 @@ from functools import cache
 from werkzeug.security import generate_password_hash
 
 from tests.conftest import PASSWORD
-from tracker.engine import services
+from tracker.engine import services, teams
 from tracker.engine import steps as d
 from tracker.extensions import db
 from tracker.patients.services import register_patient
+from tracker.teams.models import UserTeam
 from tracker.users.models import User
 
 ROLE_USERS = {
@@ -53,6 +54,10 @@ def make_user(username: str, role: str) -> User:
         active=True,
     )
     db.session.add(user)
+    # Every default team, as an upgraded deployment's users are (tests/test_teams.py
+    # narrows them).
+    db.session.flush()
+    db.session.add_all(UserTeam(user_id=user.id, team=code) for code in teams.codes())
     return user
 
 

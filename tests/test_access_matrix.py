@@ -237,9 +237,12 @@ def test_the_matrix_keeps_its_security_invariants():
         "users.unlock",
         "audit.index",
         "audit.export",
+        "teams.report",
     }
     writes = {rule.endpoint for rule in RULES if rule.methods & {"POST", "PATCH"}}
     own_account = {"auth.login", "auth.logout"} | {e for e in ACCESS if e.startswith("account.")}
+    # Asking for emergency access to another team's patient writes only the request.
+    own_account |= {"teams.emergency_access"}
     # A viewer reads; the only things it may post are its own login, logout and account.
     assert {e for e in writes if "viewer" in ACCESS[e].roles} <= own_account
     # An administrator manages accounts and may void a step; it records nothing clinical.

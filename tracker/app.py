@@ -20,12 +20,14 @@ from tracker.api.routes import bp as api_bp
 from tracker.audit.chain import AuditKeyError, heads_logger, load_key, log_chain_heads
 from tracker.core import runtime
 from tracker.core.db import use_explicit_sqlite_transactions
+from tracker.engine import teams
 from tracker.mdt.routes import bp as mdt_bp
 from tracker.pathway.routes import bp as pathway_bp
 from tracker.patients.routes import bp as patients_bp
 from tracker.reports.routes import bp as reports_bp
 from tracker.returns.routes import bp as returns_bp
 from tracker.review.routes import bp as review_bp
+from tracker.teams import routes as teams_routes
 from tracker.worklist.routes import bp as worklist_bp
 
 # Every feature's pages, in the order their URL rules are matched.
@@ -39,6 +41,7 @@ BLUEPRINTS = (
     review_bp,
     reports_bp,
     returns_bp,
+    teams_routes.bp,
     api_bp,
     account_bp,
     audit_bp,
@@ -118,6 +121,7 @@ def create_app(config: str | type | None = None) -> Flask:
         app.config["SQLALCHEMY_DATABASE_URI"] = app.config["SQLALCHEMY_DATABASE_URI"].replace(
             "postgres://", "postgresql+psycopg://", 1
         )
+    teams.parse(app.config["TEAMS"])  # a mistyped team list stops the start, saying where
 
     ext.db.init_app(app)
     install_runtime()
@@ -135,6 +139,7 @@ def create_app(config: str | type | None = None) -> Flask:
             use_explicit_sqlite_transactions(ext.db.engine)
 
     web.init_app(app)
+    teams_routes.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     # The API reads no session cookie, only bearer tokens, so CSRF does not apply to it.

@@ -22,6 +22,7 @@ from tracker.engine.derive import refresh_all
 from tracker.engine.verify import verify_all
 from tracker.extensions import db
 from tracker.pathway.importer import import_file
+from tracker.teams.services import AccessError, set_teams
 from tracker.users import services as accounts
 from tracker.users.models import User
 from tracker.users.roles import ROLE_LABELS, ROLES
@@ -34,7 +35,13 @@ tracker_cli = AppGroup("tracker", help="Care-pathway tracker administration.")
 @click.argument("username")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--full-name", default="", help="Name shown in the app.")
-def create_user(username: str, role: str, full_name: str) -> None:
+@click.option(
+    "--team",
+    "team_codes",
+    multiple=True,
+    help="A team whose patients the user sees (repeat for several; see TEAMS).",
+)
+def create_user(username: str, role: str, full_name: str, team_codes: tuple[str, ...]) -> None:
     """Create a user; the password is prompted for, or read from standard input when piped."""
     if sys.stdin.isatty():
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -44,11 +51,13 @@ def create_user(username: str, role: str, full_name: str) -> None:
         user = accounts.create_user(
             username=username, role=role, password=password, full_name=full_name
         )
+        set_teams(user, list(team_codes))
         db.session.commit()
-    except UserError as exc:
+    except (UserError, AccessError) as exc:
         db.session.rollback()
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Created {user.username} ({user.role_label}).")
+    seen = ", ".join(team_codes) if team_codes else "none: the user sees no patient (--team)"
+    click.echo(f"Created {user.username} ({user.role_label}); teams: {seen}.")
 
 
 @tracker_cli.command("create-token")

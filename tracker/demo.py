@@ -16,7 +16,7 @@ from sqlalchemy import func, insert, select
 from tracker.audit.chain import seal_rows
 from tracker.audit.seals import seal_inserted
 from tracker.core.db import utcnow
-from tracker.engine import clocks, consistency
+from tracker.engine import clocks, consistency, teams
 from tracker.engine import steps as d
 from tracker.engine.counts import add_pathways
 from tracker.engine.derive import derive
@@ -27,6 +27,7 @@ from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact
 from tracker.engine.steps import validate_event_data
 from tracker.extensions import db
 from tracker.patients.models import Patient
+from tracker.teams.models import UserTeam
 from tracker.users.models import User
 from tracker.users.passwords import set_password
 
@@ -115,6 +116,14 @@ def ensure_demo_users() -> dict[str, User]:
             set_password(user, DEMO_PASSWORD)
             db.session.add(user)
             users[username] = user
+    db.session.flush()
+    members = set(db.session.execute(select(UserTeam.user_id, UserTeam.team)).tuples())
+    for user in users.values():  # the demo's people work in every team
+        db.session.add_all(
+            UserTeam(user_id=user.id, team=code)
+            for code in teams.codes()
+            if (user.id, code) not in members
+        )
     db.session.flush()
     return users
 
@@ -737,6 +746,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
             "lead_surgeon": rng.choice(["surgeon", "surgeon2"]),
             "coordinator": rng.choice(["coordinator", "coordinator2"]),
         }
+        open_data["team"] = teams.for_diagnosis(open_data["diagnosis_category"])
         events = [
             {
                 "trigger": d.OPEN_TRIGGER,

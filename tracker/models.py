@@ -5,15 +5,18 @@ from tracker.audit import chain, seals, services  # noqa: F401 - the hooks that 
 from tracker.audit.models import AuditEntry, ChainHead
 from tracker.engine.models import Event, Pathway
 from tracker.patients.models import Patient
+from tracker.teams.models import EmergencyAccess, UserTeam
 from tracker.users.models import User, WebSession
 
 __all__ = [
     "ApiToken",
     "AuditEntry",
     "ChainHead",
+    "EmergencyAccess",
     "Event",
     "Pathway",
     "Patient",
     "User",
+    "UserTeam",
     "WebSession",
 ]

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from tracker.engine import teams
 from tracker.users.roles import ROLE_LABELS
+from tracker.web.forms import CheckboxesField
 
 ROLE_CHOICES = [SelectChoice(code, label) for code, label in ROLE_LABELS.items()]
 
@@ -39,13 +41,33 @@ class UserCreateForm(FlaskForm):
             Length(min=12, max=128, message="The password must be 12 to 128 characters long."),
         ],
     )
+    teams = CheckboxesField(
+        "Teams",
+        description="The user sees the patients of these teams only (others through "
+        "audited emergency access).",
+    )
     submit = SubmitField("Create user")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teams.choices = list(teams.teams())
 
 
 class UserEditForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
     active = BooleanField("Active (may log in)")
+    teams = CheckboxesField(
+        "Teams",
+        description="The user sees the patients of these teams only (others through "
+        "audited emergency access).",
+    )
+    # Sent with the checkboxes: a post without it (none ticked sends nothing) keeps them.
+    teams_shown = HiddenField(default="1")
     submit = SubmitField("Save")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teams.choices = list(teams.teams())
 
 
 class PasswordChangeForm(FlaskForm):

@@ -27,7 +27,10 @@ from tracker.api.services import revoke, tokens_of
 from tracker.audit.services import record
 from tracker.core.clock import local_zone
 from tracker.core.db import utcnow
+from tracker.engine import teams
 from tracker.extensions import db
+from tracker.teams.scope import team_codes
+from tracker.teams.services import AccessError, set_teams
 from tracker.users.models import User
 from tracker.users.passwords import check_password
 from tracker.users.services import (
@@ -142,8 +145,15 @@ def logout():
 
 @users_bp.get("/")
 def index():
+    return _users_page(UserCreateForm())
+
+
+def _users_page(form, status: int = 200):
     users = db.session.scalars(select(User).order_by(User.username)).all()
-    return render_template("users/index.html", users=users, form=UserCreateForm(), now=utcnow())
+    memberships = {u.id: [teams.label(code) for code in team_codes(u)] for u in users}
+    return render_template(
+        "users/index.html", users=users, form=form, now=utcnow(), memberships=memberships
+    ), status
 
 
 @users_bp.post("/")
@@ -157,27 +167,32 @@ def create():
                 password=form.password.data,
                 full_name=form.full_name.data,
             )
-        except UserError as exc:
+            set_teams(user, form.teams.data or [])
+        except (UserError, AccessError) as exc:
             discard()
-            getattr(form, exc.field or "username").errors.append(str(exc))
+            field = getattr(exc, "field", None) or ("teams" if isinstance(exc, AccessError) else "")
+            getattr(form, field or "username").errors.append(str(exc))
         else:
             flash(f"Created {user.username} ({user.role_label}).", "success")
             return redirect(url_for("users.index"))
-    users = db.session.scalars(select(User).order_by(User.username)).all()
-    return render_template("users/index.html", users=users, form=form, now=utcnow()), 422
+    return _users_page(form, 422)
 
 
 @users_bp.route("/<int:user_id>", methods=["GET", "POST"])
 def edit(user_id: int):
     user = db.get_or_404(User, user_id)
     form = UserEditForm(obj=user)
+    if request.method == "GET":
+        form.teams.data = team_codes(user)
     if form.validate_on_submit():
         try:
             if form.role.data != user.role:
                 change_role(user, form.role.data, current_user)
             if form.active.data != user.active:
                 set_active(user, form.active.data, current_user)
-        except UserError as exc:
+            if form.teams_shown.data:
+                set_teams(user, form.teams.data or [])
+        except (UserError, AccessError) as exc:
             discard()
             flash(str(exc), "danger")
             return render_template("users/edit.html", user=user, form=form, now=utcnow()), 422

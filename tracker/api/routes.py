@@ -6,6 +6,7 @@ this blueprint is exempt from CSRF.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from flask import Blueprint, g, jsonify, request
@@ -19,7 +20,7 @@ from tracker.api.openapi import document
 from tracker.api.services import authenticate
 from tracker.core.clock import local_date
 from tracker.core.text import has_control_characters
-from tracker.engine import clocks, services
+from tracker.engine import clocks, services, teams
 from tracker.engine import steps as d
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
@@ -28,6 +29,7 @@ from tracker.patients.errors import DuplicatePatient
 from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
 from tracker.returns import queries as returns
+from tracker.teams import scope
 from tracker.web.access import ANONYMOUS, refusal, rule_for
 from tracker.web.boundary import discard
 
@@ -144,7 +146,27 @@ def _load(pathway_id: int) -> Pathway:
     pathway = db.session.get(Pathway, pathway_id) if pathway_id < 2**31 else None
     if pathway is None:
         raise ApiError(404, "not_found", f"No pathway {pathway_id}.")
+    _in_teams(pathway.patient_id, [pathway.team])
     return pathway
+
+
+def _in_teams(patient_id: int, record_teams: list[str]) -> None:
+    """A record of the caller's teams, or of a patient they hold emergency access to."""
+    user = g.api_user
+    if not scope.outside(user, patient_id, record_teams):
+        return
+    access = scope.grant(user, patient_id, _now())
+    if access is not None:
+        g.emergency_access = access
+        return
+    names = ", ".join(teams.label(t) for t in record_teams)
+    g.refusal = f"patient {patient_id} belongs to {names}, not one of the caller's teams"
+    raise ApiError(
+        403,
+        "other_team",
+        f"This patient is cared for by {names}, not one of your teams. Ask an administrator "
+        "to add you to the team, or open the record in the web app with emergency access.",
+    )
 
 
 @bp.get("/v1/definition")
@@ -204,6 +226,7 @@ def _load_patient(patient_id: int) -> Patient:
     patient = db.session.get(Patient, patient_id) if patient_id < 2**31 else None
     if patient is None:
         raise ApiError(404, "not_found", f"No patient {patient_id}.")
+    _in_teams(patient.id, scope.patient_teams(patient.id))
     return patient
 
 
@@ -242,6 +265,7 @@ def create_pathway():
             f"No patient has the id {patient_id}.",
             {"patient_id": [f"No patient has the id {patient_id}"]},
         )
+    _in_teams(patient.id, scope.patient_teams(patient.id))
     if request_id is not None and not isinstance(request_id, str):
         raise ApiError(
             422,
@@ -260,7 +284,7 @@ def create_pathway():
 @bp.get("/v1/pathways")
 def list_pathways():
     args, now = request.args, _now()
-    query = select(Pathway)
+    query = select(Pathway).where(scope.pathways(g.api_user, now))
     state = args.get("state")
     if state:
         if state not in d.STATES:
@@ -426,6 +450,7 @@ def ptl():
     page = _page(args)
     if filters is None:
         raise ApiError(422, "invalid_data", "Please correct the filters.", errors)
+    filters = replace(filters, visible=scope.pathways(g.api_user, now))
     result = returns.ptl(filters, now, page, PAGE_SIZE)
     return jsonify(
         {
@@ -445,7 +470,7 @@ def cwt_return():
     month, problem = returns.parse_month(request.args.get("month"), local_date(_now()))
     if month is None:
         raise ApiError(422, "invalid_data", problem, {"month": [problem]})
-    result = returns.cwt_return(month)
+    result = returns.cwt_return(month, scope.pathways(g.api_user, _now()))
     return jsonify(
         {
             "month": f"{month:%Y-%m}",

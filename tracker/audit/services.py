@@ -45,6 +45,7 @@ ACTIONS = {
     "revoke_token": "Revoked an API token",
     "import": "Imported events",
     "backup": "Backed up the database",
+    "emergency_access": "Emergency access",
 }
 
 _cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)
@@ -204,6 +205,14 @@ def _entries_for(obj, new: bool) -> list[dict]:
             if "active" in changed:
                 detail["active"] = obj.active
             return [{"action": "update_user", "detail": detail}]
+    if kind == "EmergencyAccess" and new:
+        return [
+            {
+                "action": "emergency_access",
+                "patient_id": obj.patient_id,
+                "detail": {"reason": obj.reason, "until": obj.expires_at.isoformat()},
+            }
+        ]
     if kind == "ApiToken":
         if new:
             return [

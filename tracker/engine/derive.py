@@ -76,6 +76,7 @@ class Derived:
     in_error: bool
     unreviewed_steps: int
     referral_priority: str
+    team: str
     # The referral's fields as corrected (the keys its event holds): the row follows them.
     referral: dict
     clocks: tuple[dict, ...]  # the pathway_clock rows, as CLOCK_COLUMNS -> value
@@ -145,6 +146,7 @@ def derive(
         unreviewed_steps=len(history.unreviewed()),
         referral_priority=history.referral_values().get("referral_priority")
         or default_priority(urgency),
+        team=history.team(),
         referral=referral,
         # A pathway opened in error leaves every count and report: no clock or fact rows.
         clocks=() if in_error else tuple(_clock_row(r) for r in every),

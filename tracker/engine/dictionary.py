@@ -19,6 +19,7 @@ from tracker.engine.fields import (  # noqa: F401 - the kinds are read from here
     MultiChoice,
     Number,
     ScoreField,
+    Team,
     Text,
     UserRef,
     YesNo,
@@ -227,6 +228,12 @@ PATHWAY_FIELDS = (
     MultiChoice("presenting_symptoms", "Presenting symptoms", choices=PRESENTING_SYMPTOMS),
     UserRef("lead_surgeon", "Lead surgeon", role="surgeon"),
     UserRef("coordinator", "Coordinator", role="coordinator"),
+    Team(
+        "team",
+        "Team",
+        help="The MDT team that cares for the patient; only its members see the patient. "
+        "Left blank: the team of the diagnosis category.",
+    ),
 )
 
 _BILSKY = Choice("bilsky_grade", "Bilsky ESCC grade", choices=BILSKY)
@@ -399,6 +406,7 @@ EPISODE_FIELDS = (
 HANDOVER_FIELDS = (
     UserRef("lead_surgeon", "New lead surgeon", role="surgeon"),
     UserRef("coordinator", "New coordinator", role="coordinator"),
+    Team("team", "New team", help="Transfer the patient to another MDT team."),
 )
 ASSESSMENT_FIELDS = (_ASIA, _PAIN, _ECOG, _KARNOFSKY)
 WITHDRAW_FIELDS = (Choice("reason", "Reason", required=True, choices=WITHDRAW_REASON),)

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar, Protocol
 
 from tracker.core.text import has_control_characters
+from tracker.engine import teams
 from tracker.engine.scores import Score
 
 # The years a pathway's dates can be in. No patient was born before 1900 (see
@@ -229,6 +230,28 @@ class Choice(Field):
 
     def to_form(self, form, value: Any) -> None:
         form[self.name].data = str(value)
+
+
+@dataclass(frozen=True)
+class Team(Field):
+    """One of the configured teams (``tracker.engine.teams``), by code."""
+
+    kind: ClassVar[str] = "team"
+
+    def check(self, value: Any) -> str:
+        from_config = teams.codes()
+        if value not in from_config:
+            raise ValueError(f"must be one of: {', '.join(from_config)}")
+        return value
+
+    def describe(self, value: Any, data: dict | None = None, names: dict | None = None) -> str:
+        return teams.label(value)
+
+    def json_schema(self) -> dict:
+        return {"type": "string", "enum": teams.codes()}
+
+    def form_inputs(self, kit: FormKit) -> list[tuple[str, Any]]:
+        return [(self.name, kit.select(self, teams.teams(), blank=True))]
 
 
 @dataclass(frozen=True)

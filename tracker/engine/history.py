@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from tracker.engine import steps as d
-from tracker.engine import tags
+from tracker.engine import tags, teams
 from tracker.engine.fields import parse_datetime
 from tracker.engine.machine import expected_destination
 
@@ -173,6 +173,18 @@ class History:
         for step in sorted(self.tagged(tags.HANDOVER), key=lambda s: (s.occurred_at, s.seq)):
             values.update({k: v for k, v in step.data.items() if k in roles and v})
         return values
+
+    def team(self, diagnosis_category: str | None = None) -> str:
+        """The team the pathway belongs to now: the referral's (as corrected; when it
+        names none, the team of its diagnosis category), then each handover that moved it,
+        in the order they happened."""
+        referral = self.referral_values()
+        team = referral.get("team") or teams.for_diagnosis(
+            referral.get("diagnosis_category", diagnosis_category)
+        )
+        for step in sorted(self.tagged(tags.HANDOVER), key=lambda s: (s.occurred_at, s.seq)):
+            team = step.data.get("team") or team
+        return team
 
     def episode_of(self, step: Step) -> int:
         """The episode a step belongs to: 0 the referral's, n the n-th recurrence's."""

@@ -77,6 +77,9 @@ class Pathway(Base):
     tumour_site: Mapped[str] = mapped_column(String(100))
     primary_cancer_site: Mapped[str] = mapped_column(String(32))
     presenting_symptoms: Mapped[list] = mapped_column(JSONType, default=list)
+    # The MDT team that cares for the patient (tracker.engine.teams): only its members
+    # see the pathway. Derived: the referral's, or a handover's.
+    team: Mapped[str] = mapped_column(String(32), index=True, server_default="spine")
     lead_surgeon_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
     coordinator_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"), index=True)
     recurrence_count: Mapped[int] = mapped_column(default=0)

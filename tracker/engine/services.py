@@ -19,7 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from tracker.core.clock import format_local
 from tracker.core.db import utcnow
 from tracker.core.runtime import db_session
-from tracker.engine import counts, derive, machine, tags, timing
+from tracker.engine import counts, derive, machine, tags, teams, timing
 from tracker.engine import steps as d
 from tracker.engine.dictionary import (
     COMPUTED_KEYS,
@@ -391,6 +391,7 @@ def open_pathway(
     if errors:
         raise InvalidData(errors)
     clean.setdefault("referral_priority", default_priority(clean["urgency"]))
+    clean.setdefault("team", teams.for_diagnosis(clean["diagnosis_category"]))
     pathway = Pathway(
         patient=patient,
         state=d.INITIAL_STATE,
@@ -399,6 +400,7 @@ def open_pathway(
         referral_source=clean["referral_source"],
         urgency=clean["urgency"],
         referral_priority=clean["referral_priority"],
+        team=clean["team"],
         diagnosis_category=clean["diagnosis_category"],
         tumour_site=clean["tumour_site"],
         primary_cancer_site=clean["primary_cancer_site"],

@@ -162,8 +162,8 @@ def _upgraded_by_then(clean, day):
 
 
 def _someone_named(clean, day):
-    if not clean.get("lead_surgeon") and not clean.get("coordinator"):
-        return {"lead_surgeon": ["Name a new lead surgeon, a new coordinator, or both"]}
+    if not any(clean.get(name) for name in ("lead_surgeon", "coordinator", "team")):
+        return {"lead_surgeon": ["Name a new lead surgeon, a new coordinator or a new team"]}
     return {}
 
 

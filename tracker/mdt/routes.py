@@ -7,8 +7,10 @@ from datetime import date
 from itertools import groupby
 
 from flask import Blueprint, render_template
+from flask_login import current_user
 from sqlalchemy import select
 
+from tracker.core.db import utcnow
 from tracker.engine import steps as d
 from tracker.engine import tags
 from tracker.engine.dictionary import BILSKY, BIOPSY_RESULT, IMAGING_MODALITY, describe
@@ -17,6 +19,7 @@ from tracker.engine.history import History, Step
 from tracker.engine.models import Event, Pathway
 from tracker.engine.scores import SINS, TOKUHASHI
 from tracker.extensions import db
+from tracker.teams import scope
 
 bp = Blueprint("mdt", __name__, url_prefix="/mdt")
 _MODALITY = Choice("modality", "Modality", choices=IMAGING_MODALITY)
@@ -83,7 +86,9 @@ def _case(pathway: Pathway, events: list[Event]) -> Case:
 @bp.get("/")
 def index():
     pathways = db.session.scalars(
-        select(Pathway).where(Pathway.state == "mdt_review").order_by(Pathway.state_entered_at)
+        select(Pathway)
+        .where(Pathway.state == "mdt_review", scope.pathways(current_user, utcnow()))
+        .order_by(Pathway.state_entered_at)
     ).all()
     events = (
         db.session.scalars(

@@ -3,13 +3,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, HiddenField, SubmitField
 
+from tracker.core.db import utcnow
 from tracker.engine import services as pathway_services
 from tracker.engine.dictionary import PATHWAY_FIELDS
 from tracker.engine.errors import InvalidData, RequestIdReused, RoleNotAllowed, StaleVersion
@@ -24,6 +25,7 @@ from tracker.patients.services import (
     register_patient,
     update_patient,
 )
+from tracker.teams import scope
 from tracker.web.boundary import discard
 from tracker.web.forms import (
     collect,
@@ -59,7 +61,11 @@ def nhs_number_filter(digits: str | None) -> str:
 @bp.get("/")
 def index():
     q = (request.args.get("q") or "").strip()[:100]
-    query = select(Patient).order_by(Patient.family_name, Patient.given_name, Patient.id)
+    query = (
+        select(Patient)
+        .where(scope.patients(current_user, utcnow(), Patient.id))
+        .order_by(Patient.family_name, Patient.given_name, Patient.id)
+    )
     if q:
         digits = nhs_number_digits(q)
         found = name_or_mrn(q, Patient)
@@ -87,7 +93,11 @@ def register():
 @bp.get("/<int:patient_id>")
 def show(patient_id: int):
     patient = db.get_or_404(Patient, patient_id)
-    return render_template("patients/show.html", patient=patient)
+    # Another team's pathway shows as such (its details need emergency access).
+    mine = set(scope.team_codes(current_user))
+    opened = g.get("emergency_access") is not None
+    hidden = {p.id for p in patient.pathways if p.team not in mine and not opened}
+    return render_template("patients/show.html", patient=patient, hidden=hidden)
 
 
 @bp.route("/<int:patient_id>/edit", methods=["GET", "POST"])

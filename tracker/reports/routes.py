@@ -17,6 +17,7 @@ from tracker.engine.dictionary import DIAGNOSIS_CATEGORY, URGENCY_SHORT
 from tracker.engine.models import Pathway, PathwayClock
 from tracker.extensions import db
 from tracker.reports import figures
+from tracker.teams import scope
 from tracker.users.models import User
 from tracker.web.csv import csv_response
 
@@ -121,7 +122,11 @@ def this_week():
         select(PathwayClock, Pathway)
         .join(Pathway, Pathway.id == PathwayClock.pathway_id)
         .options(joinedload(Pathway.patient))
-        .where(PathwayClock.status == "running", Pathway.closed_at.is_(None))
+        .where(
+            PathwayClock.status == "running",
+            Pathway.closed_at.is_(None),
+            scope.pathways(current_user, now),
+        )
         .order_by(PathwayClock.due_at, Pathway.id)
     )
     if mine:

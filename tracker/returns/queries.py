@@ -20,8 +20,9 @@ demo pathway.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import aliased, defaultload
@@ -120,6 +121,8 @@ class PtlFilters:
     band: str | None = None
     lead_surgeon: str | None = None  # a username
     lead_surgeon_id: int | None = None
+    # The pathways the reader may see (tracker.teams.scope), as an SQL condition.
+    visible: Any = field(default=None, compare=False)
 
 
 def ptl_filters(
@@ -198,6 +201,8 @@ def _ptl_conditions(f: PtlFilters) -> list:
     ]
     if f.lead_surgeon_id is not None:
         conditions.append(Pathway.lead_surgeon_id == f.lead_surgeon_id)
+    if f.visible is not None:
+        conditions.append(f.visible)
     return conditions
 
 
@@ -365,9 +370,10 @@ def _delay_reasons(stop_data: dict[int, dict]) -> dict[int, str]:
     }
 
 
-def cwt_return(month: date) -> CwtReturn:
+def cwt_return(month: date, visible=None) -> CwtReturn:
     """One row per clock of a national standard that stopped (met or missed) in ``month``,
-    by the local date of its stop; two queries."""
+    by the local date of its stop, of the pathways ``visible`` admits (an SQL condition;
+    None: all); two queries."""
     start, end = clocks.start_of_day(month), clocks.start_of_day(next_month(month))
     stop = aliased(Event)
     order = case({code: i for i, code in enumerate(STANDARD_CODES)}, value=PathwayClock.clock)
@@ -389,6 +395,7 @@ def cwt_return(month: date) -> CwtReturn:
             PathwayClock.stopped_at >= start,
             PathwayClock.stopped_at < end,
             Pathway.in_error.is_(False),
+            *([visible] if visible is not None else []),
         )
         .order_by(order, PathwayClock.stopped_at, PathwayClock.pathway_id, PathwayClock.id)
     ).all()

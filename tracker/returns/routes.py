@@ -6,9 +6,11 @@ same functions); these views read the query string, call one of them and answer.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 from flask import Blueprint, abort, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 
 from tracker.core.clock import local_date
@@ -16,6 +18,7 @@ from tracker.engine import clocks
 from tracker.engine.dictionary import REFERRAL_PRIORITY
 from tracker.extensions import db
 from tracker.returns import queries
+from tracker.teams import scope
 from tracker.users.models import User
 from tracker.web.csv import csv_response
 
@@ -38,6 +41,8 @@ def _surgeons() -> list[User]:
 def _ptl_filters():
     args = request.args
     filters, errors = queries.ptl_filters(args.get("band"), args.get("lead_surgeon"))
+    if filters is not None:
+        filters = replace(filters, visible=scope.pathways(current_user, _now()))
     return filters, [message for messages in errors.values() for message in messages]
 
 
@@ -104,7 +109,7 @@ def cwt():
     }
     if month is None:
         return render_template("returns/cwt.html", result=None, **context), 422
-    result = queries.cwt_return(month)
+    result = queries.cwt_return(month, scope.pathways(current_user, _now()))
     return render_template(
         "returns/cwt.html",
         result=result,
@@ -121,6 +126,6 @@ def cwt_csv():
     month, problem = _month(None)
     if month is None:
         abort(422, problem)
-    result = queries.cwt_return(month)
+    result = queries.cwt_return(month, scope.pathways(current_user, _now()))
     rows = (_cells(row.record()) for row in result.rows)
     return csv_response(f"cwt_return_{month:%Y-%m}.csv", list(queries.RETURN_COLUMNS), rows)

@@ -13,9 +13,11 @@ from flask import Blueprint, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
+from tracker.core.db import utcnow
 from tracker.engine import clocks
 from tracker.engine.models import Pathway
 from tracker.extensions import db
+from tracker.teams import scope
 from tracker.users.models import User
 
 bp = Blueprint("review", __name__, url_prefix="/sign-off")
@@ -41,6 +43,7 @@ def index():
                 Pathway.lead_surgeon_id == surgeon.id,
                 Pathway.unreviewed_steps > 0,
                 Pathway.in_error.is_(False),
+                scope.pathways(current_user, utcnow()),
             )
             .order_by(Pathway.next_target_sort, Pathway.id)
             .limit(LIMIT)

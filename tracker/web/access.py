@@ -81,6 +81,9 @@ ACCESS: dict[str, Rule] = {
     "users.unlock": Rule(ADMIN),
     "audit.index": Rule(ADMIN, shows="list"),
     "audit.export": Rule(ADMIN, shows="export"),
+    "teams.report": Rule(ADMIN, shows="list"),
+    # Break-glass: anyone who reads records may open another team's, with a reason.
+    "teams.emergency_access": Rule(EVERYONE),
     # The API: the same permissions as the pages (a token acts as its user).
     "api.definition": Rule(EVERYONE),
     "api.create_patient": Rule(CLINICAL),

@@ -46,6 +46,8 @@ def record_request(response: Response) -> None:
     if rule.shows and status == 200 and request.method == "GET":
         patient_id, pathway_id = _ids()
         detail = {"endpoint": request.endpoint}
+        if (access := g.get("emergency_access")) is not None:
+            detail["emergency_access"] = access.id  # seen through break-glass
         if request.query_string:
             detail["query"] = request.query_string.decode("utf-8", "replace")[:_MAX_QUERY]
         record(

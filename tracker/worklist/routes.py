@@ -10,10 +10,10 @@ from sqlalchemy import case, func, or_, select
 
 from tracker.engine import clocks
 from tracker.engine import steps as d
-from tracker.engine.counts import open_by_state
 from tracker.engine.models import Pathway
 from tracker.extensions import db
 from tracker.patients.models import Patient
+from tracker.teams import scope
 from tracker.web.csv import csv_response
 from tracker.web.helpers import name_or_mrn
 
@@ -48,7 +48,7 @@ TARGET_FILTERS = {
 def filtered(args, now: datetime, user, what=Pathway, sort: str | None = None):
     """The worklist query for the request's filters: every condition is SQL, on indexed
     columns of the pathway row; patients are joined only to search or sort by name."""
-    query = select(what).where(Pathway.closed_at.is_(None))
+    query = select(what).where(Pathway.closed_at.is_(None), scope.pathways(user, now))
     q = (args.get("q") or "").strip()[:100]
     if q or sort == "name":
         query = query.join(Pathway.patient)
@@ -84,7 +84,7 @@ def index():
     # An absurd page number is an empty page, not an offset the database cannot hold.
     page = min(max(1, args.get("page", 1, type=int) or 1), 1_000_000)
     size = int(current_app.config["WORKLIST_PAGE_SIZE"])
-    counts = open_by_state(db.session)
+    counts = scope.open_by_state(current_user, now)
     if any(args.get(name) for name in FILTERS):
         total = db.session.scalar(filtered(args, now, current_user, func.count(Pathway.id)))
     else:  # every open pathway: the per-state counts already add up to it
