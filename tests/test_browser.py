@@ -552,3 +552,44 @@ def test_waiting_times_as_a_coordinator_keeps_them(live_app, page, backend):
         lambda p: p.get_by_label("Why cancer is ruled out").select_option("benign"),
     )
     assert "Discharged" in page.locator("main").inner_text()
+
+
+def test_another_teams_patient_opens_only_with_emergency_access(live_app, page, backend):
+    """A spine coordinator does not find a metastatic-team patient; their page offers
+    emergency access, which asks for a reason and opens it under a banner."""
+    from sqlalchemy import select
+
+    from tests.helpers import new_pathway
+    from tracker.teams.services import set_teams
+    from tracker.users.models import User
+
+    with live_app.app_context():
+        coordinator = db.session.scalar(select(User).where(User.username == "coordinator"))
+        pathway = new_pathway(coordinator, diagnosis_category="metastatic_spinal")
+        set_teams(coordinator, ["spine"])
+        db.session.commit()
+        pathway_id, mrn = pathway.id, pathway.patient.mrn
+        db.session.remove()
+
+    page.goto("/login")
+    page.get_by_label("Username").fill("coordinator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"/patients/?q={mrn}")
+    assert "No patient found" in page.locator("main").inner_text()
+    page.goto(f"/pathways/{pathway_id}")
+    main = page.locator("main")
+    assert "Another team's patient" in main.inner_text() and mrn not in main.inner_text()
+    assert "Metastatic spine" in main.inner_text()
+    page.get_by_label("Clinical reason").fill("short")
+    page.get_by_role("button", name="Open with emergency access").click()
+    assert "at least 10 characters" in page.locator("main").inner_text()
+    assert not serious_violations(page)
+    page.get_by_label("Clinical reason").fill("Admitted overnight with cord compression, on call")
+    page.get_by_role("button", name="Open with emergency access").click()
+    page.wait_for_url(re.compile(rf"/pathways/{pathway_id}$"))
+    text = page.locator("main").inner_text()
+    assert "Emergency access" in text and "every view is audited" in text
+    assert mrn in text
+    if backend == "sqlite":
+        page.screenshot(path=SHOTS / "emergency-access.png", full_page=True)

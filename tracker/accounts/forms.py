@@ -62,7 +62,7 @@ class UserEditForm(FlaskForm):
         "audited emergency access).",
     )
     # Sent with the checkboxes: a post without it (none ticked sends nothing) keeps them.
-    teams_shown = HiddenField(default="1")
+    teams_shown = HiddenField()
     submit = SubmitField("Save")
 
     def __init__(self, *args, **kwargs):

@@ -184,6 +184,7 @@ def edit(user_id: int):
     form = UserEditForm(obj=user)
     if request.method == "GET":
         form.teams.data = team_codes(user)
+        form.teams_shown.data = "1"
     if form.validate_on_submit():
         try:
             if form.role.data != user.role:

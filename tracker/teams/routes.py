@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -108,16 +108,11 @@ def emergency_access(patient_id: int):
     target = _safe_next(form.next.data, url_for("patients.show", patient_id=patient_id))
     if form.validate_on_submit():
         try:
-            access = grant_emergency_access(current_user, patient_id, form.reason.data, utcnow())
+            # The pages it opens say so in a red banner, with the time it ends.
+            grant_emergency_access(current_user, patient_id, form.reason.data, utcnow())
         except AccessError as exc:
             form.reason.errors = [str(exc)]
         else:
-            until = access.expires_at.astimezone(local_zone()).strftime("%H:%M")
-            flash(
-                f"Emergency access to this patient until {until}. Every view is audited "
-                "and reported to the administrators.",
-                "warning",
-            )
             return redirect(target)
     return (
         render_template(
