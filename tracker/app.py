@@ -24,6 +24,7 @@ from tracker.patients.routes import bp as patients_bp
 from tracker.reports.routes import bp as reports_bp
 from tracker.returns.routes import bp as returns_bp
 from tracker.review.routes import bp as review_bp
+from tracker.web import limits
 from tracker.worklist.routes import bp as worklist_bp
 
 # Every feature's pages, in the order their URL rules are matched.
@@ -100,5 +101,6 @@ def create_app(config: str | type | None = None) -> Flask:
         app.register_blueprint(blueprint)
     # The API reads no session cookie, only bearer tokens, so CSRF does not apply to it.
     ext.csrf.exempt(api_bp)
+    limits.init_app(app, login_view="auth.login", api_blueprint=api_bp)
     cli.init_app(app)
     return app
