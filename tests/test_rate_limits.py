@@ -334,3 +334,19 @@ def test_bad_bearer_tokens_are_audited_per_address_and_window_not_per_call(limit
     latest = entries("api_token_failed")[-1]
     assert '"count_in_window": 1' in latest.detail
     assert '"previous_window_count": 120' in latest.detail
+
+
+def test_with_redis_unreachable_logins_go_on_and_failures_are_audited_one_by_one(
+    app, users, session
+):
+    session.commit()
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    server = make_app(url, **{**DEFAULT_LIMITS, "RATELIMIT_STORAGE_URI": dead}).test_client()
+    assert log_in(server, "coordinator").status_code == 302
+    for i in range(3):
+        response = server.get("/api/v1/definition", headers={"Authorization": f"Bearer trk_{i}"})
+        assert response.status_code == 401
+    failed = entries("api_token_failed")
+    assert len(failed) == 3
+    assert all("the rate-limit storage is unreachable" in e.detail for e in failed)

@@ -84,6 +84,8 @@ def _counted(action: str, reason: str) -> None:
         "count_in_window": count,
         "window_start": datetime.fromtimestamp(start, UTC).isoformat(),
     }
+    if count is None:
+        detail["count_in_window"] = "not counted: the rate-limit storage is unreachable"
     if count == 1:
         detail["previous_window_count"] = previous
     record(action, outcome="refused", detail=detail)

@@ -8,7 +8,9 @@
   (``API_ANONYMOUS_RATE_LIMIT``), so random tokens do not each get a fresh allowance.
 
 The counters live in ``RATELIMIT_STORAGE_URI``: ``memory://`` for one server, Redis for
-several (every server then adds to the same counts). A stopped request answers 429 with
+several (every server then adds to the same counts). If Redis cannot be reached, requests
+are not limited (the error is logged) rather than refused, and the failures below are
+audited one by one. A stopped request answers 429 with
 ``Retry-After``: a page that says how long to wait, or the API's JSON error.
 
 Failures that anyone can cause without an account (a bad bearer token, a 429) are not
@@ -28,6 +30,7 @@ import time
 
 from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_limiter import Limiter, RateLimitExceeded
+from limits.errors import StorageError
 
 
 def address() -> str:
@@ -66,11 +69,20 @@ def _limiter(app: Flask | None = None) -> Limiter:
 def init_app(app: Flask, login_view: str, api_blueprint) -> None:
     """One limiter per app (its storage is the app's): the login view's limits, the API
     blueprint's, and the 429 answer."""
+    uri = app.config["RATELIMIT_STORAGE_URI"]
+    options: dict = {"wrap_exceptions": True}  # a storage failure is a StorageError
+    if uri.startswith(("redis://", "rediss://")):
+        # An unreachable Redis costs a request a second at most, not a hang.
+        options |= {"socket_connect_timeout": 1, "socket_timeout": 1}
     limiter = Limiter(
         key_func=address,
-        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        storage_uri=uri,
+        storage_options=options,
         key_prefix=app.config["RATELIMIT_KEY_PREFIX"],
         strategy="fixed-window",
+        # Redis down: requests go on unlimited (logged) rather than every login failing;
+        # each account's lockout, kept in the database, still holds.
+        swallow_errors=True,
     )
     limiter.init_app(app)
     app.extensions["tracker_limiter"] = limiter
@@ -120,9 +132,10 @@ def init_app(app: Flask, login_view: str, api_blueprint) -> None:
 
 def _retry_after() -> int:
     limit = _limiter().current_limit
-    if limit is None:
+    try:
+        return max(1, math.ceil(limit.reset_at - time.time())) if limit else 60
+    except StorageError:  # the storage went away since it counted this request
         return 60
-    return max(1, math.ceil(limit.reset_at - time.time()))
 
 
 def _too_many(exc: RateLimitExceeded):
@@ -141,22 +154,31 @@ def _too_many(exc: RateLimitExceeded):
     return page, 429, headers
 
 
-def count_failure(kind: str, who: str) -> tuple[int, int, int]:
+def count_failure(kind: str, who: str) -> tuple[int | None, int, int]:
     """Count one failure of ``kind`` from ``who`` in the current audit window.
 
     Returns (the count so far in this window, the window's start as a Unix time, the
     previous window's total, read only for the window's first failure, else 0). The
     increment is atomic in every storage, so each count is seen by exactly one request.
+    The count is None when the storage cannot be reached: the caller writes the failure
+    on its own then, so that none goes unaudited.
     """
     storage = _limiter().storage
     window = current_app.config["AUDIT_AGGREGATE_MINUTES"] * 60
     start = int(time.time() // window) * window
     prefix = f"{current_app.config['RATELIMIT_KEY_PREFIX']}/audit/{kind}/{who}"
-    count = storage.incr(f"{prefix}/{start}", 2 * window)
-    previous = storage.get(f"{prefix}/{start - window}") if count == 1 else 0
+    try:
+        count = storage.incr(f"{prefix}/{start}", 2 * window)
+        previous = storage.get(f"{prefix}/{start - window}") if count == 1 else 0
+    except StorageError:
+        current_app.logger.exception("rate-limit storage unreachable: %s counted one by one", kind)
+        return None, start, 0
     return count, start, previous
 
 
-def worth_an_entry(count: int) -> bool:
-    """The 1st, 10th, 100th, ... failure of a window: a few rows, the order of magnitude."""
+def worth_an_entry(count: int | None) -> bool:
+    """The 1st, 10th, 100th, ... failure of a window: a few rows, the order of magnitude
+    (every one while the count cannot be kept)."""
+    if count is None:
+        return True
     return count > 0 and 10 ** (len(str(count)) - 1) == count
