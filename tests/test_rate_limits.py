@@ -204,6 +204,11 @@ def test_password_spraying_from_one_address_is_stopped(limited, users):
         assert f"try again in {seconds} seconds" in body
         # Another address is not held back.
         assert log_in(server, "viewer", address="10.0.0.2").status_code == 302
+    # 15 stopped attempts, two audit entries: the window's 1st and 10th, with the count.
+    first, tenth = entries("rate_limited")
+    assert '"count_in_window": 1,' in first.detail and '"count_in_window": 10,' in tenth.detail
+    assert first.address == tenth.address == "10.0.0.1"
+    assert "Too many login attempts from your computer" in first.detail
     # Stopped attempts never reached the accounts: no lockout came of them.
     assert all(u.failed_logins <= 4 for u in db.session.scalars(select(type(users["admin"]))))
 
@@ -218,6 +223,26 @@ def test_the_address_limit_lifts_after_its_minute(app, users, session):
         assert log_in(server, "coordinator", address="10.0.0.3").status_code == 429
     with time_machine.travel(start + timedelta(seconds=61), tick=False):
         assert log_in(server, "coordinator", address="10.0.0.3").status_code == 302
+
+
+def test_the_address_allows_100_login_posts_an_hour(app, users, session):
+    """10 a minute for 10 minutes, then the hour's 100 are spent (every POST counts, a
+    form with no password too)."""
+    session.commit()
+    server = make_app(app.config["SQLALCHEMY_DATABASE_URI"], **DEFAULT_LIMITS).test_client()
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for minute in range(10):
+        with time_machine.travel(start + timedelta(seconds=61 * minute), tick=False):
+            statuses = {
+                log_in(server, f"user{minute}-{i}", "", address="10.0.0.4").status_code
+                for i in range(10)
+            }
+            assert statuses == {422}
+    with time_machine.travel(start + timedelta(seconds=61 * 10), tick=False):
+        response = log_in(server, "coordinator", address="10.0.0.4")
+        assert response.status_code == 429
+        assert int(response.headers["Retry-After"]) in (2990, 2991)
+        assert "try again in 50 minutes" in response.get_data(as_text=True)
 
 
 def test_one_account_from_many_addresses_is_stopped(limited, users):

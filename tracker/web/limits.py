@@ -62,8 +62,8 @@ def _api_key() -> str:
     return f"api-user:{user.id}" if user is not None else "address:" + address()
 
 
-def _limiter(app: Flask | None = None) -> Limiter:
-    return (app or current_app).extensions["tracker_limiter"]
+def _limiter() -> Limiter:
+    return current_app.extensions["tracker_limiter"]
 
 
 def init_app(app: Flask, login_view: str, api_blueprint) -> None:
