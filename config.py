@@ -41,8 +41,25 @@ class Config:
     SESSION_ABSOLUTE_HOURS = int(os.environ.get("SESSION_ABSOLUTE_HOURS", "12"))
     # How often a session's last activity is written (seconds): the idle limit's grain.
     SESSION_TOUCH_SECONDS = int(os.environ.get("SESSION_TOUCH_SECONDS", "60"))
+    # How long the signed cookie of a visitor who is not logged in (the login form's
+    # CSRF token, a message) is believed; such a visitor has no row in web_session.
+    ANONYMOUS_SESSION_MINUTES = int(os.environ.get("ANONYMOUS_SESSION_MINUTES", "720"))
     LOGIN_LOCK_AFTER = int(os.environ.get("LOGIN_LOCK_AFTER", "5"))
     LOGIN_LOCK_MINUTES = int(os.environ.get("LOGIN_LOCK_MINUTES", "15"))
+    # Rate limits (tracker/web/limits.py), in Flask-Limiter's notation, ";" between
+    # several. Counters in RATELIMIT_STORAGE_URI: memory:// for one app server, Redis
+    # (redis://host:6379/N) shared by several.
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "tracker")
+    LOGIN_RATE_LIMIT_ADDRESS = os.environ.get(
+        "LOGIN_RATE_LIMIT_ADDRESS", "10 per minute;100 per hour"
+    )
+    LOGIN_RATE_LIMIT_ACCOUNT = os.environ.get("LOGIN_RATE_LIMIT_ACCOUNT", "5 per minute")
+    API_RATE_LIMIT = os.environ.get("API_RATE_LIMIT", "300 per minute")
+    API_ANONYMOUS_RATE_LIMIT = os.environ.get("API_ANONYMOUS_RATE_LIMIT", "30 per minute")
+    # Failures anyone can cause (a bad API token, a rate limit hit) are audited per
+    # address per window of this many minutes, with their count, not one row each.
+    AUDIT_AGGREGATE_MINUTES = int(os.environ.get("AUDIT_AGGREGATE_MINUTES", "15"))
     # The HMAC key of the event and audit hash chains, kept outside the database: the
     # key itself (AUDIT_KEY), or a file holding it (AUDIT_KEY_FILE).
     AUDIT_KEY = os.environ.get("AUDIT_KEY", "")
@@ -99,6 +116,12 @@ class TestingConfig(Config):
     WTF_CSRF_ENABLED = False
     SQLITE_EXPLICIT_TRANSACTIONS = True
     LOG_CHAIN_HEADS_AT_START = False  # tests/test_integrity.py turns it on
+    # Tests log in many times from one address; the tests of the limits set them back
+    # to Config's (tests/test_rate_limits.py).
+    LOGIN_RATE_LIMIT_ADDRESS = "100000 per minute"
+    LOGIN_RATE_LIMIT_ACCOUNT = "100000 per minute"
+    API_RATE_LIMIT = "100000 per minute"
+    API_ANONYMOUS_RATE_LIMIT = "100000 per minute"
 
 
 # TRACKER_ENV names one; unset, it is production (development runs only when asked for).

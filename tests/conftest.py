@@ -98,6 +98,8 @@ def session(app):
 
 @pytest.fixture
 def client(app, session):
+    # The rate limits' counters (memory) start empty, like the database.
+    app.extensions["tracker_limiter"].reset()
     return app.test_client()
 
 

@@ -136,8 +136,11 @@ def test_refusals_are_written(client, users, session):
     (refused,) = entries(action="refused")
     assert refused.user_id == users["viewer"].id and refused.outcome == "refused"
     assert "may not use this page" in refused.detail
+    # A call without a token: counted per address, the first in its window written.
     assert client.get("/api/v1/definition").status_code == 401
-    assert len(entries(action="refused")) == 2
+    (counted,) = entries(action="api_token_failed")
+    assert counted.outcome == "refused" and '"count_in_window": 1' in counted.detail
+    assert len(entries(action="refused")) == 1
 
 
 def test_a_refused_path_with_a_nul_is_written_escaped(client, users, session):

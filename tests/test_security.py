@@ -79,15 +79,21 @@ def test_the_cookie_is_httponly_samesite_lax_and_secure_when_configured(app, use
 
 def test_a_login_starts_a_new_session_id(client, users, session):
     session.commit()
-    client.get("/")  # anonymous: sent to log in, with a message kept in a session
-    before = cookie_of(client)
-    assert before
+    # An id planted before the login (another user's browser, a crafted link) is never
+    # adopted: the login makes its own.
+    planted = "planted-" + "x" * 40
+    client.set_cookie(COOKIE, planted)
+    client.get("/")  # anonymous: sent to log in, with a message
     assert log_in(client, "coordinator").status_code == 302
-    after = cookie_of(client)
-    assert after and after != before
-    # The id from before the login is worthless: a planted id gets nothing.
+    first = cookie_of(client)
+    assert first and first != planted
+    # Logging in again (after a logout) gives another id; the old one is worthless.
+    client.post("/logout")
+    assert log_in(client, "coordinator").status_code == 302
+    second = cookie_of(client)
+    assert second and second not in (first, planted)
     other = client.application.test_client()
-    other.set_cookie(COOKIE, before)
+    other.set_cookie(COOKIE, first)
     assert other.get("/").status_code == 302
 
 
@@ -307,8 +313,24 @@ def test_unknown_usernames_are_audited_and_answered_like_wrong_passwords(client,
     assert unknown.status_code == wrong.status_code == 401
     message = "Unknown username or wrong password, or the account is deactivated."
     assert message in unknown.get_data(as_text=True) and message in wrong.get_data(as_text=True)
-    (entry,) = audit("login_failed", username="nobody-here")
-    assert entry.user_id is None and entry.detail == "unknown username"
+    (entry,) = audit("login_failed", user_id=None)
+    assert entry.detail == "unknown username"
+    # What was typed is not kept (it may be a password typed in the wrong box): its
+    # length and a keyed hash, the same for the same text.
+    assert entry.username.startswith("unknown:") and entry.username.endswith(":11")
+    assert "nobody" not in entry.username
+    log_in(client, "Nobody-Here ", "another password")
+    again = audit("login_failed", user_id=None)[-1]
+    assert again.username == entry.username
+
+
+def test_a_password_typed_as_the_username_never_reaches_the_audit_log(client, users, session):
+    session.commit()
+    secret = "my-real-Passw0rd-typed-here"
+    log_in(client, secret, "whatever")
+    for entry in session.scalars(select(AuditEntry)):
+        for value in (entry.username, entry.detail, entry.path):
+            assert secret.lower()[:6] not in (value or "").lower()
 
 
 def test_an_administrator_unlocks_an_account(client, users, session):

@@ -28,6 +28,7 @@ from tracker.reports.routes import bp as reports_bp
 from tracker.returns.routes import bp as returns_bp
 from tracker.review.routes import bp as review_bp
 from tracker.teams import routes as teams_routes
+from tracker.web import limits
 from tracker.worklist.routes import bp as worklist_bp
 
 # Every feature's pages, in the order their URL rules are matched.
@@ -144,6 +145,7 @@ def create_app(config: str | type | None = None) -> Flask:
         app.register_blueprint(blueprint)
     # The API reads no session cookie, only bearer tokens, so CSRF does not apply to it.
     ext.csrf.exempt(api_bp)
+    limits.init_app(app, login_view="auth.login", api_blueprint=api_bp)
     cli.init_app(app)
     # When the app starts to serve; a `flask ...` command logs them itself if it needs to
     # (verify, log-chain-heads), so a cron job does not log them twice.

@@ -24,7 +24,7 @@ from tracker.accounts.forms import LoginForm, PasswordChangeForm, UserCreateForm
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token as new_token
 from tracker.api.services import revoke, tokens_of
-from tracker.audit.services import record
+from tracker.audit.services import record, unknown_username
 from tracker.core.clock import local_zone
 from tracker.core.db import utcnow
 from tracker.engine import teams
@@ -99,7 +99,8 @@ def login():
             return render_template("auth/login.html", form=form), 429
         if user is None:
             check_password_hash(_DUMMY_HASH, form.password.data)
-            record("login_failed", username=username, outcome="refused", detail="unknown username")
+            typed = unknown_username(username)
+            record("login_failed", username=typed, outcome="refused", detail="unknown username")
         elif not check_password(user, form.password.data):
             config = current_app.config
             locked = note_failed_login(

@@ -17,7 +17,6 @@ from werkzeug.exceptions import HTTPException
 from tracker.api import serialize
 from tracker.api.fhir import bundle
 from tracker.api.openapi import document
-from tracker.api.services import authenticate
 from tracker.core.clock import local_date
 from tracker.core.text import has_control_characters
 from tracker.engine import clocks, services, teams
@@ -32,6 +31,7 @@ from tracker.returns import queries as returns
 from tracker.teams import scope
 from tracker.web.access import ANONYMOUS, refusal, rule_for
 from tracker.web.boundary import discard
+from tracker.web.limits import api_caller
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 PAGE_SIZE = 50
@@ -74,9 +74,7 @@ def _http_error(exc: HTTPException):
 def _authenticate():
     if ANONYMOUS in rule_for(request.endpoint).roles:
         return None
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    user = authenticate(token.strip()) if scheme.lower() == "bearer" else None
+    user = api_caller()
     if user is None:
         raise ApiError(
             401, "unauthorized", "Send a valid API token: 'Authorization: Bearer <token>'."

@@ -9,6 +9,8 @@ from :func:`acting_as` in the command line.
 from __future__ import annotations
 
 import getpass
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -36,6 +38,8 @@ ACTIONS = {
     "view": "Viewed",
     "export": "Exported",
     "refused": "Refused",
+    "api_token_failed": "API token refused (counted per address)",
+    "rate_limited": "Rate limit hit (counted per address)",
     "record_event": "Recorded a step",
     "register_patient": "Registered a patient",
     "update_patient": "Changed a patient",
@@ -100,6 +104,18 @@ def _actor():
     # and host, with or without a user of the app (`acting_as`).
     user, address = _cli_actor.get() or (None, None)
     return user, address or command_line_actor(), "", ""
+
+
+def unknown_username(typed: str) -> str:
+    """What the log keeps of a username that matched no account: its length and a keyed
+    hash (HMAC-SHA256 under the audit key, 12 hex digits), never the text, which may be a
+    password typed into the wrong box. The same text always gives the same hash, so
+    repeated tries of one name show as such; without the key it cannot be guessed back."""
+    from flask import current_app
+
+    key = current_app.extensions["audit_key"]
+    digest = hmac.new(key, b"unknown-username:" + typed.encode(), hashlib.sha256)
+    return f"unknown:{digest.hexdigest()[:12]}:{len(typed)}"
 
 
 def record(

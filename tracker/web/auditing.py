@@ -3,9 +3,18 @@
 Changes write their own entries in their transaction (tracker.audit.services); after
 each request, the transaction boundary asks here for one entry for a page or call that
 showed patient data (the matrix's ``shows``) and one for each refusal (401, 403).
+
+Two refusals anyone can cause without an account are counted, not written one by one
+(else a flood of them would write a flood of chained rows): an API call without a valid
+token, and a request stopped by a rate limit. Per address and window
+(``AUDIT_AGGREGATE_MINUTES``) the log gets the 1st, 10th, 100th, ... with the count so
+far; the window's first entry also gives the previous window's total
+(``tracker.web.limits.count_failure``).
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from flask import Response, g, request
 
@@ -13,6 +22,7 @@ from tracker.audit.services import record
 from tracker.engine.models import Pathway
 from tracker.extensions import db
 from tracker.web.access import rule_for
+from tracker.web.limits import address, count_failure, worth_an_entry
 
 # Query arguments worth keeping with a list view (what was asked for), bounded.
 _MAX_QUERY = 500
@@ -35,6 +45,12 @@ def record_request(response: Response) -> None:
     """Add the request's audit entry, if it has one; the transaction boundary
     (``tracker.web.boundary``) commits it with the rest of the request, or alone."""
     status = response.status_code
+    if getattr(g, "rate_limited", None):
+        _counted("rate_limited", g.rate_limited)
+        return
+    if status == 401 and request.blueprint == "api":
+        _counted("api_token_failed", getattr(g, "refusal", None) or "no valid token")
+        return
     if status in (401, 403):
         reason = getattr(g, "refusal", None) or f"HTTP {status}"
         record(
@@ -56,3 +72,22 @@ def record_request(response: Response) -> None:
             pathway_id=pathway_id,
             detail=detail,
         )
+
+
+def _counted(action: str, reason: str) -> None:
+    """One entry for the 1st, 10th, 100th, ... such failure from this address in this
+    window, with the count so far (and, on the first, the previous window's total)."""
+    count, start, previous = count_failure(action, address())
+    if not worth_an_entry(count):
+        return
+    detail = {
+        "endpoint": request.endpoint,
+        "reason": reason,
+        "count_in_window": count,
+        "window_start": datetime.fromtimestamp(start, UTC).isoformat(),
+    }
+    if count is None:
+        detail["count_in_window"] = "not counted: the rate-limit storage is unreachable"
+    if count == 1:
+        detail["previous_window_count"] = previous
+    record(action, outcome="refused", detail=detail)

@@ -4,16 +4,24 @@ Logging out deletes the row and deactivating an account deletes all of its rows,
 copied cookie stops working at once, on every app server. A session ends after
 SESSION_IDLE_MINUTES without a request and SESSION_ABSOLUTE_HOURS after it began; a
 login starts a new id (no session fixation).
+
+Only a logged-in user has a row. What an anonymous visitor's session holds (the login
+form's CSRF token, a flashed message) travels in a second cookie, signed with
+SECRET_KEY and read back only within ANONYMOUS_SESSION_MINUTES: a visitor, or a flood of
+them, writes nothing to the database. The login moves that data into a new row under a
+new id and deletes the anonymous cookie; a logout does the reverse.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from datetime import timedelta
 
 from flask import Flask, Request, Response, request
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, insert, or_, update
 from werkzeug.datastructures import CallbackDict
 
@@ -26,6 +34,20 @@ from tracker.users.sessions import session_hash
 _serializer = TaggedJSONSerializer()
 # Requests that never need a session: no database read for them.
 _SESSIONLESS_PREFIXES = ("/static/", "/bootstrap/static/", "/healthz", "/api/")
+_USER_KEY = "_user_id"  # Flask-Login's: a session holding it is a logged-in one
+
+
+def anonymous_cookie_name(app: Flask) -> str:
+    return app.config["SESSION_COOKIE_NAME"] + "_anon"
+
+
+def _anonymous_signer(app: Flask) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(
+        app.secret_key,
+        salt="tracker-anonymous-session",
+        serializer=_serializer,
+        signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha256},
+    )
 
 
 class ServerSession(CallbackDict, SessionMixin):
@@ -44,9 +66,13 @@ class ServerSession(CallbackDict, SessionMixin):
         # Set when the cookie named a session that timed out: (reason, user id).
         self.expired: tuple[str, int | None] | None = None
         self.stale_cookie = False
+        # The request brought an anonymous (signed cookie) session.
+        self.anonymous_cookie = False
 
     def regenerate(self) -> None:
-        """A new id for this session's data (at login)."""
+        """A new id for this session's data (at login), and a new CSRF token: neither
+        from before the login is worth anything after it."""
+        self.pop("csrf_token", None)  # Flask-WTF makes a new one when next asked
         self.regenerate_requested = True
         self.modified = True
 
@@ -73,10 +99,10 @@ class ServerSessionInterface(SessionInterface):
             return self.make_null_session(app)
         sid = request.cookies.get(self.get_cookie_name(app))
         if not sid or len(sid) > 100:
-            return ServerSession()
+            return self._anonymous(app, request)
         row = db.session.get(WebSession, session_hash(sid))
         if row is None:
-            session = ServerSession()
+            session = self._anonymous(app, request)
             session.stale_cookie = True
             return session
         now = utcnow()
@@ -87,7 +113,8 @@ class ServerSessionInterface(SessionInterface):
         elif now - row.created_at > absolute:
             reason = f"{app.config['SESSION_ABSOLUTE_HOURS']} hours after you logged in"
         if reason:
-            session = ServerSession(row=row)
+            session = self._anonymous(app, request)
+            session.id_hash, session.last_seen_at = row.id_hash, row.last_seen_at
             session.stale_cookie = True
             session.expired = (reason, row.user_id)
             return session
@@ -96,6 +123,45 @@ class ServerSessionInterface(SessionInterface):
         except ValueError:
             data = {}
         return ServerSession(data, sid=sid, row=row)
+
+    @staticmethod
+    def _anonymous(app: Flask, request: Request) -> ServerSession:
+        """The session of a visitor who is not logged in: from the signed cookie, if any."""
+        value = request.cookies.get(anonymous_cookie_name(app))
+        data = {}
+        if value and len(value) <= 4096:
+            try:
+                data = _anonymous_signer(app).loads(
+                    value, max_age=app.config["ANONYMOUS_SESSION_MINUTES"] * 60
+                )
+            except (BadSignature, ValueError):
+                data = {}
+        data = data if isinstance(data, dict) else {}
+        # Never a login from this cookie, whatever it holds.
+        for key in (_USER_KEY, "_fresh", "_id"):
+            data.pop(key, None)
+        session = ServerSession(data)
+        session.anonymous_cookie = value is not None
+        return session
+
+    def _save_anonymous(self, app: Flask, session: ServerSession, response: Response) -> None:
+        """No row: the data, if any, in the signed cookie; the server cookie forgotten."""
+        if session.stale_cookie or session.ended:
+            response.delete_cookie(self.get_cookie_name(app), path=self.get_cookie_path(app))
+        name = anonymous_cookie_name(app)
+        if session and not session.ended:
+            if session.modified or not session.anonymous_cookie:
+                response.set_cookie(
+                    name,
+                    _anonymous_signer(app).dumps(dict(session)),
+                    httponly=True,
+                    secure=self.get_cookie_secure(app),
+                    samesite=self.get_cookie_samesite(app),
+                    path=self.get_cookie_path(app),
+                    domain=self.get_cookie_domain(app),
+                )
+        elif session.anonymous_cookie:
+            response.delete_cookie(name, path=self.get_cookie_path(app))
 
     def save_session(self, app: Flask, session, response: Response) -> None:
         # Core statements, not the ORM object: the row may have been deleted meanwhile
@@ -114,17 +180,13 @@ class ServerSessionInterface(SessionInterface):
                 )
             self._delete(session)
             wrote = True
-        if session.ended:
+        if session.ended or _USER_KEY not in session:
+            # Not (or no longer) logged in: no row; a logout deletes the one it had.
             if session.id_hash:
                 self._delete(session)
                 wrote = True
-            response.delete_cookie(name, path=self.get_cookie_path(app))
-            self._commit(wrote)
-            return
-        if session.id_hash is None and not session:
-            # Nothing to keep: forget a stale cookie, write nothing.
-            if session.stale_cookie:
-                response.delete_cookie(name, path=self.get_cookie_path(app))
+                session.stale_cookie = True
+            self._save_anonymous(app, session, response)
             self._commit(wrote)
             return
         new_sid = None
@@ -146,6 +208,8 @@ class ServerSessionInterface(SessionInterface):
             )
             session.sid, session.id_hash = new_sid, session_hash(new_sid)
             session.modified = True
+            if session.anonymous_cookie:
+                response.delete_cookie(anonymous_cookie_name(app), path=self.get_cookie_path(app))
         touch = timedelta(seconds=app.config["SESSION_TOUCH_SECONDS"])
         values = None
         if session.modified:
