@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, current_app, url_for
 from flask.cli import AppGroup
 from sqlalchemy import func, select, text
 
@@ -20,6 +20,7 @@ from tracker.engine.derive import refresh_all
 from tracker.engine.verify import verify_all
 from tracker.extensions import db
 from tracker.pathway.importer import import_file
+from tracker.users import resets
 from tracker.users import services as accounts
 from tracker.users.models import User
 from tracker.users.roles import ROLE_LABELS, ROLES
@@ -62,6 +63,38 @@ def create_token(username: str, name: str) -> None:
     click.echo(plain)
     click.echo(
         f"Token for {user.username}; it is shown only now. Revoke it from their account page.",
+        err=True,
+    )
+
+
+@tracker_cli.command("reset-password")
+@click.argument("username")
+@click.option(
+    "--base-url",
+    default="",
+    help="The tracker's address as users reach it, e.g. https://tracker.example.nhs.uk "
+    "(default: the BASE_URL setting).",
+)
+def reset_password(username: str, base_url: str) -> None:
+    """Print a one-time link for USERNAME to set a new password (hand it over; nothing is
+    mailed). A newer link voids this one."""
+    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"No user is called '{username}'.")
+    hours = current_app.config["PASSWORD_RESET_HOURS"]
+    try:
+        _, plain = resets.issue(user, None, hours)
+        db.session.commit()
+    except UserError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    base = (base_url or current_app.config.get("BASE_URL") or "").rstrip("/")
+    with current_app.test_request_context(base_url=base or "http://localhost"):
+        path = url_for("auth.reset_password", token=plain)
+    click.echo(f"{base}{path}")
+    click.echo(
+        f"Reset link for {user.username}, shown only now: it works once, for {hours} hours."
+        + ("" if base else " Put the tracker's address (or --base-url) before it."),
         err=True,
     )
 

@@ -5,13 +5,14 @@ from tracker.audit import chain, services  # noqa: F401 - the hooks that seal an
 from tracker.audit.models import AuditEntry, ChainHead
 from tracker.engine.models import Event, Pathway
 from tracker.patients.models import Patient
-from tracker.users.models import User, WebSession
+from tracker.users.models import PasswordReset, User, WebSession
 
 __all__ = [
     "ApiToken",
     "AuditEntry",
     "ChainHead",
     "Event",
+    "PasswordReset",
     "Pathway",
     "Patient",
     "User",
