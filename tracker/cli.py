@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select, text
 
 from tracker.api import services as tokens
+from tracker.api.models import READ_WRITE, SCOPES
 from tracker.audit.chain import verify_chain
 from tracker.audit.services import acting_as, summarised
 from tracker.backup import BackupError, backup_database
@@ -53,16 +54,31 @@ def create_user(username: str, role: str, full_name: str) -> None:
 @tracker_cli.command("create-token")
 @click.argument("username")
 @click.option("--name", default="API token", help="What the token is for.")
-def create_token(username: str, name: str) -> None:
+@click.option(
+    "--scope",
+    type=click.Choice(sorted(SCOPES)),
+    default=READ_WRITE,
+    show_default=True,
+    help="read: GET only.",
+)
+@click.option("--days", type=int, help="Days it works (default and most: API_TOKEN_DAYS).")
+def create_token(username: str, name: str, scope: str, days: int | None) -> None:
     """Create an API token for USERNAME and print it once (only its hash is kept)."""
     user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None or not user.active:
         raise click.ClickException(f"No active user is called '{username}'.")
-    _, plain = tokens.create_token(user, name)
+    try:
+        token, plain = tokens.create_token(
+            user, name, scope=scope, days=days, max_days=current_app.config["API_TOKEN_DAYS"]
+        )
+    except tokens.TokenError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(plain)
     click.echo(
-        f"Token for {user.username}; it is shown only now. Revoke it from their account page.",
+        f"Token for {user.username} ({scope}, until {token.expires_at:%Y-%m-%d %H:%M} UTC); "
+        "it is shown only now. Revoke it from their account page.",
         err=True,
     )
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, ForeignKey, String
@@ -45,6 +46,10 @@ class ApiToken(Base):
     @property
     def expired(self) -> bool:
         return self.revoked_at is None and self.expires_at <= utcnow()
+
+    def days_left(self, now: datetime) -> int:
+        """Whole days (rounded up) until it expires; 0 once it has."""
+        return max(0, math.ceil((self.expires_at - now).total_seconds() / 86400))
 
     @property
     def writes(self) -> bool:

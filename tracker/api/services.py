@@ -56,13 +56,15 @@ def create_token(
         raise TokenError(f"A token lasts 1 to {max_days} days.", "days")
     name = (name or "").strip()[:100] or "API token"
     plain = PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
     token = ApiToken(
         user_id=user.id,
         name=name,
         token_hash=_hash(plain),
         hint=plain[:10],
         scope=scope,
-        expires_at=utcnow() + timedelta(days=days),
+        created_at=now,
+        expires_at=now + timedelta(days=days),
     )
     db.session.add(token)
     db.session.flush()
