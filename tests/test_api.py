@@ -609,3 +609,47 @@ def test_deactivation_revokes_tokens_and_reactivation_does_not_revive_them(
     response = client.get("/api/v1/definition", headers=bearer(plain))
     assert response.status_code == 401 and response.json["error"] == "unauthorized"
     assert stored_token(token.id).revoked_at == revoked_at  # stays revoked, as it was
+
+
+def test_the_migration_gives_existing_tokens_90_days_and_read_write(scratch_url):
+    import hashlib
+
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    from tests.conftest import make_app
+    from tests.helpers import make_users
+    from tracker.api.models import ApiToken
+
+    app = make_app(scratch_url)
+    with app.app_context():
+        upgrade(revision="5d0c7e21a9f4")
+        user = make_users()["coordinator"]
+        db.session.commit()
+        plain = "trk_" + "m" * 43
+        db.session.execute(
+            text(
+                "INSERT INTO api_token (user_id, name, token_hash, hint, created_at) "
+                "VALUES (:user, 'old feed', :hash, 'trk_mmmmmm', :at)"
+            ),
+            {
+                "user": user.id,
+                "hash": hashlib.sha256(plain.encode()).hexdigest(),
+                "at": datetime(2026, 1, 1, tzinfo=UTC).replace(tzinfo=None)
+                if db.engine.dialect.name == "sqlite"
+                else datetime(2026, 1, 1, tzinfo=UTC),
+            },
+        )
+        db.session.commit()
+        db.session.close()
+        upgrade()
+        token = db.session.scalar(select(ApiToken))
+        expected = datetime.now(UTC) + timedelta(days=90)
+        assert abs(token.expires_at - expected) < timedelta(minutes=5)
+        assert (token.scope, token.last_used_at, token.revoked_at) == ("read-write", None, None)
+        response = app.test_client().post("/api/v1/patients", json={}, headers=bearer(plain))
+        assert response.status_code == 422  # let through: it writes, and the body is empty
+        db.session.close()
+        downgrade(revision="5d0c7e21a9f4")
+        db.session.remove()
+        db.engine.dispose()

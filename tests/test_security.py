@@ -522,8 +522,10 @@ def test_a_reset_link_sets_a_new_password_once(app, admin_client, users, session
     db.session.expire_all()
     assert check_password(db.session.get(User, target.id), NEW_PASSWORD)
     # Audited: issued, used (with the password change), refused; never the token itself.
-    assert len(audit("password_reset_issued")) == 1
-    assert len(audit("password_reset_used")) == 1
+    (issued,) = audit("password_reset_issued", user_id=users["admin"].id)
+    assert '"username": "coordinator2"' in issued.detail
+    (used,) = audit("password_reset_used")
+    assert '"username": "coordinator2"' in used.detail
     assert len(audit("password_changed")) == 1
     assert len(audit("password_reset_refused", outcome="refused")) == 2
     assert len(audit("revoke_token")) == 1

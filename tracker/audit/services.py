@@ -204,15 +204,14 @@ def _entries_for(obj, new: bool) -> list[dict]:
                 {"action": "revoke_token", "detail": {"name": obj.name, "user_id": obj.user_id}}
             ]
     if kind == "PasswordReset":
+        # The user is set on the row by the services (no query inside a flush).
+        who = {"username": obj.user.username, "user_id": obj.user.id}
         if new:
             return [
-                {
-                    "action": "password_reset_issued",
-                    "detail": {"user_id": obj.user_id, "expires_at": obj.expires_at},
-                }
+                {"action": "password_reset_issued", "detail": {**who, "expires": obj.expires_at}}
             ]
         if "used_at" in _changed(obj):
-            return [{"action": "password_reset_used", "detail": {"user_id": obj.user_id}}]
+            return [{"action": "password_reset_used", "detail": who}]
     return []
 
 

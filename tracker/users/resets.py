@@ -56,7 +56,7 @@ def issue(user: User, actor: User | None, hours: int = DEFAULT_HOURS) -> tuple[P
     )
     plain = secrets.token_urlsafe(32)
     reset = PasswordReset(
-        user_id=user.id,
+        user=user,
         token_hash=_hash(plain),
         issued_by_id=actor.id if actor is not None else None,
         created_at=now,
