@@ -588,3 +588,6 @@ def test_a_reset_link_is_shown_once_to_the_administrator(app, admin_client, user
     path = issue_link(admin_client, target)
     page = admin_client.get(f"/users/{target.id}").get_data(as_text=True)
     assert path not in page and "Issue a password reset link" in page
+    # The account form beside a shown link still saves the account (it issues no link).
+    issued = admin_client.post(f"/users/{target.id}/reset-link").get_data(as_text=True)
+    assert f'action="/users/{target.id}"' in issued
