@@ -60,6 +60,12 @@ class Config:
     # Failures anyone can cause (a bad API token, a rate limit hit) are audited per
     # address per window of this many minutes, with their count, not one row each.
     AUDIT_AGGREGATE_MINUTES = int(os.environ.get("AUDIT_AGGREGATE_MINUTES", "15"))
+    # An API token works this many days at most (its creator may choose fewer).
+    API_TOKEN_DAYS = int(os.environ.get("API_TOKEN_DAYS", "90"))
+    # A password reset link works this many hours, once.
+    PASSWORD_RESET_HOURS = int(os.environ.get("PASSWORD_RESET_HOURS", "24"))
+    # The tracker's address as users reach it, for links printed by the command line.
+    BASE_URL = os.environ.get("BASE_URL", "")
     # The HMAC key of the event and audit hash chains, kept outside the database: the
     # key itself (AUDIT_KEY), or a file holding it (AUDIT_KEY_FILE).
     AUDIT_KEY = os.environ.get("AUDIT_KEY", "")

@@ -30,7 +30,8 @@ from tracker.engine import steps as d
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
 from tracker.patients.models import Patient
-from tracker.users.models import User
+from tracker.users.models import PasswordReset, User
+from tracker.users.resets import issue as issue_reset
 from tracker.users.roles import ROLES
 from tracker.web.access import ACCESS, ANONYMOUS, allowed, refusal
 
@@ -108,6 +109,8 @@ def world(users, session):
         token, plain = create_token(users[role], f"{role}'s token")
         tokens[role] = SimpleNamespace(id=token.id, plain=plain)
     other, other_plain = create_token(users["coordinator2"], "coordinator2's token")
+    # A password reset link that works (the walk posts it empty: nothing is used).
+    _, reset_plain = issue_reset(users["coordinator2"], users["admin"])
     session.commit()
     return SimpleNamespace(
         users=users,
@@ -118,6 +121,7 @@ def world(users, session):
         tokens=tokens,
         other_token=SimpleNamespace(id=other.id, plain=other_plain),
         other_user_id=users["coordinator2"].id,
+        reset_token=reset_plain,
     )
 
 
@@ -146,6 +150,7 @@ def view_args(world, who: str, rule) -> dict:
         # One's own token (the others' are the IDOR tests' business).
         "token_id": world.tokens[who].id if who in world.tokens else world.other_token.id,
         "user_id": world.other_user_id,
+        "token": world.reset_token,
         "name": "referrals",
         "filename": "css/bootstrap.min.css"
         if rule.endpoint == "bootstrap.static"
@@ -227,7 +232,14 @@ def test_the_matrix_names_only_known_roles_and_trigger_sources():
 def test_the_matrix_keeps_its_security_invariants():
     """Independent of the matrix's own data: a widened row fails here, not silently."""
     public = {e for e, rule in ACCESS.items() if ANONYMOUS in rule.roles}
-    assert public == {"static", "bootstrap.static", "healthz", "auth.login", "api.openapi"}
+    assert public == {
+        "static",
+        "bootstrap.static",
+        "healthz",
+        "auth.login",
+        "auth.reset_password",  # the link's token is the credential
+        "api.openapi",
+    }
     assert all(ACCESS[e].shows is None for e in public)  # no patient data without a login
     admin_only = {e for e, rule in ACCESS.items() if rule.roles == {"admin"}}
     assert admin_only == {
@@ -235,12 +247,15 @@ def test_the_matrix_keeps_its_security_invariants():
         "users.create",
         "users.edit",
         "users.unlock",
+        "users.reset_link",
         "audit.index",
         "audit.export",
         "teams.report",
     }
     writes = {rule.endpoint for rule in RULES if rule.methods & {"POST", "PATCH"}}
-    own_account = {"auth.login", "auth.logout"} | {e for e in ACCESS if e.startswith("account.")}
+    own_account = {"auth.login", "auth.logout", "auth.reset_password"} | {
+        e for e in ACCESS if e.startswith("account.")
+    }
     # Asking for emergency access to another team's patient writes only the request.
     own_account |= {"teams.emergency_access"}
     # A viewer reads; the only things it may post are its own login, logout and account.
@@ -250,6 +265,7 @@ def test_the_matrix_keeps_its_security_invariants():
         "users.create",
         "users.edit",
         "users.unlock",
+        "users.reset_link",
         "pathway.void",
         "pathway.record",  # let through to the trigger check, which refuses every trigger
         "api.record_event",  # idem, in the body: only void_last_step is the admin's
@@ -444,6 +460,8 @@ def test_only_an_administrator_reaches_an_account(app, world, clients, users):
             (f"/users/{me.id}", "GET", None),
             (f"/users/{me.id}", "POST", promote),  # promoting oneself
             (f"/users/{me.id}/unlock", "POST", {}),
+            (f"/users/{target.id}/reset-link", "POST", {}),
+            (f"/users/{me.id}/reset-link", "POST", {}),  # a link to reset one's own
         ):
             response = clients[who].open(path, method=method, data=data)
             assert response.status_code == 403, (who, method, path)
@@ -454,6 +472,7 @@ def test_only_an_administrator_reaches_an_account(app, world, clients, users):
     stored = fresh(User, target.id)
     assert (stored.role, stored.active, stored.failed_logins) == ("coordinator", True, 5)
     assert stored.locked_until is not None
+    assert count(PasswordReset) == 1  # the world's, and no other
     # The administrator may.
     response = clients["admin"].get(edit)
     assert response.status_code == 200 and "coordinator2" in shown(response)

@@ -6,11 +6,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import time_machine
+from flask import url_for
 from sqlalchemy import func, select
 
+from tests.conftest import PASSWORD
 from tests.helpers import REFERRAL, driver, new_patient, valid_data
 from tracker.api.fhir import VALUE_SETS
 from tracker.api.services import create_token, revoke
+from tracker.audit.models import AuditEntry
 from tracker.engine.models import Event
 from tracker.extensions import db
 
@@ -383,3 +387,269 @@ def test_openapi_document(client):
         "approach",
         "levels",
     ]
+
+
+# -- tokens: expiry, scope, last use, revocation ------------------------------------------
+
+
+def bearer(plain: str) -> dict:
+    return {"Authorization": f"Bearer {plain}"}
+
+
+def stored_token(token_id: int):
+    from tracker.api.models import ApiToken
+
+    db.session.expire_all()
+    return db.session.get(ApiToken, token_id)
+
+
+WRITES = {"POST", "PATCH", "PUT", "DELETE"}
+
+
+def write_rules(app) -> list:
+    """Every rule of the API that writes: a new write endpoint is in this list unasked."""
+    return sorted(
+        (
+            rule
+            for rule in app.url_map.iter_rules()
+            if rule.rule.startswith("/api/") and rule.methods & WRITES
+        ),
+        key=lambda rule: rule.endpoint,
+    )
+
+
+def test_a_read_token_is_refused_on_every_write_endpoint(app, client, users, session):
+    from tracker.patients.models import Patient
+
+    drv = driver(users)
+    read, read_plain = create_token(users["coordinator"], "reader", scope="read")
+    _, write_plain = create_token(users["coordinator"], "writer")
+    session.commit()
+    pathway = drv.pathway
+    ids = {"pathway_id": pathway.id, "patient_id": pathway.patient_id}
+    rules = write_rules(app)
+    assert {r.endpoint for r in rules} >= {
+        "api.create_patient",
+        "api.update_patient",
+        "api.create_pathway",
+        "api.record_event",
+    }
+    calls = []
+    for rule in rules:
+        with app.test_request_context():
+            path = url_for(rule.endpoint, **{name: ids[name] for name in rule.arguments})
+        calls += [(rule.endpoint, method, path) for method in sorted(rule.methods & WRITES)]
+
+    def body():
+        return {
+            "trigger": "add_note",
+            "expected_version": pathway.version,
+            "request_id": uuid.uuid4().hex,
+            "data": {"note": "from a read token"},
+        }
+
+    def stored():
+        db.session.expire_all()
+        return (
+            events_count(),
+            db.session.scalar(select(func.count(Patient.id))),
+            db.session.get(type(pathway), pathway.id).version,
+        )
+
+    before = stored()
+    for endpoint, method, path in calls:
+        response = client.open(path, method=method, json=body(), headers=bearer(read_plain))
+        assert response.status_code == 403, (endpoint, method, response.json)
+        assert response.json["error"] == "read_only_token"
+        message = response.json["message"]
+        assert "read-only" in message and "account page" in message and "read-write" in message
+        assert response.json["errors"] == {}
+    assert stored() == before  # nothing written
+    refused = db.session.scalars(
+        select(AuditEntry).where(
+            AuditEntry.action == "refused", AuditEntry.user_id == users["coordinator"].id
+        )
+    ).all()
+    assert len(refused) == len(calls) and all("read-only" in e.detail for e in refused)
+    # A read token reads.
+    assert (
+        client.get(f"/api/v1/pathways/{pathway.id}", headers=bearer(read_plain)).status_code == 200
+    )
+    # The same user with a read-write token is let through: the scope was the refusal.
+    for endpoint, method, path in calls:
+        response = client.open(path, method=method, json=body(), headers=bearer(write_plain))
+        assert response.status_code not in (401, 403), (endpoint, method, response.json)
+    assert stored_token(read.id).scope == "read"
+
+
+def test_a_token_expires_after_the_days_chosen(client, users, session):
+    token, plain = create_token(users["coordinator"], "short", days=2)
+    session.commit()
+    created = token.created_at
+    assert token.expires_at - created == timedelta(days=2)
+    with time_machine.travel(created + timedelta(days=2) - timedelta(minutes=1), tick=False):
+        assert client.get("/api/v1/definition", headers=bearer(plain)).status_code == 200
+    with time_machine.travel(created + timedelta(days=2, minutes=1), tick=False):
+        response = client.get("/api/v1/definition", headers=bearer(plain))
+    assert response.status_code == 401
+    assert response.json["error"] == "token_expired"
+    assert "expired" in response.json["message"] and "account page" in response.json["message"]
+
+
+def test_the_default_and_longest_life_is_api_token_days(client, users, login, session, monkeypatch):
+    session.commit()
+    login("coordinator")
+    page = client.post("/account/tokens", data={"name": "Feed", "scope": "read-write"})
+    assert page.status_code == 200
+    from tracker.api.models import ApiToken
+
+    token = db.session.scalar(select(ApiToken).where(ApiToken.name == "Feed"))
+    assert timedelta(days=90) - (token.expires_at - token.created_at) < timedelta(seconds=5)
+    too_long = client.post("/account/tokens", data={"name": "Long", "days": "91"})
+    assert too_long.status_code == 422 and "A token lasts 1 to 90 days." in too_long.text
+    monkeypatch.setitem(client.application.config, "API_TOKEN_DAYS", 7)
+    client.post("/account/tokens", data={"name": "Week", "scope": "read"})
+    week = db.session.scalar(select(ApiToken).where(ApiToken.name == "Week"))
+    assert timedelta(days=7) - (week.expires_at - week.created_at) < timedelta(seconds=5)
+    assert week.scope == "read"
+    short = client.post("/account/tokens", data={"name": "Day", "days": "1", "scope": "read"})
+    assert short.status_code == 200
+    unknown_scope = client.post("/account/tokens", data={"name": "X", "scope": "admin"})
+    assert unknown_scope.status_code == 422
+    assert db.session.scalar(select(func.count(ApiToken.id)).where(ApiToken.name == "X")) == 0
+
+
+def test_the_account_page_shows_expiry_scope_last_use_and_warns(client, users, login, session):
+    near, near_plain = create_token(users["coordinator"], "Nearly over", days=3, scope="read")
+    create_token(users["coordinator"], "Fresh")
+    session.commit()
+    login("coordinator")
+    page = client.get("/account/").text
+    assert page.count("token-expiry-warning") == 1 and "expires in 3 days" in page
+    assert "Read only" in page and "Read and write" in page
+    assert "never" in page  # neither used yet
+    assert client.get("/api/v1/definition", headers=bearer(near_plain)).status_code == 200
+    used = stored_token(near.id).last_used_at
+    assert used is not None
+    from tracker.web.filters import when
+
+    with client.application.app_context():
+        assert when(used) in client.get("/account/").text
+
+
+def test_the_last_use_is_written_at_most_once_a_minute(client, users, session):
+    token, plain = create_token(users["viewer"], "busy")
+    session.commit()
+    start = datetime.now(UTC).replace(microsecond=0)
+    with time_machine.travel(start, tick=False):
+        assert client.get("/api/v1/definition", headers=bearer(plain)).status_code == 200
+    assert stored_token(token.id).last_used_at == start
+    for seconds in (1, 30, 59):
+        with time_machine.travel(start + timedelta(seconds=seconds), tick=False):
+            assert client.get("/api/v1/definition", headers=bearer(plain)).status_code == 200
+        assert stored_token(token.id).last_used_at == start  # not written again
+    later = start + timedelta(seconds=61)
+    with time_machine.travel(later, tick=False):
+        assert client.get("/api/v1/definition", headers=bearer(plain)).status_code == 200
+    assert stored_token(token.id).last_used_at == later
+    # Not an account change: no audit entry for it.
+    assert not db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "update_user")
+    ).all()
+
+
+def test_unknown_and_revoked_tokens_get_the_same_answer(client, users, session):
+    token, plain = create_token(users["coordinator"], "gone")
+    session.commit()
+    revoke(token)
+    session.commit()
+    revoked = client.get("/api/v1/definition", headers=bearer(plain))
+    unknown = client.get("/api/v1/definition", headers=bearer("trk_" + "y" * 43))
+    assert revoked.status_code == unknown.status_code == 401
+    assert revoked.json == unknown.json
+    assert "account page" in revoked.json["message"]
+
+
+def test_a_password_change_revokes_every_token(client, users, login, session):
+    first, first_plain = create_token(users["surgeon"], "one")
+    _, second_plain = create_token(users["surgeon"], "two", scope="read")
+    _, other_plain = create_token(users["coordinator"], "someone else's")
+    session.commit()
+    login("surgeon")
+    new = "a much longer passphrase here"
+    response = client.post(
+        "/account/password", data={"current": PASSWORD, "new": new, "confirm": new}
+    )
+    assert response.status_code == 302
+    for plain in (first_plain, second_plain):
+        assert client.get("/api/v1/definition", headers=bearer(plain)).status_code == 401
+    assert client.get("/api/v1/definition", headers=bearer(other_plain)).status_code == 200
+    assert stored_token(first.id).revoked_at is not None
+    revoked = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "revoke_token")
+    ).all()
+    assert len(revoked) == 2
+
+
+def test_deactivation_revokes_tokens_and_reactivation_does_not_revive_them(
+    client, users, login, session
+):
+    token, plain = create_token(users["coordinator2"], "feed")
+    session.commit()
+    login("admin")
+    target = users["coordinator2"]
+    assert client.post(f"/users/{target.id}", data={"role": "coordinator"}).status_code == 302
+    assert client.get("/api/v1/definition", headers=bearer(plain)).status_code == 401
+    revoked_at = stored_token(token.id).revoked_at
+    assert revoked_at is not None
+    assert (
+        client.post(f"/users/{target.id}", data={"role": "coordinator", "active": "y"}).status_code
+        == 302
+    )
+    response = client.get("/api/v1/definition", headers=bearer(plain))
+    assert response.status_code == 401 and response.json["error"] == "unauthorized"
+    assert stored_token(token.id).revoked_at == revoked_at  # stays revoked, as it was
+
+
+def test_the_migration_gives_existing_tokens_90_days_and_read_write(scratch_url):
+    import hashlib
+
+    from flask_migrate import downgrade, upgrade
+    from sqlalchemy import text
+
+    from tests.conftest import make_app
+    from tests.helpers import make_users
+    from tracker.api.models import ApiToken
+
+    app = make_app(scratch_url)
+    with app.app_context():
+        upgrade(revision="5d0c7e21a9f4")
+        user = make_users()["coordinator"]
+        db.session.commit()
+        plain = "trk_" + "m" * 43
+        db.session.execute(
+            text(
+                "INSERT INTO api_token (user_id, name, token_hash, hint, created_at) "
+                "VALUES (:user, 'old feed', :hash, 'trk_mmmmmm', :at)"
+            ),
+            {
+                "user": user.id,
+                "hash": hashlib.sha256(plain.encode()).hexdigest(),
+                "at": datetime(2026, 1, 1, tzinfo=UTC).replace(tzinfo=None)
+                if db.engine.dialect.name == "sqlite"
+                else datetime(2026, 1, 1, tzinfo=UTC),
+            },
+        )
+        db.session.commit()
+        db.session.close()
+        upgrade()
+        token = db.session.scalar(select(ApiToken))
+        expected = datetime.now(UTC) + timedelta(days=90)
+        assert abs(token.expires_at - expected) < timedelta(minutes=5)
+        assert (token.scope, token.last_used_at, token.revoked_at) == ("read-write", None, None)
+        response = app.test_client().post("/api/v1/patients", json={}, headers=bearer(plain))
+        assert response.status_code == 422  # let through: it writes, and the body is empty
+        db.session.close()
+        downgrade(revision="5d0c7e21a9f4")
+        db.session.remove()
+        db.engine.dispose()

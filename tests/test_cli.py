@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select, text
 
 from tracker.engine import steps as d
@@ -93,3 +95,48 @@ def test_refresh_targets_after_limits_change(app, runner, session, users):
         assert pathway.next_target == "fds_28"  # now the earliest open target
     finally:
         app.config["TARGET_LIMITS"] = ""
+
+
+def test_reset_password_prints_a_working_link(app, runner, session, users):
+    from tracker.users.models import WebSession
+
+    session.commit()
+    result = runner.invoke(args=["tracker", "reset-password", "Surgeon"])
+    assert result.exit_code == 0, result.output
+    link = result.stdout.strip()
+    assert link.startswith("/password-reset/") and "\n" not in link
+    assert "works once, for 24 hours" in result.stderr
+    client = app.test_client()
+    assert client.get(link).status_code == 200
+    new = "a much longer passphrase here"
+    assert client.post(link, data={"new": new, "confirm": new}).status_code == 302
+    session.expire_all()
+    assert check_password(session.get(User, users["surgeon"].id), new)
+    assert not session.scalars(
+        select(WebSession).where(WebSession.user_id == users["surgeon"].id)
+    ).all()
+    assert client.get(link).status_code == 410
+    # With the address users reach the tracker at; a newer link voids the older.
+    first = runner.invoke(args=["tracker", "reset-password", "viewer"]).stdout.strip()
+    second = runner.invoke(
+        args=["tracker", "reset-password", "viewer", "--base-url", "https://tracker.example/"]
+    ).stdout.strip()
+    assert second.startswith("https://tracker.example/password-reset/")
+    assert client.get(first).status_code == 410
+    assert client.get(second.removeprefix("https://tracker.example")).status_code == 200
+    unknown = runner.invoke(args=["tracker", "reset-password", "nobody"])
+    assert unknown.exit_code == 1 and "No user is called 'nobody'" in unknown.output
+
+
+def test_create_token_with_a_scope_and_a_life(app, runner, session, users):
+    from tracker.api.models import ApiToken
+
+    session.commit()
+    result = runner.invoke(
+        args=["tracker", "create-token", "viewer", "--scope", "read", "--days", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    token = session.scalar(select(ApiToken).where(ApiToken.user_id == users["viewer"].id))
+    assert token.scope == "read" and token.expires_at - token.created_at == timedelta(days=3)
+    too_long = runner.invoke(args=["tracker", "create-token", "viewer", "--days", "365"])
+    assert too_long.exit_code == 1 and "1 to 90 days" in too_long.output

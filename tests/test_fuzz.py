@@ -17,10 +17,11 @@ Every endpoint of ``app.url_map`` is fuzzed, or listed in EXCLUDED with the reas
 
 Every answer is below 500. A refusal is a 4xx that says why (beside the field, in an alert, on
 the error page; in the API the error shape) and stores nothing: the row counts of patient,
-pathway, event, user and api_token are compared around each example. What is accepted stores
-no control character and can be shown afterwards (its pages answer); no HTML page reflects
-markup unescaped, and no redirect leaves the site. test_stored_markup_is_shown_escaped stores
-markup through the normal pages and reads every page, export and API answer that shows it.
+pathway, event, user, api_token and password_reset are compared around each example. What is
+accepted stores no control character and can be shown afterwards (its pages answer); no HTML
+page reflects markup unescaped, and no redirect leaves the site.
+test_stored_markup_is_shown_escaped stores markup through the normal pages and reads every
+page, export and API answer that shows it.
 
 The fixtures roll back per test, not per example, so each example runs in a savepoint of its
 own that is rolled back after it: the examples do not see each other's rows.
@@ -68,10 +69,11 @@ from tracker.engine.steps import all_fields_for
 from tracker.extensions import db
 from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
-from tracker.users.models import User
+from tracker.users.models import PasswordReset, User
+from tracker.users.resets import issue as issue_reset
 
 LOCAL = ZoneInfo("Europe/London")  # TestingConfig's TIMEZONE: forms are typed in local time
-TABLES = (Patient, Pathway, Event, User, ApiToken)
+TABLES = (Patient, Pathway, Event, User, ApiToken, PasswordReset)
 ROLES = ("coordinator", "surgeon", "viewer", "admin")
 
 # Endpoints not fuzzed, and why. Every other endpoint of the url_map must be fuzzed below.
@@ -590,6 +592,7 @@ class World:
     app: Any
     user_ids: dict[str, int] = field(default_factory=dict)
     tokens: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)
+    reset_token: str = ""  # a password reset link's, for the viewer
     patient_id: int = 0
     pathways: dict[str, tuple[int, int]] = field(default_factory=dict)  # setup -> (id, version)
     browsers: dict[str | None, Browser] = field(default_factory=dict)
@@ -606,6 +609,7 @@ class World:
         for name in ROLES:
             token, plain = create_token(user(name), "fuzz")
             self.tokens[name] = (token.id, {"Authorization": f"Bearer {plain}"})
+        _, self.reset_token = issue_reset(user("viewer"), user("admin"))
         self.patient_id = new_patient(user("coordinator"), mrn="FUZZ-P1").id
         db.session.commit()
         return self
@@ -769,6 +773,31 @@ class World:
                 "/users/0/unlock",
                 f"/users/{2**31 - 1}/unlock",
             ),
+        )
+
+    def _form_users_reset_link(self) -> PostForm:
+        target = self.user_ids["coordinator2"]
+        return PostForm(
+            "users.reset_link",
+            f"/users/{target}/reset-link",
+            "admin",
+            {},
+            ("hours",),
+            other_urls=("/users/0/reset-link", f"/users/{2**31 - 1}/reset-link"),
+            accepts=(200,),  # the link is shown once, on this answer
+        )
+
+    def _form_auth_reset_password(self) -> PostForm:
+        from tracker.accounts.forms import PasswordResetForm
+
+        new = "another-correct-horse"
+        return PostForm(
+            "auth.reset_password",
+            f"/password-reset/{self.reset_token}",
+            None,
+            {"new": new, "confirm": new},
+            self._fields(PasswordResetForm),
+            other_urls=("/password-reset/x", "/password-reset/" + "y" * 43),
         )
 
     def _form_patients_register(self) -> PostForm:
@@ -1000,6 +1029,8 @@ def _post_form_names() -> list[str]:
         "account.change_password",
         "account.end_other_sessions",
         "users.unlock",
+        "users.reset_link",
+        "auth.reset_password",
         "patients.register",
         "patients.edit",
         "patients.open_pathway",
@@ -1285,6 +1316,7 @@ def _known_values(world: World, converter: str, name: str) -> list[str]:
                 d.OPEN_TRIGGER,
             ),
             "name": ("referrals", "intervals", "standards", "states", "procedures"),
+            "token": (world.reset_token, "x"),
             "filename": ("mdt.js", "print.css", "css/bootstrap.min.css"),
         }.get(name, ("x",))
     )

@@ -501,3 +501,144 @@ def test_a_session_deleted_while_its_request_runs_is_no_error(client, users, ses
         assert client.get("/account/").status_code == 200  # read before it was lost
     monkeypatch.setattr(ServerSessionInterface, "open_session", original)
     assert client.get("/").status_code == 302
+
+
+# -- password reset links ------------------------------------------------------------------
+
+NEW_PASSWORD = "a much longer passphrase here"
+
+
+def issue_link(client, user) -> str:
+    """An administrator's link for ``user`` (the client is logged in as one): its path."""
+    page = client.post(f"/users/{user.id}/reset-link")
+    assert page.status_code == 200, page.text
+    text = page.get_data(as_text=True)
+    assert "will not be shown again" in text
+    link = re.search(r'id="reset-link">([^<]+)<', text).group(1)
+    assert link.startswith("http://localhost/password-reset/")
+    return link.removeprefix("http://localhost")
+
+
+def set_through(client, path: str, password: str = NEW_PASSWORD):
+    return client.post(path, data={"new": password, "confirm": password})
+
+
+@pytest.fixture
+def admin_client(app, users, session):
+    session.commit()
+    admin = app.test_client()
+    assert log_in(admin, "admin").status_code == 302
+    return admin
+
+
+def test_a_reset_link_sets_a_new_password_once(app, admin_client, users, session):
+    from tracker.api.services import create_token
+    from tracker.users.models import PasswordReset
+
+    target = users["coordinator2"]
+    _, plain = create_token(target, "feed")
+    session.commit()
+    logged_in = app.test_client()
+    assert log_in(logged_in, "coordinator2").status_code == 302
+    target.failed_logins, target.locked_until = 3, datetime.now(UTC) + timedelta(minutes=10)
+    session.commit()
+
+    path = issue_link(admin_client, target)
+    secret = path.rsplit("/", 1)[1]
+    # Only the hash is stored, and nowhere the token itself.
+    (row,) = session.scalars(select(PasswordReset).where(PasswordReset.user_id == target.id))
+    assert row.token_hash != secret and len(row.token_hash) == 64
+    anonymous = app.test_client()
+    form = anonymous.get(path)
+    assert form.status_code == 200 and "Set a new password" in form.get_data(as_text=True)
+    # The same rules as a password change; a refused password leaves the link usable.
+    weak = set_through(anonymous, path, "password1234")
+    assert weak.status_code == 422 and "commonest" in weak.get_data(as_text=True)
+    done = set_through(anonymous, path)
+    assert done.status_code == 302 and done.headers["Location"].endswith("/login")
+    db.session.expire_all()
+    stored = db.session.get(User, target.id)
+    assert check_password(stored, NEW_PASSWORD) and not check_password(stored, PASSWORD)
+    assert (stored.failed_logins, stored.locked_until) == (0, None)  # the lockout cleared
+    assert logged_in.get("/").status_code == 302  # every session ended
+    assert not session.scalars(select(WebSession).where(WebSession.user_id == target.id)).all()
+    response = anonymous.get("/api/v1/definition", headers={"Authorization": f"Bearer {plain}"})
+    assert response.status_code == 401  # every token revoked
+    assert log_in(app.test_client(), "coordinator2", NEW_PASSWORD).status_code == 302
+    # Once only.
+    again = anonymous.get(path)
+    text = again.get_data(as_text=True)
+    assert again.status_code == 410 and "used already" in text and "Ask an administrator" in text
+    assert set_through(anonymous, path, "another long passphrase too").status_code == 410
+    db.session.expire_all()
+    assert check_password(db.session.get(User, target.id), NEW_PASSWORD)
+    # Audited: issued, used (with the password change), refused; never the token itself.
+    (issued,) = audit("password_reset_issued", user_id=users["admin"].id)
+    assert '"username": "coordinator2"' in issued.detail
+    (used,) = audit("password_reset_used")
+    assert '"username": "coordinator2"' in used.detail
+    assert len(audit("password_changed")) == 1
+    assert len(audit("password_reset_refused", outcome="refused")) == 2
+    assert len(audit("revoke_token")) == 1
+    entries = session.scalars(select(AuditEntry)).all()
+    assert all(secret not in (e.path + e.detail) for e in entries)
+    assert any("/password-reset/" in e.path for e in entries)
+
+
+def test_a_reset_link_expires(app, admin_client, users, session, monkeypatch):
+    target = users["viewer"]
+    path = issue_link(admin_client, target)
+    issued = datetime.now(UTC)
+    with time_machine.travel(issued + timedelta(hours=23, minutes=59), tick=False):
+        assert app.test_client().get(path).status_code == 200
+    with time_machine.travel(issued + timedelta(hours=24, minutes=1), tick=False):
+        anonymous = app.test_client()
+        response = anonymous.get(path)
+        assert set_through(anonymous, path).status_code == 410
+    text = response.get_data(as_text=True)
+    assert response.status_code == 410 and "expired" in text and "Ask an administrator" in text
+    db.session.expire_all()
+    assert check_password(db.session.get(User, target.id), PASSWORD)
+    # The lifetime is configuration.
+    monkeypatch.setitem(app.config, "PASSWORD_RESET_HOURS", 1)
+    path = issue_link(admin_client, target)
+    with time_machine.travel(datetime.now(UTC) + timedelta(minutes=61), tick=False):
+        assert app.test_client().get(path).status_code == 410
+
+
+def test_a_newer_reset_link_voids_the_older(app, admin_client, users, session):
+    target = users["surgeon"]
+    older = issue_link(admin_client, target)
+    newer = issue_link(admin_client, target)
+    anonymous = app.test_client()
+    response = anonymous.get(older)
+    assert response.status_code == 410 and "newer" in response.get_data(as_text=True)
+    assert set_through(anonymous, older).status_code == 410
+    assert set_through(anonymous, newer).status_code == 302
+
+
+def test_an_unknown_reset_link_is_refused_and_links_need_an_active_account(
+    app, admin_client, users, session
+):
+    from tracker.users.models import PasswordReset
+
+    response = app.test_client().get("/password-reset/" + "x" * 43)
+    text = response.get_data(as_text=True)
+    assert response.status_code == 410 and "not valid" in text and "Ask an administrator" in text
+    target = users["coordinator2"]
+    target.active = False
+    session.commit()
+    refused = admin_client.post(f"/users/{target.id}/reset-link")
+    assert refused.status_code == 422 and "activate the account first" in refused.text
+    assert not session.scalars(select(PasswordReset)).all()
+
+
+def test_a_reset_link_is_shown_once_to_the_administrator(app, admin_client, users, session):
+    """The link is in the issuing response only; the edit page afterwards does not show it."""
+    target = users["viewer"]
+    path = issue_link(admin_client, target)
+    page = admin_client.get(f"/users/{target.id}").get_data(as_text=True)
+    assert path not in page and "Issue a password reset link" in page
+    # The account form beside a shown link still saves the account (it issues no link).
+    issued = admin_client.post(f"/users/{target.id}/reset-link").get_data(as_text=True)
+    assert f'action="/users/{target.id}"' in issued

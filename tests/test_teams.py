@@ -57,9 +57,7 @@ def _others(session) -> set[str]:
     out: set[str] = set()
     for patient in session.scalars(select(Patient)):
         if patient.pathways and all(p.team != MINE for p in patient.pathways):
-            out |= {
-                rf"(?<![0-9A-Za-z]){re.escape(i)}(?![0-9])" for i in _identifiers(patient)
-            }
+            out |= {rf"(?<![0-9A-Za-z]){re.escape(i)}(?![0-9])" for i in _identifiers(patient)}
             for p in patient.pathways:
                 out |= {rf'/pathways/{p.id}"', rf"(?m)^([^,\n]*,)?{p.id},"}
     return out

@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 
 import click
-from flask import Flask, current_app
+from flask import Flask, current_app, url_for
 from flask.cli import AppGroup
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from tracker.api import services as tokens
+from tracker.api.models import READ_WRITE, SCOPES
 from tracker.audit.chain import log_chain_heads, verify_chain
 from tracker.audit.seals import broken_seals
 from tracker.audit.services import acting_as, record, summarised
@@ -23,6 +24,7 @@ from tracker.engine.verify import verify_all
 from tracker.extensions import db
 from tracker.pathway.importer import import_file
 from tracker.teams.services import AccessError, set_teams
+from tracker.users import resets
 from tracker.users import services as accounts
 from tracker.users.models import User
 from tracker.users.roles import ROLE_LABELS, ROLES
@@ -63,16 +65,63 @@ def create_user(username: str, role: str, full_name: str, team_codes: tuple[str,
 @tracker_cli.command("create-token")
 @click.argument("username")
 @click.option("--name", default="API token", help="What the token is for.")
-def create_token(username: str, name: str) -> None:
+@click.option(
+    "--scope",
+    type=click.Choice(sorted(SCOPES)),
+    default=READ_WRITE,
+    show_default=True,
+    help="read: GET only.",
+)
+@click.option("--days", type=int, help="Days it works (default and most: API_TOKEN_DAYS).")
+def create_token(username: str, name: str, scope: str, days: int | None) -> None:
     """Create an API token for USERNAME and print it once (only its hash is kept)."""
     user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None or not user.active:
         raise click.ClickException(f"No active user is called '{username}'.")
-    _, plain = tokens.create_token(user, name)
+    try:
+        token, plain = tokens.create_token(
+            user, name, scope=scope, days=days, max_days=current_app.config["API_TOKEN_DAYS"]
+        )
+    except tokens.TokenError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(plain)
     click.echo(
-        f"Token for {user.username}; it is shown only now. Revoke it from their account page.",
+        f"Token for {user.username} ({scope}, until {token.expires_at:%Y-%m-%d %H:%M} UTC); "
+        "it is shown only now. Revoke it from their account page.",
+        err=True,
+    )
+
+
+@tracker_cli.command("reset-password")
+@click.argument("username")
+@click.option(
+    "--base-url",
+    default="",
+    help="The tracker's address as users reach it, e.g. https://tracker.example.nhs.uk "
+    "(default: the BASE_URL setting).",
+)
+def reset_password(username: str, base_url: str) -> None:
+    """Print a one-time link for USERNAME to set a new password (hand it over; nothing is
+    mailed). A newer link voids this one."""
+    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"No user is called '{username}'.")
+    hours = current_app.config["PASSWORD_RESET_HOURS"]
+    try:
+        _, plain = resets.issue(user, None, hours)
+        db.session.commit()
+    except UserError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    base = (base_url or current_app.config.get("BASE_URL") or "").rstrip("/")
+    with current_app.test_request_context(base_url=base or "http://localhost"):
+        path = url_for("auth.reset_password", token=plain)
+    click.echo(f"{base}{path}")
+    click.echo(
+        f"Reset link for {user.username}, shown only now: it works once, for {hours} hours."
+        + ("" if base else " Put the tracker's address (or --base-url) before it."),
         err=True,
     )
 

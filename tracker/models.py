@@ -6,7 +6,7 @@ from tracker.audit.models import AuditEntry, ChainHead
 from tracker.engine.models import Event, Pathway
 from tracker.patients.models import Patient
 from tracker.teams.models import EmergencyAccess, UserTeam
-from tracker.users.models import User, WebSession
+from tracker.users.models import PasswordReset, User, WebSession
 
 __all__ = [
     "ApiToken",
@@ -14,6 +14,7 @@ __all__ = [
     "ChainHead",
     "EmergencyAccess",
     "Event",
+    "PasswordReset",
     "Pathway",
     "Patient",
     "User",

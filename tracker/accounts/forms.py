@@ -94,3 +94,26 @@ class PasswordChangeForm(FlaskForm):
         render_kw={"autocomplete": "new-password"},
     )
     submit = SubmitField("Change password")
+
+
+class PasswordResetForm(FlaskForm):
+    """The page a password reset link opens: a new password, twice."""
+
+    new = PasswordField(
+        "New password",
+        validators=[
+            DataRequired("Enter a new password."),
+            Length(min=12, max=128, message="The password must be 12 to 128 characters long."),
+        ],
+        description="12 to 128 characters. Several unrelated words are easy to remember.",
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        "New password again",
+        validators=[
+            DataRequired("Type the new password again."),
+            EqualTo("new", message="The two new passwords differ; type them again."),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+    submit = SubmitField("Set password")

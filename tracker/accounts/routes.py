@@ -17,13 +17,20 @@ from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from werkzeug.security import check_password_hash
-from wtforms import StringField, SubmitField
-from wtforms.validators import DataRequired, Length
+from wtforms import IntegerField, RadioField, StringField, SubmitField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from tracker.accounts.forms import LoginForm, PasswordChangeForm, UserCreateForm, UserEditForm
-from tracker.api.models import ApiToken
+from tracker.accounts.forms import (
+    LoginForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    UserCreateForm,
+    UserEditForm,
+)
+from tracker.api.models import READ_WRITE, SCOPES, ApiToken
+from tracker.api.services import TokenError, revoke, tokens_of
 from tracker.api.services import create_token as new_token
-from tracker.api.services import revoke, tokens_of
 from tracker.audit.services import record, unknown_username
 from tracker.core.clock import local_zone
 from tracker.core.db import utcnow
@@ -33,6 +40,10 @@ from tracker.teams.scope import team_codes
 from tracker.teams.services import AccessError, set_teams
 from tracker.users.models import User
 from tracker.users.passwords import check_password
+from tracker.users.resets import ResetRefused
+from tracker.users.resets import find as find_reset
+from tracker.users.resets import issue as issue_reset
+from tracker.users.resets import use as use_reset
 from tracker.users.services import (
     UserError,
     change_role,
@@ -144,6 +155,50 @@ def logout():
     return redirect(url_for("auth.login"))
 
 
+@auth_bp.route("/password-reset/<token>", methods=["GET", "POST"])
+def reset_password(token: str):
+    """The page a reset link opens (no login): a new password, once."""
+    try:
+        find_reset(token)
+    except ResetRefused as exc:
+        return _reset_refused(exc)
+    form = PasswordResetForm()
+    if form.validate_on_submit():
+        try:
+            user = use_reset(token, form.new.data)
+        except ResetRefused as exc:  # used a moment ago, by another submission
+            discard()
+            return _reset_refused(exc)
+        except UserError as exc:
+            discard()
+            form.new.errors = [*form.new.errors, str(exc)]
+        else:  # audited as password_reset_used and password_changed, by the session hook
+            if current_user.is_authenticated and current_user.id == user.id:
+                logout_user()  # this session's row is gone with the others
+                session.clear()
+                session.regenerate()
+            flash(
+                f"Your password is set, {user.username}; log in with it. Your other sessions "
+                "have ended and your API tokens are revoked.",
+                "success",
+            )
+            return redirect(url_for("auth.login"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/reset.html", form=form), status
+
+
+def _reset_refused(exc: ResetRefused):
+    reset = exc.reset
+    record(
+        "password_reset_refused",
+        user=reset.user if reset is not None else None,
+        outcome="refused",
+        detail=str(exc),
+    )
+    keep()  # the refusal's audit entry stays
+    return render_template("auth/reset.html", form=None, reason=str(exc)), 410
+
+
 @users_bp.get("/")
 def index():
     return _users_page(UserCreateForm())
@@ -204,6 +259,24 @@ def edit(user_id: int):
     return render_template("users/edit.html", user=user, form=form, now=utcnow()), status
 
 
+@users_bp.post("/<int:user_id>/reset-link")
+def reset_link(user_id: int):
+    """A one-time link for the user to set a new password, shown once, to hand over."""
+    user = db.get_or_404(User, user_id)
+    form = UserEditForm(obj=user, formdata=None)
+    try:
+        reset, plain = issue_reset(user, current_user, current_app.config["PASSWORD_RESET_HOURS"])
+    except UserError as exc:
+        discard()
+        flash(str(exc), "danger")
+        return render_template("users/edit.html", user=user, form=form, now=utcnow()), 422
+    # In this response only (not flashed: the session is stored in the database).
+    link = url_for("auth.reset_password", token=plain, _external=True)
+    return render_template(
+        "users/edit.html", user=user, form=form, now=utcnow(), reset_link=link, reset=reset
+    )
+
+
 @users_bp.post("/<int:user_id>/unlock")
 def unlock(user_id: int):
     user = db.get_or_404(User, user_id)
@@ -214,6 +287,8 @@ def unlock(user_id: int):
 
 
 account_bp = Blueprint("account", __name__, url_prefix="/account")
+# The account page warns of a token that expires within this many days.
+WARN_DAYS = 14
 
 
 class TokenForm(FlaskForm):
@@ -223,6 +298,17 @@ class TokenForm(FlaskForm):
             DataRequired("Say what the token is for, e.g. 'EHR interface'."),
             Length(max=100),
         ],
+    )
+    scope = RadioField(
+        "It may",
+        choices=[SelectChoice(code, label) for code, label in SCOPES.items()],
+        default=READ_WRITE,
+        validators=[DataRequired("Choose what the token may do.")],
+    )
+    days = IntegerField(
+        "Days it works",
+        validators=[Optional(), NumberRange(min=1, message="A token works 1 day or more.")],
+        description="Empty: the longest allowed. Choose fewer for a short-lived job.",
     )
     submit = SubmitField("Create token")
 
@@ -235,6 +321,8 @@ def _account_page(status: int = 200, **forms):
         form=forms.get("form") or TokenForm(formdata=None),
         password_form=forms.get("password_form") or PasswordChangeForm(formdata=None),
         new_token=forms.get("new_token"),
+        now=utcnow(),
+        warn_days=WARN_DAYS,
         sessions=sessions_of(current_user.id),
         this_session=current_session_hash(session),
     ), status
@@ -277,7 +365,19 @@ def create_token():
     form = TokenForm()
     if not form.validate_on_submit():
         return _account_page(422, form=form)
-    _, plain = new_token(current_user, form.name.data)
+    try:
+        _, plain = new_token(
+            current_user,
+            form.name.data,
+            scope=form.scope.data,
+            days=form.days.data,
+            max_days=current_app.config["API_TOKEN_DAYS"],
+        )
+    except TokenError as exc:
+        discard()
+        field = form.days if exc.field == "days" else form.scope
+        field.errors = [*field.errors, str(exc)]
+        return _account_page(422, form=form)
     # Shown once, in this response only: it is not kept anywhere it could be read again.
     return _account_page(new_token=plain)
 

@@ -104,8 +104,8 @@ def _json(schema_ref: str, description: str) -> dict:
 def _errors(*codes: int, conflict: str = "Conflict: stale version or not allowed now") -> dict:
     words = {
         400: "Malformed request",
-        401: "Missing or invalid token",
-        403: "Role may not",
+        401: "Missing, invalid, revoked or expired token (error unauthorized or token_expired)",
+        403: "Role may not (forbidden), or a read-only token tried to write (read_only_token)",
         404: "Not found",
         409: conflict,
         422: "Invalid data",

@@ -17,7 +17,8 @@ from werkzeug.exceptions import HTTPException
 from tracker.api import serialize
 from tracker.api.fhir import bundle
 from tracker.api.openapi import document
-from tracker.core.clock import local_date
+from tracker.api.services import touch
+from tracker.core.clock import local_date, local_zone
 from tracker.core.text import has_control_characters
 from tracker.engine import clocks, services, teams
 from tracker.engine import steps as d
@@ -31,7 +32,7 @@ from tracker.returns import queries as returns
 from tracker.teams import scope
 from tracker.web.access import ANONYMOUS, refusal, rule_for
 from tracker.web.boundary import discard
-from tracker.web.limits import api_caller
+from tracker.web.limits import bearer_token
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 PAGE_SIZE = 50
@@ -70,20 +71,42 @@ def _http_error(exc: HTTPException):
 # shape (tracker.web.boundary.api_error); only the answers particular to a call are here.
 
 
+# The methods a read-only token may use; every other one writes.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+GET_ANOTHER = "create a new one on your account page (click your name in the top bar)"
+
+
 @bp.before_request
 def _authenticate():
     if ANONYMOUS in rule_for(request.endpoint).roles:
         return None
-    user = api_caller()
-    if user is None:
+    presented = bearer_token()  # read once per request, as the rate limit reads it
+    if presented.expired_at is not None:
+        when = presented.expired_at.astimezone(local_zone()).strftime("%d %b %Y %H:%M")
+        raise ApiError(401, "token_expired", f"This API token expired on {when}; {GET_ANOTHER}.")
+    token = presented.token
+    if token is None:
+        # Unknown, revoked, or of a deactivated account: the same answer for each.
         raise ApiError(
-            401, "unauthorized", "Send a valid API token: 'Authorization: Bearer <token>'."
+            401,
+            "unauthorized",
+            "Send a valid API token: 'Authorization: Bearer <token>'. A token stops working "
+            "when it expires, is revoked, or its user's password changes; "
+            f"{GET_ANOTHER}.",
         )
-    g.api_user = user
+    g.api_user = user = token.user
+    touch(token)
     reason = refusal(user.role, request.endpoint)
     if reason:
         g.refusal = reason
         raise ApiError(403, "forbidden", reason)
+    if request.method not in READ_METHODS and not token.writes:
+        raise ApiError(
+            403,
+            "read_only_token",
+            f"This API token is read-only: it may read but not write. To write, {GET_ANOTHER} "
+            "with the scope 'read-write'.",
+        )
     allowed = QUERY_PARAMETERS.get(request.endpoint, set())
     controlled = sorted(
         name or "(empty)"

@@ -47,6 +47,9 @@ ACTIONS = {
     "update_user": "Changed an account",
     "create_token": "Created an API token",
     "revoke_token": "Revoked an API token",
+    "password_reset_issued": "Issued a password reset link",
+    "password_reset_used": "Used a password reset link",
+    "password_reset_refused": "Refused a password reset link",
     "import": "Imported events",
     "backup": "Backed up the database",
     "emergency_access": "Emergency access",
@@ -98,8 +101,13 @@ def _actor():
         if user is None and current_user and current_user.is_authenticated:
             user = current_user._get_current_object()
         address = (request.remote_addr or "")[:64]
-        # The path as sent, its control characters escaped (PostgreSQL refuses NUL).
-        return user, address, request.method, shown_safely(request.path)[:300]
+        # The path as sent, its control characters escaped (PostgreSQL refuses NUL); a
+        # secret in it (a password reset link's token) is left out.
+        path = request.path
+        secret = (request.view_args or {}).get("token")
+        if isinstance(secret, str) and secret:
+            path = path.replace(secret, "…")
+        return user, address, request.method, shown_safely(path)[:300]
     # Outside a request: the command line, which always names the operating system's user
     # and host, with or without a user of the app (`acting_as`).
     user, address = _cli_actor.get() or (None, None)
@@ -238,6 +246,15 @@ def _entries_for(obj, new: bool) -> list[dict]:
             return [
                 {"action": "revoke_token", "detail": {"name": obj.name, "user_id": obj.user_id}}
             ]
+    if kind == "PasswordReset":
+        # The user is set on the row by the services (no query inside a flush).
+        who = {"username": obj.user.username, "user_id": obj.user.id}
+        if new:
+            return [
+                {"action": "password_reset_issued", "detail": {**who, "expires": obj.expires_at}}
+            ]
+        if "used_at" in _changed(obj):
+            return [{"action": "password_reset_used", "detail": who}]
     return []
 
 

@@ -43,6 +43,8 @@ ACCESS: dict[str, Rule] = {
     "bootstrap.static": Rule(PUBLIC),
     "healthz": Rule(PUBLIC),
     "auth.login": Rule(PUBLIC),
+    # A one-time password reset link (the token in the URL is the credential).
+    "auth.reset_password": Rule(PUBLIC),
     "api.openapi": Rule(PUBLIC),
     # Every account.
     "auth.logout": Rule(EVERYONE),
@@ -79,6 +81,7 @@ ACCESS: dict[str, Rule] = {
     "users.create": Rule(ADMIN),
     "users.edit": Rule(ADMIN),
     "users.unlock": Rule(ADMIN),
+    "users.reset_link": Rule(ADMIN),
     "audit.index": Rule(ADMIN, shows="list"),
     "audit.export": Rule(ADMIN, shows="export"),
     "teams.report": Rule(ADMIN, shows="list"),

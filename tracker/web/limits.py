@@ -46,15 +46,21 @@ def typed_account() -> str:
     return "account:" + digest[:32]
 
 
-def api_caller():
-    """The user of the request's bearer token, or None; looked up once per request (the
-    API's own check reads the same answer)."""
-    if "bearer_checked" not in g:
-        from tracker.api.services import authenticate
+def bearer_token():
+    """The request's bearer token as presented (``tracker.api.services.Presented``);
+    looked up once per request (the API's own check reads the same answer)."""
+    if "bearer_presented" not in g:
+        from tracker.api.services import present
 
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        g.bearer_checked = authenticate(token.strip()) if scheme.lower() == "bearer" else None
-    return g.bearer_checked
+        g.bearer_presented = present(token.strip() if scheme.lower() == "bearer" else None)
+    return g.bearer_presented
+
+
+def api_caller():
+    """The user of the request's valid bearer token, or None."""
+    token = bearer_token().token
+    return token.user if token is not None else None
 
 
 def _api_key() -> str:
