@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from tracker.engine.models import Event, Pathway
@@ -42,6 +43,17 @@ HEADER = [
     "sins.posterolateral",
     "reason",
 ]
+
+
+@pytest.fixture
+def users(session):
+    """The users, committed as in a real database: a refused import rolls back its own
+    work only, then writes the audit entry of the attempt, which names its user."""
+    from tests.helpers import make_users
+
+    made = make_users()
+    session.commit()
+    return made
 
 
 def at(hours: float) -> str:
@@ -420,3 +432,218 @@ def test_the_progress_bar_counts_every_row_once(users, session):
     )
     assert result.errors == [] and result.pathways == 50
     assert sum(steps) == 250 and len(steps) < 250
+
+
+# -- a file that is not what the import reads: reasons, nothing written, an entry ------
+
+
+def refused(runner, path, session) -> str:
+    """Import ``path``; assert it was refused with reasons (no traceback) and nothing
+    written; give what it printed."""
+    before = (count(Patient), count(Pathway), count(Event))
+    result = runner.invoke(args=["tracker", "import", str(path), "--user", "coordinator"])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
+    assert "Nothing was imported" in result.output
+    session.expire_all()
+    assert (count(Patient), count(Pathway), count(Event)) == before
+    return result.output
+
+
+def last_import_entry(session):
+    from tracker.audit.models import AuditEntry
+
+    return session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "import").order_by(AuditEntry.id.desc())
+    ).first()
+
+
+def test_a_file_not_in_utf8_is_refused_with_the_byte_and_its_row(runner, users, tmp_path, session):
+    rows = good_rows()
+    rows[1] = {**rows[1], "occurred_at": at(2)}
+    rows[0] = {**rows[0], "family_name": "Ward \u2013 Smith"}  # an en dash: 0x96 in cp1252
+    path = tmp_path / "cp1252.csv"
+    with open(path, "w", newline="", encoding="cp1252") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HEADER)
+        writer.writeheader()
+        writer.writerows(rows)
+    output = refused(runner, path, session)
+    assert "row 2: the file is not UTF-8 (byte 0x96 at row 2): save it as CSV UTF-8" in output
+
+    path = tmp_path / "utf16.csv"
+    with open(path, "w", newline="", encoding="utf-16") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HEADER)
+        writer.writeheader()
+        writer.writerows(good_rows())
+    output = refused(runner, path, session)
+    assert "row 1: the file is not UTF-8 (byte 0xff at row 1): save it as CSV UTF-8" in output
+
+
+def test_random_bytes_are_refused_with_a_reason(runner, users, tmp_path, session):
+    import random
+
+    for seed in range(3):
+        path = tmp_path / f"noise{seed}.csv"
+        path.write_bytes(random.Random(seed).randbytes(20_000))
+        output = refused(runner, path, session)
+        assert "row 1: " in output and "save it as CSV UTF-8" in output
+
+
+def test_utf8_with_or_without_a_byte_order_mark_imports(runner, users, tmp_path, session):
+    for n, encoding in enumerate(("utf-8", "utf-8-sig")):
+        rows = good_rows(f"BOM{n}", f"R{n}")
+        rows[0] = {**rows[0], "family_name": "\u0141ukasz\u2013\u00d6d\u00f6n"}
+        path = tmp_path / f"{encoding}.csv"
+        with open(path, "w", newline="", encoding=encoding) as handle:
+            writer = csv.DictWriter(handle, fieldnames=HEADER)
+            writer.writeheader()
+            writer.writerows(rows)
+        result = runner.invoke(args=["tracker", "import", str(path), "--user", "coordinator"])
+        assert result.exit_code == 0, result.output
+        patient = session.scalar(select(Patient).where(Patient.mrn == f"BOM{n}"))
+        assert patient.family_name == "\u0141ukasz\u2013\u00d6d\u00f6n"
+
+
+def test_a_cell_longer_than_the_limit_is_refused_naming_the_limit(runner, users, tmp_path, session):
+    CELL_LIMIT = 10_000  # as the README says
+
+    rows = good_rows()
+    rows[2] = {**rows[2], "findings": "x" * (CELL_LIMIT + 1)}  # row 4
+    output = refused(runner, write(tmp_path / "long.csv", rows), session)
+    assert (
+        f"row 4: the cell in column 'findings' has {CELL_LIMIT + 1:,} characters; a cell may "
+        f"have at most {CELL_LIMIT:,}: shorten it"
+    ) in output
+
+    rows[2] = {**rows[2], "findings": "x" * 200_000}  # beyond what the CSV reader reads
+    output = refused(runner, write(tmp_path / "longer.csv", rows), session)
+    assert "row 4: a cell is longer than" in output
+    assert f"(a cell may have at most {CELL_LIMIT:,})" in output
+
+
+def test_a_row_with_more_or_fewer_cells_than_columns_is_refused(runner, users, tmp_path, session):
+    path = write(tmp_path / "cells.csv", good_rows())
+    with open(path, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    lines[2] += ",surplus,data,here"  # row 3: three cells more
+    lines[4] = lines[4].rsplit(",", 2)[0]  # row 5: two cells fewer
+    bad = tmp_path / "cells-bad.csv"
+    bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    output = refused(runner, bad, session)
+    columns = len(HEADER)
+    assert (
+        f"row 3: 3 cells more than the header's {columns} columns: remove them or add "
+        "columns to the header"
+    ) in output
+    assert f"row 5: 2 cells fewer than the header's {columns} columns: add the missing cells" in (
+        output
+    )
+
+
+def test_an_exact_duplicate_row_is_refused_with_both_rows(runner, users, tmp_path, session):
+    rows = good_rows()
+    rows.insert(3, dict(rows[2]))  # row 5 repeats row 4 (a second imaging report is allowed)
+    output = refused(runner, write(tmp_path / "twice.csv", rows), session)
+    assert "row 5: the same as row 4, cell for cell: remove one of them" in output
+
+
+def test_a_refused_import_is_audited_with_who_the_file_the_rows_and_the_reasons(
+    runner, users, tmp_path, session
+):
+    import json
+
+    rows = good_rows()
+    rows[2] = {**rows[2], "modality": "sonar"}  # row 4
+    refused(runner, write(tmp_path / "audited.csv", rows), session)
+    entry = last_import_entry(session)
+    assert entry is not None, "no entry for the refused attempt"
+    detail = json.loads(entry.detail)
+    assert (entry.username, entry.outcome) == ("coordinator", "failure")
+    assert detail["file"] == "audited.csv" and detail["rows"] == 5 and detail["refused"] == 3
+    assert detail["reasons"][0].startswith("row 4: Please correct: modality")
+    assert detail["reasons"][1] == "row 5: an earlier row of pathway 'A' was refused"
+
+    # A file that cannot be read is audited too.
+    path = tmp_path / "latin.csv"
+    path.write_bytes(
+        "mrn,pathway_ref,trigger,occurred_at\nX,A,open_pathway,\xe9\n".encode("latin-1")
+    )
+    refused(runner, path, session)
+    entry = last_import_entry(session)
+    assert (entry.username, entry.outcome) == ("coordinator", "failure")
+    assert json.loads(entry.detail)["reasons"] == [
+        "row 2: the file is not UTF-8 (byte 0xe9 at row 2): save it as CSV UTF-8 "
+        "(the rest of the file was not read)"
+    ]
+
+    # A good import keeps its entry as before.
+    result = runner.invoke(
+        args=["tracker", "import", write(tmp_path / "ok.csv", good_rows()), "--user", "coordinator"]
+    )
+    assert result.exit_code == 0, result.output
+    entry = last_import_entry(session)
+    assert entry.outcome == "ok"
+    assert json.loads(entry.detail) == {
+        "events": 5,
+        "file": "ok.csv",
+        "pathways": 1,
+        "patients": 1,
+    }
+
+
+def test_the_reasons_listed_are_capped(runner, users, tmp_path, session):
+    REASONS_KEPT = 50  # as the README says
+
+    rows = [
+        {"mrn": f"N{n}", "pathway_ref": f"N{n}", "trigger": "request_imaging", "occurred_at": at(1)}
+        for n in range(REASONS_KEPT + 120)
+    ]
+    output = refused(runner, write(tmp_path / "many.csv", rows), session)
+    assert f"Nothing was imported: {REASONS_KEPT + 120} problems were found" in output
+    assert f"row {REASONS_KEPT + 1}: pathway" in output
+    assert f"row {REASONS_KEPT + 2}: pathway" not in output
+    assert "  and 120 more" in output
+    assert output.count("has no open_pathway row") == REASONS_KEPT
+
+
+def test_memory_does_not_grow_with_the_file(users, session, tmp_path, monkeypatch):
+    """The peak memory of a refused import of ten times the rows is well under twice that
+    of the smaller file: the file is streamed and what a pathway needs is let go after its
+    last row. The last row is refused, so every row is recorded before the refusal.
+
+    What is measured is what the import holds: the garbage collector runs with each
+    step of the progress bar, so objects let go but not yet collected do not count."""
+    import gc
+    import tracemalloc
+    from contextlib import contextmanager
+
+    from tracker.pathway import importer
+
+    monkeypatch.setattr(importer, "FLUSH_EVERY", 50)  # many batches in a small file
+
+    @contextmanager
+    def collecting(length):
+        yield type("Bar", (), {"update": staticmethod(lambda steps: gc.collect())})
+
+    def peak(pathways: int) -> int:
+        rows = [row for n in range(pathways) for row in good_rows(f"M{n:05d}", f"M{n}")]
+        rows.append({**rows[2], "modality": "sonar"})  # refused, after every other row
+        path = write(tmp_path / f"m{pathways}.csv", rows)
+        tracemalloc.start()
+        try:
+            result = importer.import_file(path, users["coordinator"], collecting)
+            _, top = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            session.rollback()
+        assert len(result.errors) == 1 and result.rows == pathways * 5 + 1
+        return top
+
+    gc.collect()
+    gc.freeze()  # what was there before is not walked by each collection: a fast test
+    try:
+        peak(5)  # the caches every import fills
+        small, large = peak(20), peak(200)
+    finally:
+        gc.unfreeze()
+    assert large < 2 * small, (small, large)

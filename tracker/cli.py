@@ -18,6 +18,7 @@ from tracker.audit.seals import broken_seals
 from tracker.audit.services import acting_as, record, summarised
 from tracker.backup import BackupError, age_recipients, backup_database
 from tracker.core.db import utcnow
+from tracker.core.text import shown_safely
 from tracker.demo import DEMO_PASSWORD, DEMO_USERS, seed
 from tracker.engine.derive import refresh_all
 from tracker.engine.verify import verify_all
@@ -139,17 +140,54 @@ def import_csv(path: str, username: str) -> None:
         return click.progressbar(length=length, label="Importing events", file=sys.stderr)
 
     # One audit entry for the whole import (who, which file, how many rows); each
-    # event is in the chained event log with who recorded it.
-    with acting_as(actor), summarised("import", file=Path(path).name):
-        result = import_file(path, actor, progress_factory=bar)
+    # event is in the chained event log with who recorded it. A refused file writes
+    # nothing but an entry for the attempt, with the first reasons.
+    name = Path(path).name
+    with acting_as(actor):
+        try:
+            with summarised("import", file=name):
+                result = import_file(path, actor, progress_factory=bar)
+        except Exception as exc:
+            _import_failed(name, 0, [f"the import stopped: {type(exc).__name__}"], 1)
+            raise
+        if result.errors:
+            _import_failed(name, result.rows, _reasons(result.errors), result.refused)
     if result.errors:
-        db.session.rollback()
-        click.echo(f"Nothing was imported: {len(result.errors)} rows were refused.", err=True)
-        for number, message in result.errors:
-            click.echo(f"  row {number}: {message}", err=True)
+        click.echo(
+            f"Nothing was imported: {result.refused} problems were found; put each right and "
+            "import the file again:",
+            err=True,
+        )
+        for reason in _reasons(result.errors):
+            click.echo(f"  {reason}", err=True)
+        if result.refused > len(result.errors):
+            click.echo(f"  and {result.refused - len(result.errors)} more", err=True)
         sys.exit(1)
     db.session.commit()
     click.echo(f"Imported {result.rows} events in {result.pathways} pathways.")
+
+
+REASONS_AUDITED = 5  # reasons a refused import's audit entry keeps (the first ones)
+
+
+def _reasons(errors: list[tuple[int, str]]) -> list[str]:
+    return [shown_safely(f"row {number}: {message}") for number, message in errors]
+
+
+def _import_failed(name: str, rows: int, reasons: list[str], refused: int) -> None:
+    """Undo the import and write, in a transaction of its own, the entry of the attempt."""
+    db.session.rollback()
+    record(
+        "import",
+        outcome="failure",
+        detail={
+            "file": name,
+            "rows": rows,
+            "refused": refused,
+            "reasons": [reason[:300] for reason in reasons[:REASONS_AUDITED]],
+        },
+    )
+    db.session.commit()
 
 
 @tracker_cli.command("seed-demo")
