@@ -227,7 +227,15 @@ def test_the_matrix_names_only_known_roles_and_trigger_sources():
 def test_the_matrix_keeps_its_security_invariants():
     """Independent of the matrix's own data: a widened row fails here, not silently."""
     public = {e for e, rule in ACCESS.items() if ANONYMOUS in rule.roles}
-    assert public == {"static", "bootstrap.static", "healthz", "auth.login", "api.openapi"}
+    assert public == {
+        "static",
+        "bootstrap.static",
+        "healthz",
+        "auth.login",
+        "sso.start",
+        "sso.callback",
+        "api.openapi",
+    }
     assert all(ACCESS[e].shows is None for e in public)  # no patient data without a login
     admin_only = {e for e, rule in ACCESS.items() if rule.roles == {"admin"}}
     assert admin_only == {

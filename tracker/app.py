@@ -12,6 +12,7 @@ import tracker.models  # noqa: F401 - every mapper registered before first use
 from config import configs
 from tracker import cli, web
 from tracker import extensions as ext
+from tracker.accounts import sso
 from tracker.accounts.audit_log import bp as audit_bp
 from tracker.accounts.routes import account_bp, auth_bp, users_bp
 from tracker.api.routes import bp as api_bp
@@ -29,6 +30,7 @@ from tracker.worklist.routes import bp as worklist_bp
 # Every feature's pages, in the order their URL rules are matched.
 BLUEPRINTS = (
     auth_bp,
+    sso.bp,
     users_bp,
     worklist_bp,
     patients_bp,
@@ -96,6 +98,7 @@ def create_app(config: str | type | None = None) -> Flask:
             use_explicit_sqlite_transactions(ext.db.engine)
 
     web.init_app(app)
+    sso.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     # The API reads no session cookie, only bearer tokens, so CSRF does not apply to it.

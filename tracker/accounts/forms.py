@@ -45,6 +45,14 @@ class UserCreateForm(FlaskForm):
 class UserEditForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
     active = BooleanField("Active (may log in)")
+    sso_only = BooleanField(
+        "Single sign-on only (no password login)",
+        description="The user signs in with the hospital's identity provider only.",
+    )
+    sso_unlink = BooleanField(
+        "Unlink from the identity provider",
+        description="The next single sign-on links this account again, by its username.",
+    )
     submit = SubmitField("Save")
 
 

@@ -38,6 +38,7 @@ from tracker.users.services import (
     note_failed_login,
     note_login,
     set_active,
+    set_sso,
 )
 from tracker.users.services import change_password as change_password_of
 from tracker.users.services import unlock as unlock_user
@@ -58,7 +59,7 @@ def landing(user) -> str:
     return url_for("review.index" if user.role == "surgeon" else "worklist.index")
 
 
-def _safe_next(target: str | None, fallback: str) -> str:
+def safe_next(target: str | None, fallback: str) -> str:
     """Only a path on this site; browsers drop tabs and read backslashes as slashes."""
     if not target or any(ord(c) < 32 or c == "\\" for c in target) or target.startswith("//"):
         return fallback
@@ -69,6 +70,23 @@ def _safe_next(target: str | None, fallback: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return fallback
     return target
+
+
+def password_login_off(user: User) -> bool:
+    """An account that signs in with single sign-on only: its own flag, or (OIDC_ONLY)
+    every account linked to the identity provider."""
+    if user.sso_only:
+        return True
+    config = current_app.config
+    return bool(config["OIDC_ISSUER"] and config["OIDC_ONLY"] and user.sso_subject)
+
+
+def _login_page(form: LoginForm, status: int = 200):
+    config = current_app.config
+    sso = config["OIDC_PROVIDER_NAME"] if config["OIDC_ISSUER"] else None
+    return render_template(
+        "auth/login.html", form=form, sso=sso, next=safe_next(request.args.get("next"), "")
+    ), status
 
 
 def _locked_message(user: User) -> str:
@@ -93,7 +111,23 @@ def login():
             record("login_failed", user=user, outcome="refused", detail="account locked")
             keep()
             flash(_locked_message(user), "danger")
-            return render_template("auth/login.html", form=form), 429
+            return _login_page(form, 429)
+        if user is not None and password_login_off(user):
+            check_password_hash(_DUMMY_HASH, form.password.data)
+            record(
+                "login_failed",
+                user=user,
+                outcome="refused",
+                detail="password login is off for this account (single sign-on only)",
+            )
+            keep()
+            provider = current_app.config["OIDC_PROVIDER_NAME"]
+            flash(
+                f"This account signs in with {provider} only, not with a password: use "
+                f"'Sign in with {provider}'.",
+                "warning",
+            )
+            return _login_page(form, 401)
         if user is None:
             check_password_hash(_DUMMY_HASH, form.password.data)
             record("login_failed", username=username, outcome="refused", detail="unknown username")
@@ -112,7 +146,7 @@ def login():
                 )
                 keep()
                 flash(_locked_message(user), "danger")
-                return render_template("auth/login.html", form=form), 429
+                return _login_page(form, 429)
         elif not user.active:
             record("login_failed", user=user, outcome="refused", detail="account deactivated")
         else:
@@ -120,12 +154,12 @@ def login():
             record("login", user=user)
             session.regenerate()  # a new session id: a planted one is worthless
             login_user(user)
-            return redirect(_safe_next(request.args.get("next"), landing(user)))
+            return redirect(safe_next(request.args.get("next"), landing(user)))
         keep()  # the failed attempt is counted and audited
         flash("Unknown username or wrong password, or the account is deactivated.", "danger")
-        return render_template("auth/login.html", form=form), 401
+        return _login_page(form, 401)
     status = 422 if request.method == "POST" else 200  # a field left empty: said beside it
-    return render_template("auth/login.html", form=form), status
+    return _login_page(form, status)
 
 
 @auth_bp.post("/logout")
@@ -177,6 +211,9 @@ def edit(user_id: int):
                 change_role(user, form.role.data, current_user)
             if form.active.data != user.active:
                 set_active(user, form.active.data, current_user)
+            unlink = bool(form.sso_unlink.data and user.sso_subject)
+            if form.sso_only.data != user.sso_only or unlink:
+                set_sso(user, sso_only=form.sso_only.data, unlink=unlink)
         except UserError as exc:
             discard()
             flash(str(exc), "danger")

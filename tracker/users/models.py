@@ -27,6 +27,10 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Single sign-on: the identity provider's subject (``sub``) of this account, stored at
+    # its first sign-in; later sign-ins match on it alone. ``sso_only``: no password login.
+    sso_subject: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
+    sso_only: Mapped[bool] = mapped_column(default=False)
 
     # What Flask-Login asks of a user, written here so the model needs no web framework.
     is_authenticated = True

@@ -115,6 +115,17 @@ def set_active(user: User, active: bool, actor: User) -> None:
     db.session.flush()
 
 
+def set_sso(user: User, *, sso_only: bool, unlink: bool = False) -> None:
+    """Whether the account may log in with a password, and forgetting its provider's
+    subject (a wrong link; the next single sign-on links it again by username)."""
+    user.sso_only = sso_only
+    if unlink:
+        user.sso_subject = None
+    if sso_only or unlink:
+        end_sessions_of(user.id)
+    db.session.flush()
+
+
 def change_password(user: User, current: str, new: str, keep_session: str | None) -> None:
     """The user's own change: the current password first; other sessions end."""
     if not check_password(user, current or ""):

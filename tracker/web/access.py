@@ -43,6 +43,8 @@ ACCESS: dict[str, Rule] = {
     "bootstrap.static": Rule(PUBLIC),
     "healthz": Rule(PUBLIC),
     "auth.login": Rule(PUBLIC),
+    "sso.start": Rule(PUBLIC),  # single sign-on: to the identity provider and back
+    "sso.callback": Rule(PUBLIC),
     "api.openapi": Rule(PUBLIC),
     # Every account.
     "auth.logout": Rule(EVERYONE),
