@@ -566,3 +566,17 @@ def test_a_wrong_password_at_the_provider_never_reaches_the_tracker(sso, provide
         timeout=10,
     )
     assert response.status_code == 401 and "Wrong username or password" in response.text
+
+
+def test_the_username_can_come_from_a_verified_email_in_the_hospitals_domain(sso, session):
+    make_user("dora", "viewer")
+    session.commit()
+    sso.config(OIDC_USERNAME_CLAIM="email", OIDC_USERNAME_DOMAIN="hospital.example")
+    sso.idp.change("dora", preferred_username="someone-else", email="dora@evil.example")
+    assert sign_in(sso.client, "dora").status_code == 403  # another domain names nobody
+    sso.idp.change("dora", email="Dora@Hospital.example", email_verified=False)
+    assert sign_in(sso.client, "dora").status_code == 403  # not verified
+    assert user("dora").sso_subject is None
+    sso.idp.change("dora", email_verified=True)
+    assert sign_in(sso.client, "dora").status_code == 302
+    assert logged_in_as(sso.client) == "dora" and user("dora").sso_subject == "idp-0004"

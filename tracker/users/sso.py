@@ -120,6 +120,8 @@ def username_from(claims: dict, settings: SsoSettings) -> str | None:
     value = claims.get(settings.username_claim)
     if not isinstance(value, str) or not value.strip():
         return None
+    if settings.username_claim == "email" and claims.get("email_verified") is not True:
+        return None  # an address the provider has not verified names nobody
     value = value.strip().lower()
     if settings.username_domain:
         local, at, domain = value.rpartition("@")
