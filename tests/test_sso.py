@@ -580,3 +580,21 @@ def test_the_username_can_come_from_a_verified_email_in_the_hospitals_domain(sso
     sso.idp.change("dora", email_verified=True)
     assert sign_in(sso.client, "dora").status_code == 302
     assert logged_in_as(sso.client) == "dora" and user("dora").sso_subject == "idp-0004"
+
+
+def test_an_administrator_creates_an_sso_only_account_without_a_password(sso, session):
+    make_user("admin", "admin")
+    session.commit()
+    admin = sso.client
+    assert admin.post("/login", data={"username": "admin", "password": PASSWORD}).status_code == 302
+    form = {"username": "dora", "full_name": "Dora V", "role": "viewer", "password": ""}
+    response = admin.post("/users/", data=form)
+    assert response.status_code == 422
+    assert "Enter an initial password, or tick 'Single sign-on only'" in shown(response)
+    assert user("dora") is None
+    assert admin.post("/users/", data={**form, "sso_only": "y"}).status_code == 302
+    dora = user("dora")
+    assert dora.sso_only and dora.sso_subject is None
+    browser = sso_app_client(sso)
+    assert sign_in(browser, "dora").status_code == 302 and logged_in_as(browser) == "dora"
+    assert user("dora").sso_subject == "idp-0004"

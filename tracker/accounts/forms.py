@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from tracker.users.roles import ROLE_LABELS
 
@@ -32,14 +32,26 @@ class UserCreateForm(FlaskForm):
     )
     full_name = StringField("Full name", validators=[Length(max=120)])
     role = SelectField("Role", choices=ROLE_CHOICES)
+    sso_only = BooleanField(
+        "Single sign-on only (no password)",
+        description="The user signs in with the hospital's identity provider only.",
+    )
     password = PasswordField(
         "Initial password",
-        validators=[
-            DataRequired("Enter an initial password."),
-            Length(min=12, max=128, message="The password must be 12 to 128 characters long."),
-        ],
+        description="Not needed (and not kept) for single sign-on only.",
     )
     submit = SubmitField("Create user")
+
+    def validate_password(self, field) -> None:
+        if self.sso_only.data:
+            return
+        if not field.data:
+            raise ValidationError(
+                "Enter an initial password, or tick 'Single sign-on only' for a user who "
+                "signs in with the identity provider."
+            )
+        if not 12 <= len(field.data) <= 128:
+            raise ValidationError("The password must be 12 to 128 characters long.")
 
 
 class UserEditForm(FlaskForm):

@@ -190,6 +190,7 @@ def create():
                 role=form.role.data,
                 password=form.password.data,
                 full_name=form.full_name.data,
+                sso_only=form.sso_only.data,
             )
         except UserError as exc:
             discard()

@@ -21,11 +21,9 @@ from sqlalchemy import select
 
 from tracker.extensions import db
 from tracker.users.models import User
+from tracker.users.passwords import NO_PASSWORD
 from tracker.users.roles import ROLES
 from tracker.users.services import USERNAME_RE, UserError, change_role
-
-# A password hash that no password matches (Werkzeug refuses a hash without '$').
-NO_PASSWORD = "!single-sign-on-only"  # noqa: S105 - not a password: matches none
 
 
 class SsoRefused(Exception):
