@@ -43,6 +43,7 @@ from tracker.users.services import (
 from tracker.users.services import change_password as change_password_of
 from tracker.users.services import unlock as unlock_user
 from tracker.users.sessions import end_sessions_of, sessions_of
+from tracker.users.sso import password_login_off
 from tracker.web.boundary import discard, keep
 from tracker.web.sessions import current_session_hash
 
@@ -70,15 +71,6 @@ def safe_next(target: str | None, fallback: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return fallback
     return target
-
-
-def password_login_off(user: User) -> bool:
-    """An account that signs in with single sign-on only: its own flag, or (OIDC_ONLY)
-    every account linked to the identity provider."""
-    if user.sso_only:
-        return True
-    config = current_app.config
-    return bool(config["OIDC_ISSUER"] and config["OIDC_ONLY"] and user.sso_subject)
 
 
 def _login_page(form: LoginForm, status: int = 200):
@@ -112,7 +104,8 @@ def login():
             keep()
             flash(_locked_message(user), "danger")
             return _login_page(form, 429)
-        if user is not None and password_login_off(user):
+        oidc_only = bool(current_app.config["OIDC_ISSUER"] and current_app.config["OIDC_ONLY"])
+        if user is not None and password_login_off(user, oidc_only):
             check_password_hash(_DUMMY_HASH, form.password.data)
             record(
                 "login_failed",

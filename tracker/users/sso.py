@@ -80,6 +80,12 @@ def parse_role_map(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def password_login_off(user: User, oidc_only: bool) -> bool:
+    """An account that signs in with single sign-on only: its own flag, or (OIDC_ONLY)
+    every account linked to the identity provider."""
+    return user.sso_only or (oidc_only and user.sso_subject is not None)
+
+
 def check_settings(config) -> None:
     """Refuse to start with single sign-on half configured (each problem named)."""
     if not config.get("OIDC_ISSUER"):
