@@ -189,8 +189,13 @@ def start(client, next_page: str | None = None) -> str:
 def at_provider(authorize_url: str, login: str, password: str = IDP_PASSWORD) -> str:
     """The browser at the provider: its login form, until it sends the browser back to the
     tracker; returns that callback URL (with code, state and iss)."""
-    browser = requests.Session()
-    response = browser.get(authorize_url, allow_redirects=False, timeout=10)
+    with requests.Session() as browser:
+        return _follow(
+            browser, browser.get(authorize_url, allow_redirects=False, timeout=10), login, password
+        )
+
+
+def _follow(browser, response, login: str, password: str) -> str:
     for _ in range(10):
         if response.is_redirect:
             url = urljoin(response.url, response.headers["Location"])
@@ -556,15 +561,15 @@ def test_an_expired_id_token_is_refused(sso, session):
 
 
 def test_a_wrong_password_at_the_provider_never_reaches_the_tracker(sso, provider):
-    browser = requests.Session()
-    page = browser.get(start(sso.client), timeout=10)
-    action = re.search(r'action="([^"]+)"', page.text).group(1)
-    response = browser.post(
-        urljoin(page.url, action),
-        data={"login": "dora", "password": "wrong"},
-        allow_redirects=False,
-        timeout=10,
-    )
+    with requests.Session() as browser:
+        page = browser.get(start(sso.client), timeout=10)
+        action = re.search(r'action="([^"]+)"', page.text).group(1)
+        response = browser.post(
+            urljoin(page.url, action),
+            data={"login": "dora", "password": "wrong"},
+            allow_redirects=False,
+            timeout=10,
+        )
     assert response.status_code == 401 and "Wrong username or password" in response.text
 
 
