@@ -603,3 +603,19 @@ def test_an_administrator_creates_an_sso_only_account_without_a_password(sso, se
     browser = sso_app_client(sso)
     assert sign_in(browser, "dora").status_code == 302 and logged_in_as(browser) == "dora"
     assert user("dora").sso_subject == "idp-0004"
+
+
+def test_an_unreachable_provider_is_said_and_audited(app, session):
+    down = make_app(
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        OIDC_ISSUER="http://127.0.0.1:9",  # nothing listens there
+        OIDC_CLIENT_ID=CLIENT_ID,
+        OIDC_CLIENT_SECRET=CLIENT_SECRET,
+        OIDC_PROVIDER_NAME=IDP,
+        OIDC_ROLE_MAP=ROLE_MAP,
+    )
+    response = down.test_client().get("/login/sso/")
+    assert response.status_code == 502
+    assert f"{IDP} cannot be reached just now" in shown(response)
+    (failed,) = entries("login_failed")
+    assert json.loads(failed.detail)["reason"] == "provider unreachable: ConnectionError"
