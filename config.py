@@ -96,6 +96,27 @@ class Config:
     TARGET_LIMITS = os.environ.get("TARGET_LIMITS", "")
     # Share of a target's limit, at its end, during which it is "due soon".
     TARGET_DUE_SOON_FRACTION = float(os.environ.get("TARGET_DUE_SOON_FRACTION", "0.2"))
+    # Single sign-on (OpenID Connect, the code flow with PKCE) with the hospital's identity
+    # provider; off while OIDC_ISSUER is unset. See README, "Single sign-on".
+    OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "")
+    OIDC_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "")
+    OIDC_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "")
+    OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "single sign-on")
+    OIDC_SCOPES = os.environ.get("OIDC_SCOPES", "openid profile email")
+    # The claim that carries the user's groups, and which group gives which role (the
+    # first entry the user has wins: list the most privileged first).
+    OIDC_ROLE_CLAIM = os.environ.get("OIDC_ROLE_CLAIM", "groups")
+    OIDC_ROLE_MAP = os.environ.get("OIDC_ROLE_MAP", "")
+    # The claim matched against a tracker username at a user's first sign-in; with a
+    # domain, "alice@DOMAIN" matches the username "alice" (and other domains nothing).
+    OIDC_USERNAME_CLAIM = os.environ.get("OIDC_USERNAME_CLAIM", "preferred_username")
+    OIDC_USERNAME_DOMAIN = os.environ.get("OIDC_USERNAME_DOMAIN", "")
+    # Just-in-time accounts: an unknown user with a mapped role gets one (SSO-only).
+    OIDC_CREATE_USERS = _env_flag("OIDC_CREATE_USERS")
+    # No password login for any account linked to the identity provider.
+    OIDC_ONLY = _env_flag("OIDC_ONLY")
+    # The callback address registered with the provider; by default this server's own.
+    OIDC_REDIRECT_URI = os.environ.get("OIDC_REDIRECT_URI", "")
     # SQLite only: transactions begin explicitly, so that tests can roll back
     # savepoints; the running app keeps pysqlite's default (see README).
     SQLITE_EXPLICIT_TRANSACTIONS = False

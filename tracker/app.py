@@ -14,6 +14,7 @@ import tracker.models  # noqa: F401 - every mapper registered before first use
 from config import ConfigError, check_settings, configs
 from tracker import cli, web
 from tracker import extensions as ext
+from tracker.accounts import sso
 from tracker.accounts.audit_log import bp as audit_bp
 from tracker.accounts.routes import account_bp, auth_bp, users_bp
 from tracker.api.routes import bp as api_bp
@@ -34,6 +35,7 @@ from tracker.worklist.routes import bp as worklist_bp
 # Every feature's pages, in the order their URL rules are matched.
 BLUEPRINTS = (
     auth_bp,
+    sso.bp,
     users_bp,
     worklist_bp,
     patients_bp,
@@ -141,6 +143,7 @@ def create_app(config: str | type | None = None) -> Flask:
 
     web.init_app(app)
     teams_routes.init_app(app)
+    sso.init_app(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
     # The API reads no session cookie, only bearer tokens, so CSRF does not apply to it.

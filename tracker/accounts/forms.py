@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, SubmitField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, EqualTo, Length
+from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from tracker.engine import teams
 from tracker.users.roles import ROLE_LABELS
@@ -34,12 +34,13 @@ class UserCreateForm(FlaskForm):
     )
     full_name = StringField("Full name", validators=[Length(max=120)])
     role = SelectField("Role", choices=ROLE_CHOICES)
+    sso_only = BooleanField(
+        "Single sign-on only (no password)",
+        description="The user signs in with the hospital's identity provider only.",
+    )
     password = PasswordField(
         "Initial password",
-        validators=[
-            DataRequired("Enter an initial password."),
-            Length(min=12, max=128, message="The password must be 12 to 128 characters long."),
-        ],
+        description="Not needed (and not kept) for single sign-on only.",
     )
     teams = CheckboxesField(
         "Teams",
@@ -52,6 +53,17 @@ class UserCreateForm(FlaskForm):
         super().__init__(*args, **kwargs)
         self.teams.choices = list(teams.teams())
 
+    def validate_password(self, field) -> None:
+        if self.sso_only.data:
+            return
+        if not field.data:
+            raise ValidationError(
+                "Enter an initial password, or tick 'Single sign-on only' for a user who "
+                "signs in with the identity provider."
+            )
+        if not 12 <= len(field.data) <= 128:
+            raise ValidationError("The password must be 12 to 128 characters long.")
+
 
 class UserEditForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
@@ -63,6 +75,14 @@ class UserEditForm(FlaskForm):
     )
     # Sent with the checkboxes: a post without it (none ticked sends nothing) keeps them.
     teams_shown = HiddenField()
+    sso_only = BooleanField(
+        "Single sign-on only (no password login)",
+        description="The user signs in with the hospital's identity provider only.",
+    )
+    sso_unlink = BooleanField(
+        "Unlink from the identity provider",
+        description="The next single sign-on links this account again, by its username.",
+    )
     submit = SubmitField("Save")
 
     def __init__(self, *args, **kwargs):

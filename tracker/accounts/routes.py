@@ -52,10 +52,12 @@ from tracker.users.services import (
     note_failed_login,
     note_login,
     set_active,
+    set_sso,
 )
 from tracker.users.services import change_password as change_password_of
 from tracker.users.services import unlock as unlock_user
 from tracker.users.sessions import end_sessions_of, sessions_of
+from tracker.users.sso import password_login_off
 from tracker.web.boundary import discard, keep
 from tracker.web.sessions import current_session_hash
 
@@ -72,7 +74,7 @@ def landing(user) -> str:
     return url_for("review.index" if user.role == "surgeon" else "worklist.index")
 
 
-def _safe_next(target: str | None, fallback: str) -> str:
+def safe_next(target: str | None, fallback: str) -> str:
     """Only a path on this site; browsers drop tabs and read backslashes as slashes."""
     if not target or any(ord(c) < 32 or c == "\\" for c in target) or target.startswith("//"):
         return fallback
@@ -83,6 +85,14 @@ def _safe_next(target: str | None, fallback: str) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return fallback
     return target
+
+
+def _login_page(form: LoginForm, status: int = 200):
+    config = current_app.config
+    sso = config["OIDC_PROVIDER_NAME"] if config["OIDC_ISSUER"] else None
+    return render_template(
+        "auth/login.html", form=form, sso=sso, next=safe_next(request.args.get("next"), "")
+    ), status
 
 
 def _locked_message(user: User) -> str:
@@ -107,7 +117,24 @@ def login():
             record("login_failed", user=user, outcome="refused", detail="account locked")
             keep()
             flash(_locked_message(user), "danger")
-            return render_template("auth/login.html", form=form), 429
+            return _login_page(form, 429)
+        oidc_only = bool(current_app.config["OIDC_ISSUER"] and current_app.config["OIDC_ONLY"])
+        if user is not None and password_login_off(user, oidc_only):
+            check_password_hash(_DUMMY_HASH, form.password.data)
+            record(
+                "login_failed",
+                user=user,
+                outcome="refused",
+                detail="password login is off for this account (single sign-on only)",
+            )
+            keep()
+            provider = current_app.config["OIDC_PROVIDER_NAME"]
+            flash(
+                f"This account signs in with {provider} only, not with a password: use "
+                f"'Sign in with {provider}'.",
+                "warning",
+            )
+            return _login_page(form, 401)
         if user is None:
             check_password_hash(_DUMMY_HASH, form.password.data)
             typed = unknown_username(username)
@@ -127,7 +154,7 @@ def login():
                 )
                 keep()
                 flash(_locked_message(user), "danger")
-                return render_template("auth/login.html", form=form), 429
+                return _login_page(form, 429)
         elif not user.active:
             record("login_failed", user=user, outcome="refused", detail="account deactivated")
         else:
@@ -135,12 +162,12 @@ def login():
             record("login", user=user)
             session.regenerate()  # a new session id: a planted one is worthless
             login_user(user)
-            return redirect(_safe_next(request.args.get("next"), landing(user)))
+            return redirect(safe_next(request.args.get("next"), landing(user)))
         keep()  # the failed attempt is counted and audited
         flash("Unknown username or wrong password, or the account is deactivated.", "danger")
-        return render_template("auth/login.html", form=form), 401
+        return _login_page(form, 401)
     status = 422 if request.method == "POST" else 200  # a field left empty: said beside it
-    return render_template("auth/login.html", form=form), status
+    return _login_page(form, status)
 
 
 @auth_bp.post("/logout")
@@ -222,6 +249,7 @@ def create():
                 role=form.role.data,
                 password=form.password.data,
                 full_name=form.full_name.data,
+                sso_only=form.sso_only.data,
             )
             set_teams(user, form.teams.data or [])
         except (UserError, AccessError) as exc:
@@ -249,6 +277,9 @@ def edit(user_id: int):
                 set_active(user, form.active.data, current_user)
             if form.teams_shown.data:
                 set_teams(user, form.teams.data or [])
+            unlink = bool(form.sso_unlink.data and user.sso_subject)
+            if form.sso_only.data != user.sso_only or unlink:
+                set_sso(user, sso_only=form.sso_only.data, unlink=unlink)
         except (UserError, AccessError) as exc:
             discard()
             flash(str(exc), "danger")

@@ -56,6 +56,7 @@ ACTIONS = {
 }
 
 _cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)
+_signing_in: ContextVar = ContextVar("audit_signing_in", default=None)
 _bulk: ContextVar = ContextVar("audit_bulk", default=None)
 
 
@@ -80,6 +81,17 @@ def acting_as(user, address: str | None = None) -> Iterator[None]:
 
 
 @contextmanager
+def signing_in(user) -> Iterator[None]:
+    """Within a request, before its login: the changes a sign-in makes to the account (a
+    single sign-on's link, role or new account) are the user's own."""
+    token = _signing_in.set(user)
+    try:
+        yield
+    finally:
+        _signing_in.reset(token)
+
+
+@contextmanager
 def summarised(action: str, **detail) -> Iterator[dict]:
     """One entry for a bulk change (an import) instead of one per row: the rows are in the
     chained event log already, each with who recorded it. ``detail`` can be added to."""
@@ -97,7 +109,7 @@ def _actor():
     if has_request_context():
         from flask_login import current_user
 
-        user = getattr(g, "api_user", None)
+        user = getattr(g, "api_user", None) or _signing_in.get()
         if user is None and current_user and current_user.is_authenticated:
             user = current_user._get_current_object()
         address = (request.remote_addr or "")[:64]

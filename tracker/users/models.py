@@ -34,6 +34,10 @@ class User(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # HMAC-SHA256 of the SEALED columns under the audit key, written at each flush.
     seal: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    # Single sign-on: the identity provider's subject (``sub``) of this account, stored at
+    # its first sign-in; later sign-ins match on it alone. ``sso_only``: no password login.
+    sso_subject: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
+    sso_only: Mapped[bool] = mapped_column(default=False)
 
     # What Flask-Login asks of a user, written here so the model needs no web framework.
     is_authenticated = True

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+# The hash of an account that signs in with single sign-on only: no password matches it
+# (Werkzeug refuses a hash without '$').
+NO_PASSWORD = "!single-sign-on-only"  # noqa: S105 - not a password
+
 
 def set_password(user, password: str) -> None:
     user.password_hash = generate_password_hash(password, method="scrypt")

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from tracker.extensions import db
 from tracker.users.models import User
-from tracker.users.passwords import check_password, set_password
+from tracker.users.passwords import NO_PASSWORD, check_password, set_password
 from tracker.users.roles import ROLES
 from tracker.users.sessions import end_sessions_of
 
@@ -67,7 +67,10 @@ def _common_passwords() -> frozenset[str]:
     return frozenset(FREQUENCY_LISTS["passwords"])
 
 
-def create_user(*, username: str, role: str, password: str, full_name: str = "") -> User:
+def create_user(
+    *, username: str, role: str, password: str | None, full_name: str = "", sso_only: bool = False
+) -> User:
+    """A new account; one that signs in with single sign-on only has no password."""
     username = (username or "").strip().lower()
     if not USERNAME_RE.match(username):
         raise UserError(
@@ -76,11 +79,20 @@ def create_user(*, username: str, role: str, password: str, full_name: str = "")
         )
     if role not in ROLES:
         raise UserError(f"The role must be one of: {', '.join(ROLES)}.", "role")
-    check_password_rules(password, username, full_name)
+    if not sso_only:
+        check_password_rules(password or "", username, full_name)
     if db.session.scalar(select(func.count(User.id)).where(User.username == username)):
         raise UserError(f"The username '{username}' is already taken.", "username")
-    user = User(username=username, role=role, full_name=(full_name or "").strip()[:120])
-    set_password(user, password)
+    user = User(
+        username=username,
+        role=role,
+        full_name=(full_name or "").strip()[:120],
+        sso_only=sso_only,
+    )
+    if sso_only:
+        user.password_hash = NO_PASSWORD
+    else:
+        set_password(user, password)
     db.session.add(user)
     db.session.flush()
     return user
@@ -111,6 +123,17 @@ def set_active(user: User, active: bool, actor: User) -> None:
     user.active = active
     if not active:
         # Every session of the account ends now, on every server.
+        end_sessions_of(user.id)
+    db.session.flush()
+
+
+def set_sso(user: User, *, sso_only: bool, unlink: bool = False) -> None:
+    """Whether the account may log in with a password, and forgetting its provider's
+    subject (a wrong link; the next single sign-on links it again by username)."""
+    user.sso_only = sso_only
+    if unlink:
+        user.sso_subject = None
+    if sso_only or unlink:
         end_sessions_of(user.id)
     db.session.flush()
 

@@ -45,6 +45,8 @@ ACCESS: dict[str, Rule] = {
     "auth.login": Rule(PUBLIC),
     # A one-time password reset link (the token in the URL is the credential).
     "auth.reset_password": Rule(PUBLIC),
+    "sso.start": Rule(PUBLIC),  # single sign-on: to the identity provider and back
+    "sso.callback": Rule(PUBLIC),
     "api.openapi": Rule(PUBLIC),
     # Every account.
     "auth.logout": Rule(EVERYONE),
