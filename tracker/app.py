@@ -24,6 +24,7 @@ from tracker.patients.routes import bp as patients_bp
 from tracker.reports.routes import bp as reports_bp
 from tracker.returns.routes import bp as returns_bp
 from tracker.review.routes import bp as review_bp
+from tracker.web.boundary import TrackerFlask
 from tracker.worklist.routes import bp as worklist_bp
 
 # Every feature's pages, in the order their URL rules are matched.
@@ -67,7 +68,9 @@ def install_runtime() -> None:
 
 
 def create_app(config: str | type | None = None) -> Flask:
-    app = Flask(__name__, template_folder=template_folder(), instance_relative_config=True)
+    app = TrackerFlask(
+        __name__, template_folder=template_folder(), instance_relative_config=True
+    )
     if config is None or isinstance(config, str):
         config = configs[config or os.environ.get("TRACKER_ENV", "development")]
     app.config.from_object(config)

@@ -118,7 +118,8 @@ def _body() -> dict:
     problems = {path: ["contains a control character; remove it"] for path in _control(body)}
     if problems:
         raise ApiError(422, "invalid_data", "Control characters are not allowed.", problems)
-    return body
+    # A copy: the request's parsed body stays as sent if the view runs again (boundary).
+    return dict(body)
 
 
 def _control(value, path: str = "") -> list[str]:
@@ -392,7 +393,9 @@ def record_event(pathway_id: int):
         result = services.record(
             pathway, trigger, data, body.get("occurred_at"), g.api_user, version, request_id
         )
-    pathway = _load(pathway_id)
+    # Read again, not from the session's copy: a replay answers with the pathway as it is
+    # now, though this request read it before the original was committed.
+    db.session.refresh(pathway)
     _, seq_of = _events(pathway)
     return jsonify(
         {

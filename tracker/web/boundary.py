@@ -8,7 +8,13 @@ Here, once, after the view has answered:
   counted and audited even though it answers 401); a refusal (401, 403) keeps only its
   audit entry;
 - a domain error the view did not handle (``PathwayError``) becomes the page's error
-  page or the API's JSON error, with its words and status.
+  page or the API's JSON error, with its words and status;
+- a write that lost a race (``ConcurrentWrite``: another request wrote the same rows at
+  the same moment and committed first) is rolled back and the view runs once more,
+  against what the other request committed. A copy of that request (the same
+  ``request_id``, a client's retry racing the original) is then answered exactly as a
+  copy sent later is, with the original's answer; any other change gets the ordinary
+  "changed since you opened it".
 
 Views never commit. A view that must read again after a refused write calls
 ``discard()`` first.
@@ -17,9 +23,10 @@ Views never commit. A view that must read again after a refused write calls
 from __future__ import annotations
 
 from flask import Flask, Response, g, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import default_exceptions
 
-from tracker.engine.errors import InvalidData, PathwayError, StaleVersion
+from tracker.engine.errors import ConcurrentWrite, InvalidData, PathwayError, StaleVersion
 from tracker.extensions import db
 from tracker.web import auditing
 
@@ -40,6 +47,19 @@ def api_error(exc: PathwayError) -> tuple[int, dict]:
     if exc.status == 422:
         return 422, error_body("invalid_request", exc.message, {"request_id": [exc.message]})
     return 409, error_body("not_allowed_now", exc.message)
+
+
+class TrackerFlask(Flask):
+    """Flask, with the boundary's one retry of a view that lost a race."""
+
+    def dispatch_request(self) -> ResponseReturnValue:
+        try:
+            return super().dispatch_request()
+        except ConcurrentWrite:
+            # Once: the request that won has committed (this one waited on its locks), so
+            # the view now reads what it wrote; losing again is answered as stale.
+            db.session.rollback()
+            return super().dispatch_request()
 
 
 def discard() -> None:
