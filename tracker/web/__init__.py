@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException, InternalServerError
-from werkzeug.routing import IntegerConverter
 
 from tracker.core.text import has_control_characters
 from tracker.extensions import db, login_manager
@@ -13,7 +12,7 @@ from tracker.users.models import User
 from tracker.web import boundary, filters, headers
 from tracker.web.access import ANONYMOUS, refusal, rule_for
 from tracker.web.boundary import error_body
-from tracker.web.helpers import IdConverter
+from tracker.web.helpers import AnyIdConverter, IdConverter
 from tracker.web.sessions import ServerSessionInterface
 
 
@@ -21,9 +20,10 @@ def init_app(app: Flask) -> None:
     """The plumbing every page and call goes through; the features' blueprints are
     registered by ``create_app``."""
     app.session_interface = ServerSessionInterface()
+    # Every id in a URL is ASCII digits, whichever of the two a rule uses.
     app.url_map.converters["int"] = IdConverter
     # The API answers an impossible id with its own JSON 404 (not a routing 405).
-    app.url_map.converters["anyint"] = IntegerConverter
+    app.url_map.converters["anyint"] = AnyIdConverter
     login_manager.login_view = "auth.login"
 
     @login_manager.user_loader

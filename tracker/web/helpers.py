@@ -11,8 +11,17 @@ from tracker.extensions import db
 from tracker.users.models import User
 
 
-class IdConverter(IntegerConverter):
-    """`<int:...>` in URLs: ids beyond what the database holds are a 404, not an error."""
+class AnyIdConverter(IntegerConverter):
+    """`<anyint:...>` in URLs: ASCII digits only. Werkzeug's `\\d` and Python's `int()`
+    also take other scripts' digits (U+0661, ARABIC-INDIC DIGIT ONE, is 1), which would
+    name a record by a string no link holds; such a path matches no rule: a 404."""
+
+    regex = "[0-9]+"
+
+
+class IdConverter(AnyIdConverter):
+    """`<int:...>` in URLs: ASCII digits (as `<anyint:...>`), and ids beyond what the
+    database holds are a 404, not an error."""
 
     def __init__(self, url_map, *args, **kwargs):
         kwargs.setdefault("max", 2**31 - 1)
