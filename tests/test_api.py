@@ -383,3 +383,94 @@ def test_openapi_document(client):
         "approach",
         "levels",
     ]
+
+
+# -- every error under /api is JSON of the one shape ----------------------------------------
+
+ERROR_SHAPE = {"error", "message", "errors"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/api", 404, "not_found"),
+        ("GET", "/api/", 404, "not_found"),
+        ("GET", "/api/v1/nowhere", 404, "not_found"),
+        ("GET", "/api/v2/pathways", 404, "not_found"),
+        ("POST", "/api/v1/pathways/1/nowhere", 404, "not_found"),
+        ("DELETE", "/api/v1/patients/1", 405, "method_not_allowed"),
+        ("PUT", "/api/v1/pathways", 405, "method_not_allowed"),
+        ("POST", "/api/openapi.json", 405, "method_not_allowed"),
+    ],
+)
+def test_an_unknown_url_or_method_under_the_api_is_json(client, auth, method, path, status, code):
+    for headers in ({}, auth["coordinator"]):
+        response = client.open(path, method=method, headers=headers)
+        assert response.status_code == status and response.is_json, response.text[:200]
+        assert set(response.json) == ERROR_SHAPE and response.json["error"] == code
+        assert response.json["message"] and response.json["errors"] == {}
+
+
+def test_a_body_too_large_for_the_api_is_json(app, client, auth):
+    too_large = b'{"mrn": "' + b"x" * app.config["MAX_CONTENT_LENGTH"] + b'"}'
+    response = client.post(
+        "/api/v1/patients",
+        data=too_large,
+        headers={**auth["coordinator"], "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413 and response.is_json
+    assert set(response.json) == ERROR_SHAPE
+    assert response.json["error"] == "request_entity_too_large"
+
+
+def test_an_unexpected_error_in_the_api_is_a_json_500_rolled_back_and_logged(
+    client, auth, monkeypatch, caplog
+):
+    """Injected here, after the patient is written: the 500 keeps nothing and is logged
+    with its traceback; the caller gets the JSON shape without the details."""
+    from tracker.api import serialize
+    from tracker.patients.services import find_by_mrn
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("injected by the test")
+
+    monkeypatch.setattr(serialize, "patient", fails)
+    body = {
+        "mrn": "BOOM1",
+        "family_name": "Ng",
+        "given_name": "Ada",
+        "birth_date": "1970-02-03",
+        "sex": "female",
+    }
+    response = client.post("/api/v1/patients", json=body, headers=auth["coordinator"])
+    assert response.status_code == 500 and response.is_json
+    assert response.json == {
+        "error": "server_error",
+        "message": "Something went wrong; nothing was saved.",
+        "errors": {},
+    }
+    assert "injected" not in response.text
+    assert find_by_mrn("BOOM1") is None
+    (logged,) = [r for r in caplog.records if r.exc_info and r.levelname == "ERROR"]
+    assert logged.exc_info[0] is RuntimeError and "/api/v1/patients" in logged.getMessage()
+    monkeypatch.undo()
+    again = client.post("/api/v1/patients", json=body, headers=auth["coordinator"])
+    assert again.status_code == 201  # nothing half-written stands in the way
+
+
+def test_the_web_pages_keep_their_html_error_pages(client, login, users, monkeypatch, caplog):
+    from tracker.patients import routes
+
+    login("coordinator")
+    for path, method, status in (("/nowhere", "GET", 404), ("/logout", "GET", 405)):
+        response = client.open(path, method=method)
+        assert response.status_code == status and response.mimetype == "text/html"
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("injected by the test")
+
+    monkeypatch.setattr(routes, "name_or_mrn", fails)
+    response = client.get("/patients/?q=ada")
+    assert response.status_code == 500 and response.mimetype == "text/html"
+    assert "injected" not in response.text
+    assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)

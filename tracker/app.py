@@ -68,9 +68,7 @@ def install_runtime() -> None:
 
 
 def create_app(config: str | type | None = None) -> Flask:
-    app = TrackerFlask(
-        __name__, template_folder=template_folder(), instance_relative_config=True
-    )
+    app = TrackerFlask(__name__, template_folder=template_folder(), instance_relative_config=True)
     if config is None or isinstance(config, str):
         config = configs[config or os.environ.get("TRACKER_ENV", "development")]
     app.config.from_object(config)

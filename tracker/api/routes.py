@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime
 from flask import Blueprint, g, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import HTTPException
 
 from tracker.api import serialize
 from tracker.api.fhir import bundle
@@ -29,7 +28,7 @@ from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
 from tracker.returns import queries as returns
 from tracker.web.access import ANONYMOUS, refusal, rule_for
-from tracker.web.boundary import discard
+from tracker.web.boundary import discard, error_body
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 PAGE_SIZE = 50
@@ -47,10 +46,6 @@ class ApiError(Exception):
         self.errors, self.extra = errors or {}, extra
 
 
-def error_body(code: str, message: str, errors: dict | None = None, **extra) -> dict:
-    return {"error": code, "message": message, "errors": errors or {}, **extra}
-
-
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError):
     if exc.status in (401, 403):
@@ -58,14 +53,10 @@ def _api_error(exc: ApiError):
     return jsonify(error_body(exc.code, exc.message, exc.errors, **exc.extra)), exc.status
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    code = (exc.name or "error").lower().replace(" ", "_")
-    return jsonify(error_body(code, exc.description or exc.name)), exc.code
-
-
-# Domain errors (PathwayError) are answered by the transaction boundary in the API's error
-# shape (tracker.web.boundary.api_error); only the answers particular to a call are here.
+# Domain errors (PathwayError), HTTP errors (an unknown URL or method under /api, a body
+# too large) and unexpected exceptions (500) are answered by the transaction boundary in
+# the API's one error shape (tracker.web.boundary); only the answers particular to a call
+# are here.
 
 
 @bp.before_request
