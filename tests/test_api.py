@@ -474,3 +474,66 @@ def test_the_web_pages_keep_their_html_error_pages(client, login, users, monkeyp
     assert response.status_code == 500 and response.mimetype == "text/html"
     assert "injected" not in response.text
     assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
+
+
+# -- one MRN, however it is written ---------------------------------------------------------
+
+# Each list is one MRN: letter case, a combining accent, fullwidth forms, outer spaces.
+SAME_MRN = [
+    ["ÄX1", "äx1", "A\u0308X1", " äX1 "],
+    ["RX77", "\uff52\uff58\uff17\uff17", "rx77"],
+    ["STRASSE9", "straße9"],
+]
+
+
+@pytest.mark.parametrize("spellings", SAME_MRN)
+def test_an_mrn_written_another_way_is_the_same_patient_409(client, auth, spellings):
+    body = {"family_name": "Ng", "given_name": "Ada", "birth_date": "1970-02-03", "sex": "female"}
+    first, *others = spellings
+    created = client.post(
+        "/api/v1/patients", json={**body, "mrn": first}, headers=auth["coordinator"]
+    )
+    assert created.status_code == 201, created.json
+    for mrn in others:
+        again = client.post(
+            "/api/v1/patients", json={**body, "mrn": mrn}, headers=auth["coordinator"]
+        )
+        assert again.status_code == 409, (mrn, again.status_code, again.text[:200])
+        assert again.json["error"] == "duplicate_mrn"
+        assert again.json["patient_id"] == created.json["id"]
+        assert set(again.json["errors"]) == {"mrn"}
+    other = client.post(
+        "/api/v1/patients", json={**body, "mrn": "OTHER1"}, headers=auth["coordinator"]
+    )
+    moved = client.patch(
+        f"/api/v1/patients/{other.json['id']}", json={"mrn": others[0]}, headers=auth["coordinator"]
+    )
+    assert moved.status_code == 409 and moved.json["patient_id"] == created.json["id"]
+    # The patient's own MRN in another letter case is a correction, not a duplicate.
+    own = client.patch(
+        f"/api/v1/patients/{created.json['id']}",
+        json={"mrn": others[-1]},
+        headers=auth["coordinator"],
+    )
+    assert own.status_code == 200 and own.json["changed"] == ["mrn"]
+
+
+@pytest.mark.parametrize(
+    ("mrn", "position", "named"),
+    [
+        ("AB\u200bC1", 3, "U+200B ZERO WIDTH SPACE"),
+        ("\u202eRX1", 1, "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("RX\u00a01", 3, "U+00A0 NO-BREAK SPACE"),
+        ("RX\u20281", 3, "U+2028 LINE SEPARATOR"),
+    ],
+)
+def test_an_mrn_holds_only_printable_characters(client, auth, mrn, position, named):
+    body = {"family_name": "Ng", "given_name": "Ada", "birth_date": "1970-02-03", "sex": "female"}
+    refused = client.post(
+        "/api/v1/patients", json={**body, "mrn": mrn}, headers=auth["coordinator"]
+    )
+    assert refused.status_code == 422, refused.json
+    (message,) = refused.json["errors"]["mrn"]
+    assert f"position {position}" in message and named in message, message
+    assert "letters, digits and punctuation" in message
+    assert client.get("/api/v1/pathways", headers=auth["viewer"]).status_code == 200

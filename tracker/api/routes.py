@@ -23,7 +23,7 @@ from tracker.engine import steps as d
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
 from tracker.patients import services as patient_services
-from tracker.patients.errors import DuplicatePatient
+from tracker.patients.errors import DuplicateMRN, DuplicateNHSNumber, DuplicatePatient
 from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
 from tracker.returns import queries as returns
@@ -163,7 +163,7 @@ def create_patient():
         raise _duplicate(exc) from None
     except IntegrityError:
         discard()
-        raise _taken_a_moment_ago() from None
+        raise _taken_a_moment_ago(body) from None
     return jsonify(serialize.patient(patient)), 201
 
 
@@ -182,7 +182,7 @@ def update_patient(patient_id: int):
         raise _duplicate(exc) from None
     except IntegrityError:
         discard()
-        raise _taken_a_moment_ago() from None
+        raise _taken_a_moment_ago(body, _load_patient(patient_id)) from None
     return jsonify(
         {
             "patient": serialize.patient(patient),
@@ -206,9 +206,23 @@ def _duplicate(exc: DuplicatePatient) -> ApiError:
     )
 
 
-def _taken_a_moment_ago() -> ApiError:
-    # The unique indexes refused what the check let through: another request took the MRN
-    # or NHS number at the same moment.
+def _taken_a_moment_ago(body: dict, patient: Patient | None = None) -> ApiError:
+    """The unique indexes refused what the check let through: another request took the MRN
+    or NHS number at the same moment. Answered as the check would answer now, naming the
+    patient who has it."""
+    mrn, nhs_number = body.get("mrn"), body.get("nhs_number")
+    holders = (
+        (DuplicateMRN, patient_services.find_by_mrn(mrn) if isinstance(mrn, str) else None),
+        (
+            DuplicateNHSNumber,
+            patient_services.find_by_nhs_number(nhs_number)
+            if isinstance(nhs_number, str)
+            else None,
+        ),
+    )
+    for error, holder in holders:
+        if holder is not None and holder is not patient:
+            return _duplicate(error(holder))
     return ApiError(
         409, "conflict", "This MRN or NHS number was registered a moment ago; check and send again."
     )

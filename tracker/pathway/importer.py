@@ -28,9 +28,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as orm_event
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import lazyload
 
+from tracker.core.text import identifier_key
 from tracker.engine import services, tags
 from tracker.engine import steps as d
 from tracker.engine.dictionary import PATHWAY_FIELDS, Field, parse_datetime
@@ -162,12 +163,12 @@ def _written_events() -> Iterator[dict[Pathway, list[Event]]]:
 
 
 def _registered_patients(mrns: Iterable[str]) -> dict[str, Patient]:
-    """The patients already registered under the file's MRNs, by lower-case MRN.
+    """The patients already registered under the file's MRNs, by ``identifier_key``.
 
     Matched as ``find_by_mrn`` matches, a few hundred MRNs per query.
     """
-    wanted = sorted({mrn.strip().lower() for mrn in mrns})
-    key = func.lower(Patient.mrn)
+    wanted = sorted({identifier_key(mrn) for mrn in mrns})
+    key = Patient.mrn_key
     found: dict[str, Patient] = {}
     for i in range(0, len(wanted), MRN_CHUNK):
         query = (
@@ -180,7 +181,7 @@ def _registered_patients(mrns: Iterable[str]) -> dict[str, Patient]:
 
 
 def _open(row: dict[str, str], occurred_at: datetime, actor, patients: dict[str, Patient]):
-    mrn = row["mrn"].strip().lower()
+    mrn = identifier_key(row["mrn"])
     patient = patients.get(mrn)
     # Written with the batch; the file's own MRNs are known to ``patients`` already, so the
     # service's lookup need not flush the batch to see them.
@@ -200,7 +201,7 @@ def _record(
     """``services.record_held`` on a pathway this import opened, with its events in hand;
     the event is written with the next batch's flush."""
     trigger = row["trigger"].strip()
-    if pathway.patient.mrn.lower() != row["mrn"].strip().lower():
+    if pathway.patient.mrn_key != identifier_key(row["mrn"]):
         raise PathwayError(
             f"pathway '{row['pathway_ref'].strip()}' belongs to MRN {pathway.patient.mrn}"
         )

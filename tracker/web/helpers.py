@@ -7,6 +7,7 @@ from collections import defaultdict
 from sqlalchemy import func, or_, select
 from werkzeug.routing import IntegerConverter
 
+from tracker.core.text import identifier_key
 from tracker.extensions import db
 from tracker.users.models import User
 
@@ -29,11 +30,12 @@ class IdConverter(AnyIdConverter):
 
 
 def name_or_mrn(q: str, patient):
-    """Match an MRN exactly or a name containing ``q``; % and _ are plain text."""
+    """Match an MRN exactly (as ``identifier_key`` compares it) or a name containing
+    ``q``; % and _ are plain text."""
     escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     like = f"%{escaped}%"
     return or_(
-        func.lower(patient.mrn) == q.lower(),
+        patient.mrn_key == identifier_key(q),
         func.lower(patient.family_name).like(like, escape="\\"),
         func.lower(patient.given_name).like(like, escape="\\"),
     )
