@@ -537,3 +537,36 @@ def test_an_mrn_holds_only_printable_characters(client, auth, mrn, position, nam
     assert f"position {position}" in message and named in message, message
     assert "letters, digits and punctuation" in message
     assert client.get("/api/v1/pathways", headers=auth["viewer"]).status_code == 200
+
+
+def test_a_failure_after_the_view_is_a_json_500_too(scratch_url, monkeypatch):
+    """The commit (here, the request's audit entry) fails after the view has answered:
+    Flask turns it into a 500, which under /api is the same JSON as any other 500."""
+    from flask_migrate import upgrade
+
+    from tests.conftest import make_app
+    from tests.helpers import make_users
+    from tracker.web import auditing
+
+    app = make_app(scratch_url, PROPAGATE_EXCEPTIONS=False)  # as served, not as tested
+    with app.app_context():
+        upgrade()
+        _, token = create_token(make_users()["viewer"], "test")
+        db.session.commit()
+        db.session.remove()
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("injected by the test")
+
+    monkeypatch.setattr(auditing, "record_request", fails)
+    client = app.test_client()
+    response = client.get("/api/v1/definition", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 500 and response.json == {
+        "error": "server_error",
+        "message": "Something went wrong; nothing was saved.",
+        "errors": {},
+    }
+    page = client.get("/login")
+    assert page.status_code == 500 and page.mimetype == "text/html"
+    with app.app_context():
+        db.engine.dispose()

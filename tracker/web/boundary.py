@@ -115,6 +115,8 @@ def _http_error(error: HTTPException):
     if request.endpoint == "healthz":
         return error
     if for_the_api():
+        if error.code == 500:  # what Flask makes of a failure after the view (the commit)
+            return jsonify(error_body("server_error", SERVER_ERROR)), 500
         code = (error.name or "error").lower().replace(" ", "_")
         return jsonify(error_body(code, error.description or error.name)), error.code
     # Say why when the code that refused gave a reason; otherwise the page's own words.
