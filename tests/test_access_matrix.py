@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import url_for
 from sqlalchemy import func, select
+from werkzeug.routing import IntegerConverter
 from werkzeug.security import generate_password_hash
 
 from tests.conftest import PASSWORD, make_app
@@ -566,6 +567,50 @@ def test_ids_that_do_not_exist_are_404_for_an_allowed_role_only(app, world, clie
         headers = bearer(world.tokens[who].plain) if who in world.tokens else {}
         status = clients[ANONYMOUS].get(api, headers=headers).status_code
         assert status == (401 if who == ANONYMOUS else 404)
+
+
+# Other scripts' digits: Arabic-Indic, Devanagari, fullwidth (int() takes all three).
+FOREIGN_DIGITS = [
+    str.maketrans("0123456789", "".join(chr(z + n) for n in range(10)))
+    for z in (0x660, 0x966, 0xFF10)
+]
+
+
+def test_ids_are_ascii_digits_only_in_every_url(app, world, clients):
+    """An id written in another script's digits (U+0661 for 1) names no record: 404 on
+    every rule that takes an id, for a role that may see the record; JSON on the API."""
+    checked = 0
+    for rule in RULES:
+        numeric = sorted(
+            name
+            for name, converter in rule._converters.items()
+            if isinstance(converter, IntegerConverter)
+        )
+        if not numeric:
+            continue
+        who = "admin" if rule.endpoint.startswith("users.") else "coordinator"
+        method = "GET" if "GET" in rule.methods else sorted(rule.methods & set(METHODS))[0]
+        args = view_args(world, who, rule)
+        # Placeholders no other part of a path holds, replaced by the real ids.
+        marks = {name: str(900_000_001 + n) for n, name in enumerate(numeric)}
+        template = url_for_path(app, rule.endpoint, {**args, **marks})
+        for digits in FOREIGN_DIGITS:
+            path = template
+            for name, mark in marks.items():
+                path = path.replace(mark, str(args[name]).translate(digits))
+            assert not path.isascii() and not any(m in path for m in marks.values())
+            if rule.endpoint.startswith("api."):
+                response = clients[ANONYMOUS].open(
+                    path, method=method, headers=bearer(world.tokens[who].plain), json={}
+                )
+                assert response.status_code == 404, (path, response.status_code)
+                assert response.json["error"] == "not_found"
+            else:
+                response = clients[who].open(path, method=method)
+                assert response.status_code == 404, (path, response.status_code)
+                assert "Not Found" in shown(response)
+            checked += 1
+    assert checked >= 3 * 15
 
 
 # -- 5. extra fields cannot set protected columns -----------------------------------------

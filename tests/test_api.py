@@ -664,4 +664,188 @@ def test_the_migration_gives_existing_tokens_90_days_and_read_write(scratch_url)
         db.session.close()
         downgrade(revision="5d0c7e21a9f4")
         db.session.remove()
+# -- every error under /api is JSON of the one shape ----------------------------------------
+
+ERROR_SHAPE = {"error", "message", "errors"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/api", 404, "not_found"),
+        ("GET", "/api/", 404, "not_found"),
+        ("GET", "/api/v1/nowhere", 404, "not_found"),
+        ("GET", "/api/v2/pathways", 404, "not_found"),
+        ("POST", "/api/v1/pathways/1/nowhere", 404, "not_found"),
+        ("DELETE", "/api/v1/patients/1", 405, "method_not_allowed"),
+        ("PUT", "/api/v1/pathways", 405, "method_not_allowed"),
+        ("POST", "/api/openapi.json", 405, "method_not_allowed"),
+    ],
+)
+def test_an_unknown_url_or_method_under_the_api_is_json(client, auth, method, path, status, code):
+    for headers in ({}, auth["coordinator"]):
+        response = client.open(path, method=method, headers=headers)
+        assert response.status_code == status and response.is_json, response.text[:200]
+        assert set(response.json) == ERROR_SHAPE and response.json["error"] == code
+        assert response.json["message"] and response.json["errors"] == {}
+
+
+def test_a_body_too_large_for_the_api_is_json(app, client, auth):
+    too_large = b'{"mrn": "' + b"x" * app.config["MAX_CONTENT_LENGTH"] + b'"}'
+    response = client.post(
+        "/api/v1/patients",
+        data=too_large,
+        headers={**auth["coordinator"], "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413 and response.is_json
+    assert set(response.json) == ERROR_SHAPE
+    assert response.json["error"] == "request_entity_too_large"
+
+
+def test_an_unexpected_error_in_the_api_is_a_json_500_rolled_back_and_logged(
+    client, auth, monkeypatch, caplog
+):
+    """Injected here, after the patient is written: the 500 keeps nothing and is logged
+    with its traceback; the caller gets the JSON shape without the details."""
+    from tracker.api import serialize
+    from tracker.patients.services import find_by_mrn
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("injected by the test")
+
+    monkeypatch.setattr(serialize, "patient", fails)
+    body = {
+        "mrn": "BOOM1",
+        "family_name": "Ng",
+        "given_name": "Ada",
+        "birth_date": "1970-02-03",
+        "sex": "female",
+    }
+    response = client.post("/api/v1/patients", json=body, headers=auth["coordinator"])
+    assert response.status_code == 500 and response.is_json
+    assert response.json == {
+        "error": "server_error",
+        "message": "Something went wrong; nothing was saved.",
+        "errors": {},
+    }
+    assert "injected" not in response.text
+    assert find_by_mrn("BOOM1") is None
+    (logged,) = [r for r in caplog.records if r.exc_info and r.levelname == "ERROR"]
+    assert logged.exc_info[0] is RuntimeError and "/api/v1/patients" in logged.getMessage()
+    monkeypatch.undo()
+    again = client.post("/api/v1/patients", json=body, headers=auth["coordinator"])
+    assert again.status_code == 201  # nothing half-written stands in the way
+
+
+def test_the_web_pages_keep_their_html_error_pages(client, login, users, monkeypatch, caplog):
+    from tracker.patients import routes
+
+    login("coordinator")
+    for path, method, status in (("/nowhere", "GET", 404), ("/logout", "GET", 405)):
+        response = client.open(path, method=method)
+        assert response.status_code == status and response.mimetype == "text/html"
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("injected by the test")
+
+    monkeypatch.setattr(routes, "name_or_mrn", fails)
+    response = client.get("/patients/?q=ada")
+    assert response.status_code == 500 and response.mimetype == "text/html"
+    assert "injected" not in response.text
+    assert any(r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
+
+
+# -- one MRN, however it is written ---------------------------------------------------------
+
+# Each list is one MRN: letter case, a combining accent, fullwidth forms, outer spaces.
+SAME_MRN = [
+    ["ÄX1", "äx1", "A\u0308X1", " äX1 "],
+    ["RX77", "\uff52\uff58\uff17\uff17", "rx77"],
+    ["STRASSE9", "straße9"],
+]
+
+
+@pytest.mark.parametrize("spellings", SAME_MRN)
+def test_an_mrn_written_another_way_is_the_same_patient_409(client, auth, spellings):
+    body = {"family_name": "Ng", "given_name": "Ada", "birth_date": "1970-02-03", "sex": "female"}
+    first, *others = spellings
+    created = client.post(
+        "/api/v1/patients", json={**body, "mrn": first}, headers=auth["coordinator"]
+    )
+    assert created.status_code == 201, created.json
+    for mrn in others:
+        again = client.post(
+            "/api/v1/patients", json={**body, "mrn": mrn}, headers=auth["coordinator"]
+        )
+        assert again.status_code == 409, (mrn, again.status_code, again.text[:200])
+        assert again.json["error"] == "duplicate_mrn"
+        assert again.json["patient_id"] == created.json["id"]
+        assert set(again.json["errors"]) == {"mrn"}
+    other = client.post(
+        "/api/v1/patients", json={**body, "mrn": "OTHER1"}, headers=auth["coordinator"]
+    )
+    moved = client.patch(
+        f"/api/v1/patients/{other.json['id']}", json={"mrn": others[0]}, headers=auth["coordinator"]
+    )
+    assert moved.status_code == 409 and moved.json["patient_id"] == created.json["id"]
+    # The patient's own MRN in another letter case is a correction, not a duplicate.
+    own = client.patch(
+        f"/api/v1/patients/{created.json['id']}",
+        json={"mrn": others[-1]},
+        headers=auth["coordinator"],
+    )
+    assert own.status_code == 200 and own.json["changed"] == ["mrn"]
+
+
+@pytest.mark.parametrize(
+    ("mrn", "position", "named"),
+    [
+        ("AB\u200bC1", 3, "U+200B ZERO WIDTH SPACE"),
+        ("\u202eRX1", 1, "U+202E RIGHT-TO-LEFT OVERRIDE"),
+        ("RX\u00a01", 3, "U+00A0 NO-BREAK SPACE"),
+        ("RX\u20281", 3, "U+2028 LINE SEPARATOR"),
+    ],
+)
+def test_an_mrn_holds_only_printable_characters(client, auth, mrn, position, named):
+    body = {"family_name": "Ng", "given_name": "Ada", "birth_date": "1970-02-03", "sex": "female"}
+    refused = client.post(
+        "/api/v1/patients", json={**body, "mrn": mrn}, headers=auth["coordinator"]
+    )
+    assert refused.status_code == 422, refused.json
+    (message,) = refused.json["errors"]["mrn"]
+    assert f"position {position}" in message and named in message, message
+    assert "letters, digits and punctuation" in message
+    assert client.get("/api/v1/pathways", headers=auth["viewer"]).status_code == 200
+
+
+def test_a_failure_after_the_view_is_a_json_500_too(scratch_url, monkeypatch):
+    """The commit (here, the request's audit entry) fails after the view has answered:
+    Flask turns it into a 500, which under /api is the same JSON as any other 500."""
+    from flask_migrate import upgrade
+
+    from tests.conftest import make_app
+    from tests.helpers import make_users
+    from tracker.web import auditing
+
+    app = make_app(scratch_url, PROPAGATE_EXCEPTIONS=False)  # as served, not as tested
+    with app.app_context():
+        upgrade()
+        _, token = create_token(make_users()["viewer"], "test")
+        db.session.commit()
+        db.session.remove()
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("injected by the test")
+
+    monkeypatch.setattr(auditing, "record_request", fails)
+    client = app.test_client()
+    response = client.get("/api/v1/definition", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 500 and response.json == {
+        "error": "server_error",
+        "message": "Something went wrong; nothing was saved.",
+        "errors": {},
+    }
+    page = client.get("/login")
+    assert page.status_code == 500 and page.mimetype == "text/html"
+    with app.app_context():
         db.engine.dispose()

@@ -107,9 +107,9 @@ def test_sixteen_writers_one_winner(scratch_url):
         db.engine.dispose()
 
 
-def test_the_database_refuses_an_mrn_that_differs_only_in_case(users, session):
-    """Two registrations racing past find_by_mrn: the unique index on lower(mrn) stops
-    the second, as the service would have."""
+def test_the_database_refuses_an_mrn_that_is_another_written_differently(users, session):
+    """Two registrations racing past find_by_mrn: the unique index on mrn_key stops the
+    second, as the service would have, for letter case beyond ASCII and Unicode forms."""
     from datetime import date
 
     from sqlalchemy.exc import IntegrityError
@@ -126,7 +126,71 @@ def test_the_database_refuses_an_mrn_that_differs_only_in_case(users, session):
         )
 
     session.add(patient("H777001"))
+    session.add(patient("ÄX777"))
     session.flush()
-    with pytest.raises(IntegrityError), session.begin_nested():
-        session.add(patient("h777001"))
-        session.flush()
+    for other in ("h777001", "äx777", "A\u0308X777"):
+        with pytest.raises(IntegrityError), session.begin_nested():
+            session.add(patient(other))
+            session.flush()
+
+
+BEFORE_MRN_KEY = "5d0c7e21a9f4"
+
+
+def _old_patient(mrn: str) -> int:
+    """A patient row as the schema before mrn_key held it."""
+    return db.session.execute(
+        text(
+            "INSERT INTO patient (mrn, family_name, given_name, birth_date, sex, created_at) "
+            "VALUES (:mrn, 'Old', 'Row', '1970-01-01', 'female', CURRENT_TIMESTAMP) "
+            "RETURNING id"
+        ),
+        {"mrn": mrn},
+    ).scalar_one()
+
+
+def test_the_migration_keys_existing_mrns(scratch_url):
+    from flask_migrate import downgrade
+
+    from tracker.patients.models import Patient
+    from tracker.patients.services import find_by_mrn
+
+    app = make_app(scratch_url)
+    with app.app_context():
+        upgrade(revision=BEFORE_MRN_KEY)
+        ids = {mrn: _old_patient(mrn) for mrn in ("ÄX1", "rx2", "\uff21B3")}
+        db.session.commit()
+        upgrade()
+        keys = dict(db.session.execute(select(Patient.mrn, Patient.mrn_key)).all())
+        assert keys == {"ÄX1": "äx1", "rx2": "rx2", "\uff21B3": "ab3"}
+        assert find_by_mrn("äx1").id == ids["ÄX1"] and find_by_mrn("AB3").id == ids["\uff21B3"]
+        db.session.remove()
+        downgrade(revision=BEFORE_MRN_KEY)
+        assert "mrn_key" not in {c["name"] for c in inspect(db.engine).get_columns("patient")}
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_the_migration_stops_on_one_mrn_written_two_ways_naming_both(scratch_url, capfd):
+    """The old index on lower(mrn) let both in (a combining accent is not the precomposed
+    letter to lower()); the migration must not merge them itself."""
+    app = make_app(scratch_url)
+    with app.app_context():
+        upgrade(revision=BEFORE_MRN_KEY)
+        first, second = _old_patient("ÄX1"), _old_patient("A\u0308X1")
+        _old_patient("RX9")
+        db.session.commit()
+        db.session.remove()
+        with pytest.raises(SystemExit):  # flask db upgrade: the error, and exit status 1
+            upgrade()
+        message = capfd.readouterr().err
+        assert (
+            f"patient {first} (MRN 'ÄX1', that is '\\xc4X1') and "
+            f"patient {second} (MRN 'A\u0308X1', that is 'A\\u0308X1')"
+        ) in message, message
+        assert "Merge each into one patient" in message and "Nothing was changed" in message
+        version = db.session.scalar(text("SELECT version_num FROM alembic_version"))
+        assert version == BEFORE_MRN_KEY
+        assert "mrn_key" not in {c["name"] for c in inspect(db.engine).get_columns("patient")}
+        db.session.remove()
+        db.engine.dispose()

@@ -368,6 +368,23 @@ def test_a_registered_patient_is_found_whatever_the_case_of_the_mrn(runner, user
     assert [p.state for p in patient.pathways] == ["surgery_scheduled"]
 
 
+def test_a_registered_patient_is_found_however_the_mrn_is_written(runner, users, tmp_path):
+    """Letter case beyond ASCII and Unicode forms, as every lookup matches them."""
+    from tests.helpers import new_patient
+
+    patient = new_patient(users["coordinator"], mrn="ÄX01")
+    rows = good_rows(mrn="A\u0308x01") + good_rows(mrn="äx01", ref="B")
+    for row in (rows[0], rows[len(rows) // 2]):
+        for name in ("family_name", "given_name", "birth_date", "sex"):
+            row[name] = ""  # not needed: the patient is registered
+    result = runner.invoke(
+        args=["tracker", "import", write(tmp_path / "u.csv", rows), "--user", "coordinator"]
+    )
+    assert result.exit_code == 0, result.output
+    assert [p.state for p in patient.pathways] == ["surgery_scheduled"] * 2
+    assert count(Patient) == 1
+
+
 def test_a_patient_of_two_pathways_in_the_file_is_registered_once(runner, users, tmp_path):
     first, second = good_rows("IMP010", "A"), good_rows("imp010", "B")
     interleaved = [row for pair in zip(first, second, strict=True) for row in pair]

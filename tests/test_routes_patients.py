@@ -312,3 +312,56 @@ def test_only_clinicians_open_pathways(client, login, patient, username):
     response = client.post(f"/patients/{patient.id}/pathways/new", data=referral_post())
     assert response.status_code == 403
     assert count(Pathway) == 0
+
+
+# -- one MRN, however it is written (letter case beyond ASCII, accents, Unicode forms) ------
+
+
+@pytest.fixture
+def umlaut(users, session):
+    patient = new_patient(users["coordinator"], mrn="ÄX1")
+    session.commit()
+    return patient
+
+
+def test_an_mrn_written_another_way_is_refused_on_the_register_page(client, login, umlaut):
+    login("coordinator")
+    before = count(Patient)
+    for mrn in ("äx1", "A\u0308X1", "\uff41\u0308x1"):  # small, combining, fullwidth
+        response = client.post("/patients/new", data=patient_post(mrn=mrn))
+        assert response.status_code == 422, mrn
+        assert "A patient with MRN ÄX1 is already registered" in field_error(response, "mrn")
+        assert f'href="/patients/{umlaut.id}"' in shown(response)
+    assert count(Patient) == before
+
+
+def test_an_mrn_written_another_way_is_refused_on_the_edit_page(client, login, umlaut, users):
+    from tests.test_patient_details import edit_post
+
+    other = new_patient(users["coordinator"], mrn="OTHER1")
+    db.session.commit()
+    login("coordinator")
+    response = client.post(f"/patients/{other.id}/edit", data=edit_post(other, mrn="äx1"))
+    assert response.status_code == 422
+    assert "A patient with MRN ÄX1 is already registered" in field_error(response, "mrn")
+    assert db.session.get(Patient, other.id).mrn == "OTHER1"
+
+
+def test_an_unprintable_character_in_an_mrn_is_named_with_its_place(client, login, users):
+    login("coordinator")
+    response = client.post("/patients/new", data=patient_post(mrn="RX\u200b12"))
+    assert response.status_code == 422
+    message = field_error(response, "mrn")
+    assert "position 3" in message and "U+200B ZERO WIDTH SPACE" in message, message
+
+
+def test_the_searches_find_an_mrn_however_it_is_written(client, login, umlaut, session):
+    login("viewer")
+    for q in ("äx1", "ÄX1", "A\u0308x1"):
+        assert "ÄX1" in shown(client.get("/patients/", query_string={"q": q})), q
+
+
+def test_the_audit_log_filters_by_an_mrn_however_it_is_written(client, login, umlaut):
+    login("admin")
+    audit = client.get("/audit/", query_string={"mrn": "äx1"})
+    assert audit.status_code == 200 and "No patient has the MRN" not in shown(audit)

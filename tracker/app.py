@@ -30,6 +30,7 @@ from tracker.returns.routes import bp as returns_bp
 from tracker.review.routes import bp as review_bp
 from tracker.teams import routes as teams_routes
 from tracker.web import limits
+from tracker.web.boundary import TrackerFlask
 from tracker.worklist.routes import bp as worklist_bp
 
 # Every feature's pages, in the order their URL rules are matched.
@@ -117,7 +118,7 @@ def _check_settings(app: Flask) -> None:
 
 
 def create_app(config: str | type | None = None) -> Flask:
-    app = Flask(__name__, template_folder=template_folder(), instance_relative_config=True)
+    app = TrackerFlask(__name__, template_folder=template_folder(), instance_relative_config=True)
     app.config.from_object(_config_class(config))
     _check_settings(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgres://"):

@@ -16,6 +16,7 @@ from sqlalchemy import func, insert, select
 from tracker.audit.chain import seal_rows
 from tracker.audit.seals import seal_inserted
 from tracker.core.db import utcnow
+from tracker.core.text import identifier_key
 from tracker.engine import clocks, consistency, teams
 from tracker.engine import steps as d
 from tracker.engine.counts import add_pathways
@@ -672,8 +673,10 @@ def _referral_age_days(rng: random.Random, urgency: str) -> float:
 
 def _patients(rng: random.Random, count: int, start_mrn: int) -> Iterator[dict]:
     for i in range(count):
+        mrn = f"D{start_mrn + i:07d}"
         yield {
-            "mrn": f"D{start_mrn + i:07d}",
+            "mrn": mrn,
+            "mrn_key": identifier_key(mrn),  # a bulk insert: the model's hook does not run
             "family_name": rng.choice(FAMILY),
             "given_name": rng.choice(GIVEN),
             "birth_date": date(1940, 1, 1) + timedelta(days=rng.randint(0, 22000)),

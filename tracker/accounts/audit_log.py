@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from tracker.audit.models import AuditEntry
 from tracker.audit.services import ACTIONS
 from tracker.core.clock import local_zone
+from tracker.core.text import identifier_key
 from tracker.extensions import db
 from tracker.patients.models import Patient
 from tracker.users.models import User
@@ -85,7 +86,7 @@ def _filtered(args):
     mrn = (args.get("mrn") or "").strip()[:32]
     if mrn:
         patient_id = db.session.scalar(
-            select(Patient.id).where(func.lower(Patient.mrn) == mrn.lower())
+            select(Patient.id).where(Patient.mrn_key == identifier_key(mrn))
         )
         if patient_id is None:
             errors["mrn"] = f"No patient has the MRN '{mrn}'."

@@ -109,12 +109,14 @@ def _errors(*codes: int, conflict: str = "Conflict: stale version or not allowed
         404: "Not found",
         409: conflict,
         422: "Invalid data",
+        500: "Unexpected failure: nothing was saved (error server_error)",
     }
-    return {str(code): _json("Error", words[code]) for code in codes}
+    return {str(code): _json("Error", words[code]) for code in (*codes, 500)}
 
 
 DUPLICATE = (
-    "Conflict: the MRN (in any letter case) or NHS number is another patient's "
+    "Conflict: the MRN (however written: letter case, accents, Unicode forms) or NHS "
+    "number is another patient's "
     "(error duplicate_mrn or duplicate_nhs_number, with that patient's patient_id)"
 )
 

@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime
 from flask import Blueprint, g, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from werkzeug.exceptions import HTTPException
 
 from tracker.api import serialize
 from tracker.api.fhir import bundle
@@ -25,13 +24,13 @@ from tracker.engine import steps as d
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
 from tracker.patients import services as patient_services
-from tracker.patients.errors import DuplicatePatient
+from tracker.patients.errors import DuplicateMRN, DuplicateNHSNumber, DuplicatePatient
 from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
 from tracker.returns import queries as returns
 from tracker.teams import scope
 from tracker.web.access import ANONYMOUS, refusal, rule_for
-from tracker.web.boundary import discard
+from tracker.web.boundary import discard, error_body
 from tracker.web.limits import bearer_token
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -50,10 +49,6 @@ class ApiError(Exception):
         self.errors, self.extra = errors or {}, extra
 
 
-def error_body(code: str, message: str, errors: dict | None = None, **extra) -> dict:
-    return {"error": code, "message": message, "errors": errors or {}, **extra}
-
-
 @bp.errorhandler(ApiError)
 def _api_error(exc: ApiError):
     if exc.status in (401, 403):
@@ -61,14 +56,10 @@ def _api_error(exc: ApiError):
     return jsonify(error_body(exc.code, exc.message, exc.errors, **exc.extra)), exc.status
 
 
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    code = (exc.name or "error").lower().replace(" ", "_")
-    return jsonify(error_body(code, exc.description or exc.name)), exc.code
-
-
-# Domain errors (PathwayError) are answered by the transaction boundary in the API's error
-# shape (tracker.web.boundary.api_error); only the answers particular to a call are here.
+# Domain errors (PathwayError), HTTP errors (an unknown URL or method under /api, a body
+# too large) and unexpected exceptions (500) are answered by the transaction boundary in
+# the API's one error shape (tracker.web.boundary); only the answers particular to a call
+# are here.
 
 
 # The methods a read-only token may use; every other one writes.
@@ -141,7 +132,8 @@ def _body() -> dict:
     problems = {path: ["contains a control character; remove it"] for path in _control(body)}
     if problems:
         raise ApiError(422, "invalid_data", "Control characters are not allowed.", problems)
-    return body
+    # A copy: the request's parsed body stays as sent if the view runs again (boundary).
+    return dict(body)
 
 
 def _control(value, path: str = "") -> list[str]:
@@ -214,7 +206,7 @@ def create_patient():
         raise _duplicate(exc) from None
     except IntegrityError:
         discard()
-        raise _taken_a_moment_ago() from None
+        raise _taken_a_moment_ago(body) from None
     return jsonify(serialize.patient(patient)), 201
 
 
@@ -233,7 +225,7 @@ def update_patient(patient_id: int):
         raise _duplicate(exc) from None
     except IntegrityError:
         discard()
-        raise _taken_a_moment_ago() from None
+        raise _taken_a_moment_ago(body, _load_patient(patient_id)) from None
     return jsonify(
         {
             "patient": serialize.patient(patient),
@@ -258,9 +250,23 @@ def _duplicate(exc: DuplicatePatient) -> ApiError:
     )
 
 
-def _taken_a_moment_ago() -> ApiError:
-    # The unique indexes refused what the check let through: another request took the MRN
-    # or NHS number at the same moment.
+def _taken_a_moment_ago(body: dict, patient: Patient | None = None) -> ApiError:
+    """The unique indexes refused what the check let through: another request took the MRN
+    or NHS number at the same moment. Answered as the check would answer now, naming the
+    patient who has it."""
+    mrn, nhs_number = body.get("mrn"), body.get("nhs_number")
+    holders = (
+        (DuplicateMRN, patient_services.find_by_mrn(mrn) if isinstance(mrn, str) else None),
+        (
+            DuplicateNHSNumber,
+            patient_services.find_by_nhs_number(nhs_number)
+            if isinstance(nhs_number, str)
+            else None,
+        ),
+    )
+    for error, holder in holders:
+        if holder is not None and holder is not patient:
+            return _duplicate(error(holder))
     return ApiError(
         409, "conflict", "This MRN or NHS number was registered a moment ago; check and send again."
     )
@@ -437,7 +443,9 @@ def record_event(pathway_id: int):
         result = services.record(
             pathway, trigger, data, body.get("occurred_at"), g.api_user, version, request_id
         )
-    pathway = _load(pathway_id)
+    # Read again, not from the session's copy: a replay answers with the pathway as it is
+    # now, though this request read it before the original was committed.
+    db.session.refresh(pathway)
     _, seq_of = _events(pathway)
     return jsonify(
         {

@@ -178,6 +178,7 @@ def record(
 # (audited as logins and failures). A pathway's columns change only with its events.
 _QUIET = {
     "User": {"failed_logins", "locked_until", "last_login_at"},
+    "Patient": {"mrn_key"},  # follows the MRN, whose change is written
 }
 
 
@@ -198,8 +199,11 @@ def _old_and_new(obj) -> dict[str, dict]:
     flush: a correction of a patient's details keeps what it replaced. The old value is
     the one loaded before the change (the services read a value before they set it)."""
     state = inspect(obj)
+    quiet = _QUIET.get(type(obj).__name__, set())
     out = {}
     for column in state.mapper.column_attrs:
+        if column.key in quiet:
+            continue
         history = state.attrs[column.key].history
         if history.has_changes():
             old = history.deleted[0] if history.deleted else None

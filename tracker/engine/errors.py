@@ -33,6 +33,15 @@ class StaleVersion(PathwayError):
         )
 
 
+class ConcurrentWrite(StaleVersion):
+    """Another writer changed the same rows at the same moment and got there first: what
+    this call read is out of date. The transaction boundary runs the request once more
+    against what the other wrote (a copy of the same request is then a replay)."""
+
+    def __init__(self):
+        super().__init__(None, None)
+
+
 class TriggerNotAllowed(PathwayError):
     """The step does not apply in the pathway's current state, or a guard refuses it."""
 

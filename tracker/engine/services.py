@@ -30,6 +30,7 @@ from tracker.engine.dictionary import (
     with_scores,
 )
 from tracker.engine.errors import (
+    ConcurrentWrite,
     InvalidData,
     PathwayError,
     RequestIdReused,
@@ -75,7 +76,7 @@ def _events_for_change(pathway: Pathway) -> tuple[list[Event], History]:
     """
     events = load_events(pathway)
     if (events[-1].seq if events else 0) != pathway.last_seq:
-        raise StaleVersion(None, None)
+        raise ConcurrentWrite
     return events, History.from_events(events)
 
 
@@ -337,7 +338,7 @@ def _append(
     except (StaleDataError, IntegrityError) as exc:
         # Another writer got there first: the version or the seq was taken meanwhile. The
         # session must be rolled back before the pathway can be read again.
-        raise StaleVersion(None, None) from exc
+        raise ConcurrentWrite from exc
     return event
 
 

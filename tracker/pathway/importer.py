@@ -37,9 +37,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import event as orm_event
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import lazyload
 
+from tracker.core.text import identifier_key
 from tracker.engine import services, tags
 from tracker.engine import steps as d
 from tracker.engine.dictionary import PATHWAY_FIELDS, Field, parse_datetime
@@ -139,7 +140,7 @@ class _LastRows:
 
     def note(self, number: int, row: dict[str, str]) -> None:
         self.of_pathway[row["pathway_ref"].strip()] = number
-        self.of_mrn[row["mrn"].strip().lower()] = number
+        self.of_mrn[identifier_key(row["mrn"])] = number
 
 
 def import_rows(
@@ -186,7 +187,7 @@ def _record_rows(
             _find_registered(batch, patients)
             for number, row in batch:
                 ref = row["pathway_ref"].strip()
-                mrn = row["mrn"].strip().lower()
+                mrn = identifier_key(row["mrn"])
                 try:
                     _not_a_repeat(seen[ref], number, row)
                     occurred_at = _occurred_at(row)
@@ -276,9 +277,9 @@ def _written_events() -> Iterator[dict[Pathway, list[Event]]]:
 
 def _find_registered(batch: list[tuple[int, dict[str, str]]], patients: dict) -> None:
     """Add to ``patients`` those already registered under the batch's new MRNs, by
-    lower-case MRN; matched as ``find_by_mrn`` matches, a few hundred MRNs per query."""
-    wanted = sorted({row["mrn"].strip().lower() for _, row in batch} - patients.keys())
-    key = func.lower(Patient.mrn)
+    ``identifier_key``; matched as ``find_by_mrn`` matches, a few hundred MRNs per query."""
+    wanted = sorted({identifier_key(row["mrn"]) for _, row in batch} - patients.keys())
+    key = Patient.mrn_key
     for i in range(0, len(wanted), MRN_CHUNK):
         query = (
             select(key, Patient)
@@ -289,7 +290,7 @@ def _find_registered(batch: list[tuple[int, dict[str, str]]], patients: dict) ->
 
 
 def _open(row: dict[str, str], occurred_at: datetime, actor, patients: dict[str, Patient]):
-    mrn = row["mrn"].strip().lower()
+    mrn = identifier_key(row["mrn"])
     patient = patients.get(mrn)
     # Written with the batch; the file's own MRNs are known to ``patients`` already, so the
     # service's lookup need not flush the batch to see them.
@@ -309,7 +310,7 @@ def _record(
     """``services.record_held`` on a pathway this import opened, with its events in hand;
     the event is written with the next batch's flush."""
     trigger = row["trigger"].strip()
-    if pathway.patient.mrn.lower() != row["mrn"].strip().lower():
+    if pathway.patient.mrn_key != identifier_key(row["mrn"]):
         raise PathwayError(
             f"pathway '{row['pathway_ref'].strip()}' belongs to MRN {pathway.patient.mrn}"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from tracker.core.text import describe_character, first_unprintable
 from tracker.engine.dictionary import codes
 from tracker.engine.fields import Choice, Date, Text
 
@@ -79,7 +80,25 @@ class NHSNumber(Text):
         form[self.name].data = self.describe(value)
 
 
-MRN = Text("mrn", "MRN (hospital number)", required=True, max_length=32)
+@dataclass(frozen=True)
+class HospitalNumber(Text):
+    """An MRN: printable characters only. Patients are matched by its
+    ``identifier_key`` (the model keeps it in ``mrn_key``), never by the text as typed."""
+
+    def check(self, value: Any) -> str:
+        value = super().check(value)
+        found = first_unprintable(value)
+        if found is not None:
+            position, character = found
+            raise ValueError(
+                f"has a character that does not print at position {position} "
+                f"({describe_character(character)}): type the MRN again with letters, "
+                "digits and punctuation only"
+            )
+        return value
+
+
+MRN = HospitalNumber("mrn", "MRN (hospital number)", required=True, max_length=32)
 NHS_NUMBER = NHSNumber(
     "nhs_number", "NHS number", help=f"Optional: 10 digits, for example {NHS_NUMBER_EXAMPLE}."
 )

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, func, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from tracker.core.db import Base, UTCDateTime, utcnow
+from tracker.core.text import identifier_key
 from tracker.patients.fields import SEX
 
 
@@ -16,14 +17,17 @@ class Patient(Base):
     SEALED = ("mrn", "family_name", "given_name", "birth_date", "sex", "nhs_number", "gp_practice")
     __table_args__ = (
         CheckConstraint(f"sex IN ({', '.join(repr(c) for c, _ in SEX)})", name="sex_known"),
-        # MRNs are compared without regard to case (find_by_mrn): the database holds
-        # that rule too, and answers the lookup from this index.
-        Index("uq_patient_mrn_lower", func.lower(text("mrn")), unique=True),
+        # MRNs are compared by their key (find_by_mrn): the database holds that rule too,
+        # and answers every lookup from this index.
+        Index("uq_patient_mrn_key", "mrn_key", unique=True),
         Index("uq_patient_nhs_number", "nhs_number", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     mrn: Mapped[str] = mapped_column(String(32), unique=True)
+    # identifier_key(mrn), set with it (below): what every lookup and the unique index use.
+    # The default is the migration's (SQLite adds a NOT NULL column in place only with one).
+    mrn_key: Mapped[str] = mapped_column(String, server_default="")
     family_name: Mapped[str] = mapped_column(String(100), index=True)
     given_name: Mapped[str] = mapped_column(String(100))
     birth_date: Mapped[date] = mapped_column(Date)
@@ -39,6 +43,11 @@ class Patient(Base):
     pathways = relationship(
         "Pathway", back_populates="patient", order_by="Pathway.id", lazy="selectin"
     )
+
+    @validates("mrn")
+    def _keep_mrn_key(self, _, mrn: str) -> str:
+        self.mrn_key = identifier_key(mrn)
+        return mrn
 
     @property
     def name(self) -> str:

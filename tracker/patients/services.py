@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from tracker.core.text import identifier_key
 from tracker.engine.dictionary import DataError, Field, blank, clean_fields
 from tracker.engine.errors import InvalidData
 from tracker.engine.services import check_may_register
@@ -25,10 +26,9 @@ NOTHING_CHANGED = "Nothing changed."
 
 
 def find_by_mrn(mrn: str) -> Patient | None:
-    # Hospital numbers are compared without regard to letter case, as the searches do.
-    return db.session.scalar(
-        select(Patient).where(func.lower(Patient.mrn) == mrn.strip().lower()).limit(1)
-    )
+    """The patient with this MRN as every lookup compares it (``identifier_key``: letter
+    case, outer spaces and Unicode's compatible forms aside)."""
+    return db.session.scalar(select(Patient).where(Patient.mrn_key == identifier_key(mrn)))
 
 
 def find_by_nhs_number(nhs_number: str) -> Patient | None:

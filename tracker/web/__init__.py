@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Flask, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import Flask, abort, flash, g, redirect, request, session, url_for
 from flask_login import current_user
-from werkzeug.exceptions import HTTPException, InternalServerError
-from werkzeug.routing import IntegerConverter
 
 from tracker.core.text import has_control_characters
 from tracker.extensions import db, login_manager
 from tracker.users.models import User
 from tracker.web import boundary, filters, headers, proxies
 from tracker.web.access import ANONYMOUS, refusal, rule_for
-from tracker.web.boundary import error_body
-from tracker.web.helpers import IdConverter
+from tracker.web.helpers import AnyIdConverter, IdConverter
 from tracker.web.sessions import ServerSessionInterface
 
 
@@ -21,9 +18,10 @@ def init_app(app: Flask) -> None:
     """The plumbing every page and call goes through; the features' blueprints are
     registered by ``create_app``."""
     app.session_interface = ServerSessionInterface()
+    # Every id in a URL is ASCII digits, whichever of the two a rule uses.
     app.url_map.converters["int"] = IdConverter
     # The API answers an impossible id with its own JSON 404 (not a routing 405).
-    app.url_map.converters["anyint"] = IntegerConverter
+    app.url_map.converters["anyint"] = AnyIdConverter
     login_manager.login_view = "auth.login"
 
     @login_manager.user_loader
@@ -90,24 +88,3 @@ def init_app(app: Flask) -> None:
     boundary.init_app(app)
     headers.init_app(app)
     proxies.init_app(app)
-
-    @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException):
-        if error.code in (401, 403) and not getattr(g, "refusal", None):
-            g.refusal = error.description  # for the audit log
-        if request.endpoint == "healthz":
-            return error
-        if request.path.startswith("/api/"):
-            code = (error.name or "error").lower().replace(" ", "_")
-            return error_body(code, error.description or error.name), error.code
-        # Say why when the code that refused gave a reason; otherwise the page's own words.
-        reason = error.description if error.description != type(error).description else None
-        return render_template("errors/error.html", error=error, reason=reason), error.code
-
-    @app.errorhandler(Exception)
-    def server_error(error: Exception):
-        app.logger.exception("unhandled error on %s", request.path)
-        db.session.rollback()
-        if request.path.startswith("/api/"):
-            return error_body("server_error", "Something went wrong; nothing was saved."), 500
-        return render_template("errors/error.html", error=InternalServerError()), 500

@@ -7,12 +7,22 @@ from collections import defaultdict
 from sqlalchemy import func, or_, select
 from werkzeug.routing import IntegerConverter
 
+from tracker.core.text import identifier_key
 from tracker.extensions import db
 from tracker.users.models import User
 
 
-class IdConverter(IntegerConverter):
-    """`<int:...>` in URLs: ids beyond what the database holds are a 404, not an error."""
+class AnyIdConverter(IntegerConverter):
+    """`<anyint:...>` in URLs: ASCII digits only. Werkzeug's `\\d` and Python's `int()`
+    also take other scripts' digits (U+0661, ARABIC-INDIC DIGIT ONE, is 1), which would
+    name a record by a string no link holds; such a path matches no rule: a 404."""
+
+    regex = "[0-9]+"
+
+
+class IdConverter(AnyIdConverter):
+    """`<int:...>` in URLs: ASCII digits (as `<anyint:...>`), and ids beyond what the
+    database holds are a 404, not an error."""
 
     def __init__(self, url_map, *args, **kwargs):
         kwargs.setdefault("max", 2**31 - 1)
@@ -20,11 +30,12 @@ class IdConverter(IntegerConverter):
 
 
 def name_or_mrn(q: str, patient):
-    """Match an MRN exactly or a name containing ``q``; % and _ are plain text."""
+    """Match an MRN exactly (as ``identifier_key`` compares it) or a name containing
+    ``q``; % and _ are plain text."""
     escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     like = f"%{escaped}%"
     return or_(
-        func.lower(patient.mrn) == q.lower(),
+        patient.mrn_key == identifier_key(q),
         func.lower(patient.family_name).like(like, escape="\\"),
         func.lower(patient.given_name).like(like, escape="\\"),
     )
