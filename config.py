@@ -39,6 +39,11 @@ class Config:
     SESSION_TOUCH_SECONDS = int(os.environ.get("SESSION_TOUCH_SECONDS", "60"))
     LOGIN_LOCK_AFTER = int(os.environ.get("LOGIN_LOCK_AFTER", "5"))
     LOGIN_LOCK_MINUTES = int(os.environ.get("LOGIN_LOCK_MINUTES", "15"))
+    # Roles that must log in with a second factor (TOTP), comma-separated; anyone else
+    # may set one up on their account page. "admin,surgeon,coordinator,viewer": everyone.
+    TOTP_REQUIRED_ROLES = os.environ.get("TOTP_REQUIRED_ROLES", "admin")
+    # The name authenticator apps show beside the account.
+    TOTP_ISSUER = os.environ.get("TOTP_ISSUER", "Spine tracker")
     # The HMAC key of the event and audit hash chains, kept outside the database: the
     # key itself (AUDIT_KEY), or a file holding it (AUDIT_KEY_FILE).
     AUDIT_KEY = os.environ.get("AUDIT_KEY", "")

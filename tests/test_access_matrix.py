@@ -24,6 +24,7 @@ from werkzeug.security import generate_password_hash
 
 from tests.conftest import PASSWORD, make_app
 from tests.helpers import REFERRAL, driver, new_patient
+from tests.helpers import log_in as full_login
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token
 from tracker.engine import steps as d
@@ -32,7 +33,7 @@ from tracker.extensions import db
 from tracker.patients.models import Patient
 from tracker.users.models import User
 from tracker.users.roles import ROLES
-from tracker.web.access import ACCESS, ANONYMOUS, allowed, refusal
+from tracker.web.access import ACCESS, ANONYMOUS, PENDING, allowed, refusal
 
 WHO = (*ROLES, ANONYMOUS)
 LONDON = ZoneInfo("Europe/London")  # config TIMEZONE: forms are typed in local time
@@ -123,7 +124,7 @@ def world(users, session):
 
 def log_in(app, username: str):
     client = app.test_client()
-    response = client.post("/login", data={"username": username, "password": PASSWORD})
+    response = full_login(client, username, PASSWORD)
     assert response.status_code == 302 and not is_login_redirect(response), response.text
     return client
 
@@ -214,7 +215,7 @@ def test_the_matrix_lists_exactly_the_endpoints_of_the_app(app):
 
 
 def test_the_matrix_names_only_known_roles_and_trigger_sources():
-    known = set(ROLES) | {ANONYMOUS}
+    known = set(ROLES) | {ANONYMOUS, PENDING}
     for endpoint, rule in ACCESS.items():
         assert rule.roles <= known, (endpoint, rule.roles - known)
         assert rule.trigger in (None, "url", "body"), endpoint
@@ -229,17 +230,35 @@ def test_the_matrix_keeps_its_security_invariants():
     public = {e for e, rule in ACCESS.items() if ANONYMOUS in rule.roles}
     assert public == {"static", "bootstrap.static", "healthz", "auth.login", "api.openapi"}
     assert all(ACCESS[e].shows is None for e in public)  # no patient data without a login
+    # Half logged in (the password without the second factor): the second step, logout
+    # and the static files; nothing that shows or changes anything else.
+    halfway = {e for e, rule in ACCESS.items() if PENDING in rule.roles}
+    assert halfway == {
+        "static",
+        "bootstrap.static",
+        "healthz",
+        "auth.second_factor",
+        "auth.enrol",
+        "auth.logout",
+    }
+    assert {e for e, rule in ACCESS.items() if rule.roles == {PENDING}} == {
+        "auth.second_factor",
+        "auth.enrol",
+    }
     admin_only = {e for e, rule in ACCESS.items() if rule.roles == {"admin"}}
     assert admin_only == {
         "users.index",
         "users.create",
         "users.edit",
         "users.unlock",
+        "users.reset_two_factor",
         "audit.index",
         "audit.export",
     }
     writes = {rule.endpoint for rule in RULES if rule.methods & {"POST", "PATCH"}}
-    own_account = {"auth.login", "auth.logout"} | {e for e in ACCESS if e.startswith("account.")}
+    own_account = {"auth.login", "auth.logout", "auth.second_factor", "auth.enrol"} | {
+        e for e in ACCESS if e.startswith("account.")
+    }
     # A viewer reads; the only things it may post are its own login, logout and account.
     assert {e for e in writes if "viewer" in ACCESS[e].roles} <= own_account
     # An administrator manages accounts and may void a step; it records nothing clinical.
@@ -247,6 +266,7 @@ def test_the_matrix_keeps_its_security_invariants():
         "users.create",
         "users.edit",
         "users.unlock",
+        "users.reset_two_factor",
         "pathway.void",
         "pathway.record",  # let through to the trigger check, which refuses every trigger
         "api.record_event",  # idem, in the body: only void_last_step is the admin's

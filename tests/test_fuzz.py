@@ -56,7 +56,14 @@ from wtforms.fields import SubmitField
 from wtforms.fields.core import UnboundField
 
 from tests.conftest import PASSWORD, make_app
-from tests.helpers import REFERRAL, Driver, new_pathway, new_patient, valid_data
+from tests.helpers import (
+    REFERRAL,
+    Driver,
+    new_pathway,
+    new_patient,
+    pass_second_factor,
+    valid_data,
+)
 from tracker.accounts.forms import LoginForm, UserCreateForm, UserEditForm
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token
@@ -415,6 +422,8 @@ class Browser:
             response = self.open(
                 "POST", "/login", data={"username": username, "password": PASSWORD}
             )
+            _clear_g()
+            response = pass_second_factor(self.client, response, username)
             assert response.status_code == 302, response.text
 
     def open(self, method: str, url: str, **kw):

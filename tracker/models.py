@@ -5,7 +5,7 @@ from tracker.audit import chain, services  # noqa: F401 - the hooks that seal an
 from tracker.audit.models import AuditEntry, ChainHead
 from tracker.engine.models import Event, Pathway
 from tracker.patients.models import Patient
-from tracker.users.models import User, WebSession
+from tracker.users.models import RecoveryCode, User, WebSession
 
 __all__ = [
     "ApiToken",
@@ -14,6 +14,7 @@ __all__ = [
     "Event",
     "Pathway",
     "Patient",
+    "RecoveryCode",
     "User",
     "WebSession",
 ]
