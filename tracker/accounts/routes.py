@@ -267,6 +267,11 @@ def enrol():
     pending, user = _pending_user()
     if user is None:
         return _back_to_login("Log in again: the account is no longer active.")
+    if user.two_factor_enrolled:
+        # Never a new secret for an account that has one: the password alone must not
+        # replace the authenticator (that is an administrator's reset).
+        session[PENDING_LOGIN] = {**pending, "enrol": False}
+        return redirect(url_for("auth.second_factor"))
     form = CodeForm()
     if not form.validate_on_submit():
         return _enrol_page(user, form, url_for("auth.enrol"), 422 if form.is_submitted() else 200)
