@@ -357,3 +357,14 @@ def test_wrong_codes_count_toward_the_lockout_with_wrong_passwords(app, users, s
     # Locked: neither the password nor the right code gets in.
     assert password(client, "admin").status_code == 429
     assert where(client.get("/")) == "/login"
+
+
+def test_a_code_in_other_scripts_digits_is_a_wrong_code_not_a_crash(app, users, session):
+    session.commit()
+    client = app.test_client()
+    assert where(password(client, "admin")) == "/login/code"
+    arabic_indic, fullwidth = "\u0661\u0662\u0663\u0664\u0665\u0666", "\uff11" * 6
+    for typed in (arabic_indic, fullwidth, "12 34 56x", "x" * 32):
+        answer = code(client, typed)
+        assert answer.status_code == 401, (typed, answer.status_code)
+        assert "That code is wrong" in shown(answer)

@@ -108,7 +108,7 @@ def _normal(code: str) -> str:
 
 def _accept_totp(user: User, secret: str, code: str, now: datetime) -> bool:
     code = _normal(code)
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not (code.isascii() and code.isdigit()):
         return False
     totp = pyotp.TOTP(secret)
     current = totp.timecode(now)
