@@ -368,3 +368,18 @@ def test_a_code_in_other_scripts_digits_is_a_wrong_code_not_a_crash(app, users, 
         answer = code(client, typed)
         assert answer.status_code == 401, (typed, answer.status_code)
         assert "That code is wrong" in shown(answer)
+
+
+def test_the_command_line_resets_a_second_factor_audited(runner, users, session):
+    """The last administrator who lost their phone and codes: reset from the server."""
+    two_factor.new_recovery_codes(users["admin"], datetime.now(UTC))
+    result = runner.invoke(args=["tracker", "reset-two-factor", "admin"])
+    assert result.exit_code == 0, result.output
+    assert "Reset admin's two-factor login" in result.output
+    admin = fresh(users["admin"])
+    assert not admin.two_factor_enrolled and admin.totp_secret is None
+    assert two_factor.recovery_codes_left(admin) == 0
+    (entry,) = audit("two_factor_reset")
+    assert entry.address == "command line" and '"username": "admin"' in entry.detail
+    unknown = runner.invoke(args=["tracker", "reset-two-factor", "nobody"])
+    assert unknown.exit_code != 0 and "No user is called 'nobody'" in unknown.output
