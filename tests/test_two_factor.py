@@ -180,6 +180,7 @@ def test_new_recovery_codes_need_a_fresh_code_and_replace_the_old(app, users, se
         log_in(client, "admin", PASSWORD)  # uses the current step's code
         refused = client.post("/account/two-factor/recovery-codes", data={"code": "123456"})
         assert refused.status_code == 422 and "does not match" in shown(refused)
+        assert audit("two_factor_failed", "admin")  # the refusal is kept in the log
         # The code just used to log in is not "fresh": it was used.
         reused = client.post("/account/two-factor/recovery-codes", data={"code": totp_code(at)})
         assert reused.status_code == 422
@@ -383,3 +384,16 @@ def test_the_command_line_resets_a_second_factor_audited(runner, users, session)
     assert entry.address == "command line" and '"username": "admin"' in entry.detail
     unknown = runner.invoke(args=["tracker", "reset-two-factor", "nobody"])
     assert unknown.exit_code != 0 and "No user is called 'nobody'" in unknown.output
+
+
+def test_a_secret_the_server_can_no_longer_read_says_to_ask_for_a_reset(
+    app, users, session, monkeypatch
+):
+    session.commit()
+    client = app.test_client()
+    assert where(password(client, "admin")) == "/login/code"
+    monkeypatch.setitem(app.extensions, "audit_key", b"a rotated audit key, 32 chars or more")
+    answer = code(client, totp_code())
+    assert answer.status_code == 302 and where(answer) == "/login"
+    assert "ask an administrator to reset your second factor" in shown(client.get("/login"))
+    assert where(client.get("/")) == "/login"  # not logged in, not half logged in

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import segno
 from flask import (
     Blueprint,
     abort,
@@ -203,7 +204,11 @@ def second_factor():
         return _back_to_login(_locked_message(user))
     form = CodeForm()
     if form.validate_on_submit():
-        how = two_factor.verify(user, form.code.data, _key(), now)
+        try:
+            how = two_factor.verify(user, form.code.data, _key(), now)
+        except TwoFactorError as exc:  # the secret cannot be read: only a reset helps
+            record("login_failed", user=user, outcome="refused", detail=str(exc))
+            return _back_to_login(str(exc))
         if how:
             left = two_factor.recovery_codes_left(user)
             if how == "recovery":
@@ -238,8 +243,6 @@ def second_factor():
 
 
 def _enrol_page(user: User, form: CodeForm, action: str, status: int = 200):
-    import segno
-
     secret = two_factor.pending_secret(user, _key()) or two_factor.start_enrolment(user, _key())
     uri = two_factor.provisioning_uri(user, secret, current_app.config["TOTP_ISSUER"])
     # A data: URI image: the CSP allows img-src 'self' data:, and no script is needed.
@@ -484,6 +487,10 @@ def recovery_codes():
             two_factor.check_fresh_code(current_user, form.code.data, _key(), utcnow())
         except TwoFactorError as exc:
             form.code.errors.append(str(exc))
+            record(
+                "two_factor_failed", outcome="refused", detail="wrong code for new recovery codes"
+            )
+            keep()  # the refusal is audited
         else:
             codes = two_factor.new_recovery_codes(current_user, utcnow())
             record("recovery_codes_renewed", detail={"username": current_user.username})

@@ -82,7 +82,7 @@ def init_app(app: Flask) -> None:
             # The password alone reaches the second-factor pages and logout, nothing else.
             if PENDING in roles:
                 return None
-            g.refusal = refusal(PENDING, request.endpoint)
+            flash(refusal(PENDING, request.endpoint), "info")
             return redirect(url_for("auth.enrol" if halfway.get("enrol") else "auth.second_factor"))
         if ANONYMOUS in roles:
             return None
