@@ -66,6 +66,11 @@ class Config:
     PASSWORD_RESET_HOURS = int(os.environ.get("PASSWORD_RESET_HOURS", "24"))
     # The tracker's address as users reach it, for links printed by the command line.
     BASE_URL = os.environ.get("BASE_URL", "")
+    # Roles that must log in with a second factor (TOTP), comma-separated; anyone else
+    # may set one up on their account page. "admin,surgeon,coordinator,viewer": everyone.
+    TOTP_REQUIRED_ROLES = os.environ.get("TOTP_REQUIRED_ROLES", "admin")
+    # The name authenticator apps show beside the account.
+    TOTP_ISSUER = os.environ.get("TOTP_ISSUER", "Spine tracker")
     # The HMAC key of the event and audit hash chains, kept outside the database: the
     # key itself (AUDIT_KEY), or a file holding it (AUDIT_KEY_FILE).
     AUDIT_KEY = os.environ.get("AUDIT_KEY", "")

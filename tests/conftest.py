@@ -123,7 +123,9 @@ def now():
 @pytest.fixture
 def login(client):
     def do(username: str, password: str = PASSWORD):
-        response = client.post("/login", data={"username": username, "password": password})
+        from tests.helpers import log_in
+
+        response = log_in(client, username, password)
         assert response.status_code == 302, response.text
         return response
 

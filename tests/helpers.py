@@ -7,6 +7,9 @@ from collections import deque
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 
+import pyotp
+from flask import current_app
+from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
 from tests.conftest import PASSWORD
@@ -15,6 +18,7 @@ from tracker.engine import steps as d
 from tracker.extensions import db
 from tracker.patients.services import register_patient
 from tracker.teams.models import UserTeam
+from tracker.users import two_factor
 from tracker.users.models import User
 
 ROLE_USERS = {
@@ -45,6 +49,11 @@ def password_hash() -> str:
     return generate_password_hash(PASSWORD, method="scrypt")
 
 
+# The second factor of every test administrator (TOTP_REQUIRED_ROLES is 'admin', as in
+# production): their logins type the code computed from it, as an authenticator would.
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
 def make_user(username: str, role: str) -> User:
     user = User(
         username=username,
@@ -58,7 +67,42 @@ def make_user(username: str, role: str) -> User:
     # narrows them).
     db.session.flush()
     db.session.add_all(UserTeam(user_id=user.id, team=code) for code in teams.codes())
+    if role == "admin":
+        enrol(user)
     return user
+
+
+def enrol(user: User, secret: str = TOTP_SECRET) -> None:
+    """Two-factor login set up for ``user`` with a known secret (flushes)."""
+    db.session.flush()
+    two_factor.store_secret(user, secret, current_app.extensions["audit_key"])
+    user.totp_enabled_at = datetime.now(UTC)
+    db.session.flush()
+
+
+def totp_code(at: datetime | None = None, secret: str = TOTP_SECRET) -> str:
+    return pyotp.TOTP(secret).at(at or datetime.now(UTC))
+
+
+def pass_second_factor(client, response, username: str, secret: str = TOTP_SECRET):
+    """After the password: when the login asks for a code, type the authenticator's.
+
+    A test may log the same user in more than once within one 30-second step; the step
+    of the previous login is forgotten first, or its code would be refused as a replay
+    (tests/test_two_factor.py proves it is). Returns the answer to the code.
+    """
+    if response.status_code != 302 or not response.headers["Location"].startswith("/login/code"):
+        return response
+    user = db.session.scalar(select(User).where(User.username == username))
+    user.totp_last_step = None
+    db.session.commit()
+    return client.post("/login/code", data={"code": totp_code(secret=secret)})
+
+
+def log_in(client, username: str, password: str):
+    """The whole login, the code included for a user with two-factor login."""
+    response = client.post("/login", data={"username": username, "password": password})
+    return pass_second_factor(client, response, username)
 
 
 def make_users() -> dict:

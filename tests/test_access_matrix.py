@@ -25,6 +25,7 @@ from werkzeug.security import generate_password_hash
 
 from tests.conftest import PASSWORD, make_app
 from tests.helpers import REFERRAL, driver, new_patient
+from tests.helpers import log_in as full_login
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token
 from tracker.engine import steps as d
@@ -34,7 +35,7 @@ from tracker.patients.models import Patient
 from tracker.users.models import PasswordReset, User
 from tracker.users.resets import issue as issue_reset
 from tracker.users.roles import ROLES
-from tracker.web.access import ACCESS, ANONYMOUS, allowed, refusal
+from tracker.web.access import ACCESS, ANONYMOUS, PENDING, allowed, refusal
 
 WHO = (*ROLES, ANONYMOUS)
 LONDON = ZoneInfo("Europe/London")  # config TIMEZONE: forms are typed in local time
@@ -128,7 +129,7 @@ def world(users, session):
 
 def log_in(app, username: str):
     client = app.test_client()
-    response = client.post("/login", data={"username": username, "password": PASSWORD})
+    response = full_login(client, username, PASSWORD)
     assert response.status_code == 302 and not is_login_redirect(response), response.text
     return client
 
@@ -220,7 +221,7 @@ def test_the_matrix_lists_exactly_the_endpoints_of_the_app(app):
 
 
 def test_the_matrix_names_only_known_roles_and_trigger_sources():
-    known = set(ROLES) | {ANONYMOUS}
+    known = set(ROLES) | {ANONYMOUS, PENDING}
     for endpoint, rule in ACCESS.items():
         assert rule.roles <= known, (endpoint, rule.roles - known)
         assert rule.trigger in (None, "url", "body"), endpoint
@@ -244,6 +245,21 @@ def test_the_matrix_keeps_its_security_invariants():
         "api.openapi",
     }
     assert all(ACCESS[e].shows is None for e in public)  # no patient data without a login
+    # Half logged in (the password without the second factor): the second step, logout
+    # and the static files; nothing that shows or changes anything else.
+    halfway = {e for e, rule in ACCESS.items() if PENDING in rule.roles}
+    assert halfway == {
+        "static",
+        "bootstrap.static",
+        "healthz",
+        "auth.second_factor",
+        "auth.enrol",
+        "auth.logout",
+    }
+    assert {e for e, rule in ACCESS.items() if rule.roles == {PENDING}} == {
+        "auth.second_factor",
+        "auth.enrol",
+    }
     admin_only = {e for e, rule in ACCESS.items() if rule.roles == {"admin"}}
     assert admin_only == {
         "users.index",
@@ -251,14 +267,19 @@ def test_the_matrix_keeps_its_security_invariants():
         "users.edit",
         "users.unlock",
         "users.reset_link",
+        "users.reset_two_factor",
         "audit.index",
         "audit.export",
         "teams.report",
     }
     writes = {rule.endpoint for rule in RULES if rule.methods & {"POST", "PATCH"}}
-    own_account = {"auth.login", "auth.logout", "auth.reset_password"} | {
-        e for e in ACCESS if e.startswith("account.")
-    }
+    own_account = {
+        "auth.login",
+        "auth.logout",
+        "auth.reset_password",
+        "auth.second_factor",
+        "auth.enrol",
+    } | {e for e in ACCESS if e.startswith("account.")}
     # Asking for emergency access to another team's patient writes only the request.
     own_account |= {"teams.emergency_access"}
     # A viewer reads; the only things it may post are its own login, logout and account.
@@ -269,6 +290,7 @@ def test_the_matrix_keeps_its_security_invariants():
         "users.edit",
         "users.unlock",
         "users.reset_link",
+        "users.reset_two_factor",
         "pathway.void",
         "pathway.record",  # let through to the trigger check, which refuses every trigger
         "api.record_event",  # idem, in the body: only void_last_step is the admin's

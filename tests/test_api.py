@@ -664,6 +664,8 @@ def test_the_migration_gives_existing_tokens_90_days_and_read_write(scratch_url)
         db.session.close()
         downgrade(revision="5d0c7e21a9f4")
         db.session.remove()
+
+
 # -- every error under /api is JSON of the one shape ----------------------------------------
 
 ERROR_SHAPE = {"error", "message", "errors"}

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 
 from tests.conftest import PASSWORD, make_app
 from tests.helpers import driver, make_users, new_pathway
+from tests.helpers import log_in as full_login
 from tracker.audit.chain import AuditKeyError, load_key, verify_chain
 from tracker.audit.models import AuditEntry, ChainHead
 from tracker.audit.services import acting_as, command_line_actor, record
@@ -36,7 +37,7 @@ def entries(**where) -> list[AuditEntry]:
 
 
 def log_in(client, username: str):
-    assert client.post("/login", data={"username": username, "password": PASSWORD}).status_code
+    assert full_login(client, username, PASSWORD).status_code
     return client
 
 

@@ -18,8 +18,9 @@ from flask_migrate import upgrade
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, make_app
-from tests.helpers import make_users
+from tests.helpers import make_users, totp_code
 from tracker.extensions import db
+from tracker.users.models import User
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
@@ -469,6 +470,9 @@ def test_administrator_reads_the_audit_log(page, backend):
     page.get_by_label("Username").fill("admin")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    # Administrators log in with a second factor: the code their authenticator shows.
+    page.get_by_label("Code").fill(totp_code())
+    page.get_by_role("button", name="Continue").click()
     page.get_by_role("link", name="Audit log").click()
     table = page.locator("table tbody")
     assert "Login failed" in table.inner_text() and "Viewed" in table.inner_text()
@@ -593,3 +597,33 @@ def test_another_teams_patient_opens_only_with_emergency_access(live_app, page, 
     assert mrn in text
     if backend == "sqlite":
         page.screenshot(path=SHOTS / "emergency-access.png", full_page=True)
+
+
+def test_administrator_sets_up_two_factor_login_at_first_login(live_app, page, backend):
+    """An administrator without a second factor: the QR code (a data: image the CSP allows,
+    no script), the key as text, a code to confirm, ten recovery codes, then the app."""
+    import pyotp
+    from sqlalchemy import select
+
+    with live_app.app_context():
+        admin = db.session.scalar(select(User).where(User.username == "admin"))
+        admin.totp_secret = admin.totp_enabled_at = None
+        db.session.commit()
+        db.session.remove()
+    _log_in(page, "admin")
+    page.get_by_role("heading", name="Set up two-factor login").wait_for()
+    page.goto("/users/")  # nothing else until it is set up
+    page.get_by_role("heading", name="Set up two-factor login").wait_for()
+    assert page.locator("#totp-qr").evaluate("img => img.complete && img.naturalWidth > 100")
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.screenshot(path=SHOTS / "two-factor.png")
+    secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+    page.get_by_label("Code").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_role("heading", name="Your recovery codes").wait_for()
+    assert page.locator("#recovery-codes li").count() == 10
+    page.get_by_role("link", name="I have kept them: continue").click()
+    page.get_by_role("heading", name="Worklist").wait_for()
+    page.goto("/account/")
+    assert "10 of 10 recovery codes left" in page.locator("main").inner_text()

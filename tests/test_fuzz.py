@@ -57,7 +57,14 @@ from wtforms.fields import SubmitField
 from wtforms.fields.core import UnboundField
 
 from tests.conftest import PASSWORD, make_app
-from tests.helpers import REFERRAL, Driver, new_pathway, new_patient, valid_data
+from tests.helpers import (
+    REFERRAL,
+    Driver,
+    new_pathway,
+    new_patient,
+    pass_second_factor,
+    valid_data,
+)
 from tracker.accounts.forms import LoginForm, UserCreateForm, UserEditForm
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token
@@ -80,6 +87,14 @@ ROLES = ("coordinator", "surgeon", "viewer", "admin")
 EXCLUDED = {
     ("auth.logout", "POST"): (
         "takes no input and only ends the session; fuzzing it would log the fuzzing client out"
+    ),
+    # Their one field is the CodeForm fuzzed on account.two_factor and account.recovery_codes.
+    ("auth.second_factor", "POST"): (
+        "needs a session half logged in (the password, not yet the code), which every example "
+        "would have to make again; tests/test_two_factor.py walks it"
+    ),
+    ("auth.enrol", "POST"): (
+        "needs a session half logged in of a user not yet enrolled; tests/test_two_factor.py"
     ),
 }
 
@@ -417,6 +432,8 @@ class Browser:
             response = self.open(
                 "POST", "/login", data={"username": username, "password": PASSWORD}
             )
+            _clear_g()
+            response = pass_second_factor(self.client, response, username)
             assert response.status_code == 302, response.text
 
     def open(self, method: str, url: str, **kw):
@@ -800,6 +817,43 @@ class World:
             other_urls=("/password-reset/x", "/password-reset/" + "y" * 43),
         )
 
+    def _form_users_reset_two_factor(self) -> PostForm:
+        target = self.user_ids["coordinator2"]
+        return PostForm(
+            "users.reset_two_factor",
+            f"/users/{target}/two-factor/reset",
+            "admin",
+            {},
+            ("code",),
+            other_urls=("/users/0/two-factor/reset", f"/users/{2**31 - 1}/two-factor/reset"),
+        )
+
+    def _form_account_two_factor(self) -> PostForm:
+        from tracker.accounts.forms import CodeForm
+
+        # No code the fuzzer types can match the new secret: the answer says so (422).
+        return PostForm(
+            "account.two_factor",
+            "/account/two-factor",
+            "coordinator",
+            {"code": "000000"},
+            self._fields(CodeForm),
+            accepts=(422,),
+        )
+
+    def _form_account_recovery_codes(self) -> PostForm:
+        from tracker.accounts.forms import CodeForm
+
+        # A fresh code is accepted once only (tests/test_two_factor.py): a wrong one, 422.
+        return PostForm(
+            "account.recovery_codes",
+            "/account/two-factor/recovery-codes",
+            "admin",
+            {"code": "000000"},
+            self._fields(CodeForm),
+            accepts=(422,),
+        )
+
     def _form_patients_register(self) -> PostForm:
         baseline = {
             "mrn": "FUZZ-NEW",
@@ -1031,6 +1085,9 @@ def _post_form_names() -> list[str]:
         "users.unlock",
         "users.reset_link",
         "auth.reset_password",
+        "users.reset_two_factor",
+        "account.two_factor",
+        "account.recovery_codes",
         "patients.register",
         "patients.edit",
         "patients.open_pathway",
@@ -1259,7 +1316,13 @@ def _rules(app) -> list[tuple[str, str, str]]:
 
 GET_RULES = [(e, r) for e, r, m in _rules(make_app("sqlite://")) if m == "GET"]
 POST_ENDPOINTS = {name.split(":")[0] for name in POST_FORMS}
-EVERY_USERS_OWN = {"account.create_token", "account.change_password", "account.end_other_sessions"}
+EVERY_USERS_OWN = {
+    "account.create_token",
+    "account.change_password",
+    "account.end_other_sessions",
+    "account.two_factor",
+    "account.recovery_codes",
+}
 API_ENDPOINTS = {
     "api.create_patient",
     "api.update_patient",

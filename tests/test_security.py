@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import PASSWORD, make_app
 from tests.helpers import driver
+from tests.helpers import log_in as full_login
 from tracker.audit.models import AuditEntry
 from tracker.extensions import db
 from tracker.users.models import User, WebSession
@@ -29,7 +30,7 @@ def cookie_of(client) -> str | None:
 
 
 def log_in(client, username: str, password: str = PASSWORD):
-    return client.post("/login", data={"username": username, "password": password})
+    return full_login(client, username, password)
 
 
 def audit(action: str, **where) -> list[AuditEntry]:

@@ -25,11 +25,12 @@ from tracker.engine.verify import verify_all
 from tracker.extensions import db
 from tracker.pathway.importer import import_file
 from tracker.teams.services import AccessError, set_teams
-from tracker.users import resets
+from tracker.users import resets, two_factor
 from tracker.users import services as accounts
 from tracker.users.models import User
 from tracker.users.roles import ROLE_LABELS, ROLES
 from tracker.users.services import UserError
+from tracker.users.two_factor import parse_roles
 
 tracker_cli = AppGroup("tracker", help="Care-pathway tracker administration.")
 
@@ -203,6 +204,13 @@ def seed_demo(pathways: int, seed_value: int) -> None:
     click.echo(f"Seeded {pathways} demo pathways. Demo logins (password {DEMO_PASSWORD}):")
     for username, role, _ in DEMO_USERS:
         click.echo(f"  {username:<14} {ROLE_LABELS[role]}")
+    required = parse_roles(current_app.config["TOTP_REQUIRED_ROLES"])
+    if required:
+        names = ", ".join(ROLE_LABELS[r].lower() for r in ROLES if r in required)
+        click.echo(
+            f"Two-factor login is required for: {names}. They set it up at their first "
+            "login with an authenticator app (the page shows a QR code and the key as text)."
+        )
 
 
 def _analyze() -> None:
@@ -225,6 +233,20 @@ def ensure_demo(ctx: click.Context) -> None:
         click.echo("Database already has users; demo data not added.")
         return
     ctx.invoke(seed_demo, pathways=60, seed_value=7)
+
+
+@tracker_cli.command("reset-two-factor")
+@click.argument("username")
+def reset_two_factor(username: str) -> None:
+    """Remove USERNAME's second factor and recovery codes (a lost phone, and no other
+    administrator to reset it in the app); they set it up again at their next login."""
+    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"No user is called '{username}'.")
+    two_factor.reset(user)
+    record("two_factor_reset", detail={"username": user.username})
+    db.session.commit()
+    click.echo(f"Reset {user.username}'s two-factor login; their sessions have ended.")
 
 
 @tracker_cli.command("verify")

@@ -6,7 +6,7 @@ from tracker.audit.models import AuditEntry, ChainHead
 from tracker.engine.models import Event, Pathway
 from tracker.patients.models import Patient
 from tracker.teams.models import EmergencyAccess, UserTeam
-from tracker.users.models import PasswordReset, User, WebSession
+from tracker.users.models import PasswordReset, RecoveryCode, User, WebSession
 
 __all__ = [
     "ApiToken",
@@ -17,6 +17,7 @@ __all__ = [
     "PasswordReset",
     "Pathway",
     "Patient",
+    "RecoveryCode",
     "User",
     "UserTeam",
     "WebSession",

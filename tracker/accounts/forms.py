@@ -137,3 +137,17 @@ class PasswordResetForm(FlaskForm):
         render_kw={"autocomplete": "new-password"},
     )
     submit = SubmitField("Set password")
+
+
+class CodeForm(FlaskForm):
+    """The second step of a login, enrolment's confirmation, or a fresh code for a change."""
+
+    code = StringField(
+        "Code",
+        validators=[
+            DataRequired("Enter the 6-digit code from your authenticator app."),
+            Length(max=32, message="A code is 6 digits, or a recovery code like abcde-23456."),
+        ],
+        render_kw={"autocomplete": "one-time-code", "autocapitalize": "off", "spellcheck": "false"},
+    )
+    submit = SubmitField("Continue")

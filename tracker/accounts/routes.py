@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import segno
 from flask import (
     Blueprint,
     abort,
@@ -22,6 +23,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from tracker.accounts.forms import (
+    CodeForm,
     LoginForm,
     PasswordChangeForm,
     PasswordResetForm,
@@ -38,6 +40,7 @@ from tracker.engine import teams
 from tracker.extensions import db
 from tracker.teams.scope import team_codes
 from tracker.teams.services import AccessError, set_teams
+from tracker.users import two_factor
 from tracker.users.models import User
 from tracker.users.passwords import check_password
 from tracker.users.resets import ResetRefused
@@ -58,8 +61,9 @@ from tracker.users.services import change_password as change_password_of
 from tracker.users.services import unlock as unlock_user
 from tracker.users.sessions import end_sessions_of, sessions_of
 from tracker.users.sso import password_login_off
+from tracker.users.two_factor import TwoFactorError, parse_roles
 from tracker.web.boundary import discard, keep
-from tracker.web.sessions import current_session_hash
+from tracker.web.sessions import PENDING_LOGIN, current_session_hash, pending_login
 
 auth_bp = Blueprint("auth", __name__)
 users_bp = Blueprint("users", __name__, url_prefix="/users")
@@ -158,11 +162,19 @@ def login():
         elif not user.active:
             record("login_failed", user=user, outcome="refused", detail="account deactivated")
         else:
-            note_login(user, now)
-            record("login", user=user)
-            session.regenerate()  # a new session id: a planted one is worthless
-            login_user(user)
-            return redirect(safe_next(request.args.get("next"), landing(user)))
+            target = safe_next(request.args.get("next"), landing(user))
+            if user.two_factor_enrolled or _required(user):
+                # Half logged in: the failure count is not reset until the second factor
+                # is right too, so wrong codes add to the same lockout.
+                session.regenerate()
+                session[PENDING_LOGIN] = {
+                    "user_id": user.id,
+                    "enrol": not user.two_factor_enrolled,
+                    "next": target,
+                }
+                step = "auth.second_factor" if user.two_factor_enrolled else "auth.enrol"
+                return redirect(url_for(step))
+            return _logged_in(user, now, target)
         keep()  # the failed attempt is counted and audited
         flash("Unknown username or wrong password, or the account is deactivated.", "danger")
         return _login_page(form, 401)
@@ -170,8 +182,154 @@ def login():
     return _login_page(form, status)
 
 
+def _required_roles() -> frozenset[str]:
+    return parse_roles(current_app.config["TOTP_REQUIRED_ROLES"])
+
+
+def _required(user: User) -> bool:
+    return user.role in _required_roles()
+
+
+def _key() -> bytes:
+    return current_app.extensions["audit_key"]
+
+
+def _logged_in(user: User, now, target: str, how: str | None = None):
+    """The end of a login: counted, audited, a new session id, the user's session."""
+    note_login(user, now)
+    record(
+        "login",
+        user=user,
+        detail={
+            "totp": "with an authenticator code",
+            "recovery": "with a recovery code",
+            "enrolled": "after setting up two-factor login",
+        }.get(how),
+    )
+    session.pop(PENDING_LOGIN, None)
+    session.regenerate()  # a new session id: a planted one is worthless
+    login_user(user)
+    return redirect(target)
+
+
+def _pending_user() -> tuple[dict, User | None]:
+    pending = pending_login(session) or {}
+    user = db.session.get(User, pending.get("user_id") or 0)
+    if user is None or not user.active:
+        session.pop(PENDING_LOGIN, None)
+        return pending, None
+    return pending, user
+
+
+def _back_to_login(message: str):
+    session.pop(PENDING_LOGIN, None)
+    flash(message, "danger")
+    return redirect(url_for("auth.login"))
+
+
+@auth_bp.route("/login/code", methods=["GET", "POST"])
+def second_factor():
+    pending, user = _pending_user()
+    if user is None:
+        return _back_to_login("Log in again: the account is no longer active.")
+    if pending.get("enrol") or not user.two_factor_enrolled:
+        session[PENDING_LOGIN] = {**pending, "enrol": True}
+        return redirect(url_for("auth.enrol"))
+    now = utcnow()
+    if is_locked(user, now):
+        record("login_failed", user=user, outcome="refused", detail="account locked")
+        return _back_to_login(_locked_message(user))
+    form = CodeForm()
+    if form.validate_on_submit():
+        try:
+            how = two_factor.verify(user, form.code.data, _key(), now)
+        except TwoFactorError as exc:  # the secret cannot be read: only a reset helps
+            record("login_failed", user=user, outcome="refused", detail=str(exc))
+            return _back_to_login(str(exc))
+        if how:
+            left = two_factor.recovery_codes_left(user)
+            if how == "recovery":
+                record("recovery_code_used", user=user, detail={"left": left})
+                flash(
+                    f"You logged in with a recovery code; {left} are left. Renew them on "
+                    "your account page if you are running low.",
+                    "warning",
+                )
+            return _logged_in(user, now, safe_next(pending.get("next"), landing(user)), how)
+        config = current_app.config
+        locked = note_failed_login(
+            user, now, config["LOGIN_LOCK_AFTER"], config["LOGIN_LOCK_MINUTES"]
+        )
+        record("two_factor_failed", user=user, outcome="refused", detail="wrong code")
+        keep()  # counted and audited even though the answer is an error
+        if locked:
+            record(
+                "login_locked",
+                user=user,
+                outcome="refused",
+                detail=f"{config['LOGIN_LOCK_AFTER']} failed logins in a row",
+            )
+            return _back_to_login(_locked_message(user))
+        form.code.errors.append(
+            "That code is wrong, or was used already. Type the code your authenticator app "
+            "shows now, or one of your recovery codes."
+        )
+        return render_template("auth/second_factor.html", form=form), 401
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/second_factor.html", form=form), status
+
+
+def _enrol_page(user: User, form: CodeForm, action: str, status: int = 200):
+    secret = two_factor.pending_secret(user, _key()) or two_factor.start_enrolment(user, _key())
+    uri = two_factor.provisioning_uri(user, secret, current_app.config["TOTP_ISSUER"])
+    # A data: URI image: the CSP allows img-src 'self' data:, and no script is needed.
+    qr = segno.make(uri, error="m").svg_data_uri(scale=5, border=2, dark="#000", light="#fff")
+    grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return render_template(
+        "auth/enrol.html", form=form, qr=qr, secret=grouped, action=action
+    ), status
+
+
+def _confirm(user: User, form: CodeForm, action: str):
+    """Enrolment's confirmation: the recovery codes, or the page again with why not."""
+    try:
+        codes = two_factor.confirm_enrolment(user, form.code.data, _key(), utcnow())
+    except TwoFactorError as exc:
+        form.code.errors.append(str(exc))
+        return None, _enrol_page(user, form, action, 422)
+    record("two_factor_enrolled", user=user, detail={"username": user.username})
+    return codes, None
+
+
+@auth_bp.route("/login/enrol", methods=["GET", "POST"])
+def enrol():
+    """A role that requires a second factor, not set up yet: set it up now, or go no further."""
+    pending, user = _pending_user()
+    if user is None:
+        return _back_to_login("Log in again: the account is no longer active.")
+    if user.two_factor_enrolled:
+        # Never a new secret for an account that has one: the password alone must not
+        # replace the authenticator (that is an administrator's reset).
+        session[PENDING_LOGIN] = {**pending, "enrol": False}
+        return redirect(url_for("auth.second_factor"))
+    form = CodeForm()
+    if not form.validate_on_submit():
+        return _enrol_page(user, form, url_for("auth.enrol"), 422 if form.is_submitted() else 200)
+    codes, refused = _confirm(user, form, url_for("auth.enrol"))
+    if refused:
+        return refused
+    target = safe_next(pending.get("next"), landing(user))
+    _logged_in(user, utcnow(), target, "enrolled")
+    return render_template("auth/recovery_codes.html", codes=codes, target=target)
+
+
 @auth_bp.post("/logout")
 def logout():
+    if pending_login(session) and not current_user.is_authenticated:
+        session.clear()
+        session.regenerate()
+        flash("Login cancelled.", "info")
+        return redirect(url_for("auth.login"))
     record("logout")
     logout_user()
     # The old session's row is deleted (a copied cookie no longer works); the browser
@@ -283,11 +441,19 @@ def edit(user_id: int):
         except (UserError, AccessError) as exc:
             discard()
             flash(str(exc), "danger")
-            return render_template("users/edit.html", user=user, form=form, now=utcnow()), 422
+            return render_template(
+                "users/edit.html",
+                user=user,
+                form=form,
+                now=utcnow(),
+                required_roles=_required_roles(),
+            ), 422
         flash(f"Saved {user.username}.", "success")
         return redirect(url_for("users.index"))
     status = 422 if request.method == "POST" else 200
-    return render_template("users/edit.html", user=user, form=form, now=utcnow()), status
+    return render_template(
+        "users/edit.html", user=user, form=form, now=utcnow(), required_roles=_required_roles()
+    ), status
 
 
 @users_bp.post("/<int:user_id>/reset-link")
@@ -314,6 +480,19 @@ def unlock(user_id: int):
     unlock_user(user)
     record("update_user", detail={"username": user.username, "fields": ["unlocked"]})
     flash(f"Unlocked {user.username}: they can log in again.", "success")
+    return redirect(url_for("users.edit", user_id=user.id))
+
+
+@users_bp.post("/<int:user_id>/two-factor/reset")
+def reset_two_factor(user_id: int):
+    user = db.get_or_404(User, user_id)
+    two_factor.reset(user)
+    record("two_factor_reset", detail={"username": user.username})
+    flash(
+        f"Reset {user.username}'s two-factor login: their sessions have ended"
+        + (", and they set it up again at their next login." if _required(user) else "."),
+        "success",
+    )
     return redirect(url_for("users.edit", user_id=user.id))
 
 
@@ -356,6 +535,9 @@ def _account_page(status: int = 200, **forms):
         warn_days=WARN_DAYS,
         sessions=sessions_of(current_user.id),
         this_session=current_session_hash(session),
+        code_form=forms.get("code_form") or CodeForm(formdata=None),
+        recovery_left=two_factor.recovery_codes_left(current_user),
+        two_factor_required=_required(current_user),
     ), status
 
 
@@ -422,3 +604,40 @@ def revoke_token(token_id: int):
     revoke(token)
     flash(f"Revoked the token '{token.name}'.", "success")
     return redirect(url_for("account.index"))
+
+
+@account_bp.route("/two-factor", methods=["GET", "POST"], endpoint="two_factor")
+def two_factor_setup():
+    """Setting up two-factor login from the account page (or because the role needs it)."""
+    if current_user.two_factor_enrolled:
+        return redirect(url_for("account.index", _anchor="two-factor"))
+    form = CodeForm()
+    action = url_for("account.two_factor")
+    if not form.validate_on_submit():
+        return _enrol_page(current_user, form, action, 422 if form.is_submitted() else 200)
+    codes, refused = _confirm(current_user, form, action)
+    if refused:
+        return refused
+    return render_template("auth/recovery_codes.html", codes=codes, target=url_for("account.index"))
+
+
+@account_bp.post("/two-factor/recovery-codes")
+def recovery_codes():
+    """New recovery codes (the old ones stop working), after a fresh authenticator code."""
+    form = CodeForm()
+    if form.validate_on_submit():
+        try:
+            two_factor.check_fresh_code(current_user, form.code.data, _key(), utcnow())
+        except TwoFactorError as exc:
+            form.code.errors.append(str(exc))
+            record(
+                "two_factor_failed", outcome="refused", detail="wrong code for new recovery codes"
+            )
+            keep()  # the refusal is audited
+        else:
+            codes = two_factor.new_recovery_codes(current_user, utcnow())
+            record("recovery_codes_renewed", detail={"username": current_user.username})
+            return render_template(
+                "auth/recovery_codes.html", codes=codes, target=url_for("account.index")
+            )
+    return _account_page(422, code_form=form)

@@ -35,6 +35,11 @@ ACTIONS = {
     "logout": "Logged out",
     "session_expired": "Session expired",
     "password_changed": "Password changed",
+    "two_factor_enrolled": "Set up two-factor login",
+    "two_factor_failed": "Wrong second-factor code",
+    "recovery_code_used": "Used a recovery code",
+    "recovery_codes_renewed": "Renewed recovery codes",
+    "two_factor_reset": "Reset two-factor login",
     "view": "Viewed",
     "export": "Exported",
     "refused": "Refused",
@@ -177,7 +182,10 @@ def record(
 # Columns whose changes are not worth an entry of their own: written by the login itself
 # (audited as logins and failures). A pathway's columns change only with its events.
 _QUIET = {
-    "User": {"failed_logins", "locked_until", "last_login_at"},
+    "User": {"failed_logins", "locked_until", "last_login_at"}
+    # The second factor's columns: its changes are audited by name where they happen
+    # (two_factor_enrolled, two_factor_reset, a login); the secret never appears.
+    | {"totp_secret", "totp_enabled_at", "totp_last_step"},
     "Patient": {"mrn_key"},  # follows the MRN, whose change is written
 }
 

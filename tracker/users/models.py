@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tracker.core.db import Base, UTCDateTime, utcnow
@@ -38,6 +38,13 @@ class User(Base):
     # its first sign-in; later sign-ins match on it alone. ``sso_only``: no password login.
     sso_subject: Mapped[str | None] = mapped_column(String(255), unique=True, index=True)
     sso_only: Mapped[bool] = mapped_column(default=False)
+    # Two-factor login (tracker/users/two_factor.py). The TOTP secret is stored encrypted
+    # with a key derived from the audit key, which is kept outside the database; it is
+    # set when enrolment starts and counts only once totp_enabled_at is set (confirmed).
+    totp_secret: Mapped[str | None] = mapped_column(String(256))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The last time step whose code was accepted: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     # What Flask-Login asks of a user, written here so the model needs no web framework.
     is_authenticated = True
@@ -49,6 +56,10 @@ class User(Base):
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.active
+
+    @property
+    def two_factor_enrolled(self) -> bool:
+        return self.totp_enabled_at is not None
 
     @property
     def display_name(self) -> str:
@@ -99,3 +110,16 @@ class PasswordReset(Base):
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user = relationship(User, foreign_keys=[user_id], lazy="joined")
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for a TOTP code (a lost phone). Stored as the
+    SHA-256 of the code: each code is random (50 bits), so no key stretching is needed."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -8,10 +8,14 @@ from flask_login import current_user
 from tracker.core.text import has_control_characters
 from tracker.extensions import db, login_manager
 from tracker.users.models import User
+from tracker.users.two_factor import parse_roles
 from tracker.web import boundary, filters, headers, proxies
-from tracker.web.access import ANONYMOUS, refusal, rule_for
+from tracker.web.access import ANONYMOUS, PENDING, refusal, rule_for
 from tracker.web.helpers import AnyIdConverter, IdConverter
-from tracker.web.sessions import ServerSessionInterface
+from tracker.web.sessions import ServerSessionInterface, pending_login
+
+# Where a logged-in user whose role needs a second factor may go before setting it up.
+SETTING_UP = frozenset({"account.two_factor", "auth.logout"})
 
 
 def init_app(app: Flask) -> None:
@@ -70,7 +74,15 @@ def init_app(app: Flask) -> None:
         """The access matrix, before any page: log in first, then the role must fit."""
         if request.endpoint is None or request.blueprint == "api":
             return None  # unrouted (404/405), or the API, which checks its own token
-        if ANONYMOUS in rule_for(request.endpoint).roles:
+        roles = rule_for(request.endpoint).roles
+        halfway = pending_login(session) if not current_user.is_authenticated else None
+        if halfway:
+            # The password alone reaches the second-factor pages and logout, nothing else.
+            if PENDING in roles:
+                return None
+            flash(refusal(PENDING, request.endpoint), "info")
+            return redirect(url_for("auth.enrol" if halfway.get("enrol") else "auth.second_factor"))
+        if ANONYMOUS in roles:
             return None
         if not current_user.is_authenticated:
             expired = getattr(session, "expired", None)
@@ -79,6 +91,15 @@ def init_app(app: Flask) -> None:
             else:
                 flash("Please log in to continue.", "info")
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+        if (
+            not current_user.two_factor_enrolled
+            and current_user.role in parse_roles(app.config["TOTP_REQUIRED_ROLES"])
+            and request.endpoint not in SETTING_UP
+        ):
+            # The role came to need a second factor during this session (a new role, a
+            # new setting): it is set up before anything else.
+            flash("Your role needs two-factor login: set it up to continue.", "info")
+            return redirect(url_for("account.two_factor"))
         reason = refusal(current_user.role, request.endpoint, request.view_args)
         if reason:
             g.refusal = reason

@@ -16,8 +16,13 @@ from tracker.engine import steps as d
 from tracker.users.roles import CLINICAL, ROLE_LABELS, ROLES, a_role
 
 ANONYMOUS = "anonymous"
+# Half logged in: the password was right, the second factor is still to come. Such a
+# session reaches the second-factor pages, logout and the static files, nothing else.
+PENDING = "second_factor"
 EVERYONE = frozenset(ROLES)
 PUBLIC = EVERYONE | {ANONYMOUS}
+ASSETS = PUBLIC | {PENDING}
+HALFWAY = frozenset({PENDING})
 CLINICAL = CLINICAL
 ADMIN = frozenset({"admin"})
 # Whoever may fire at least one trigger; the trigger itself decides the rest.
@@ -39,17 +44,22 @@ class Rule:
 
 ACCESS: dict[str, Rule] = {
     # No login.
-    "static": Rule(PUBLIC),
-    "bootstrap.static": Rule(PUBLIC),
-    "healthz": Rule(PUBLIC),
+    "static": Rule(ASSETS),
+    "bootstrap.static": Rule(ASSETS),
+    "healthz": Rule(ASSETS),
     "auth.login": Rule(PUBLIC),
     # A one-time password reset link (the token in the URL is the credential).
     "auth.reset_password": Rule(PUBLIC),
     "sso.start": Rule(PUBLIC),  # single sign-on: to the identity provider and back
     "sso.callback": Rule(PUBLIC),
     "api.openapi": Rule(PUBLIC),
+    # Between the password and the second factor.
+    "auth.second_factor": Rule(HALFWAY),
+    "auth.enrol": Rule(HALFWAY),  # a role that requires a second factor, not set up yet
     # Every account.
-    "auth.logout": Rule(EVERYONE),
+    "auth.logout": Rule(EVERYONE | HALFWAY),
+    "account.two_factor": Rule(EVERYONE),
+    "account.recovery_codes": Rule(EVERYONE),
     "account.index": Rule(EVERYONE),
     "account.create_token": Rule(EVERYONE),
     "account.revoke_token": Rule(EVERYONE),  # own tokens; administrators: anyone's
@@ -84,6 +94,7 @@ ACCESS: dict[str, Rule] = {
     "users.edit": Rule(ADMIN),
     "users.unlock": Rule(ADMIN),
     "users.reset_link": Rule(ADMIN),
+    "users.reset_two_factor": Rule(ADMIN),
     "audit.index": Rule(ADMIN, shows="list"),
     "audit.export": Rule(ADMIN, shows="export"),
     "teams.report": Rule(ADMIN, shows="list"),
@@ -118,6 +129,10 @@ def refusal(role: str | None, endpoint: str | None, view_args: dict | None = Non
     if who not in rule.roles:
         if who == ANONYMOUS:
             return "Log in first."
+        if who == PENDING:
+            return "Finish logging in first: enter the code from your authenticator app."
+        if rule.roles == HALFWAY:
+            return "You are logged in already; this page is for the second step of a login."
         return f"{a_role(who)} may not use this page."
     if rule.trigger == "url" and view_args and view_args.get("trigger") in d.trigger_roles():
         trigger = view_args["trigger"]

@@ -82,6 +82,16 @@ class ServerSession(CallbackDict, SessionMixin):
         self.ended = True
 
 
+# Half a login (the password was right, the second factor is to come):
+# {"user_id": ..., "enrol": bool, "next": path}. Never together with Flask-Login's user.
+PENDING_LOGIN = "pending_login"
+
+
+def pending_login(session) -> dict | None:
+    value = session.get(PENDING_LOGIN) if session is not None else None
+    return value if isinstance(value, dict) and value.get("user_id") else None
+
+
 def current_session_hash(session) -> str | None:
     sid = getattr(session, "sid", None)
     return session_hash(sid) if sid else None
