@@ -16,6 +16,7 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import inspect, select, text
 
+from tests import helpers
 from tests.conftest import PASSWORD, make_app
 from tests.helpers import driver, make_users, new_patient
 from tracker.audit.models import AuditEntry, ChainHead
@@ -33,7 +34,8 @@ def verify(runner):
 
 
 def log_in(client, username: str, password: str = PASSWORD):
-    return client.post("/login", data={"username": username, "password": password})
+    """The whole login, the administrator's code included."""
+    return helpers.log_in(client, username, password)
 
 
 def operator() -> str:

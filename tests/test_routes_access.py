@@ -16,6 +16,8 @@ PUBLIC_ENDPOINTS = {endpoint for endpoint, rule in ACCESS.items() if ANONYMOUS i
 EXPECTED_PUBLIC = {
     "auth.login",
     "auth.reset_password",  # a one-time link: its token is the credential
+    "sso.start",  # single sign-on: to the identity provider and back
+    "sso.callback",
     "static",
     "bootstrap.static",
     "healthz",

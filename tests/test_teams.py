@@ -12,6 +12,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
+from tests.helpers import enrol, log_in
 from tracker.api.services import create_token
 from tracker.audit.models import AuditEntry
 from tracker.demo import DEMO_PASSWORD, seed
@@ -34,12 +35,13 @@ def demo(session):
     seed(40, seed_value=11)
     coordinator = session.scalar(select(User).where(User.username == "coordinator"))
     set_teams(coordinator, [MINE])
+    enrol(session.scalar(select(User).where(User.username == "admin")))
     session.commit()
     return coordinator
 
 
 def _login(client, username: str = "coordinator") -> None:
-    response = client.post("/login", data={"username": username, "password": DEMO_PASSWORD})
+    response = log_in(client, username, DEMO_PASSWORD)
     assert response.status_code == 302, response.text
 
 
@@ -259,7 +261,7 @@ def test_another_teams_record_needs_emergency_access_which_is_audited_and_expire
 
     later = datetime.now(UTC) + timedelta(minutes=121)
     with time_machine.travel(later, tick=False):
-        client.post("/login", data={"username": "coordinator", "password": DEMO_PASSWORD})
+        _login(client)
         assert client.get(target).status_code == 403
 
 

@@ -381,7 +381,7 @@ def test_the_command_line_resets_a_second_factor_audited(runner, users, session)
     assert not admin.two_factor_enrolled and admin.totp_secret is None
     assert two_factor.recovery_codes_left(admin) == 0
     (entry,) = audit("two_factor_reset")
-    assert entry.address == "command line" and '"username": "admin"' in entry.detail
+    assert entry.address.startswith("cli:") and '"username": "admin"' in entry.detail
     unknown = runner.invoke(args=["tracker", "reset-two-factor", "nobody"])
     assert unknown.exit_code != 0 and "No user is called 'nobody'" in unknown.output
 

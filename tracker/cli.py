@@ -155,8 +155,9 @@ def import_csv(path: str, username: str) -> None:
             _import_failed(name, result.rows, _reasons(result.errors), result.refused)
     if result.errors:
         click.echo(
-            f"Nothing was imported: {result.refused} problems were found; put each right and "
-            "import the file again:",
+            f"Nothing was imported: {result.refused} "
+            f"{'problem was' if result.refused == 1 else 'problems were'} found; put "
+            f"{'it' if result.refused == 1 else 'each'} right and import the file again:",
             err=True,
         )
         for reason in _reasons(result.errors):
