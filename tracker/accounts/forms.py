@@ -90,52 +90,46 @@ class UserEditForm(FlaskForm):
         self.teams.choices = list(teams.teams())
 
 
+def new_password() -> PasswordField:
+    """A new password, by the same rules wherever one is set (the services check it too)."""
+    return PasswordField(
+        "New password",
+        validators=[
+            DataRequired("Enter a new password."),
+            Length(min=12, max=128, message="The password must be 12 to 128 characters long."),
+        ],
+        description="12 to 128 characters. Several unrelated words are easy to remember.",
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+def new_password_again() -> PasswordField:
+    return PasswordField(
+        "New password again",
+        validators=[
+            DataRequired("Type the new password again."),
+            EqualTo("new", message="The two new passwords differ; type them again."),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
 class PasswordChangeForm(FlaskForm):
     current = PasswordField(
         "Current password",
         validators=[DataRequired("Enter your current password.")],
         render_kw={"autocomplete": "current-password"},
     )
-    new = PasswordField(
-        "New password",
-        validators=[
-            DataRequired("Enter a new password."),
-            Length(min=12, max=128, message="The password must be 12 to 128 characters long."),
-        ],
-        description="12 to 128 characters. Several unrelated words are easy to remember.",
-        render_kw={"autocomplete": "new-password"},
-    )
-    confirm = PasswordField(
-        "New password again",
-        validators=[
-            DataRequired("Type the new password again."),
-            EqualTo("new", message="The two new passwords differ; type them again."),
-        ],
-        render_kw={"autocomplete": "new-password"},
-    )
+    new = new_password()
+    confirm = new_password_again()
     submit = SubmitField("Change password")
 
 
 class PasswordResetForm(FlaskForm):
     """The page a password reset link opens: a new password, twice."""
 
-    new = PasswordField(
-        "New password",
-        validators=[
-            DataRequired("Enter a new password."),
-            Length(min=12, max=128, message="The password must be 12 to 128 characters long."),
-        ],
-        description="12 to 128 characters. Several unrelated words are easy to remember.",
-        render_kw={"autocomplete": "new-password"},
-    )
-    confirm = PasswordField(
-        "New password again",
-        validators=[
-            DataRequired("Type the new password again."),
-            EqualTo("new", message="The two new passwords differ; type them again."),
-        ],
-        render_kw={"autocomplete": "new-password"},
-    )
+    new = new_password()
+    confirm = new_password_again()
     submit = SubmitField("Set password")
 
 

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import segno
 from flask import (
     Blueprint,
@@ -63,6 +61,7 @@ from tracker.users.sessions import end_sessions_of, sessions_of
 from tracker.users.sso import password_login_off
 from tracker.users.two_factor import TwoFactorError, parse_roles
 from tracker.web.boundary import discard, keep
+from tracker.web.helpers import safe_next
 from tracker.web.sessions import PENDING_LOGIN, current_session_hash, pending_login
 
 auth_bp = Blueprint("auth", __name__)
@@ -76,19 +75,6 @@ def landing(user) -> str:
     """Where a user starts: a surgeon at their sign-off queue, everyone else at the
     worklist (one click from the queue)."""
     return url_for("review.index" if user.role == "surgeon" else "worklist.index")
-
-
-def safe_next(target: str | None, fallback: str) -> str:
-    """Only a path on this site; browsers drop tabs and read backslashes as slashes."""
-    if not target or any(ord(c) < 32 or c == "\\" for c in target) or target.startswith("//"):
-        return fallback
-    try:
-        parts = urlsplit(target)
-    except ValueError:  # e.g. '/[' : not a URL at all
-        return fallback
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return fallback
-    return target
 
 
 def _login_page(form: LoginForm, status: int = 200):

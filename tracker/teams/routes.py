@@ -25,6 +25,7 @@ from tracker.teams import scope
 from tracker.teams.models import EmergencyAccess
 from tracker.teams.services import AccessError, grant_emergency_access, minutes
 from tracker.web.access import rule_for
+from tracker.web.helpers import safe_next
 
 bp = Blueprint("teams", __name__)
 
@@ -35,12 +36,6 @@ class EmergencyAccessForm(FlaskForm):
     )
     next = HiddenField()
     submit = SubmitField("Open with emergency access")
-
-
-def _safe_next(target: str | None, fallback: str) -> str:
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return fallback
-    return target
 
 
 def _record_of_request() -> tuple[int, list[str]] | None:
@@ -77,6 +72,11 @@ def check_record() -> object:
         "not one of your teams."
     )
     form = EmergencyAccessForm(next=request.full_path.rstrip("?"))
+    return _refused(form, patient_id, record_teams, 403)
+
+
+def _refused(form, patient_id: int, record_teams: list[str], status: int):
+    """The page that says whose patient this is and offers emergency access."""
     return (
         render_template(
             "teams/refused.html",
@@ -85,7 +85,7 @@ def check_record() -> object:
             team_labels=[teams.label(t) for t in record_teams],
             minutes=minutes(),
         ),
-        403,
+        status,
     )
 
 
@@ -105,7 +105,7 @@ def emergency_access(patient_id: int):
     if not record_teams:
         abort(404)  # no such patient, or one every team sees (no pathway yet)
     form = EmergencyAccessForm()
-    target = _safe_next(form.next.data, url_for("patients.show", patient_id=patient_id))
+    target = safe_next(form.next.data, url_for("patients.show", patient_id=patient_id))
     if form.validate_on_submit():
         try:
             # The pages it opens say so in a red banner, with the time it ends.
@@ -114,16 +114,7 @@ def emergency_access(patient_id: int):
             form.reason.errors = [str(exc)]
         else:
             return redirect(target)
-    return (
-        render_template(
-            "teams/refused.html",
-            form=form,
-            patient_id=patient_id,
-            team_labels=[teams.label(t) for t in record_teams],
-            minutes=minutes(),
-        ),
-        422,
-    )
+    return _refused(form, patient_id, record_teams, 422)
 
 
 @bp.get("/audit/emergency-access")

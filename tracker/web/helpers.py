@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_, select
 from werkzeug.routing import IntegerConverter
@@ -49,3 +50,16 @@ def users_by_role() -> dict[str, list]:
     ):
         grouped[user.role].append(user)
     return grouped
+
+
+def safe_next(target: str | None, fallback: str) -> str:
+    """Only a path on this site; browsers drop tabs and read backslashes as slashes."""
+    if not target or any(ord(c) < 32 or c == "\\" for c in target) or target.startswith("//"):
+        return fallback
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # e.g. '/[' : not a URL at all
+        return fallback
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return fallback
+    return target
