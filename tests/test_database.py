@@ -134,7 +134,7 @@ def test_the_database_refuses_an_mrn_that_is_another_written_differently(users, 
             session.flush()
 
 
-BEFORE_MRN_KEY = "5d0c7e21a9f4"
+BEFORE_MRN_KEY = "a7c3e5f1d2b9"  # the revision before the MRN key
 
 
 def _old_patient(mrn: str) -> int:

@@ -885,6 +885,18 @@ class World:
             other_urls=("/patients/0/edit", f"/patients/{2**31 - 1}/edit"),
         )
 
+    def _form_teams_emergency_access(self) -> PostForm:
+        pathway_id, _ = self.pathway("referred")
+        patient_id = db.session.get(Pathway, pathway_id).patient_id
+        return PostForm(
+            "teams.emergency_access",
+            f"/patients/{patient_id}/emergency-access",
+            "coordinator",
+            {"reason": "Admitted overnight, on call", "next": f"/pathways/{pathway_id}"},
+            ("reason", "next"),
+            other_urls=("/patients/0/emergency-access", f"/patients/{2**31 - 1}/emergency-access"),
+        )
+
     def _form_patients_open_pathway(self) -> PostForm:
         baseline = {
             "referral_received_at": local_input(self.now - timedelta(days=1)),
@@ -1091,6 +1103,7 @@ def _post_form_names() -> list[str]:
         "patients.register",
         "patients.edit",
         "patients.open_pathway",
+        "teams.emergency_access",
     ]
     names += [f"pathway.record:{setup}:{trigger}" for setup, trigger, _ in STEP_FORMS]
     names += [

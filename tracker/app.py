@@ -18,6 +18,7 @@ from tracker.accounts import sso
 from tracker.accounts.audit_log import bp as audit_bp
 from tracker.accounts.routes import account_bp, auth_bp, users_bp
 from tracker.api.routes import bp as api_bp
+from tracker.api.services import present
 from tracker.audit.chain import AuditKeyError, heads_logger, load_key, log_chain_heads
 from tracker.core import runtime
 from tracker.core.db import use_explicit_sqlite_transactions
@@ -149,7 +150,7 @@ def create_app(config: str | type | None = None) -> Flask:
         app.register_blueprint(blueprint)
     # The API reads no session cookie, only bearer tokens, so CSRF does not apply to it.
     ext.csrf.exempt(api_bp)
-    limits.init_app(app, login_view="auth.login", api_blueprint=api_bp)
+    limits.init_app(app, login_view="auth.login", api_blueprint=api_bp, read_token=present)
     cli.init_app(app)
     # When the app starts to serve; a `flask ...` command logs them itself if it needs to
     # (verify, log-chain-heads), so a cron job does not log them twice.

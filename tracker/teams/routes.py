@@ -7,7 +7,7 @@ access to its patient. Lists add ``tracker.teams.scope`` to their queries.
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from flask import Blueprint, Flask, abort, g, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -123,11 +123,13 @@ def report():
     zone = local_zone()
     today = utcnow().astimezone(zone).date()
     raw = request.args.get("day", "")
+    yesterday, error = today - timedelta(days=1), None
     try:
-        day = datetime.strptime(raw, "%Y-%m-%d").date() if raw else today - timedelta(days=1)
-        error = None
+        day = datetime.strptime(raw, "%Y-%m-%d").date() if raw else yesterday
     except ValueError:
-        day, error = today - timedelta(days=1), "Give the day as YYYY-MM-DD."
+        day, error = yesterday, "Give the day as YYYY-MM-DD, e.g. 2026-11-28."
+    if not date(2000, 1, 1) <= day <= today:
+        day, error = yesterday, f"Give a day from 2000-01-01 to today ({today.isoformat()})."
     start = datetime.combine(day, time(), zone)
     grants = db.session.scalars(
         select(EmergencyAccess)

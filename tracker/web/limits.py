@@ -50,8 +50,7 @@ def bearer_token():
     """The request's bearer token as presented (``tracker.api.services.Presented``);
     looked up once per request (the API's own check reads the same answer)."""
     if "bearer_presented" not in g:
-        from tracker.api.services import present
-
+        present = current_app.extensions["tracker_token_reader"]  # the API's, given below
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         g.bearer_presented = present(token.strip() if scheme.lower() == "bearer" else None)
     return g.bearer_presented
@@ -72,9 +71,12 @@ def _limiter() -> Limiter:
     return current_app.extensions["tracker_limiter"]
 
 
-def init_app(app: Flask, login_view: str, api_blueprint) -> None:
+def init_app(app: Flask, login_view: str, api_blueprint, read_token) -> None:
     """One limiter per app (its storage is the app's): the login view's limits, the API
-    blueprint's, and the 429 answer."""
+    blueprint's, and the 429 answer. ``read_token`` reads a bearer token as the API does
+    (``tracker.api.services.present``), handed in so that the web layer imports no
+    feature."""
+    app.extensions["tracker_token_reader"] = read_token
     uri = app.config["RATELIMIT_STORAGE_URI"]
     options: dict = {"wrap_exceptions": True}  # a storage failure is a StorageError
     if uri.startswith(("redis://", "rediss://")):
