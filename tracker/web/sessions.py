@@ -131,7 +131,8 @@ def pending_login_refusal(pending: dict, user: User) -> str | None:
     """Why this half login is no longer believed (to show the person), or None."""
     minutes = current_app.config["PENDING_LOGIN_MINUTES"]
     started = pending.get("started")
-    if not isinstance(started, int) or not 0 <= time.time() - started <= minutes * 60:
+    # A minute's grace the other way: app servers' clocks differ by a little.
+    if not isinstance(started, int) or not -60 <= time.time() - started <= minutes * 60:
         return f"Log in again: the second step must follow the password within {minutes} minutes."
     bound = pending.get("bound")
     if not isinstance(bound, str) or not hmac.compare_digest(bound, _credentials_binding(user)):
