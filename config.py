@@ -44,6 +44,9 @@ class Config:
     # How long the signed cookie of a visitor who is not logged in (the login form's
     # CSRF token, a message) is believed; such a visitor has no row in web_session.
     ANONYMOUS_SESSION_MINUTES = int(os.environ.get("ANONYMOUS_SESSION_MINUTES", "720"))
+    # How long after the password the second step (code or enrolment) may follow: a
+    # half login older than this, or one whose account's credentials changed, is refused.
+    PENDING_LOGIN_MINUTES = int(os.environ.get("PENDING_LOGIN_MINUTES", "10"))
     LOGIN_LOCK_AFTER = int(os.environ.get("LOGIN_LOCK_AFTER", "5"))
     LOGIN_LOCK_MINUTES = int(os.environ.get("LOGIN_LOCK_MINUTES", "15"))
     # Rate limits (tracker/web/limits.py), in Flask-Limiter's notation, ";" between

@@ -60,9 +60,17 @@ from tracker.users.services import unlock as unlock_user
 from tracker.users.sessions import end_sessions_of, sessions_of
 from tracker.users.sso import password_login_off
 from tracker.users.two_factor import TwoFactorError, parse_roles
+from tracker.web.auditing import counted
 from tracker.web.boundary import discard, keep
 from tracker.web.helpers import safe_next
-from tracker.web.sessions import PENDING_LOGIN, current_session_hash, pending_login
+from tracker.web.sessions import (
+    LOGIN_METHOD,
+    PENDING_LOGIN,
+    current_session_hash,
+    pending_login,
+    pending_login_refusal,
+    start_pending_login,
+)
 
 auth_bp = Blueprint("auth", __name__)
 users_bp = Blueprint("users", __name__, url_prefix="/users")
@@ -153,11 +161,9 @@ def login():
                 # Half logged in: the failure count is not reset until the second factor
                 # is right too, so wrong codes add to the same lockout.
                 session.regenerate()
-                session[PENDING_LOGIN] = {
-                    "user_id": user.id,
-                    "enrol": not user.two_factor_enrolled,
-                    "next": target,
-                }
+                session[PENDING_LOGIN] = start_pending_login(
+                    user, not user.two_factor_enrolled, target
+                )
                 step = "auth.second_factor" if user.two_factor_enrolled else "auth.enrol"
                 return redirect(url_for(step))
             return _logged_in(user, now, target)
@@ -195,16 +201,17 @@ def _logged_in(user: User, now, target: str, how: str | None = None):
     session.pop(PENDING_LOGIN, None)
     session.regenerate()  # a new session id: a planted one is worthless
     login_user(user)
+    session[LOGIN_METHOD] = "password"
     return redirect(target)
 
 
-def _pending_user() -> tuple[dict, User | None]:
+def _pending_user() -> tuple[dict, User | None, str | None]:
+    """The half login, its user, and why it is refused (None: go on)."""
     pending = pending_login(session) or {}
     user = db.session.get(User, pending.get("user_id") or 0)
     if user is None or not user.active:
-        session.pop(PENDING_LOGIN, None)
-        return pending, None
-    return pending, user
+        return pending, None, "Log in again: the account is no longer active."
+    return pending, user, pending_login_refusal(pending, user)
 
 
 def _back_to_login(message: str):
@@ -215,12 +222,13 @@ def _back_to_login(message: str):
 
 @auth_bp.route("/login/code", methods=["GET", "POST"])
 def second_factor():
-    pending, user = _pending_user()
-    if user is None:
-        return _back_to_login("Log in again: the account is no longer active.")
-    if pending.get("enrol") or not user.two_factor_enrolled:
-        session[PENDING_LOGIN] = {**pending, "enrol": True}
+    pending, user, refused = _pending_user()
+    if refused:
+        return _back_to_login(refused)
+    if pending.get("enrol"):
         return redirect(url_for("auth.enrol"))
+    if not user.two_factor_enrolled:  # cannot be with a valid binding; never enrolment
+        return _back_to_login("Log in again: this account's two-factor login was reset.")
     now = utcnow()
     if is_locked(user, now):
         record("login_failed", user=user, outcome="refused", detail="account locked")
@@ -290,14 +298,17 @@ def _confirm(user: User, form: CodeForm, action: str):
 @auth_bp.route("/login/enrol", methods=["GET", "POST"])
 def enrol():
     """A role that requires a second factor, not set up yet: set it up now, or go no further."""
-    pending, user = _pending_user()
-    if user is None:
-        return _back_to_login("Log in again: the account is no longer active.")
+    pending, user, refused = _pending_user()
+    if refused:
+        return _back_to_login(refused)
+    if not pending.get("enrol"):
+        # A half login that started as "enter your code" never becomes an enrolment:
+        # after an administrator's reset, an old copy must not set up a new factor.
+        return redirect(url_for("auth.second_factor"))
     if user.two_factor_enrolled:
         # Never a new secret for an account that has one: the password alone must not
         # replace the authenticator (that is an administrator's reset).
-        session[PENDING_LOGIN] = {**pending, "enrol": False}
-        return redirect(url_for("auth.second_factor"))
+        return _back_to_login("Log in again: two-factor login is set up for this account.")
     form = CodeForm()
     if not form.validate_on_submit():
         return _enrol_page(user, form, url_for("auth.enrol"), 422 if form.is_submitted() else 200)
@@ -360,12 +371,12 @@ def reset_password(token: str):
 
 def _reset_refused(exc: ResetRefused):
     reset = exc.reset
-    record(
-        "password_reset_refused",
-        user=reset.user if reset is not None else None,
-        outcome="refused",
-        detail=str(exc),
-    )
+    if reset is None:
+        # A link that names no reset: anyone can send as many as they like, so they are
+        # counted per address (the 1st, 10th, 100th, ...), not written one row each.
+        counted("password_reset_refused", str(exc))
+    else:  # a real link, used or expired: its user's entry
+        record("password_reset_refused", user=reset.user, outcome="refused", detail=str(exc))
     keep()  # the refusal's audit entry stays
     return render_template("auth/reset.html", form=None, reason=str(exc)), 410
 
@@ -452,11 +463,23 @@ def reset_link(user_id: int):
     except UserError as exc:
         discard()
         flash(str(exc), "danger")
-        return render_template("users/edit.html", user=user, form=form, now=utcnow()), 422
+        return render_template(
+            "users/edit.html",
+            user=user,
+            form=form,
+            now=utcnow(),
+            required_roles=_required_roles(),
+        ), 422
     # In this response only (not flashed: the session is stored in the database).
     link = url_for("auth.reset_password", token=plain, _external=True)
     return render_template(
-        "users/edit.html", user=user, form=form, now=utcnow(), reset_link=link, reset=reset
+        "users/edit.html",
+        user=user,
+        form=form,
+        now=utcnow(),
+        reset_link=link,
+        reset=reset,
+        required_roles=_required_roles(),
     )
 
 

@@ -2,12 +2,22 @@
 code flow with PKCE, through Authlib's Flask client.
 
 ``/login/sso`` sends the browser to the provider with a fresh state, nonce and PKCE
-challenge, kept in this browser's server-side session. ``/login/sso/callback`` takes the
-code back: Authlib checks the state against the session (a replayed or forged callback
-has none), exchanges the code with the verifier, and checks the ID token's signature,
-issuer, audience, expiry and nonce. The claims then go to ``tracker.users.sso`` for the
-account and role, and the login is the same as a password login: a new session id,
-Flask-Login, an audit entry. Every refusal is audited with its reason.
+challenge. The browser is not logged in yet, so these live in its anonymous session: the
+signed cookie ``tracker_session_anon`` (``tracker.web.sessions``), HttpOnly, signed with
+SECRET_KEY (so not forgeable, though readable by whoever holds the cookie), believed for
+ANONYMOUS_SESSION_MINUTES, and Authlib's own expiry of an hour. That is acceptable: the
+verifier and nonce are worth something only together with the code the provider sends to
+this browser, and the provider accepts a code once. Only the newest attempt's state is
+kept (each start drops the earlier ones), so the cookie cannot grow with unfinished
+starts. ``/login/sso/callback`` takes the code back: Authlib checks the state against the
+session (a replayed or forged callback has none), exchanges the code with the verifier,
+and checks the ID token's signature, issuer, audience, expiry and nonce. The claims then go
+to ``tracker.users.sso`` for the account and role, and the login is the same as a password
+login: a new session id, Flask-Login, an audit entry; the session records that it signed
+in through the provider (whose own multi-factor authentication stands in for the
+tracker's second factor: README, Security). Every refusal is audited with its reason; a
+refusal that names no account (a stale or forged callback, which anyone can send) is
+counted per address in the audit log, not written once per request.
 """
 
 from __future__ import annotations
@@ -34,11 +44,15 @@ from tracker.accounts.routes import landing, safe_next
 from tracker.audit.services import record, signing_in
 from tracker.core.db import utcnow
 from tracker.users.sso import SsoRefused, SsoSettings, admit, check_settings, find_account
+from tracker.web.auditing import counted
 from tracker.web.boundary import discard, keep
+from tracker.web.sessions import LOGIN_METHOD
 
 bp = Blueprint("sso", __name__, url_prefix="/login/sso")
 
 _NEXT = "sso_next"
+# Where Authlib keeps an attempt's state, PKCE verifier and nonce in the session.
+_STATE_PREFIX = "_state_sso_"
 # A provider that does not answer within this many seconds fails the sign-in.
 TIMEOUT = 10
 
@@ -91,13 +105,17 @@ def _not_configured():
 def _refuse(exc: SsoRefused, status: int):
     """Nothing the sign-in wrote stays but its audit entry; the person is told why."""
     discard()
-    record(
-        "login_failed",
-        user=exc.user,
-        username=exc.username or None,
-        outcome="refused",
-        detail={"method": "sso", "reason": exc.reason},
-    )
+    if exc.user is None and not exc.username:
+        # Anyone can cause it, as often as they like: counted, not one row each.
+        counted("login_failed", exc.reason, method="sso")
+    else:
+        record(
+            "login_failed",
+            user=exc.user,
+            username=exc.username or None,
+            outcome="refused",
+            detail={"method": "sso", "reason": exc.reason},
+        )
     keep()
     g.refusal = exc.reason
     return render_template(
@@ -117,6 +135,10 @@ def start():
             "sso.callback", _external=True
         )
         session[_NEXT] = safe_next(request.args.get("next"), "")
+        # Only this attempt's state: an unfinished earlier start's would otherwise stay in
+        # the cookie until it outgrew the browser's 4 KB and every callback failed.
+        for key in [k for k in session if k.startswith(_STATE_PREFIX)]:
+            session.pop(key)
         return client.authorize_redirect(redirect_uri)
     except SsoRefused as exc:
         return _refuse(exc, 502)
@@ -184,6 +206,7 @@ def callback():
     next_page = session.pop(_NEXT, "")
     session.regenerate()  # a new session id, as a password login gets
     login_user(user)
+    session[LOGIN_METHOD] = "sso"
     if signed_in.role_was:
         flash(f"Your role is now {user.role_label}, as {provider_name()} says.", "info")
     return redirect(next_page or landing(user))

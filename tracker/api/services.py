@@ -1,7 +1,8 @@
 """API tokens: created (shown once), looked up by hash, revoked. Flush, never commit.
 
-A token ends when it expires, when it is revoked, and when its user's password changes
-or the account is deactivated (a session hook below, so no code path can forget it);
+A token ends when it expires, when it is revoked, and when its user's password changes,
+the account is deactivated, its second factor is reset or it is made sign-on only (a
+session hook below, so no code path can forget it);
 a revoked token stays revoked, so reactivating the account does not revive it.
 """
 
@@ -137,14 +138,25 @@ def tokens_of(user) -> list[ApiToken]:
     )
 
 
-# -- a password change or a deactivation revokes every token of the account -------------
+# -- a password change, a deactivation, a two-factor reset or sign-on-only revokes every
+# token of the account ---------------------------------------------------------------------
 
 
 def _credentials_changed(user: User) -> bool:
+    """A new password, a deactivation, a second factor taken away (an administrator's
+    reset: the account may be in other hands) or password login turned off (sign-on
+    only: the provider decides who gets in, so no token outlives that decision)."""
     state = inspect(user)
     password = state.attrs.password_hash.history
     active = state.attrs.active.history
-    return password.has_changes() or (active.has_changes() and not user.active)
+    factor = state.attrs.totp_enabled_at.history
+    sso_only = state.attrs.sso_only.history
+    return (
+        password.has_changes()
+        or (active.has_changes() and not user.active)
+        or (factor.has_changes() and user.totp_enabled_at is None and any(factor.deleted))
+        or (sso_only.has_changes() and user.sso_only)
+    )
 
 
 # Inserted first, so that the audit hook (also before_flush) sees the revoked tokens.

@@ -12,7 +12,12 @@ from tracker.users.two_factor import parse_roles
 from tracker.web import boundary, filters, headers, proxies
 from tracker.web.access import ANONYMOUS, PENDING, refusal, rule_for
 from tracker.web.helpers import AnyIdConverter, IdConverter
-from tracker.web.sessions import ServerSessionInterface, pending_login
+from tracker.web.sessions import (
+    LOGIN_METHOD,
+    PENDING_LOGIN,
+    ServerSessionInterface,
+    pending_login,
+)
 
 # Where a logged-in user whose role needs a second factor may go before setting it up.
 SETTING_UP = frozenset({"account.two_factor", "auth.logout"})
@@ -76,6 +81,11 @@ def init_app(app: Flask) -> None:
             return None  # unrouted (404/405), or the API, which checks its own token
         roles = rule_for(request.endpoint).roles
         halfway = pending_login(session) if not current_user.is_authenticated else None
+        if halfway and request.endpoint == "auth.reset_password":
+            # A reset link opened in a browser holding a half login: the link wins, and
+            # the half login ends (the new password would kill it anyway).
+            session.pop(PENDING_LOGIN, None)
+            halfway = None
         if halfway:
             # The password alone reaches the second-factor pages and logout, nothing else.
             if PENDING in roles:
@@ -94,6 +104,9 @@ def init_app(app: Flask) -> None:
         if (
             not current_user.two_factor_enrolled
             and current_user.role in parse_roles(app.config["TOTP_REQUIRED_ROLES"])
+            # A single sign-on relies on the identity provider's own multi-factor
+            # authentication (README, Security: two-factor login).
+            and session.get(LOGIN_METHOD) != "sso"
             and request.endpoint not in SETTING_UP
         ):
             # The role came to need a second factor during this session (a new role, a

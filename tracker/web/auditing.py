@@ -4,9 +4,11 @@ Changes write their own entries in their transaction (tracker.audit.services); a
 each request, the transaction boundary asks here for one entry for a page or call that
 showed patient data (the matrix's ``shows``) and one for each refusal (401, 403).
 
-Two refusals anyone can cause without an account are counted, not written one by one
+Refusals anyone can cause without an account are counted, not written one by one
 (else a flood of them would write a flood of chained rows): an API call without a valid
-token, and a request stopped by a rate limit. Per address and window
+token, a request stopped by a rate limit, a password reset link that names no reset
+(``tracker.accounts.routes``) and a failed single sign-on that names no account
+(``tracker.accounts.sso``). Per address and window
 (``AUDIT_AGGREGATE_MINUTES``) the log gets the 1st, 10th, 100th, ... with the count so
 far; the window's first entry also gives the previous window's total
 (``tracker.web.limits.count_failure``).
@@ -46,10 +48,10 @@ def record_request(response: Response) -> None:
     (``tracker.web.boundary``) commits it with the rest of the request, or alone."""
     status = response.status_code
     if getattr(g, "rate_limited", None):
-        _counted("rate_limited", g.rate_limited)
+        counted("rate_limited", g.rate_limited)
         return
     if status == 401 and request.blueprint == "api":
-        _counted("api_token_failed", getattr(g, "refusal", None) or "no valid token")
+        counted("api_token_failed", getattr(g, "refusal", None) or "no valid token")
         return
     if status in (401, 403):
         reason = getattr(g, "refusal", None) or f"HTTP {status}"
@@ -74,13 +76,15 @@ def record_request(response: Response) -> None:
         )
 
 
-def _counted(action: str, reason: str) -> None:
+def counted(action: str, reason: str, **extra) -> None:
     """One entry for the 1st, 10th, 100th, ... such failure from this address in this
-    window, with the count so far (and, on the first, the previous window's total)."""
+    window, with the count so far (and, on the first, the previous window's total).
+    ``extra`` goes into the entry's detail."""
     count, start, previous = count_failure(action, address())
     if not worth_an_entry(count):
         return
     detail = {
+        **extra,
         "endpoint": request.endpoint,
         "reason": reason,
         "count_in_window": count,

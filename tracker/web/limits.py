@@ -4,6 +4,10 @@
   (``LOGIN_RATE_LIMIT_ACCOUNT``, keyed by a keyed hash of the username, so the limit
   storage never holds what was typed). The per-address limit stops password spraying
   (a few guesses on each of many accounts), which the per-account lockout cannot see.
+- The second step of a login (``auth.second_factor``, ``auth.enrol``: POST), a password
+  reset link (``auth.reset_password``: GET and POST) and single sign-on's callback
+  (``sso.callback``): per address, with ``LOGIN_RATE_LIMIT_ADDRESS`` (each counted on its
+  own). Wrong codes also count toward the account's lockout.
 - The API: per token (``API_RATE_LIMIT``); a call without a valid token per address
   (``API_ANONYMOUS_RATE_LIMIT``), so random tokens do not each get a fresh allowance.
 
@@ -118,6 +122,26 @@ def init_app(app: Flask, login_view: str, api_blueprint, read_token) -> None:
         ),
     )(view)
     app.view_functions[login_view] = view
+    # The other steps of signing in that anyone can try without an account: the same
+    # per-address allowance as the login form, each step counted on its own.
+    for endpoint, methods, what in (
+        ("auth.second_factor", ["POST"], "second-factor codes"),
+        ("auth.enrol", ["POST"], "second-factor codes"),
+        ("auth.reset_password", ["GET", "POST"], "password reset links"),
+        ("sso.callback", ["GET"], "single sign-on answers"),
+    ):
+        if endpoint not in app.view_functions:
+            continue
+        app.view_functions[endpoint] = limiter.limit(
+            lambda: config["LOGIN_RATE_LIMIT_ADDRESS"],
+            key_func=lambda: "address:" + address(),
+            methods=methods,
+            scope=f"{endpoint}-address",
+            error_message=(
+                f"Too many {what} from your computer's address. Wait for the time shown "
+                "below, then try again; if you are stuck, ask an administrator."
+            ),
+        )(app.view_functions[endpoint])
     limiter.limit(
         lambda: config["API_RATE_LIMIT"],
         key_func=_api_key,

@@ -15,10 +15,12 @@ new id and deletes the anonymous cookie; a logout does the reverse.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
+import time
 from datetime import timedelta
 
-from flask import Flask, Request, Response, request
+from flask import Flask, Request, Response, current_app, request
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -83,13 +85,62 @@ class ServerSession(CallbackDict, SessionMixin):
 
 
 # Half a login (the password was right, the second factor is to come):
-# {"user_id": ..., "enrol": bool, "next": path}. Never together with Flask-Login's user.
+# {"user_id": ..., "enrol": bool, "next": path, "started": Unix time, "bound": HMAC}.
+# Never together with Flask-Login's user. It lives in the signed anonymous cookie, so a
+# copy of that cookie is a copy of it: it is believed for PENDING_LOGIN_MINUTES after the
+# password was typed (whatever the cookie's own age; a page view does not renew it), and
+# only while the account's credentials are those it was started with (``bound``).
 PENDING_LOGIN = "pending_login"
+# How this session logged in: "password" (with the second factor, if any) or "sso".
+LOGIN_METHOD = "login_method"
 
 
 def pending_login(session) -> dict | None:
     value = session.get(PENDING_LOGIN) if session is not None else None
     return value if isinstance(value, dict) and value.get("user_id") else None
+
+
+def _credentials_binding(user: User) -> str:
+    """An HMAC, under the app's key, of what a password reset, a two-factor reset,
+    an enrolment or a change to sign-on-only changes: any of them kills every copy of a
+    half login."""
+    enabled = user.totp_enabled_at.isoformat() if user.totp_enabled_at else ""
+    parts = [
+        user.password_hash or "",
+        enabled,
+        (user.totp_secret or "") if enabled else "",  # an enrolment under way changes it
+        "sso-only" if user.sso_only else "",
+    ]
+    key = (current_app.secret_key or "").encode()
+    message = "\x00".join(["pending-login", str(user.id), *parts]).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def start_pending_login(user: User, enrol: bool, next_page: str) -> dict:
+    """The half login to keep in the session once the password is right."""
+    return {
+        "user_id": user.id,
+        "enrol": enrol,
+        "next": next_page,
+        "started": int(time.time()),
+        "bound": _credentials_binding(user),
+    }
+
+
+def pending_login_refusal(pending: dict, user: User) -> str | None:
+    """Why this half login is no longer believed (to show the person), or None."""
+    minutes = current_app.config["PENDING_LOGIN_MINUTES"]
+    started = pending.get("started")
+    # A minute's grace the other way: app servers' clocks differ by a little.
+    if not isinstance(started, int) or not -60 <= time.time() - started <= minutes * 60:
+        return f"Log in again: the second step must follow the password within {minutes} minutes."
+    bound = pending.get("bound")
+    if not isinstance(bound, str) or not hmac.compare_digest(bound, _credentials_binding(user)):
+        return (
+            "Log in again: this account's password, two-factor login or sign-in method "
+            "changed since the password was typed."
+        )
+    return None
 
 
 def current_session_hash(session) -> str | None:
