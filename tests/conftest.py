@@ -54,9 +54,29 @@ def database_url(backend: str, tmp_path_factory, name: str = "test") -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('db') / f'{name}.sqlite'}"
 
 
+# The apps a test makes for itself (the session's `app` fixture aside): their engines are
+# disposed when the test ends, so no pooled connection is left for the garbage collector
+# to close in the middle of a later test (a ResourceWarning, an error here).
+_made_by_the_test: list | None = None
+
+
 def make_app(url: str, **overrides):
     config = type("Config", (TestingConfig,), {"SQLALCHEMY_DATABASE_URI": url, **overrides})
-    return create_app(config)
+    app = create_app(config)
+    if _made_by_the_test is not None:
+        _made_by_the_test.append(app)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def _dispose_the_apps_a_test_made():
+    global _made_by_the_test
+    _made_by_the_test = []
+    yield
+    made, _made_by_the_test = _made_by_the_test, None
+    for made_app in made:
+        with made_app.app_context():
+            db.engine.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

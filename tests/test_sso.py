@@ -153,7 +153,7 @@ def idp(provider):
 @pytest.fixture(scope="session")
 def sso_app(app, provider):
     """The tracker with single sign-on, on the same database as ``app``."""
-    return make_app(
+    made = make_app(
         app.config["SQLALCHEMY_DATABASE_URI"],
         OIDC_ISSUER=provider.issuer,
         OIDC_CLIENT_ID=CLIENT_ID,
@@ -165,6 +165,9 @@ def sso_app(app, provider):
         OIDC_CREATE_USERS=False,
         OIDC_ONLY=False,
     )
+    yield made
+    with made.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture
