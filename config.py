@@ -92,6 +92,9 @@ class Config:
     TEAMS = os.environ.get(
         "TEAMS", "spine=Spine,bone_sarcoma=Bone sarcoma,metastatic=Metastatic spine"
     )
+    # The MDT list closes for additions this many hours before a meeting starts; a later
+    # addition needs a reason, shown on the list.
+    MDT_LIST_CLOSES_HOURS = float(os.environ.get("MDT_LIST_CLOSES_HOURS", "24"))
     # How long emergency access to another team's patient lasts.
     EMERGENCY_ACCESS_MINUTES = int(os.environ.get("EMERGENCY_ACCESS_MINUTES", "120"))
     WORKLIST_PAGE_SIZE = int(os.environ.get("WORKLIST_PAGE_SIZE", "25"))
