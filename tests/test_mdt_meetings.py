@@ -19,7 +19,6 @@ from tracker.core.clock import local_zone
 from tracker.engine import services
 from tracker.engine.errors import InvalidData, RoleNotAllowed
 from tracker.engine.models import Event
-from tracker.extensions import db
 from tracker.mdt import services as mdt
 from tracker.mdt.models import MdtCase, MdtMeeting
 from tracker.teams.services import set_teams
