@@ -41,7 +41,7 @@ from tracker.mdt.routes import bp
 from tracker.teams import scope
 from tracker.users.models import User
 from tracker.web.boundary import discard
-from tracker.web.forms import RequestIdField, options, put_errors
+from tracker.web.forms import INCOMPLETE, RequestIdField, options, put_errors
 from tracker.web.helpers import users_by_role
 
 PAST_SHOWN = 30  # past meetings on the list
@@ -65,9 +65,7 @@ class MeetingForm(FlaskForm):
     location = StringField("Location", description="A room, or leave blank for a video meeting.")
     video_link = StringField("Video link", description="https://... (optional)")
     chair = SelectField("Chair", validate_choice=False)
-    status = SelectField(
-        "Status", choices=options(MEETING_STATUSES.items()), validate_choice=False
-    )
+    status = SelectField("Status", choices=options(MEETING_STATUSES.items()), validate_choice=False)
     submit = SubmitField("Save meeting")
 
     def __init__(self, *args, **kwargs):
@@ -430,20 +428,21 @@ def list_case(pathway_id: int):
     }
     if request.method == "GET":
         if "schedule_mdt" not in engine.allowed_triggers(pathway, current_user):
-            flash(
-                f"A pathway is listed for an MDT meeting in "
+            abort(
+                409,
+                f"A pathway is listed on an MDT meeting in "
                 f"'{d.STATE_LABELS['mdt_review']}'; this one is in '{pathway.state_label}'.",
-                "warning",
             )
-            return redirect(url_for("pathway.show", pathway_id=pathway.id))
         form.meeting_id.data = request.args.get("meeting_id", "")
         form.expected_version.data = str(pathway.version)
         form.request_id.data = uuid.uuid4().hex
         return render_template("mdt/list_case.html", form=form, **context)
-    if not form.validate():
-        return render_template("mdt/list_case.html", form=form, **context), 422
+    if not form.validate() or not form.request_id.data:
+        problems = [] if form.request_id.data else [INCOMPLETE]
+        return render_template("mdt/list_case.html", form=form, problems=problems, **context), 422
+    chosen = form.meeting_id.data or ""
     data = {
-        "meeting_id": int(form.meeting_id.data) if form.meeting_id.data.isdigit() else None,
+        "meeting_id": int(chosen) if chosen.isascii() and chosen.isdigit() else None,
         "question": form.question.data,
         "presenter": form.presenter.data,
         "triage": form.triage.data,
