@@ -427,7 +427,7 @@ def list_case(pathway_id: int):
         "no_meetings": len(form.meeting_id.choices) == 1,
     }
     if request.method == "GET":
-        if "schedule_mdt" not in engine.allowed_triggers(pathway, current_user):
+        if services.LISTING not in engine.allowed_triggers(pathway, current_user):
             abort(
                 409,
                 f"A pathway is listed on an MDT meeting in "
@@ -456,7 +456,7 @@ def list_case(pathway_id: int):
         version = int(form.expected_version.data or 0)
         result = engine.record(
             pathway,
-            "schedule_mdt",
+            services.LISTING,
             data,
             utcnow(),
             current_user,

@@ -16,8 +16,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from tracker.core.db import Base, UTCDateTime, utcnow
 from tracker.engine.dictionary import MDT_TRIAGE
 
-# Who creates and changes meetings and orders their lists (tracker.web.access reads it).
-ORGANISERS = frozenset({"coordinator"})
 MEETING_STATUSES = {
     "scheduled": "Scheduled",
     "held": "Held",

@@ -12,16 +12,18 @@ from sqlalchemy import func, select
 from tracker.core.clock import format_local, local_zone
 from tracker.core.runtime import db_session, setting
 from tracker.engine import services as engine
+from tracker.engine import steps as d
 from tracker.engine import tags, teams
 from tracker.engine.errors import InvalidData, RoleNotAllowed
 from tracker.engine.fields import blank
 from tracker.engine.history import History
 from tracker.engine.models import Event, Pathway
-from tracker.mdt.models import MEETING_STATUSES, ORGANISERS, TRIAGE, MdtCase, MdtMeeting
+from tracker.mdt.models import MEETING_STATUSES, TRIAGE, MdtCase, MdtMeeting
 from tracker.users.models import User
+from tracker.web.access import MDT_ORGANISERS
 
-LISTING = "schedule_mdt"
-MAY_ORGANISE = ORGANISERS
+LISTING = d.MDT_LISTING_TRIGGER
+MAY_ORGANISE = MDT_ORGANISERS
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MAX_WEEKS = 52
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracker.engine import steps as d
-from tracker.mdt.models import ORGANISERS
 from tracker.users.roles import CLINICAL, ROLE_LABELS, ROLES, a_role
 
 ANONYMOUS = "anonymous"
@@ -29,7 +28,8 @@ ADMIN = frozenset({"admin"})
 # Whoever may fire at least one trigger; the trigger itself decides the rest.
 ANY_TRIGGER = frozenset().union(*d.trigger_roles().values())
 # Whoever may record an MDT outcome (the one MDT form records all of them).
-MDT_ORGANISERS = ORGANISERS
+# Who creates and changes MDT meetings and orders their lists.
+MDT_ORGANISERS = frozenset({"coordinator"})
 MDT_DECISION = frozenset().union(*(d.roles_for(t) for t, _ in d.mdt_outcome_choices()))
 
 
@@ -100,7 +100,7 @@ ACCESS: dict[str, Rule] = {
     "mdt.new_series": Rule(MDT_ORGANISERS),
     "mdt.edit_meeting": Rule(MDT_ORGANISERS),
     "mdt.move_case": Rule(MDT_ORGANISERS),
-    "mdt.list_case": Rule(d.roles_for("schedule_mdt"), shows="pathway"),
+    "mdt.list_case": Rule(d.roles_for(d.MDT_LISTING_TRIGGER), shows="pathway"),
     # Administration.
     "users.index": Rule(ADMIN),
     "users.create": Rule(ADMIN),
