@@ -390,3 +390,70 @@ def test_another_teams_cases_are_shown_without_who_they_are(client, login, users
     session.commit()
     page = shown(client.get(f"/mdt/meetings/{meeting.id}"))
     assert patient.mrn in page and "Stabilise T8" in page
+
+
+# -- attendance -----------------------------------------------------------------------------
+
+
+def test_attendance_makes_the_meeting_quorate_once_every_core_specialty_is_there(
+    client, login, users, session
+):
+    meeting = _meeting(users)  # metastatic: spinal surgery, clinical oncology, radiology
+    session.commit()
+    login("coordinator")
+    page = f"/mdt/meetings/{meeting.id}"
+    assert 'data-quorate="no"' in shown(client.get(page))
+    for username, specialty in (
+        ("surgeon", "spinal_surgery"),
+        ("viewer", "clinical_oncology"),
+        ("coordinator2", "nursing"),
+    ):
+        response = client.post(
+            f"{page}/attendance", data={"user": username, "specialty": specialty}
+        )
+        assert response.status_code == 302
+    text = shown(client.get(page))
+    assert 'data-quorate="no"' in text
+    assert re.search(r'class="missing">\s*Radiology\s*<', text)
+    assert client.post(
+        f"{page}/attendance", data={"user": "surgeon2", "specialty": "radiology"}
+    ).status_code == 302  # fmt: skip
+    text = shown(client.get(page))
+    assert 'data-quorate="yes"' in text and "Missing" not in text
+    assert len(_audited(session, "mdt_attendance")) == 4
+
+
+def test_the_core_specialties_are_configurable(app, users, session):
+    meeting = _meeting(users)
+    mdt.record_attendance(meeting, "surgeon", "spinal_surgery", users["coordinator"])
+    assert not mdt.quorum(meeting).quorate
+    configured = app.config["MDT_CORE_SPECIALTIES"]
+    app.config["MDT_CORE_SPECIALTIES"] = "metastatic=spinal_surgery"
+    try:
+        assert mdt.quorum(meeting).quorate
+    finally:
+        app.config["MDT_CORE_SPECIALTIES"] = configured
+    assert mdt.quorum(meeting).missing == ("clinical_oncology", "radiology")
+
+
+def test_bad_attendance_is_refused_with_why_and_nothing_written(client, login, users, session):
+    meeting = _meeting(users)
+    mdt.record_attendance(meeting, "surgeon", "spinal_surgery", users["coordinator"])
+    with pytest.raises(InvalidData) as unknown:
+        mdt.record_attendance(meeting, "viewer", "astrology", users["coordinator"])
+    assert "Unknown specialty 'astrology'" in unknown.value.errors["specialty"][0]
+    with pytest.raises(InvalidData) as twice:
+        mdt.record_attendance(meeting, "surgeon", "radiology", users["coordinator"])
+    assert "already on the attendance" in twice.value.errors["user"][0]
+    with pytest.raises(RoleNotAllowed):
+        mdt.record_attendance(meeting, "viewer", "radiology", users["surgeon"])
+    session.commit()
+    login("coordinator")
+    response = client.post(
+        f"/mdt/meetings/{meeting.id}/attendance", data={"user": "nobody", "specialty": "x"}
+    )
+    assert response.status_code == 303
+    text = shown(client.get(f"/mdt/meetings/{meeting.id}"))
+    assert "No user is called 'nobody'" in text and "Unknown specialty 'x'" in text
+    session.expire_all()
+    assert len(meeting.attendance) == 1

@@ -5,7 +5,7 @@ from tracker.audit import chain, seals, services  # noqa: F401 - the hooks that 
 from tracker.audit.models import AuditEntry, ChainHead
 from tracker.engine.models import Event, Pathway
 from tracker.mdt import services as mdt_services  # noqa: F401 - the listing's checks
-from tracker.mdt.models import MdtCase, MdtMeeting
+from tracker.mdt.models import MdtAttendance, MdtCase, MdtMeeting
 from tracker.patients.models import Patient
 from tracker.teams.models import EmergencyAccess, UserTeam
 from tracker.users.models import PasswordReset, RecoveryCode, User, WebSession
@@ -16,6 +16,7 @@ __all__ = [
     "ChainHead",
     "EmergencyAccess",
     "Event",
+    "MdtAttendance",
     "MdtCase",
     "MdtMeeting",
     "PasswordReset",

@@ -62,6 +62,7 @@ ACTIONS = {
     "mdt_meeting_changed": "Changed an MDT meeting",
     "mdt_case_listed": "Listed a case on an MDT meeting",
     "mdt_case_moved": "Moved a case on an MDT list",
+    "mdt_attendance": "Recorded attendance at an MDT meeting",
 }
 
 _cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)
@@ -286,6 +287,13 @@ def _entries_for(obj, new: bool) -> list[dict]:
         changes = _old_and_new(obj)
         if changes:
             return [{"action": "mdt_meeting_changed", "detail": {"id": obj.id, "changes": changes}}]
+    if kind == "MdtAttendance" and new:
+        detail = {
+            "meeting_id": obj.meeting.id,
+            "user": obj.user.username,
+            "specialty": obj.specialty,
+        }
+        return [{"action": "mdt_attendance", "detail": detail}]
     if kind == "MdtCase":
         # The listing itself is the pathway's schedule_mdt step (audited as recorded);
         # this entry names the meeting and the place on its list.

@@ -370,7 +370,39 @@ def meeting(meeting_id: int):
         triage=TRIAGE,
         statuses=MEETING_STATUSES,
         may_organise=current_user.role in services.MAY_ORGANISE,
+        quorum=services.quorum(meeting),
+        specialties=services.SPECIALTIES,
+        attendance_form=AttendanceForm(),
     )
+
+
+class AttendanceForm(FlaskForm):
+    user = SelectField("Who attended", validate_choice=False)
+    specialty = SelectField("As", validate_choice=False)
+    submit = SubmitField("Add to the attendance")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user.choices = options(_user_choices())
+        self.specialty.choices = options([("", ""), *services.SPECIALTIES.items()])
+
+
+@bp.post("/meetings/<int:meeting_id>/attendance")
+def add_attendance(meeting_id: int):
+    meeting = db.get_or_404(MdtMeeting, meeting_id)
+    form = AttendanceForm()
+    if not form.validate():
+        abort(400, "The form expired: open the meeting again and retry.")
+    try:
+        attended = services.record_attendance(
+            meeting, form.user.data, form.specialty.data, current_user
+        )
+    except InvalidData as exc:
+        discard()
+        flash(" ".join(m for ms in exc.errors.values() for m in ms), "danger")
+        return redirect(url_for("mdt.meeting", meeting_id=meeting_id) + "#attendance"), 303
+    flash(f"{attended.user.full_name or attended.user.username} added.", "success")
+    return redirect(url_for("mdt.meeting", meeting_id=meeting_id) + "#attendance")
 
 
 @bp.post("/meetings/<int:meeting_id>/cases/<int:case_id>/move")

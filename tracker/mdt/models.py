@@ -47,6 +47,9 @@ class MdtMeeting(Base):
     cases = relationship(
         "MdtCase", back_populates="meeting", order_by="MdtCase.position", lazy="select"
     )
+    attendance = relationship(
+        "MdtAttendance", back_populates="meeting", order_by="MdtAttendance.id", lazy="select"
+    )
 
     def __repr__(self) -> str:
         return f"<MdtMeeting {self.id} {self.team} {self.meeting_date} {self.start_time}>"
@@ -79,3 +82,21 @@ class MdtCase(Base):
 
     def __repr__(self) -> str:
         return f"<MdtCase {self.meeting_id}#{self.position} pathway {self.pathway_id}>"
+
+
+class MdtAttendance(Base):
+    """Who attended a meeting, as which core specialty (a discipline of the MDT record)."""
+
+    __tablename__ = "mdt_attendance"
+    __table_args__ = (
+        UniqueConstraint("meeting_id", "user_id", name="uq_mdt_attendance_meeting_user"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("mdt_meeting.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    specialty: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    meeting = relationship("MdtMeeting", back_populates="attendance")
+    user = relationship("User", lazy="joined")

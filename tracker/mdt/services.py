@@ -14,11 +14,12 @@ from tracker.core.runtime import db_session, setting
 from tracker.engine import services as engine
 from tracker.engine import steps as d
 from tracker.engine import tags, teams
+from tracker.engine.dictionary import DISCIPLINES
 from tracker.engine.errors import InvalidData, RoleNotAllowed
 from tracker.engine.fields import blank
 from tracker.engine.history import History
 from tracker.engine.models import Event, Pathway
-from tracker.mdt.models import MEETING_STATUSES, TRIAGE, MdtCase, MdtMeeting
+from tracker.mdt.models import MEETING_STATUSES, TRIAGE, MdtAttendance, MdtCase, MdtMeeting
 from tracker.users.models import User
 from tracker.web.access import MDT_ORGANISERS
 
@@ -304,3 +305,61 @@ def move_case(case: MdtCase, direction: str, actor) -> bool:
 def outcome_recorded(case: MdtCase, history: History) -> bool:
     """Whether an MDT outcome was recorded on the pathway after the case was listed."""
     return history.latest_tagged(tags.MDT_OUTCOME, since=case.event.seq) is not None
+
+
+# -- attendance and quoracy -----------------------------------------------------------------
+
+SPECIALTIES = dict(DISCIPLINES)
+DEFAULT_CORE = ("spinal_surgery", "clinical_oncology", "radiology", "pathology")
+
+
+def core_specialties(team: str) -> tuple[str, ...]:
+    """The specialties ``team``'s meeting needs present (MDT_CORE_SPECIALTIES; a team not
+    named there needs the spine team's default)."""
+    raw = setting("MDT_CORE_SPECIALTIES", "") or ""
+    for item in raw.split(";"):
+        code, _, specialties = item.partition("=")
+        if code.strip() == team:
+            return tuple(s.strip() for s in specialties.split("+") if s.strip())
+    return DEFAULT_CORE
+
+
+@dataclass
+class Quorum:
+    quorate: bool
+    needed: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+def quorum(meeting: MdtMeeting) -> Quorum:
+    present = {a.specialty for a in meeting.attendance}
+    needed = core_specialties(meeting.team)
+    missing = tuple(s for s in needed if s not in present)
+    return Quorum(not missing, needed, missing)
+
+
+def record_attendance(meeting: MdtMeeting, username: str, specialty: str, actor) -> MdtAttendance:
+    """``username`` attended ``meeting`` as ``specialty``; once per person per meeting."""
+    check_organiser(actor)
+    errors: dict[str, list[str]] = {}
+    user = None
+    if blank(username):
+        errors["user"] = ["Choose who attended"]
+    else:
+        user = db_session().scalar(select(User).where(User.username == username))
+        if user is None:
+            errors["user"] = [f"No user is called '{username}'"]
+    if specialty not in SPECIALTIES:
+        errors["specialty"] = [
+            f"Unknown specialty '{specialty}': choose one of {', '.join(SPECIALTIES)}"
+        ]
+    if meeting.status == "cancelled":
+        errors["user"] = ["The meeting was cancelled: nobody attended it"]
+    if user is not None and any(a.user_id == user.id for a in meeting.attendance):
+        errors["user"] = [f"{user.full_name or user.username} is already on the attendance"]
+    if errors:
+        raise InvalidData(errors)
+    attended = MdtAttendance(meeting=meeting, user=user, specialty=specialty)
+    db_session().add(attended)
+    db_session().flush()
+    return attended

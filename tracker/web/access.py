@@ -100,6 +100,7 @@ ACCESS: dict[str, Rule] = {
     "mdt.new_series": Rule(MDT_ORGANISERS),
     "mdt.edit_meeting": Rule(MDT_ORGANISERS),
     "mdt.move_case": Rule(MDT_ORGANISERS),
+    "mdt.add_attendance": Rule(MDT_ORGANISERS),
     "mdt.list_case": Rule(d.roles_for(d.MDT_LISTING_TRIGGER), shows="pathway"),
     # Administration.
     "users.index": Rule(ADMIN),
