@@ -457,3 +457,28 @@ def test_bad_attendance_is_refused_with_why_and_nothing_written(client, login, u
     assert "No user is called 'nobody'" in text and "Unknown specialty 'x'" in text
     session.expire_all()
     assert len(meeting.attendance) == 1
+
+
+def test_verify_names_a_case_that_disagrees_with_its_listing_step(runner, users, session):
+    from sqlalchemy import text
+
+    meeting, other = _meeting(users), _meeting(users, days=14)
+    drive = _in_review(users)
+    _list(drive, meeting)
+    (case,) = meeting.cases
+    case_id, meeting_id, other_id = case.id, meeting.id, other.id
+    session.commit()
+    result = runner.invoke(args=["tracker", "verify"])
+    assert "Every MDT case agrees with its listing step." in result.output
+    # Moved to another meeting behind the app's back.
+    session.execute(
+        text("UPDATE mdt_case SET meeting_id = :m, triage = 'standard_of_care' WHERE id = :id"),
+        {"m": other_id, "id": case_id},
+    )
+    session.commit()
+    result = runner.invoke(args=["tracker", "verify"])
+    assert result.exit_code == 1
+    assert (
+        f"MDT case {case_id} (meeting {other_id}): the step names meeting {meeting_id}; "
+        "its triage differs from the step's" in result.output
+    )

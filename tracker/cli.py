@@ -322,6 +322,14 @@ def verify() -> None:
         failed = True
     else:
         click.echo(f"All {checked} pathways are consistent with their events.")
+    listed = mdt.case_problems()
+    if listed:
+        click.echo(f"{len(listed)} MDT cases disagree with their listing steps:", err=True)
+        for line in listed:
+            click.echo(f"  {line}", err=True)
+        failed = True
+    else:
+        click.echo("Every MDT case agrees with its listing step.")
     if failed:
         sys.exit(1)
 

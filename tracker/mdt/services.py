@@ -363,3 +363,28 @@ def record_attendance(meeting: MdtMeeting, username: str, specialty: str, actor)
     db_session().add(attended)
     db_session().flush()
     return attended
+
+
+# -- verify ---------------------------------------------------------------------------------
+
+
+def case_problems() -> list[str]:
+    """Each listed case whose row disagrees with the pathway's listing step (the step is
+    the record: it is chained; the row is the meeting's copy of it, with the order)."""
+    problems = []
+    rows = db_session().execute(
+        select(MdtCase, Event).join(Event, Event.id == MdtCase.event_id).order_by(MdtCase.id)
+    )
+    for case, event in rows:
+        data = event.data or {}
+        wrong = []
+        if event.trigger != LISTING or event.pathway_id != case.pathway_id:
+            wrong.append(f"its step is not the listing of pathway {case.pathway_id}")
+        if data.get("meeting_id") != case.meeting_id:
+            wrong.append(f"the step names meeting {data.get('meeting_id')}")
+        for name in ("question", "triage"):
+            if data.get(name) != getattr(case, name):
+                wrong.append(f"its {name} differs from the step's")
+        if wrong:
+            problems.append(f"MDT case {case.id} (meeting {case.meeting_id}): " + "; ".join(wrong))
+    return problems
