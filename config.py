@@ -95,6 +95,17 @@ class Config:
     TEAMS = os.environ.get(
         "TEAMS", "spine=Spine,bone_sarcoma=Bone sarcoma,metastatic=Metastatic spine"
     )
+    # The MDT list closes for additions this many hours before a meeting starts; a later
+    # addition needs a reason, shown on the list.
+    MDT_LIST_CLOSES_HOURS = float(os.environ.get("MDT_LIST_CLOSES_HOURS", "24"))
+    # The core specialties each team's MDT needs present to be quorate
+    # ("team=specialty+specialty;team=..."; codes of the MDT record's disciplines).
+    MDT_CORE_SPECIALTIES = os.environ.get(
+        "MDT_CORE_SPECIALTIES",
+        "spine=spinal_surgery+clinical_oncology+radiology+pathology;"
+        "bone_sarcoma=orthopaedic_oncology+medical_oncology+radiology+pathology;"
+        "metastatic=spinal_surgery+clinical_oncology+radiology",
+    )
     # How long emergency access to another team's patient lasts.
     EMERGENCY_ACCESS_MINUTES = int(os.environ.get("EMERGENCY_ACCESS_MINUTES", "120"))
     WORKLIST_PAGE_SIZE = int(os.environ.get("WORKLIST_PAGE_SIZE", "25"))

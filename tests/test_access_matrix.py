@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
@@ -31,6 +31,7 @@ from tracker.api.services import create_token
 from tracker.engine import steps as d
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
+from tracker.mdt import services as mdt
 from tracker.patients.models import Patient
 from tracker.users.models import PasswordReset, User
 from tracker.users.resets import issue as issue_reset
@@ -113,8 +114,32 @@ def world(users, session):
     other, other_plain = create_token(users["coordinator2"], "coordinator2's token")
     # A password reset link that works (the walk posts it empty: nothing is used).
     _, reset_plain = issue_reset(users["coordinator2"], users["admin"])
+    # An MDT meeting ahead with one case on its list.
+    meeting = mdt.create_meeting(
+        {
+            "team": drv.pathway.team,
+            "meeting_date": (date.today() + timedelta(days=7)).isoformat(),
+            "start_time": "08:00",
+            "location": "Room 1",
+            "chair": "surgeon",
+        },
+        users["coordinator"],
+    )
+    listed = driver(users).walk_to("mdt_review")
+    listed.do(
+        "schedule_mdt",
+        {
+            "meeting_id": meeting.id,
+            "question": "Q",
+            "presenter": "surgeon",
+            "triage": "full_discussion",
+        },
+        occurred_at=datetime.now(UTC),
+    )
     session.commit()
     return SimpleNamespace(
+        meeting_id=meeting.id,
+        case_id=meeting.cases[0].id,
         users=users,
         pathway_id=drv.pathway.id,
         patient_id=drv.pathway.patient_id,
@@ -147,6 +172,8 @@ def view_args(world, who: str, rule) -> dict:
     values = {
         "pathway_id": world.pathway_id,
         "patient_id": world.patient_id,
+        "meeting_id": world.meeting_id,
+        "case_id": world.case_id,
         "seq": world.amend_seq,
         "trigger": WALK_TRIGGER,
         # One's own token (the others' are the IDOR tests' business).

@@ -34,10 +34,50 @@ def demo(session):
     spine team."""
     seed(40, seed_value=11)
     coordinator = session.scalar(select(User).where(User.username == "coordinator"))
+    _list_on_meetings(session, coordinator)
     set_teams(coordinator, [MINE])
     enrol(session.scalar(select(User).where(User.username == "admin")))
     session.commit()
     return coordinator
+
+
+def _list_on_meetings(session, coordinator) -> None:
+    """One MDT meeting with every pathway of every team that waits for one (a meeting
+    of each team in turn), so the meeting page lists other teams' patients."""
+    from tracker.mdt import services as mdt
+
+    waiting = session.scalars(
+        select(Pathway).where(Pathway.state == "mdt_review").order_by(Pathway.id)
+    ).all()
+    assert {p.team for p in waiting} - {MINE}, "the seed has another team's pathway in review"
+    day = (datetime.now(UTC) + timedelta(days=7)).date().isoformat()
+    for team in sorted({p.team for p in waiting}):
+        meeting = mdt.create_meeting(
+            {"team": team, "meeting_date": day, "start_time": "08:00", "location": "Room 1",
+             "chair": "surgeon"},
+            coordinator,
+        )  # fmt: skip
+        for pathway in (p for p in waiting if p.team == team):
+            services.record(
+                pathway,
+                "schedule_mdt",
+                {"meeting_id": meeting.id, "question": "Q", "presenter": "surgeon",
+                 "triage": "full_discussion"},
+                datetime.now(UTC),
+                coordinator,
+                pathway.version,
+                uuid.uuid4().hex,
+            )  # fmt: skip
+
+
+def _meeting_urls(session) -> list[str]:
+    """The meetings of the other teams (their cases: other teams' patients)."""
+    from tracker.mdt.models import MdtMeeting
+
+    return [
+        f"/mdt/meetings/{m.id}"
+        for m in session.scalars(select(MdtMeeting).where(MdtMeeting.team != MINE))
+    ]
 
 
 def _login(client, username: str = "coordinator") -> None:
@@ -73,6 +113,7 @@ def _list_urls() -> list[str]:
         "worklist.export": "/worklist.csv",
         "patients.index": "/patients/?q=a",
         "mdt.index": "/mdt/",
+        "mdt.meeting": "(the meetings of other teams: _meeting_urls)",
         "review.index": "/sign-off/?surgeon=surgeon",
         "reports.this_week": "/this-week?who=all",
         "returns.ptl": "/ptl",
@@ -86,7 +127,7 @@ def _list_urls() -> list[str]:
         and e not in ("returns.cwt", "returns.cwt_csv")  # by month: _cwt_urls
     }
     assert listing == set(urls), "a new list: add it here, with arguments that fill it"
-    return list(urls.values())
+    return [url for endpoint, url in urls.items() if endpoint != "mdt.meeting"]
 
 
 def _shown(text: str, patterns: set[str]) -> set[str]:
@@ -154,7 +195,7 @@ def test_each_referral_belongs_to_the_team_of_its_diagnosis_or_the_one_it_names(
 def test_every_list_and_export_shows_only_the_users_teams(app, client, session, demo):
     others = _others(session)
     assert others, "the seed has patients of other teams"
-    urls = _list_urls() + _cwt_urls(session)
+    urls = _list_urls() + _cwt_urls(session) + _meeting_urls(session)
     _login(client)
     # First with every team: each list shows some of the other teams' patients, so the
     # check below could fail.
@@ -211,6 +252,7 @@ def _pages_of(pathway: Pathway) -> list[str]:
         "pathway.mdt_outcome": f"/pathways/{pathway.id}/mdt-outcome",
         "pathway.amend": f"/pathways/{pathway.id}/amend/1",
         "pathway.void": f"/pathways/{pathway.id}/void",
+        "mdt.list_case": f"/mdt/pathways/{pathway.id}/list",
     }
     one_record = {
         e

@@ -23,6 +23,7 @@ from tracker.audit.chain import AuditKeyError, heads_logger, load_key, log_chain
 from tracker.core import runtime
 from tracker.core.db import use_explicit_sqlite_transactions
 from tracker.engine import teams
+from tracker.mdt import meetings as _meetings  # noqa: F401 - the meetings' pages
 from tracker.mdt.routes import bp as mdt_bp
 from tracker.pathway.routes import bp as pathway_bp
 from tracker.patients.routes import bp as patients_bp

@@ -17,12 +17,15 @@ from tracker.audit.chain import log_chain_heads, verify_chain
 from tracker.audit.seals import broken_seals
 from tracker.audit.services import acting_as, record, summarised
 from tracker.backup import BackupError, age_recipients, backup_database
+from tracker.core.clock import local_zone
 from tracker.core.db import utcnow
 from tracker.core.text import shown_safely
 from tracker.demo import DEMO_PASSWORD, DEMO_USERS, seed
 from tracker.engine.derive import refresh_all
+from tracker.engine.errors import InvalidData, RoleNotAllowed
 from tracker.engine.verify import verify_all
 from tracker.extensions import db
+from tracker.mdt import services as mdt
 from tracker.pathway.importer import import_file
 from tracker.teams.services import AccessError, set_teams
 from tracker.users import resets, two_factor
@@ -62,6 +65,39 @@ def create_user(username: str, role: str, full_name: str, team_codes: tuple[str,
         raise click.ClickException(str(exc)) from None
     seen = ", ".join(team_codes) if team_codes else "none: the user sees no patient (--team)"
     click.echo(f"Created {user.username} ({user.role_label}); teams: {seen}.")
+
+
+@tracker_cli.command("create-meetings")
+@click.option("--team", required=True, help="The team that meets (see TEAMS).")
+@click.option("--weekday", required=True, type=click.Choice(mdt.WEEKDAYS))
+@click.option("--time", "start_time", required=True, help="Local start time, HH:MM.")
+@click.option("--weeks", default=8, show_default=True, help="How many weeks ahead.")
+@click.option("--location", default="", help="The room.")
+@click.option("--video-link", default="", help="https://... of the video meeting.")
+@click.option("--chair", required=True, help="Username of the chair.")
+@click.option("--user", "username", required=True, help="The care coordinator creating them.")
+def create_meetings(team, weekday, start_time, weeks, location, video_link, chair, username):
+    """Create weekly MDT meetings ahead from a template; a week that exists is skipped,
+    so it can run daily (e.g. from cron) to keep the series ahead."""
+    actor = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    if actor is None or not actor.active:
+        raise click.ClickException(f"No active user is called '{username}'.")
+    values = {
+        "team": team,
+        "start_time": start_time,
+        "location": location,
+        "video_link": video_link,
+        "chair": chair,
+    }
+    today = utcnow().astimezone(local_zone()).date()
+    with acting_as(actor):
+        try:
+            created, existing = mdt.create_series(values, weekday, weeks, actor, today)
+            db.session.commit()
+        except (InvalidData, RoleNotAllowed) as exc:
+            db.session.rollback()
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"Created {len(created)} meeting(s); {existing} already existed.")
 
 
 @tracker_cli.command("create-token")
@@ -287,6 +323,14 @@ def verify() -> None:
         failed = True
     else:
         click.echo(f"All {checked} pathways are consistent with their events.")
+    listed = mdt.case_problems()
+    if listed:
+        click.echo(f"{len(listed)} MDT cases disagree with their listing steps:", err=True)
+        for line in listed:
+            click.echo(f"  {line}", err=True)
+        failed = True
+    else:
+        click.echo("Every MDT case agrees with its listing step.")
     if failed:
         sys.exit(1)
 

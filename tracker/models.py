@@ -4,6 +4,8 @@ from tracker.api.models import ApiToken
 from tracker.audit import chain, seals, services  # noqa: F401 - the hooks that seal and audit rows
 from tracker.audit.models import AuditEntry, ChainHead
 from tracker.engine.models import Event, Pathway
+from tracker.mdt import services as mdt_services  # noqa: F401 - the listing's checks
+from tracker.mdt.models import MdtAttendance, MdtCase, MdtMeeting
 from tracker.patients.models import Patient
 from tracker.teams.models import EmergencyAccess, UserTeam
 from tracker.users.models import PasswordReset, RecoveryCode, User, WebSession
@@ -14,6 +16,9 @@ __all__ = [
     "ChainHead",
     "EmergencyAccess",
     "Event",
+    "MdtAttendance",
+    "MdtCase",
+    "MdtMeeting",
     "PasswordReset",
     "Pathway",
     "Patient",

@@ -58,6 +58,11 @@ ACTIONS = {
     "import": "Imported events",
     "backup": "Backed up the database",
     "emergency_access": "Emergency access",
+    "mdt_meeting_created": "Created an MDT meeting",
+    "mdt_meeting_changed": "Changed an MDT meeting",
+    "mdt_case_listed": "Listed a case on an MDT meeting",
+    "mdt_case_moved": "Moved a case on an MDT list",
+    "mdt_attendance": "Recorded attendance at an MDT meeting",
 }
 
 _cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)
@@ -269,6 +274,40 @@ def _entries_for(obj, new: bool) -> list[dict]:
         if "revoked_at" in _changed(obj):
             return [
                 {"action": "revoke_token", "detail": {"name": obj.name, "user_id": obj.user_id}}
+            ]
+    if kind == "MdtMeeting":
+        if new:
+            detail = {
+                "team": obj.team,
+                "date": obj.meeting_date,
+                "time": obj.start_time,
+                "status": obj.status,
+            }
+            return [{"action": "mdt_meeting_created", "detail": detail}]
+        changes = _old_and_new(obj)
+        if changes:
+            return [{"action": "mdt_meeting_changed", "detail": {"id": obj.id, "changes": changes}}]
+    if kind == "MdtAttendance" and new:
+        detail = {
+            "meeting_id": obj.meeting.id,
+            "user": obj.user.username,
+            "specialty": obj.specialty,
+        }
+        return [{"action": "mdt_attendance", "detail": detail}]
+    if kind == "MdtCase":
+        # The listing itself is the pathway's schedule_mdt step (audited as recorded);
+        # this entry names the meeting and the place on its list.
+        detail = {"meeting_id": obj.meeting_id, "position": obj.position}
+        if new:
+            return [{"action": "mdt_case_listed", "pathway": obj.pathway, "detail": detail}]
+        changes = _old_and_new(obj)
+        if changes:
+            return [
+                {
+                    "action": "mdt_case_moved",
+                    "pathway": obj.pathway,
+                    "detail": {**detail, "changes": changes},
+                }
             ]
     if kind == "PasswordReset":
         # The user is set on the row by the services (no query inside a flush).

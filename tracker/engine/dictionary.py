@@ -280,7 +280,21 @@ BIOPSY_FIELDS = (
     LongText("histology", "Histology", required=True, max_length=LONG),
     Choice("result", "Result", required=True, choices=BIOPSY_RESULT),
 )
-MDT_LISTING_FIELDS = (Date("meeting_date", "MDT meeting date", required=True),)
+MDT_TRIAGE = codes(
+    "full_discussion=Full discussion",
+    "standard_of_care=Standard of care (confirmed without discussion)",
+)
+# A listing names a meeting (tracker.mdt: the meeting's date is the date) with the
+# question for it, who presents and the triage; a listing by date alone, as recorded
+# before meetings existed, is still accepted.
+MDT_LISTING_FIELDS = (
+    Date("meeting_date", "MDT meeting date", required=True),
+    Integer("meeting_id", "MDT meeting", minimum=1),
+    LongText("question", "Clinical question", max_length=LONG),
+    UserRef("presenter", "Presenter"),
+    Choice("triage", "Triage", choices=MDT_TRIAGE),
+    LongText("late_reason", "Reason for a late addition", max_length=LONG),
+)
 PREOP_FIELDS = (
     Integer("asa_grade", "ASA grade", required=True, minimum=1, maximum=5),
     YesNo("consent_taken", "Consent taken", required=True),

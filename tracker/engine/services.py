@@ -8,6 +8,7 @@ once, or rolls back.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +55,31 @@ class Recorded:
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+# What a feature package adds to one trigger, given what the engine cannot see (the MDT
+# meeting a listing names: tracker.mdt). ``check(pathway, data, now)`` answers (the data
+# to record, {field: [messages]}), reported with the engine's own problems in one round;
+# ``follow_up(pathway, event, data, now)`` writes its rows with the step, in its
+# transaction. Registered once by the package, at import.
+_CHECKS: dict[str, list[Callable]] = {}
+_FOLLOW_UPS: dict[str, list[Callable]] = {}
+
+
+def extend(trigger: str, check: Callable | None = None, follow_up: Callable | None = None):
+    if check is not None and check not in _CHECKS.setdefault(trigger, []):
+        _CHECKS[trigger].append(check)
+    if follow_up is not None and follow_up not in _FOLLOW_UPS.setdefault(trigger, []):
+        _FOLLOW_UPS[trigger].append(follow_up)
+
+
+def _extended(pathway: Pathway, trigger: str, data, now: datetime):
+    errors: dict[str, list[str]] = {}
+    for check in _CHECKS.get(trigger, ()):
+        data, found = check(pathway, data, now)
+        for name, messages in found.items():
+            errors.setdefault(name, []).extend(messages)
+    return data, errors
 
 
 def load_events(pathway: Pathway) -> list[Event]:
@@ -225,10 +251,12 @@ def problems(pathway: Pathway, trigger: str, data, occurred_at, now=None) -> dic
     beside its own, so every problem is reported in one round."""
     if d.transition_for(trigger, pathway.state) is None:
         return {}
+    now = now or utcnow()
     history = load_history(pathway)
-    *_, errors = _time_and_data_errors(
-        history, trigger, pathway.state, data, occurred_at, now or utcnow()
-    )
+    data, extra = _extended(pathway, trigger, data, now)
+    *_, errors = _time_and_data_errors(history, trigger, pathway.state, data, occurred_at, now)
+    for name, messages in extra.items():
+        errors.setdefault(name, []).extend(m for m in messages if m not in errors.get(name, []))
     return errors
 
 
@@ -501,9 +529,12 @@ def _record(
     pathway, events, history, trigger, data, occurred_at, actor, request_id, now, flush=True
 ) -> Event:
     source = pathway.state
+    data, extra = _extended(pathway, trigger, data, now)
     occurred_at, clean, errors = _time_and_data_errors(
         history, trigger, source, data, occurred_at, now
     )
+    for name, messages in extra.items():
+        errors.setdefault(name, []).extend(m for m in messages if m not in errors.get(name, []))
     if errors:
         raise InvalidData(errors)
     _resolve_users(all_fields_for(trigger, source), clean)
@@ -529,6 +560,8 @@ def _record(
     )
     if tags.HANDOVER in d.tags_of(trigger, source):
         _hand_over(pathway, History.from_events([*events, event]))
+    for follow_up in _FOLLOW_UPS.get(trigger, ()):
+        follow_up(pathway, event, clean, now)
     if (consequence := d.follows(trigger, clean)) is not None:
         # Recorded with it, at the same time, in the same transaction: both or neither.
         _record(

@@ -170,6 +170,8 @@ def _someone_named(clean, day):
 # -- the registry ---------------------------------------------------------------------------
 
 OPEN_TRIGGER = "open_pathway"
+# Lists a pathway for an MDT meeting (tracker.mdt adds the meeting's rules to it).
+MDT_LISTING_TRIGGER = "schedule_mdt"
 AMEND_TRIGGER = "amend_event"
 VOID_TRIGGER = "void_last_step"
 VOID_WINDOW_HOURS = 24
@@ -366,7 +368,7 @@ REGISTRY: tuple[StepDef, ...] = (
         fhir="biopsy",
     ),
     StepDef(
-        "schedule_mdt",
+        MDT_LISTING_TRIGGER,
         "MDT meeting scheduled",
         (Way(("mdt_review",), None),),
         dd.MDT_LISTING_FIELDS,

@@ -28,6 +28,8 @@ ADMIN = frozenset({"admin"})
 # Whoever may fire at least one trigger; the trigger itself decides the rest.
 ANY_TRIGGER = frozenset().union(*d.trigger_roles().values())
 # Whoever may record an MDT outcome (the one MDT form records all of them).
+# Who creates and changes MDT meetings and orders their lists.
+MDT_ORGANISERS = frozenset({"coordinator"})
 MDT_DECISION = frozenset().union(*(d.roles_for(t) for t, _ in d.mdt_outcome_choices()))
 
 
@@ -72,6 +74,10 @@ ACCESS: dict[str, Rule] = {
     "pathway.show": Rule(EVERYONE, shows="pathway"),
     "pathway.print_view": Rule(EVERYONE, shows="pathway"),
     "mdt.index": Rule(EVERYONE, shows="list"),
+    # MDT meetings: the list and calendar show no patient; a meeting shows its cases.
+    "mdt.meetings": Rule(EVERYONE),
+    "mdt.calendar": Rule(EVERYONE),
+    "mdt.meeting": Rule(EVERYONE, shows="list"),
     "review.index": Rule(EVERYONE, shows="list"),
     "reports.index": Rule(EVERYONE),
     "reports.table_csv": Rule(EVERYONE),
@@ -88,6 +94,14 @@ ACCESS: dict[str, Rule] = {
     "pathway.mdt_outcome": Rule(MDT_DECISION, shows="pathway"),
     "pathway.amend": Rule(d.roles_for(d.AMEND_TRIGGER), shows="pathway"),
     "pathway.void": Rule(d.roles_for(d.VOID_TRIGGER), shows="pathway"),
+    # MDT meetings are organised by care coordinators; a pathway is listed on one by
+    # whoever records its listing step.
+    "mdt.new_meeting": Rule(MDT_ORGANISERS),
+    "mdt.new_series": Rule(MDT_ORGANISERS),
+    "mdt.edit_meeting": Rule(MDT_ORGANISERS),
+    "mdt.move_case": Rule(MDT_ORGANISERS),
+    "mdt.add_attendance": Rule(MDT_ORGANISERS),
+    "mdt.list_case": Rule(d.roles_for(d.MDT_LISTING_TRIGGER), shows="pathway"),
     # Administration.
     "users.index": Rule(ADMIN),
     "users.create": Rule(ADMIN),

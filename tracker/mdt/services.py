@@ -1,0 +1,390 @@
+"""MDT meetings: creating and editing them, recurring series, listing a pathway on one
+and the list's order. Flush, never commit (tracker.web.boundary commits)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from tracker.core.clock import format_local, local_zone
+from tracker.core.runtime import db_session, setting
+from tracker.engine import services as engine
+from tracker.engine import steps as d
+from tracker.engine import tags, teams
+from tracker.engine.dictionary import DISCIPLINES
+from tracker.engine.errors import InvalidData, RoleNotAllowed
+from tracker.engine.fields import blank
+from tracker.engine.history import History
+from tracker.engine.models import Event, Pathway
+from tracker.mdt.models import MEETING_STATUSES, TRIAGE, MdtAttendance, MdtCase, MdtMeeting
+from tracker.users.models import User
+from tracker.web.access import MDT_ORGANISERS
+
+LISTING = d.MDT_LISTING_TRIGGER
+MAY_ORGANISE = MDT_ORGANISERS
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MAX_WEEKS = 52
+
+
+def check_organiser(actor) -> None:
+    if getattr(actor, "role", None) not in MAY_ORGANISE:
+        raise RoleNotAllowed("MDT meetings are created and changed by care coordinators.")
+
+
+def starts_at(meeting: MdtMeeting) -> datetime:
+    """The meeting's start, an aware time (date and time are the hospital's local ones)."""
+    return datetime.combine(meeting.meeting_date, meeting.start_time, tzinfo=local_zone())
+
+
+def closes_at(meeting: MdtMeeting) -> datetime:
+    """When the list closes for additions without a reason (MDT_LIST_CLOSES_HOURS)."""
+    hours = float(setting("MDT_LIST_CLOSES_HOURS", 24))
+    return starts_at(meeting) - timedelta(hours=hours)
+
+
+# -- meetings -------------------------------------------------------------------------------
+
+
+@dataclass
+class MeetingData:
+    team: str
+    meeting_date: date
+    start_time: time
+    location: str
+    video_link: str
+    chair: User | None
+    status: str
+
+
+def _check_meeting(values: dict[str, Any], meeting: MdtMeeting | None) -> MeetingData:
+    """Every problem with a meeting's values at once (InvalidData), or the values."""
+    errors: dict[str, list[str]] = {}
+
+    def need(name: str, message: str) -> Any:
+        value = values.get(name)
+        if blank(value):
+            errors[name] = [message]
+            return None
+        return value
+
+    team = need("team", f"Choose the team: {', '.join(teams.codes())}")
+    if team is not None and team not in teams.codes():
+        errors["team"] = [f"Unknown team '{team}': choose one of {', '.join(teams.codes())}"]
+    day = need("meeting_date", "Give the meeting's date (YYYY-MM-DD)")
+    if isinstance(day, str):
+        try:
+            day = date.fromisoformat(day)
+        except ValueError:
+            errors["meeting_date"] = ["Give the meeting's date as YYYY-MM-DD"]
+    at = need("start_time", "Give the start time (HH:MM)")
+    if isinstance(at, str):
+        try:
+            at = time.fromisoformat(at)
+        except ValueError:
+            errors["start_time"] = ["Give the start time as HH:MM, e.g. 08:00"]
+    location = (values.get("location") or "").strip()
+    video_link = (values.get("video_link") or "").strip()
+    if not location and not video_link:
+        errors["location"] = ["Give a location, a video link, or both"]
+    if len(location) > 200:
+        errors["location"] = ["The location is too long: at most 200 characters"]
+    if video_link and not video_link.startswith("https://"):
+        errors["video_link"] = ["A video link starts with https://"]
+    if len(video_link) > 500:
+        errors["video_link"] = ["The video link is too long: at most 500 characters"]
+    chair = None
+    username = values.get("chair")
+    if not blank(username):
+        chair = db_session().scalar(select(User).where(User.username == username))
+        if chair is None or not chair.active:
+            errors["chair"] = [f"Chair: no active user is called '{username}'"]
+    else:
+        errors["chair"] = ["Choose who chairs the meeting"]
+    status = values.get("status") or (meeting.status if meeting else "scheduled")
+    if status not in MEETING_STATUSES:
+        errors["status"] = [f"Unknown status '{status}': one of {', '.join(MEETING_STATUSES)}"]
+    if not errors and isinstance(day, date) and isinstance(at, time):
+        clash = db_session().scalar(
+            select(MdtMeeting).where(
+                MdtMeeting.team == team,
+                MdtMeeting.meeting_date == day,
+                MdtMeeting.start_time == at,
+                MdtMeeting.id != (meeting.id if meeting and meeting.id else -1),
+            )
+        )
+        if clash is not None:
+            errors["meeting_date"] = [
+                f"{teams.label(team)} already meets on {day.isoformat()} at {at:%H:%M}"
+            ]
+    if errors:
+        raise InvalidData(errors)
+    return MeetingData(team, day, at, location, video_link, chair, status)
+
+
+def create_meeting(values: dict[str, Any], actor) -> MdtMeeting:
+    check_organiser(actor)
+    data = _check_meeting(values, None)
+    meeting = MdtMeeting(
+        team=data.team,
+        meeting_date=data.meeting_date,
+        start_time=data.start_time,
+        location=data.location,
+        video_link=data.video_link,
+        chair=data.chair,
+        status=data.status,
+        created_by_id=actor.id,
+    )
+    db_session().add(meeting)
+    db_session().flush()
+    return meeting
+
+
+def update_meeting(meeting: MdtMeeting, values: dict[str, Any], actor) -> bool:
+    """Change a meeting; False when nothing changed. Its team stays once cases are
+    listed, and a meeting with cases keeps its date (the cases' steps name it)."""
+    check_organiser(actor)
+    data = _check_meeting(values, meeting)
+    errors = {}
+    if meeting.cases and data.team != meeting.team:
+        errors["team"] = ["Cases are listed on this meeting: its team cannot change"]
+    if meeting.cases and data.meeting_date != meeting.meeting_date:
+        errors["meeting_date"] = [
+            "Cases are listed on this meeting: its date cannot change (create another "
+            "meeting, or cancel this one)"
+        ]
+    if errors:
+        raise InvalidData(errors)
+    changed = False
+    for name in ("team", "meeting_date", "start_time", "location", "video_link", "status"):
+        if getattr(meeting, name) != getattr(data, name):
+            setattr(meeting, name, getattr(data, name))
+            changed = True
+    if meeting.chair_id != (data.chair.id if data.chair else None):
+        meeting.chair = data.chair
+        changed = True
+    db_session().flush()
+    return changed
+
+
+def create_series(
+    values: dict[str, Any], weekday: str, weeks: int, actor, today: date
+) -> tuple[list[MdtMeeting], int]:
+    """Weekly meetings from a template (team, time, place, chair) on ``weekday`` for the
+    next ``weeks`` weeks from ``today``: (the meetings created, how many existed already).
+    Idempotent: a slot the team already has is skipped, so running it again adds only
+    the weeks not yet created."""
+    check_organiser(actor)
+    errors = {}
+    if weekday not in WEEKDAYS:
+        errors["weekday"] = [f"Choose a day of the week: {', '.join(WEEKDAYS)}"]
+    if not isinstance(weeks, int) or not 1 <= weeks <= MAX_WEEKS:
+        errors["weeks"] = [f"Give a number of weeks from 1 to {MAX_WEEKS}"]
+    try:
+        _check_meeting({**values, "meeting_date": today.isoformat()}, None)
+    except InvalidData as exc:
+        errors.update({k: v for k, v in exc.errors.items() if k != "meeting_date"})
+    if errors:
+        raise InvalidData(errors)
+    first = today + timedelta(days=(WEEKDAYS.index(weekday) - today.weekday()) % 7)
+    created, existing = [], 0
+    for week in range(weeks):
+        day = first + timedelta(weeks=week)
+        try:
+            created.append(create_meeting({**values, "meeting_date": day.isoformat()}, actor))
+        except InvalidData as exc:
+            if "meeting_date" in exc.errors and len(exc.errors) == 1:
+                existing += 1  # that slot exists: idempotent
+                continue
+            raise
+    return created, existing
+
+
+# -- the case list --------------------------------------------------------------------------
+
+
+def _listing_check(pathway: Pathway, data, now: datetime):
+    """``schedule_mdt`` naming a meeting: the meeting's date is the date; the meeting must
+    be of the pathway's team, scheduled and still ahead; a case once per meeting; a
+    question, a presenter and a triage; a reason once the list has closed."""
+    data = dict(data or {})
+    errors: dict[str, list[str]] = {}
+    meeting_id = data.get("meeting_id")
+    extras = [n for n in ("question", "presenter", "triage", "late_reason") if n in data]
+    if blank(meeting_id):
+        data.pop("meeting_id", None)
+        for name in extras:
+            errors[name] = ["Name the meeting (meeting_id) this belongs to"]
+        return data, errors
+    if isinstance(meeting_id, bool) or not isinstance(meeting_id, int):
+        return data, {"meeting_id": ["MDT meeting must be a meeting's number"]}
+    meeting = db_session().get(MdtMeeting, meeting_id)
+    if meeting is None:
+        return data, {"meeting_id": [f"There is no MDT meeting {meeting_id}"]}
+    day = meeting.meeting_date.isoformat()
+    if not blank(data.get("meeting_date")) and str(data["meeting_date"]) != day:
+        errors["meeting_date"] = [f"The meeting is on {day}: leave the date out, or give that date"]
+    data["meeting_date"] = day
+    if meeting.team != pathway.team:
+        errors["meeting_id"] = [
+            f"This pathway is cared for by {teams.label(pathway.team)}; list it on a "
+            f"meeting of that team (this one is {teams.label(meeting.team)}'s)"
+        ]
+    elif meeting.status != "scheduled":
+        errors["meeting_id"] = [f"That meeting is {meeting.status}: choose another"]
+    elif starts_at(meeting) <= now:
+        errors["meeting_id"] = [
+            f"That meeting started at {format_local(starts_at(meeting))}: choose one ahead"
+        ]
+    elif pathway.id is not None and db_session().scalar(
+        select(MdtCase.id).where(MdtCase.meeting_id == meeting.id, MdtCase.pathway_id == pathway.id)
+    ):
+        errors["meeting_id"] = ["This pathway is already listed on that meeting"]
+    for name, message in (
+        ("question", "Give the clinical question for the meeting"),
+        ("presenter", "Choose who presents the case"),
+        ("triage", f"Choose the triage: {', '.join(TRIAGE)}"),
+    ):
+        if blank(data.get(name)):
+            errors[name] = [message]
+    if "meeting_id" not in errors and now >= closes_at(meeting) and blank(data.get("late_reason")):
+        errors["late_reason"] = [
+            f"The list closed at {format_local(closes_at(meeting))}: give the reason for "
+            "this late addition"
+        ]
+    if now < closes_at(meeting):
+        data.pop("late_reason", None)  # on time: no reason to keep
+    return data, errors
+
+
+def _listing_follow_up(pathway: Pathway, event: Event, clean: dict, now: datetime) -> None:
+    if "meeting_id" not in clean:
+        return
+    session = db_session()
+    last = session.scalar(
+        select(func.max(MdtCase.position)).where(MdtCase.meeting_id == clean["meeting_id"])
+    )
+    presenter = session.scalar(select(User).where(User.username == clean["presenter"]))
+    session.add(
+        MdtCase(
+            meeting_id=clean["meeting_id"],
+            pathway=pathway,
+            event=event,
+            position=(last or 0) + 1,
+            question=clean["question"],
+            presenter=presenter,
+            triage=clean["triage"],
+            late_reason=clean.get("late_reason", ""),
+            listed_at=now,
+        )
+    )
+    session.flush()
+
+
+engine.extend(LISTING, check=_listing_check, follow_up=_listing_follow_up)
+
+
+def move_case(case: MdtCase, direction: str, actor) -> bool:
+    """Swap a case with its neighbour above ("up") or below ("down"); False at the end."""
+    check_organiser(actor)
+    if direction not in ("up", "down"):
+        raise InvalidData({"direction": ["Move a case up or down"]})
+    cases = list(case.meeting.cases)
+    index = cases.index(case)
+    other = index - 1 if direction == "up" else index + 1
+    if not 0 <= other < len(cases):
+        return False
+    neighbour = cases[other]
+    case.position, neighbour.position = neighbour.position, case.position
+    db_session().flush()
+    return True
+
+
+def outcome_recorded(case: MdtCase, history: History) -> bool:
+    """Whether an MDT outcome was recorded on the pathway after the case was listed."""
+    return history.latest_tagged(tags.MDT_OUTCOME, since=case.event.seq) is not None
+
+
+# -- attendance and quoracy -----------------------------------------------------------------
+
+SPECIALTIES = dict(DISCIPLINES)
+DEFAULT_CORE = ("spinal_surgery", "clinical_oncology", "radiology", "pathology")
+
+
+def core_specialties(team: str) -> tuple[str, ...]:
+    """The specialties ``team``'s meeting needs present (MDT_CORE_SPECIALTIES; a team not
+    named there needs the spine team's default)."""
+    raw = setting("MDT_CORE_SPECIALTIES", "") or ""
+    for item in raw.split(";"):
+        code, _, specialties = item.partition("=")
+        if code.strip() == team:
+            return tuple(s.strip() for s in specialties.split("+") if s.strip())
+    return DEFAULT_CORE
+
+
+@dataclass
+class Quorum:
+    quorate: bool
+    needed: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+def quorum(meeting: MdtMeeting) -> Quorum:
+    present = {a.specialty for a in meeting.attendance}
+    needed = core_specialties(meeting.team)
+    missing = tuple(s for s in needed if s not in present)
+    return Quorum(not missing, needed, missing)
+
+
+def record_attendance(meeting: MdtMeeting, username: str, specialty: str, actor) -> MdtAttendance:
+    """``username`` attended ``meeting`` as ``specialty``; once per person per meeting."""
+    check_organiser(actor)
+    errors: dict[str, list[str]] = {}
+    user = None
+    if blank(username):
+        errors["user"] = ["Choose who attended"]
+    else:
+        user = db_session().scalar(select(User).where(User.username == username))
+        if user is None:
+            errors["user"] = [f"No user is called '{username}'"]
+    if specialty not in SPECIALTIES:
+        errors["specialty"] = [
+            f"Unknown specialty '{specialty}': choose one of {', '.join(SPECIALTIES)}"
+        ]
+    if meeting.status == "cancelled":
+        errors["user"] = ["The meeting was cancelled: nobody attended it"]
+    if user is not None and any(a.user_id == user.id for a in meeting.attendance):
+        errors["user"] = [f"{user.full_name or user.username} is already on the attendance"]
+    if errors:
+        raise InvalidData(errors)
+    attended = MdtAttendance(meeting=meeting, user=user, specialty=specialty)
+    db_session().add(attended)
+    db_session().flush()
+    return attended
+
+
+# -- verify ---------------------------------------------------------------------------------
+
+
+def case_problems() -> list[str]:
+    """Each listed case whose row disagrees with the pathway's listing step (the step is
+    the record: it is chained; the row is the meeting's copy of it, with the order)."""
+    problems = []
+    rows = db_session().execute(
+        select(MdtCase, Event).join(Event, Event.id == MdtCase.event_id).order_by(MdtCase.id)
+    )
+    for case, event in rows:
+        data = event.data or {}
+        wrong = []
+        if event.trigger != LISTING or event.pathway_id != case.pathway_id:
+            wrong.append(f"its step is not the listing of pathway {case.pathway_id}")
+        if data.get("meeting_id") != case.meeting_id:
+            wrong.append(f"the step names meeting {data.get('meeting_id')}")
+        for name in ("question", "triage"):
+            if data.get(name) != getattr(case, name):
+                wrong.append(f"its {name} differs from the step's")
+        if wrong:
+            problems.append(f"MDT case {case.id} (meeting {case.meeting_id}): " + "; ".join(wrong))
+    return problems
