@@ -58,6 +58,8 @@ ACTIONS = {
     "import": "Imported events",
     "backup": "Backed up the database",
     "emergency_access": "Emergency access",
+    "seal_mismatch": "Row changed outside the app (seal mismatch)",
+    "reseal": "Sealed a row again",
 }
 
 _cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)
