@@ -95,6 +95,123 @@ def test_a_seal_copied_from_another_row_does_not_match(session, users):
     assert broken_seals(session) == [("user", b.id)]
 
 
+def _alarms(session) -> list[AuditEntry]:
+    return list(
+        session.scalars(
+            select(AuditEntry).where(AuditEntry.action == "seal_mismatch").order_by(AuditEntry.id)
+        )
+    )
+
+
+def test_a_login_does_not_seal_a_role_changed_in_the_database(
+    client, runner, session, users, patient, caplog
+):
+    """The login writes the user's row (last_login_at): the forged role stays named by
+    verify, and the login raises the alarm without failing."""
+    viewer = users["viewer"]
+    session.execute(text("UPDATE \"user\" SET role = 'surgeon' WHERE id = :id"), {"id": viewer.id})
+    session.commit()
+    with caplog.at_level(logging.ERROR, logger="tracker.audit.seals"):
+        assert log_in(client, "viewer").status_code == 302
+    assert f"user {viewer.id} does not match its seal" in caplog.text
+    session.expire_all()
+    assert session.get(User, viewer.id).last_login_at is not None  # the login went through
+    result = verify(runner)
+    assert result.exit_code == 1, result.output
+    assert f"  user {viewer.id}\n" in result.output
+    [alarm] = _alarms(session)
+    assert alarm.outcome == "refused"
+    assert json.loads(alarm.detail)["table"] == "user"
+    assert json.loads(alarm.detail)["id"] == viewer.id
+    # Logged in again: still named, one more alarm for the new transaction.
+    client.post("/logout")
+    assert log_in(client, "viewer").status_code == 302
+    assert f"  user {viewer.id}\n" in verify(runner).output
+    assert len(_alarms(session)) == 2
+
+
+def test_an_edit_through_the_app_does_not_seal_a_birth_date_changed_in_the_database(
+    client, runner, session, users, patient
+):
+    session.execute(
+        text("UPDATE patient SET birth_date = '1970-05-01' WHERE id = :id"), {"id": patient.id}
+    )
+    session.commit()
+    log_in(client, "coordinator")
+    response = client.post(
+        f"/patients/{patient.id}/edit",
+        data={
+            "mrn": patient.mrn,
+            "nhs_number": patient.nhs_number or "",
+            "family_name": patient.family_name,
+            "given_name": patient.given_name,
+            "birth_date": "1970-05-01",  # as the form showed it
+            "sex": patient.sex,
+            "gp_practice": "Elm Surgery",
+        },
+    )
+    assert response.status_code == 302, response.text
+    session.expire_all()
+    assert session.get(Patient, patient.id).gp_practice == "Elm Surgery"  # saved
+    result = verify(runner)
+    assert result.exit_code == 1, result.output
+    assert f"  patient {patient.id}\n" in result.output
+    [alarm] = _alarms(session)
+    assert alarm.patient_id == patient.id and alarm.outcome == "refused"
+    assert json.loads(alarm.detail)["table"] == "patient"
+
+
+def test_reseal_seals_a_checked_row_again_and_is_audited(runner, session, users, patient):
+    session.execute(
+        text("UPDATE patient SET gp_practice = 'Checked' WHERE id = :id"), {"id": patient.id}
+    )
+    assert verify(runner).exit_code == 1
+    result = runner.invoke(args=["tracker", "reseal", "patient", str(patient.id)])
+    assert result.exit_code == 0, result.output
+    assert CLEAN in verify(runner).output
+    entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "reseal"))
+    assert entry.patient_id == patient.id and entry.username == operator()
+    missing = runner.invoke(args=["tracker", "reseal", "user", "999999"])
+    assert missing.exit_code == 1 and "No user 999999" in missing.output
+
+
+def test_a_write_from_a_stale_copy_seals_what_the_database_holds(runner, session, patient):
+    """Two app servers: one changed the GP practice (and sealed it) after the other loaded
+    the patient; the other's change of the name is sealed over the stored row, not over
+    its stale copy."""
+    from tracker.audit.seals import reseal_row
+
+    assert patient.gp_practice != "Elm Surgery"  # loaded, and about to go stale
+    session.execute(
+        text("UPDATE patient SET gp_practice = 'Elm Surgery' WHERE id = :id"), {"id": patient.id}
+    )
+    reseal_row(session, "patient", patient.id)  # as the other server's write sealed it
+    patient.family_name = "Stale"
+    session.flush()
+    assert broken_seals(session) == []
+    assert _alarms(session) == []
+    assert (
+        session.scalar(
+            text("SELECT gp_practice || family_name FROM patient WHERE id = :id"),
+            {"id": patient.id},
+        )
+        == "Elm SurgeryStale"
+    )
+
+
+def test_verify_names_a_patient_whose_mrn_key_was_changed(runner, session, patient):
+    """Every MRN lookup goes through mrn_key: changed, it sends them to another patient."""
+    assert "Every patient's MRN lookup key matches their MRN." in verify(runner).output
+    session.execute(
+        text("UPDATE patient SET mrn_key = 'rx7777777' WHERE id = :id"), {"id": patient.id}
+    )
+    result = verify(runner)
+    assert result.exit_code == 1, result.output
+    assert "1 patients' MRN lookup key is not their MRN's" in result.output
+    assert f"  patient {patient.id}\n" in result.output
+    assert CLEAN in result.output  # the seal does not cover the key: this check does
+
+
 # -- changes made through the app keep every seal ------------------------------------------
 
 

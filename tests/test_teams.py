@@ -400,3 +400,130 @@ def test_a_team_list_that_cannot_be_read_stops_the_app():
     assert teams.parse("a=A, b_2=B two") == (("a", "A"), ("b_2", "B two"))
     with pytest.raises(ValueError, match="listed twice"):
         teams.parse("a=A,a=B")
+
+
+# -- a refused duplicate names another team's patient to no one outside it ----------------
+
+
+def _another_teams_patient(session) -> Patient:
+    """A patient all of whose pathways are another team's, given an NHS number."""
+    for patient in session.scalars(select(Patient).order_by(Patient.id)):
+        if patient.pathways and all(p.team != MINE for p in patient.pathways):
+            patient.nhs_number = "9434765919"
+            session.commit()
+            return patient
+    raise AssertionError("the demo has no such patient")
+
+
+def _my_patient(session) -> Patient:
+    pathway = session.scalar(select(Pathway).where(Pathway.team == MINE).order_by(Pathway.id))
+    return pathway.patient
+
+
+def _registration(**fields) -> dict:
+    return {
+        "mrn": f"T{uuid.uuid4().hex[:8]}",
+        "family_name": "Okafor",
+        "given_name": "Ada",
+        "birth_date": "1958-11-30",
+        "sex": "female",
+        **fields,
+    }
+
+
+def _names_nobody(text: str, holder: Patient) -> None:
+    for secret in (
+        holder.name,
+        f"{holder.family_name}, {holder.given_name}",
+        f"/patients/{holder.id}",
+        f"patient {holder.id}",
+    ):
+        assert secret not in text, secret
+
+
+def _refusals(session, holder: Patient) -> list[AuditEntry]:
+    return list(
+        session.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action == "refused", AuditEntry.patient_id == holder.id
+            )
+        )
+    )
+
+
+def test_a_duplicate_of_another_teams_patient_is_refused_without_naming_them(client, session, demo):
+    holder, mine = _another_teams_patient(session), _my_patient(session)
+    before = session.query(Patient).count()
+    _login(client)
+    cases = [
+        ("/patients/new", _registration(mrn=holder.mrn.lower()), "This MRN"),
+        ("/patients/new", _registration(nhs_number=holder.nhs_number), "This NHS number"),
+        (
+            f"/patients/{mine.id}/edit",
+            {**_registration(mrn=mine.mrn, nhs_number=holder.nhs_number)},
+            "This NHS number",
+        ),
+        (f"/patients/{mine.id}/edit", _registration(mrn=holder.mrn), "This MRN"),
+    ]
+    for url, data, what in cases:
+        response = client.post(url, data=data)
+        assert response.status_code == 422, url
+        text = response.text
+        assert f"{what} is already registered to a patient of another team" in text
+        assert "Ask that team" in text and "emergency access" in text
+        _names_nobody(text, holder)
+        if "nhs_number" in data and data.get("mrn") != holder.mrn.lower():
+            assert holder.mrn not in text  # the MRN is shown only as the user typed it
+    assert session.query(Patient).count() == before
+    refusals = _refusals(session, holder)
+    assert len(refusals) == len(cases)
+    assert all(
+        e.outcome == "refused" and "another team" in e.detail and e.username == "coordinator"
+        for e in refusals
+    )
+
+    # With emergency access to that patient, the page names and links them as before.
+    client.post(
+        f"/patients/{holder.id}/emergency-access",
+        data={"reason": "Transferred overnight, checking records", "next": "/"},
+    )
+    response = client.post("/patients/new", data=_registration(mrn=holder.mrn))
+    assert response.status_code == 422
+    assert f'href="/patients/{holder.id}"' in response.text
+    assert "another team" not in response.text
+
+
+def test_the_api_refuses_a_duplicate_of_another_teams_patient_without_naming_them(
+    client, session, demo
+):
+    holder, mine = _another_teams_patient(session), _my_patient(session)
+    _, plain = create_token(demo, "test")
+    session.commit()
+    auth = {"Authorization": f"Bearer {plain}"}
+    body = {**_registration(mrn=holder.mrn), "sex": "female"}
+    answers = [
+        (client.post("/api/v1/patients", headers=auth, json=body), "duplicate_mrn", "MRN"),
+        (
+            client.patch(
+                f"/api/v1/patients/{mine.id}", headers=auth, json={"nhs_number": holder.nhs_number}
+            ),
+            "duplicate_nhs_number",
+            "NHS number",
+        ),
+    ]
+    for response, code, what in answers:
+        assert response.status_code == 409, response.json
+        assert response.json["error"] == code
+        assert response.json["other_team"] is True
+        assert "patient_id" not in response.json
+        assert (
+            f"This {what} is already registered to a patient of another team"
+            in (response.json["message"])
+        )
+        _names_nobody(response.text, holder)
+        assert holder.mrn not in response.json["message"]
+    refusals = _refusals(session, holder)
+    assert len(refusals) == 2 and all("another team" in e.detail for e in refusals)
+    # Their own team's patient is named, with the id, as before.
+    same = client.post("/api/v1/patients", headers=auth, json={**body, "mrn": mine.mrn})
+    assert same.status_code == 409 and same.json["patient_id"] == mine.id

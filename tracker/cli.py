@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tracker.api import services as tokens
 from tracker.api.models import READ_WRITE, SCOPES
 from tracker.audit.chain import log_chain_heads, verify_chain
-from tracker.audit.seals import broken_seals
+from tracker.audit.seals import broken_seals, reseal_row
 from tracker.audit.services import acting_as, record, summarised
 from tracker.backup import BackupError, age_recipients, backup_database
 from tracker.core.clock import local_zone
@@ -27,6 +27,7 @@ from tracker.engine.verify import verify_all
 from tracker.extensions import db
 from tracker.mdt import services as mdt
 from tracker.pathway.importer import import_file
+from tracker.patients.services import wrong_mrn_keys
 from tracker.teams.services import AccessError, set_teams
 from tracker.users import resets, two_factor
 from tracker.users import services as accounts
@@ -314,6 +315,18 @@ def verify() -> None:
         failed = True
     else:
         click.echo("Every patient and user row matches its seal.")
+    misfiled = wrong_mrn_keys(db.session)
+    if misfiled:
+        click.echo(
+            f"{len(misfiled)} patients' MRN lookup key is not their MRN's (changed outside "
+            "the app; lookups by MRN find the wrong patient):",
+            err=True,
+        )
+        for patient_id in misfiled:
+            click.echo(f"  patient {patient_id}", err=True)
+        failed = True
+    else:
+        click.echo("Every patient's MRN lookup key matches their MRN.")
     problems, checked = verify_all()
     if problems:
         click.echo(f"{len(problems)} of {checked} pathways are inconsistent:", err=True)
@@ -333,6 +346,27 @@ def verify() -> None:
         click.echo("Every MDT case agrees with its listing step.")
     if failed:
         sys.exit(1)
+
+
+@tracker_cli.command("reseal")
+@click.argument("table", type=click.Choice(["patient", "user"]))
+@click.argument("row_id", type=int)
+def reseal(table: str, row_id: int) -> None:
+    """Seal one row named by verify again, as it is stored now: only after checking that
+    its values are right (the audit log's seal_mismatch entries name such rows; the app
+    never seals them again by itself). Audited."""
+    try:
+        reseal_row(db.session, table, row_id)
+        record(
+            "reseal",
+            patient_id=row_id if table == "patient" else None,
+            detail={"table": table, "id": row_id},
+        )
+        db.session.commit()
+    except LookupError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Sealed {table} {row_id} again, as it is stored now.")
 
 
 @tracker_cli.command("log-chain-heads")

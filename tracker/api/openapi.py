@@ -117,7 +117,9 @@ def _errors(*codes: int, conflict: str = "Conflict: stale version or not allowed
 DUPLICATE = (
     "Conflict: the MRN (however written: letter case, accents, Unicode forms) or NHS "
     "number is another patient's "
-    "(error duplicate_mrn or duplicate_nhs_number, with that patient's patient_id)"
+    "(error duplicate_mrn or duplicate_nhs_number, with that patient's patient_id; when the "
+    "patient is another team's and the caller holds no emergency access to them, "
+    "other_team: true instead, and the message names neither the patient nor their id)"
 )
 
 

@@ -30,7 +30,8 @@ from tracker.patients.models import Patient
 from tracker.returns import queries as returns
 from tracker.teams import scope
 from tracker.web.access import ANONYMOUS, refusal, rule_for
-from tracker.web.boundary import discard, error_body
+from tracker.web.auditing import record_refusal
+from tracker.web.boundary import discard, error_body, keep
 from tracker.web.limits import bearer_token
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -244,10 +245,18 @@ def _load_patient(patient_id: int) -> Patient:
 
 
 def _duplicate(exc: DuplicatePatient) -> ApiError:
-    """409, naming the field and (as the web page links it) the patient who has it."""
-    return ApiError(
-        409, exc.code, exc.message, {exc.field: [exc.message]}, patient_id=exc.patient.id
-    )
+    """409, naming the field and (as the web page links it) the patient who has it, unless
+    that patient is another team's and the caller holds no emergency access to them: then
+    neither name, MRN nor id. The refusal is audited."""
+    holder = exc.patient
+    if scope.hidden_from(g.api_user, holder.id, _now()):
+        record_refusal(f"{exc.label} already registered to a patient of another team", holder.id)
+        keep()
+        message = exc.for_another_team
+        return ApiError(409, exc.code, message, {exc.field: [message]}, other_team=True)
+    record_refusal(f"{exc.label} already registered", holder.id)
+    keep()
+    return ApiError(409, exc.code, exc.message, {exc.field: [exc.message]}, patient_id=holder.id)
 
 
 def _taken_a_moment_ago(body: dict, patient: Patient | None = None) -> ApiError:

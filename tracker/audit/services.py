@@ -63,6 +63,8 @@ ACTIONS = {
     "mdt_case_listed": "Listed a case on an MDT meeting",
     "mdt_case_moved": "Moved a case on an MDT list",
     "mdt_attendance": "Recorded attendance at an MDT meeting",
+    "seal_mismatch": "Row changed outside the app (seal mismatch)",
+    "reseal": "Sealed a row again",
 }
 
 _cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)

@@ -14,15 +14,27 @@ class DuplicatePatient(PathwayError):
 
     field: ClassVar[str] = ""
     code: ClassVar[str] = ""  # the API's error code
+    label: ClassVar[str] = ""  # what the field holds, in a sentence
 
     def __init__(self, patient, message: str):
         self.patient = patient
         super().__init__(message)
 
+    @property
+    def for_another_team(self) -> str:
+        """The refusal as told to a user who may not see the patient who holds it (another
+        team's, without emergency access): no name, MRN or id."""
+        return (
+            f"This {self.label} is already registered to a patient of another team: nothing "
+            "was saved. Ask that team about the patient; they can send you a link to the "
+            "record, which you can open with emergency access (audited) if you need it now."
+        )
+
 
 class DuplicateMRN(DuplicatePatient):
     field = "mrn"
     code = "duplicate_mrn"
+    label = "MRN"
 
     def __init__(self, patient):
         super().__init__(
@@ -35,6 +47,7 @@ class DuplicateMRN(DuplicatePatient):
 class DuplicateNHSNumber(DuplicatePatient):
     field = "nhs_number"
     code = "duplicate_nhs_number"
+    label = "NHS number"
 
     def __init__(self, patient):
         super().__init__(

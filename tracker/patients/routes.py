@@ -15,7 +15,7 @@ from tracker.engine import services as pathway_services
 from tracker.engine.dictionary import PATHWAY_FIELDS
 from tracker.engine.errors import InvalidData, RequestIdReused, RoleNotAllowed, StaleVersion
 from tracker.extensions import db
-from tracker.patients.errors import DuplicatePatient
+from tracker.patients.errors import DuplicateMRN, DuplicateNHSNumber, DuplicatePatient
 from tracker.patients.fields import PATIENT_FIELDS, format_nhs_number, nhs_number_digits
 from tracker.patients.models import Patient
 from tracker.patients.services import (
@@ -26,7 +26,8 @@ from tracker.patients.services import (
     update_patient,
 )
 from tracker.teams import scope
-from tracker.web.boundary import discard
+from tracker.web.auditing import record_refusal
+from tracker.web.boundary import discard, keep
 from tracker.web.forms import (
     collect,
     fill,
@@ -186,11 +187,24 @@ def _save(form, call, editing: Patient | None = None):
         return False, None, _registered_a_moment_ago(form, editing)
 
 
-def _refused_duplicate(form, exc: DuplicatePatient) -> Patient:
-    """Say beside the field that another patient holds it; that patient, for the link."""
+def _refused_duplicate(form, exc: DuplicatePatient, moment_ago: bool = False) -> Patient | None:
+    """Say beside the field that another patient holds it, and audit the refusal; that
+    patient, for the link, unless they are another team's (then neither name, MRN nor id
+    is shown: the user may not see them)."""
+    holder = exc.patient
+    hidden = scope.hidden_from(current_user, holder.id, utcnow())
+    if hidden:
+        message = exc.for_another_team
+    elif moment_ago:
+        message = f"This {exc.label} was registered a moment ago."
+    else:
+        message = exc.message
     field = form[exc.field]
-    field.errors = [*field.errors, exc.message]
-    return exc.patient
+    field.errors = [*field.errors, message]
+    reason = f"{exc.label} already registered" + (" to a patient of another team" if hidden else "")
+    record_refusal(reason, patient_id=holder.id)
+    keep()  # the entry only: discard() threw away the rest
+    return None if hidden else holder
 
 
 def _registered_a_moment_ago(form, editing: Patient | None = None) -> Patient | None:
@@ -198,15 +212,10 @@ def _registered_a_moment_ago(form, editing: Patient | None = None) -> Patient | 
     (another request took it at the same moment): who has it now."""
     existing = find_by_mrn(form.mrn.data or "")
     if existing is not None and existing is not editing:
-        form.mrn.errors = [*form.mrn.errors, "This MRN was registered a moment ago."]
-        return existing
+        return _refused_duplicate(form, DuplicateMRN(existing), moment_ago=True)
     existing = find_by_nhs_number(form.nhs_number.data or "")
     if existing is not None and existing is not editing:
-        form.nhs_number.errors = [
-            *form.nhs_number.errors,
-            "This NHS number was registered a moment ago.",
-        ]
-        return existing
+        return _refused_duplicate(form, DuplicateNHSNumber(existing), moment_ago=True)
     return None
 
 

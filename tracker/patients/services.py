@@ -39,6 +39,25 @@ def find_by_nhs_number(nhs_number: str) -> Patient | None:
     return db.session.scalar(select(Patient).where(Patient.nhs_number == digits).limit(1))
 
 
+def wrong_mrn_keys(session, batch: int = 5000) -> list[int]:
+    """Ids of the patients whose ``mrn_key`` is not ``identifier_key(mrn)``: every MRN
+    lookup goes through the key, so a key changed in the database would send a search, a
+    registration's duplicate check or an import to another patient (the seal does not
+    cover the key: it follows the MRN, which is sealed)."""
+    wrong, last = [], 0
+    while True:
+        rows = session.execute(
+            select(Patient.id, Patient.mrn, Patient.mrn_key)
+            .where(Patient.id > last)
+            .order_by(Patient.id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return wrong
+        wrong.extend(row.id for row in rows if row.mrn_key != identifier_key(row.mrn))
+        last = rows[-1].id
+
+
 def register_patient(actor, *, flush: bool = True, **fields) -> Patient:
     """Register a patient; DuplicateMRN or DuplicateNHSNumber (with the existing patient)
     if either is taken. ``flush=False`` leaves the INSERT to the caller's next flush (the

@@ -93,6 +93,15 @@ def outside(user, patient_id: int, teams: list[str]) -> bool:
     return bool(teams) and not set(teams) & set(team_codes(user))
 
 
+def hidden_from(user, patient_id: int, now: datetime) -> bool:
+    """Whether ``user`` may not see the patient at ``now``: outside their teams and
+    without emergency access (what a refusal that names another patient must check)."""
+    return (
+        outside(user, patient_id, patient_teams(patient_id))
+        and grant(user, patient_id, now) is None
+    )
+
+
 def open_by_state(user, now: datetime) -> dict[str, int]:
     """Open pathways per state that ``user`` sees: the counters kept on write when they
     see every team, else a count of their teams' rows."""

@@ -76,6 +76,18 @@ def record_request(response: Response) -> None:
         )
 
 
+def record_refusal(reason: str, patient_id: int | None = None) -> None:
+    """An entry for a refusal answered with another status than 401 or 403 (an MRN or NHS
+    number already registered). The caller keeps it (``boundary.keep``) after discarding
+    what the request wrote."""
+    record(
+        "refused",
+        outcome="refused",
+        patient_id=patient_id,
+        detail={"endpoint": request.endpoint, "reason": reason},
+    )
+
+
 def counted(action: str, reason: str, **extra) -> None:
     """One entry for the 1st, 10th, 100th, ... such failure from this address in this
     window, with the count so far (and, on the first, the previous window's total).
