@@ -538,7 +538,7 @@ def parse_levels(value: str) -> list[tuple[str, str]]:
         raw = raw.strip().upper()
         if not raw:
             continue
-        ends = [end.strip() for end in raw.replace("–", "-").split("-")]
+        ends = [end.strip() for end in raw.replace("\u2013", "-").split("-")]
         if len(ends) > 2 or not all(ends):
             raise ValueError(f"'{raw}' is not a level or a range of levels: {LEVELS_HOW}")
         for end in ends:

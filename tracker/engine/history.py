@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tracker.engine import steps as d
 from tracker.engine import lesions as lesion_reading
+from tracker.engine import steps as d
 from tracker.engine import tags, teams
 from tracker.engine.fields import parse_datetime
 from tracker.engine.machine import expected_destination
