@@ -328,3 +328,50 @@ def test_a_tumour_site_charted_as_a_lesion_gathers_the_earlier_scores(users):
 def test_no_scores_no_referral_lesion(users):
     run = run_to(users, "imaging")
     assert services.load_history(run.pathway).lesions() == []
+
+
+# -- the overview: key facts per lesion, a table per lesion --------------------------------
+
+
+def three_lesions(users):
+    """T8 scored at the MDT, L1 charted with its own SINS later, a left femur with Mirels."""
+    run = run_to(users, "mdt_review", tumour_site="T8")
+    chart(run, lesion_ref="T8", levels="T8", finding="new", sins=SINS_UNSTABLE, bilsky_grade="2")
+    chart(run, **FEMUR, mirels=MIRELS_9)
+    decide(run, "request_imaging", sins=SINS_10, lesion="T8")
+    chart(run, lesion_ref="L1", levels="L1", finding="new", bilsky_grade="1a")
+    return run
+
+
+def test_the_key_facts_name_the_lesion_and_day_of_each_score(users):
+    from tracker.overview import summary
+
+    run = three_lesions(users)
+    history = services.load_history(run.pathway)
+    facts = summary.facts(history)
+    day = f"{run.t:%d %b %Y}"
+    t8 = history.lesions()[0].latest("sins_total")
+    assert facts.sins == f"10 · Potentially unstable at T8, {t8.at:%d %b %Y}"
+    # Newest first: L1's grade, then T8's (its MDT gave a SINS only; its chart the grade).
+    assert facts.bilsky.startswith(f"1a at L1, {day}; 2 at T8, ")
+    assert facts.mirels.startswith("9 · Impending fracture of the left femur, ")
+    tables = {t.lesion.ref: t for t in summary.lesion_tables(history)}
+    assert list(tables) == ["T8", "left femur", "L1"]
+    assert [(r.source, r.sins, r.bilsky) for r in tables["T8"].rows] == [
+        ("Imaging reported", "", "1b"),  # the walk's MRI names no lesion: the tumour site's
+        ("Lesion charted", "16 · Unstable", "2"),
+        ("Request imaging", "10 · Potentially unstable", ""),
+    ]
+    assert tables["left femur"].recommendation == "9 or more: prophylactic fixation recommended."
+    assert tables["left femur"].rows[0].mirels == "9 · Impending fracture"
+    assert tables["L1"].finding == "New" and tables["L1"].recommendation is None
+
+
+def test_the_overview_shows_a_table_per_lesion(client, users, login, session):
+    run = three_lesions(users)
+    session.commit()
+    login("surgeon")
+    page = client.get(f"/pathways/{run.pathway.id}").text
+    assert page.count('<table class="table table-sm small mb-1 lesion-history">') == 3
+    assert "Latest Mirels" in page and "prophylactic fixation recommended" in page
+    assert "10 · Potentially unstable at T8, " in page
