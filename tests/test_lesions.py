@@ -375,3 +375,53 @@ def test_the_overview_shows_a_table_per_lesion(client, users, login, session):
     assert page.count('<table class="table table-sm small mb-1 lesion-history">') == 3
     assert "Latest Mirels" in page and "prophylactic fixation recommended" in page
     assert "10 · Potentially unstable at T8, " in page
+
+
+# -- the API ----------------------------------------------------------------------------------
+
+
+def test_the_api_gives_the_pathways_lesions(client, users, session):
+    from tracker.api.services import create_token
+
+    run = three_lesions(users)
+    _, plain = create_token(users["viewer"], "test")
+    session.commit()
+    headers = {"Authorization": f"Bearer {plain}"}
+    body = client.get(f"/api/v1/pathways/{run.pathway.id}", headers=headers).json
+    lesions = {lesion["ref"]: lesion for lesion in body["lesions"]}
+    assert list(lesions) == ["T8", "left femur", "L1"]
+    t8, femur = lesions["T8"], lesions["left femur"]
+    assert (t8["levels"], t8["bone"], t8["from_referral"], t8["finding"]) == (
+        "T8",
+        None,
+        False,
+        "new",
+    )
+    assert (t8["latest"]["sins"]["value"], t8["latest"]["sins"]["band"]) == (
+        10,
+        "potentially_unstable",
+    )
+    assert t8["latest"]["bilsky_grade"]["value"] == "2"
+    assert [r["trigger"] for r in t8["readings"]] == [
+        "record_imaging",
+        "record_lesion",
+        "request_imaging",
+    ]
+    assert femur["latest"]["mirels"] == {
+        "value": 9,
+        "band": "fixation_recommended",
+        "recommendation": "9 or more: prophylactic fixation recommended.",
+        "seq": femur["charted_seq"],
+        "occurred_at": femur["readings"][0]["occurred_at"],
+    }
+    assert (femur["bone"], femur["side"], femur["site"]) == ("femur", "left", "left femur")
+    # The OpenAPI document describes what is sent.
+    schema = client.get("/api/openapi.json").json["components"]["schemas"]["Lesion"]
+    assert set(schema["required"]) <= set(t8) and set(t8) <= set(schema["properties"])
+    steps = client.get("/api/openapi.json").json["components"]["schemas"]
+    assert steps["record_lesion_data"]["properties"]["mirels"]["required"] == [
+        "site",
+        "pain",
+        "lesion",
+        "size",
+    ]

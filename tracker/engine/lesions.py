@@ -60,6 +60,7 @@ class Reading:
 
     seq: int
     at: datetime
+    trigger: str
     source: str  # the step's words ("Lesion charted", "MDT decision: surgery", ...)
     values: dict[str, Any]
 
@@ -73,6 +74,7 @@ class Link:
 
     seq: int
     at: datetime
+    trigger: str
     source: str
 
 
@@ -167,7 +169,7 @@ def lesions(history: History) -> list[Lesion]:
             continue
         for label in step.data.get("lesions") or []:
             if (lesion := out.get(lesion_key(label))) is not None:
-                lesion.links.append(Link(step.seq, step.occurred_at, step.label))
+                lesion.links.append(Link(step.seq, step.occurred_at, step.trigger, step.label))
         values = {k: step.data[k] for k in READING_KEYS if step.data.get(k) is not None}
         if not values:
             continue
@@ -186,6 +188,8 @@ def lesions(history: History) -> list[Lesion]:
             if label != referral:
                 continue  # names a lesion not charted (refused when recorded)
             out[key] = _referral_lesion(referral)
-        out[key].readings.append(Reading(step.seq, step.occurred_at, step.label, values))
+        out[key].readings.append(
+            Reading(step.seq, step.occurred_at, step.trigger, step.label, values)
+        )
     ordered = sorted(out.values(), key=lambda lesion: lesion.first_seq or 0)
     return ordered
