@@ -425,3 +425,47 @@ def test_the_api_gives_the_pathways_lesions(client, users, session):
         "lesion",
         "size",
     ]
+
+
+# -- the demo -----------------------------------------------------------------------------
+
+
+def test_the_demo_charts_lesions_that_hold_on_their_own_history(session):
+    from sqlalchemy import select
+
+    from tracker.demo import seed
+    from tracker.engine import timing
+    from tracker.engine.history import History
+    from tracker.engine.models import Event, Pathway
+    from tracker.extensions import db
+
+    seed(200, seed_value=9)
+    session.flush()
+    events: dict[int, list] = {}
+    for e in db.session.scalars(select(Event).order_by(Event.pathway_id, Event.seq)):
+        events.setdefault(e.pathway_id, []).append(e)
+    several, femoral, recurrence_elsewhere, treated = 0, 0, 0, set()
+    for p in db.session.scalars(select(Pathway)):
+        history = History.from_events(events[p.id])
+        # Every lesion a step names was charted by then, every step where it may stand.
+        assert timing.problems(history, p.opened_at.replace(year=2999)) == {}, p.id
+        lesions = history.lesions()
+        if any(e.trigger == "record_imaging" for e in events[p.id]):
+            assert lesions, p.id
+        if p.diagnosis_category == "metastatic_spinal" and lesions:
+            assert len(lesions) >= 2, p.id  # several lesions per metastatic patient
+            several += 1
+        for lesion in lesions:
+            reading = lesion.latest("mirels_total")
+            if lesion.bone == "femur" and reading is not None:
+                femoral += 1
+            if (
+                not lesion.from_referral
+                and lesion.ref != p.tumour_site
+                and any(history.episode_of(history.by_seq[r.seq]) for r in lesion.readings)
+            ):
+                recurrence_elsewhere += 1
+            treated |= {link.trigger for link in lesion.links}
+    assert several > 0
+    assert femoral > 0 and recurrence_elsewhere > 0
+    assert treated >= {"record_imaging", "record_surgery", "record_treatment"}
