@@ -469,3 +469,52 @@ def test_the_demo_charts_lesions_that_hold_on_their_own_history(session):
     assert several > 0
     assert femoral > 0 and recurrence_elsewhere > 0
     assert treated >= {"record_imaging", "record_surgery", "record_treatment"}
+
+
+# -- the forms --------------------------------------------------------------------------------
+
+
+def test_the_forms_chart_a_lesion_and_name_it_on_imaging_and_the_mdt(client, users, login, session):
+    from tests.test_consistency import as_form
+    from tests.test_routes_pathway import field_error, mdt_post, step_post, url
+
+    run = run_to(users, "mdt_review")
+    session.commit()
+    login("surgeon")
+    pathway = run.pathway
+    lesion = step_post(
+        pathway,
+        lesion_ref="left femur",
+        bone="femur",
+        side="left",
+        finding="new",
+        **as_form("mirels", MIRELS_9),
+    )
+    response = client.post(url(pathway, "/record/record_lesion"), data=lesion)
+    assert response.status_code == 302, field_error(response, "mirels")
+    response = client.post(
+        url(pathway, "/record/record_lesion"),
+        data=step_post(pathway, levels="T8, T6", finding="new"),
+    )
+    assert response.status_code == 422
+    assert "T6 comes after T8 in the list" in field_error(response, "levels")
+    assert (
+        client.post(
+            url(pathway, "/record/record_lesion"),
+            data=step_post(pathway, levels="t8", finding="new"),
+        ).status_code
+        == 302
+    )
+    # The MDT form asks which lesion its SINS describes; a bone is refused beside the field.
+    body = mdt_post(pathway, lesion="left femur", **as_form("sins", SINS_10))
+    response = client.post(url(pathway, "/mdt-outcome"), data=body)
+    assert response.status_code == 422
+    assert "SINS and Bilsky describe a spinal lesion" in field_error(response, "lesion")
+    body = mdt_post(pathway, lesion="T8", **as_form("sins", SINS_10))
+    assert client.post(url(pathway, "/mdt-outcome"), data=body).status_code == 302
+    history = services.load_history(pathway)
+    by_ref = {lesion.ref: lesion for lesion in history.lesions()}
+    assert by_ref["T8"].latest("sins_total").get("sins_total") == 10
+    assert by_ref["left femur"].latest("mirels_total").get("mirels_total") == 9
+    page = client.get(url(pathway)).text
+    assert "9 or more: prophylactic fixation recommended." in page
