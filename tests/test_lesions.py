@@ -425,6 +425,17 @@ def test_the_api_gives_the_pathways_lesions(client, users, session):
         "lesion",
         "size",
     ]
+    # FHIR: Mirels is an Observation with its components, as SINS is.
+    bundle = client.get(f"/api/v1/pathways/{run.pathway.id}/fhir", headers=headers).json
+    (mirels,) = [
+        entry["resource"]
+        for entry in bundle["entry"]
+        if entry["resource"]["resourceType"] == "Observation"
+        and entry["resource"]["code"]["coding"][0]["code"] == "mirels"
+    ]
+    assert mirels["valueInteger"] == 9
+    assert mirels["interpretation"] == [{"text": "Impending fracture"}]
+    assert [c["valueInteger"] for c in mirels["component"]] == [2, 2, 3, 2]
 
 
 # -- the demo -----------------------------------------------------------------------------
@@ -518,3 +529,32 @@ def test_the_forms_chart_a_lesion_and_name_it_on_imaging_and_the_mdt(client, use
     assert by_ref["left femur"].latest("mirels_total").get("mirels_total") == 9
     page = client.get(url(pathway)).text
     assert "9 or more: prophylactic fixation recommended." in page
+
+
+def test_a_corrected_tumour_site_moves_the_referrals_lesion(users):
+    run = run_to(users, "imaging", tumour_site="T8")
+    imaging(run, bilsky_grade="2")
+    services.amend(
+        run.pathway,
+        1,
+        {"tumour_site": "T9"},
+        "wrong level on the referral",
+        run.actor,
+        run.pathway.version,
+        uuid.uuid4().hex,
+    )
+    (lesion,) = services.load_history(run.pathway).lesions()
+    assert (lesion.ref, lesion.levels, lesion.from_referral) == ("T9", "T9", True)
+    # Once a step names the referral's lesion, a correction that takes it away is refused.
+    imaging(run, lesions=["T9"])
+    with pytest.raises(InvalidData) as caught:
+        services.amend(
+            run.pathway,
+            1,
+            {"tumour_site": "T10"},
+            "again",
+            run.actor,
+            run.pathway.version,
+            uuid.uuid4().hex,
+        )
+    assert "names 'T9', which is not a lesion of this pathway" in str(caught.value.errors)
