@@ -193,7 +193,6 @@ IN_ERROR = "opened_in_error"
 BONE = codes(*BONES)
 SIDE = codes("left", "right")
 LESION_FINDING = codes("new", "stable", "progressing", "responding", "resolved")
-RADIOTHERAPY = frozenset({"conventional_rt", "sbrt"})  # the treatment modalities with a field
 
 
 NOTE = LongText("note", "Note", max_length=4000)

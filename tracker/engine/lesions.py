@@ -43,6 +43,7 @@ BONES = (
 UPPER_LIMB = frozenset({"humerus", "radius", "ulna"})
 LOWER_LIMB = frozenset({"femur", "tibia", "fibula"})
 LONG_BONES = UPPER_LIMB | LOWER_LIMB
+RADIOTHERAPY = frozenset({"conventional_rt", "sbrt"})  # the treatment modalities with a field
 # The values a reading keeps, as the steps' data names them.
 READING_KEYS = (
     "finding",
@@ -193,3 +194,94 @@ def lesions(history: History) -> list[Lesion]:
         )
     ordered = sorted(out.values(), key=lambda lesion: lesion.first_seq or 0)
     return ordered
+
+
+# -- cross-field rules of the steps that chart or name lesions (steps.py lists them) ------
+
+
+def lesion_site(clean, day):
+    """A lesion is on the spine (levels) or on a bone, and is scored as such: SINS and
+    Bilsky on the spine, Mirels on a long bone, with the Mirels site of that bone."""
+    levels, bone = clean.get("levels"), clean.get("bone")
+    if bool(levels) == bool(bone):
+        which = "both" if levels else "neither"
+        return {
+            "levels": [
+                f"Give the lesion's spinal levels or its bone, not {which}: a lesion is on the "
+                "spine or on one bone (chart each lesion on its own)"
+            ]
+        }
+    errors: dict[str, list[str]] = {}
+    if levels:
+        for name, words in (("side", "A side"), ("mirels", "A Mirels score")):
+            if clean.get(name) is not None:
+                errors[name] = [
+                    f"{words} is for a lesion of a bone, and this one is at {levels}: leave it "
+                    "blank, or give the bone instead of the levels"
+                ]
+        return errors
+    for name, words in (("sins", "SINS"), ("bilsky_grade", "A Bilsky grade")):
+        if clean.get(name) is not None:
+            errors[name] = [
+                f"{words} describes a spinal lesion, and this one is of the {bone}: leave it "
+                "blank, or give the spinal levels instead of the bone"
+            ]
+    mirels = clean.get("mirels")
+    if mirels and bone not in LONG_BONES:
+        errors["mirels"] = [
+            f"Mirels' score is for a long bone ({', '.join(sorted(LONG_BONES))}), and this "
+            f"lesion is of the {bone}: leave it blank"
+        ]
+    elif mirels:
+        site = mirels["site"]
+        if bone in UPPER_LIMB and site != 1:
+            errors["mirels.site"] = [
+                f"The {bone} is in the upper limb: the Mirels site is 1 (upper limb)"
+            ]
+        elif bone in LOWER_LIMB and site == 1:
+            errors["mirels.site"] = [
+                f"The {bone} is in the lower limb: the Mirels site is 2 (lower limb), or 3 "
+                "(peritrochanteric) for the femur"
+            ]
+        elif site == 3 and bone != "femur":
+            errors["mirels.site"] = [
+                f"Peritrochanteric (3) is a site of the femur, and this is the {bone}: "
+                "choose 2 (lower limb)"
+            ]
+    return errors
+
+
+def lesion_with_a_score(clean, day):
+    if clean.get("lesion") and clean.get("sins") is None and clean.get("bilsky_grade") is None:
+        return {
+            "lesion": [
+                "The lesion scored is named with a SINS or a Bilsky grade: give one, or leave "
+                "the lesion blank"
+            ]
+        }
+    return {}
+
+
+def one_lesion_per_bilsky(clean, day):
+    if clean.get("bilsky_grade") is not None and len(clean.get("lesions") or []) > 1:
+        return {
+            "bilsky_grade": [
+                "A Bilsky grade describes one lesion, and this report names "
+                f"{len(clean['lesions'])}: name the lesion graded only, or chart each "
+                "lesion's grade with Record lesion"
+            ]
+        }
+    return {}
+
+
+def field_for_radiotherapy(clean, day):
+    if clean.get("modality") in RADIOTHERAPY:
+        return {}
+    return {
+        name: [
+            "The field's levels and bone are for radiotherapy: leave them blank, or choose "
+            "conventional radiotherapy or SBRT as the modality"
+        ]
+        for name in ("levels", "bone")
+        if clean.get(name)
+    }

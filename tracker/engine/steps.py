@@ -20,9 +20,9 @@ from tracker.core.clock import local_date
 from tracker.engine import consistency as c
 from tracker.engine import dictionary as dd
 from tracker.engine import guards as g
+from tracker.engine import lesions as les
 from tracker.engine import tags as t
 from tracker.engine.dictionary import Field
-from tracker.engine.lesions import LONG_BONES, LOWER_LIMB, UPPER_LIMB
 from tracker.engine.states import (  # noqa: F401 - the states are read through this module too
     ACTIVE_STATES,
     EVERY_STATE,
@@ -86,7 +86,7 @@ def _mdt_outcome(dest: str, fields: tuple[Field, ...] = (), rules=(), tags=froze
         dest,
         (g.MDT_OUTCOME, c.TOKUHASHI_METASTATIC_ONLY),
         fields=(*dd.MDT_OUTCOME_FIELDS[:-1], *fields, dd.MDT_OUTCOME_FIELDS[-1]),
-        rules=(_meeting_not_after_outcome, _lesion_with_a_score, *c.MDT_RULES, *rules),
+        rules=(_meeting_not_after_outcome, les.lesion_with_a_score, *c.MDT_RULES, *rules),
         tags=frozenset({t.MDT_OUTCOME}) | tags,
     )
 
@@ -128,94 +128,6 @@ def _told_together(clean, day):
         missing = "method" if clean.get("outcome") else "outcome"
         return {missing: ["Give both what the patient was told and how, or neither"]}
     return {}
-
-
-def _lesion_site(clean, day):
-    """A lesion is on the spine (levels) or on a bone, and is scored as such: SINS and
-    Bilsky on the spine, Mirels on a long bone, with the Mirels site of that bone."""
-    levels, bone = clean.get("levels"), clean.get("bone")
-    if bool(levels) == bool(bone):
-        which = "both" if levels else "neither"
-        return {
-            "levels": [
-                f"Give the lesion's spinal levels or its bone, not {which}: a lesion is on the "
-                "spine or on one bone (chart each lesion on its own)"
-            ]
-        }
-    errors: dict[str, list[str]] = {}
-    if levels:
-        for name, words in (("side", "A side"), ("mirels", "A Mirels score")):
-            if clean.get(name) is not None:
-                errors[name] = [
-                    f"{words} is for a lesion of a bone, and this one is at {levels}: leave it "
-                    "blank, or give the bone instead of the levels"
-                ]
-        return errors
-    for name, words in (("sins", "SINS"), ("bilsky_grade", "A Bilsky grade")):
-        if clean.get(name) is not None:
-            errors[name] = [
-                f"{words} describes a spinal lesion, and this one is of the {bone}: leave it "
-                "blank, or give the spinal levels instead of the bone"
-            ]
-    mirels = clean.get("mirels")
-    if mirels and bone not in LONG_BONES:
-        errors["mirels"] = [
-            f"Mirels' score is for a long bone ({', '.join(sorted(LONG_BONES))}), and this "
-            f"lesion is of the {bone}: leave it blank"
-        ]
-    elif mirels:
-        site = mirels["site"]
-        if bone in UPPER_LIMB and site != 1:
-            errors["mirels.site"] = [
-                f"The {bone} is in the upper limb: the Mirels site is 1 (upper limb)"
-            ]
-        elif bone in LOWER_LIMB and site == 1:
-            errors["mirels.site"] = [
-                f"The {bone} is in the lower limb: the Mirels site is 2 (lower limb), or 3 "
-                "(peritrochanteric) for the femur"
-            ]
-        elif site == 3 and bone != "femur":
-            errors["mirels.site"] = [
-                f"Peritrochanteric (3) is a site of the femur, and this is the {bone}: "
-                "choose 2 (lower limb)"
-            ]
-    return errors
-
-
-def _lesion_with_a_score(clean, day):
-    if clean.get("lesion") and clean.get("sins") is None and clean.get("bilsky_grade") is None:
-        return {
-            "lesion": [
-                "The lesion scored is named with a SINS or a Bilsky grade: give one, or leave "
-                "the lesion blank"
-            ]
-        }
-    return {}
-
-
-def _one_lesion_per_bilsky(clean, day):
-    if clean.get("bilsky_grade") is not None and len(clean.get("lesions") or []) > 1:
-        return {
-            "bilsky_grade": [
-                "A Bilsky grade describes one lesion, and this report names "
-                f"{len(clean['lesions'])}: name the lesion graded only, or chart each "
-                "lesion's grade with Record lesion"
-            ]
-        }
-    return {}
-
-
-def _field_for_radiotherapy(clean, day):
-    if clean.get("modality") in dd.RADIOTHERAPY:
-        return {}
-    return {
-        name: [
-            "The field's levels and bone are for radiotherapy: leave them blank, or choose "
-            "conventional radiotherapy or SBRT as the modality"
-        ]
-        for name in ("levels", "bone")
-        if clean.get(name)
-    }
 
 
 # The dates each kind of adjustment needs (PATHWAY.md, record_adjustment).
@@ -442,7 +354,7 @@ REGISTRY: tuple[StepDef, ...] = (
         "Imaging reported",
         (Way(("imaging", "surveillance"), None),),
         dd.IMAGING_FIELDS,
-        rules=(*c.IMAGING_RULES, _one_lesion_per_bilsky),
+        rules=(*c.IMAGING_RULES, les.one_lesion_per_bilsky),
         tags=frozenset({t.IMAGING_REPORTED, t.TREND}),
         fhir="imaging",
     ),
@@ -488,7 +400,7 @@ REGISTRY: tuple[StepDef, ...] = (
         "Oncology treatment given",
         (Way(("oncology_treatment",), None),),
         (*dd.TREATMENT_FIELDS, dd.BREACH_REASON),
-        rules=(_treatment_dates, _field_for_radiotherapy),
+        rules=(_treatment_dates, les.field_for_radiotherapy),
         tags=frozenset({t.ONCOLOGY_STARTED, t.TREATMENT_STARTED}),
     ),
     StepDef(
@@ -561,7 +473,7 @@ REGISTRY: tuple[StepDef, ...] = (
         "Lesion charted",
         (Way(ACTIVE_STATES, None),),
         dd.LESION_FIELDS,
-        rules=(_lesion_site,),
+        rules=(les.lesion_site,),
         tags=frozenset({t.LESION, t.VOID_TRANSPARENT}),
     ),
     StepDef(
