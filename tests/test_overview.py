@@ -104,8 +104,10 @@ def test_phases_milestones_and_facts_match_the_events(users):
     }
     facts = summary.facts(history)
     # Each fact with its day and, after a recurrence, the episode it belongs to.
-    assert facts.sins == "9 · Potentially unstable (10 Jan 2026, first episode)"
-    assert facts.bilsky == "2 (07 Jan 2026, first episode)"
+    # A lesion's scores name the lesion (here the referral's tumour site, T8: the journey
+    # charts none) and the day.
+    assert facts.sins == "9 · Potentially unstable at T8, 10 Jan 2026 (first episode)"
+    assert facts.bilsky == "2 at T8, 07 Jan 2026 (first episode)"
     assert facts.asia == "C (10 Jan 2026, first episode)"
     assert facts.complications == [(T0 + 9 * DAY, "CSF leak", "IIIa")]
     assert "Decompression · Open · levels T7-T9" in facts.operations[0][1]

@@ -22,6 +22,7 @@ from tracker.engine import steps as d
 from tracker.engine.counts import add_pathways
 from tracker.engine.derive import derive
 from tracker.engine.dictionary import default_priority, with_scores
+from tracker.engine.fields import SPINAL_LEVELS, SpinalLevels, expand_levels
 from tracker.engine.history import History, Step
 from tracker.engine.machine import expected_destination
 from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact
@@ -284,6 +285,188 @@ def _a_bone(events: list[dict], site: str) -> None:
             data["approach"] = "open"
         if "changes" in data and "levels" in data["changes"]:
             data["changes"]["levels"] = f"{site} (corrected)"
+
+
+# -- lesions ------------------------------------------------------------------------------------
+
+
+def lesion_rng(referral: datetime) -> random.Random:
+    """The lesions' own random numbers, seeded by the referral: charting lesions draws
+    nothing from the main sequence or the journey's, so every seed's journeys stay as
+    they were."""
+    return random.Random(f"lesions {referral.isoformat()}")  # noqa: S311 - demo data
+
+
+_SPINE_FOR_METASTASES = SPINAL_LEVELS[2:24]  # C3 to L5
+_BONE_SITES = {"Proximal femur": ("femur", 3), "Humerus": ("humerus", 1), "Pelvis": ("pelvis", 0)}
+
+
+def _sins(r: random.Random, location: int) -> dict:
+    return {
+        "location": location,
+        "pain": r.choice([0, 1, 3]),
+        "bone_lesion": r.choice([0, 1, 2]),
+        "alignment": r.choice([0, 0, 2]),
+        "collapse": r.choice([0, 1, 2]),
+        "posterolateral": r.choice([0, 1]),
+    }
+
+
+def _sins_location(level: str) -> int:
+    if level in ("C1", "C2", "C7", "T1", "T2", "T11", "T12", "L1", "L5", "S1"):
+        return 3
+    if level[0] == "C" or level in ("L2", "L3", "L4"):
+        return 2
+    return 1 if level[0] == "T" else 0
+
+
+def _mirels(r: random.Random, site: int) -> dict:
+    return {
+        "site": site,
+        "pain": r.choice([1, 2, 3]),
+        "lesion": r.choice([2, 3, 3]),
+        "size": r.choice([1, 2, 3]),
+    }
+
+
+def _span(levels: str, by: int) -> str:
+    """The instrumentation span of an operation at ``levels``: ``by`` levels above and below."""
+    covered = expand_levels(levels)
+    first = max(SPINAL_LEVELS.index(covered[0]) - by, 0)
+    last = min(SPINAL_LEVELS.index(covered[-1]) + by, len(SPINAL_LEVELS) - 1)
+    return f"{SPINAL_LEVELS[first]}-{SPINAL_LEVELS[last]}"
+
+
+def _chart(at: datetime, state: str, r: random.Random, **data) -> dict:
+    return {
+        "trigger": "record_lesion",
+        "from_state": state,
+        "to_state": state,
+        "occurred_at": at,
+        "data": data,
+        "by": "surgeon",
+        "recorded_after": r.randint(1, 90),  # minutes; not drawn from the main sequence
+    }
+
+
+def _chart_lesions(events: list[dict], referral: dict, site: str, r: random.Random) -> None:
+    """Chart the journey's lesions and link the steps to them: the tumour site charted once
+    imaged (a metastatic spine has one or two more lesions, and now and then a femoral one
+    scored by Mirels); a recurrence is a new lesion at a new level, imaged, discussed and
+    irradiated there; operations and radiotherapy name the lesions they treat."""
+    imaging = next((i for i, e in enumerate(events) if e["trigger"] == "record_imaging"), None)
+    if imaging is None:
+        return
+    bone = next((b for name, b in _BONE_SITES.items() if site.startswith(name)), None)
+    metastatic = referral["diagnosis_category"] == consistency.METASTATIC
+    index = events[imaging]
+    at, state = index["occurred_at"], index["to_state"]
+    inserts: dict[int, list[dict]] = {imaging: []}
+    if bone:
+        name, mirels_site = bone
+        data = {"lesion_ref": site, "bone": name, "side": r.choice(["left", "right"])}
+        if mirels_site:
+            data["mirels"] = _mirels(r, mirels_site)
+        inserts[imaging].append(_chart(at, state, r, finding="new", **data))
+        index_levels = None
+    else:
+        index_levels = SpinalLevels("levels", "Levels").check(site)
+        data = {"lesion_ref": site, "levels": index_levels, "finding": "new"}
+        data["sins"] = _sins(r, _sins_location(expand_levels(index_levels)[0]))
+        if index["data"].get("bilsky_grade"):
+            data["bilsky_grade"] = index["data"]["bilsky_grade"]
+        inserts[imaging].append(_chart(at, state, r, **data))
+    index_ref = site
+    busy = set(expand_levels(index_levels)) if index_levels else set()
+    free = [lv for lv in _SPINE_FOR_METASTASES if lv not in busy]
+    if metastatic:
+        for level in sorted(r.sample(free, r.randint(1, 2)), key=SPINAL_LEVELS.index):
+            inserts[imaging].append(
+                _chart(
+                    at,
+                    state,
+                    r,
+                    lesion_ref=level,
+                    levels=level,
+                    finding="new",
+                    sins=_sins(r, _sins_location(level)),
+                    bilsky_grade=r.choice(["0", "1a"]),
+                )
+            )
+            busy.add(level)
+        if r.random() < 0.4:
+            side = r.choice(["left", "right"])
+            inserts[imaging].append(
+                _chart(
+                    at,
+                    state,
+                    r,
+                    lesion_ref=f"{side} femur",
+                    bone="femur",
+                    side=side,
+                    finding="new",
+                    mirels=_mirels(r, r.choice([2, 3])),
+                )
+            )
+    # The first episode's steps name the index lesion.
+    current, current_levels = index_ref, index_levels
+    for i, e in enumerate(events):
+        data = e["data"]
+        if i > imaging and e["trigger"] == "suspect_recurrence" and metastatic:
+            following = next(
+                (k for k in range(i + 1, len(events)) if events[k]["trigger"] == "record_imaging"),
+                None,
+            )
+            left = [lv for lv in _SPINE_FOR_METASTASES if lv not in busy]
+            if following is not None and left:
+                level = r.choice(left)
+                busy.add(level)
+                new = events[following]
+                chart = _chart(
+                    new["occurred_at"],
+                    new["to_state"],
+                    r,
+                    lesion_ref=level,
+                    levels=level,
+                    finding="new",
+                    sins=_sins(r, _sins_location(level)),
+                )
+                inserts.setdefault(following - 1, []).append(chart)
+                current, current_levels = level, level
+            continue
+        if i <= imaging:
+            continue
+        if e["trigger"] == "record_imaging":
+            data["lesions"] = [current]
+        elif d.is_mdt_outcome(e["trigger"], e["from_state"]) and (
+            data.get("sins") or data.get("bilsky_grade")
+        ):
+            if bone:
+                continue
+            data["lesion"] = current
+        elif e["trigger"] == "record_surgery":
+            data["lesions"] = [current]
+            if current_levels and "stabilisation_fusion" in data.get("procedures", []):
+                data["instrumented_levels"] = _span(current_levels, 2)
+        elif e["trigger"] == "record_treatment" and data.get("modality") in (
+            "sbrt",
+            "conventional_rt",
+        ):
+            data["lesions"] = [current]
+            if current_levels:
+                data["levels"] = current_levels
+            elif bone:
+                data["bone"] = bone[0]
+    # Insert, and renumber what corrections point at.
+    old_to_new, out = {}, []
+    for i, e in enumerate(events):
+        out.append(e)
+        old_to_new[i + 1] = len(out)
+        out.extend(inserts.get(i, []))
+    for e in out:
+        if e["trigger"] in d.CORRECTION_TRIGGERS and "event_seq" in e["data"]:
+            e["data"]["event_seq"] = old_to_new[e["data"]["event_seq"]]
+    events[:] = out
 
 
 def _coherent(events: list[dict], referral: dict) -> None:
@@ -765,6 +948,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         _coherent(events, open_data)
         if open_data["diagnosis_category"] == "primary_bone":
             _a_bone(events, site)
+        _chart_lesions(events, open_data, site, lesion_rng(referral))
         steps = []
         for seq, e in enumerate(events, start=1):
             data = e["data"]
@@ -851,7 +1035,9 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
                     "to_state": e["to_state"],
                     "occurred_at": e["occurred_at"],
                     "recorded_at": min(
-                        now, e["occurred_at"] + timedelta(minutes=rng.randint(1, 90))
+                        now,
+                        e["occurred_at"]
+                        + timedelta(minutes=e.get("recorded_after") or rng.randint(1, 90)),
                     ),
                     "recorded_by_id": user_ids[e["by"]],
                     "data": e["data"],

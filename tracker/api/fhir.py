@@ -491,9 +491,11 @@ def _observation(pathway_id, seq, key, value, data, subject, when, amended) -> d
             "component": [
                 {
                     "code": {"coding": [_coding(f"{CS}{key}-component", component)]},
-                    "valueInteger": points,
+                    "valueInteger": value[component],
                 }
-                for component, points in value.items()
+                # In the score's own order: PostgreSQL's jsonb keeps keys in its own order.
+                for component in score.components
+                if component in value
             ],
         }
     return None

@@ -6,9 +6,67 @@ from functools import cache
 
 from tracker.engine import steps as d
 from tracker.engine.dictionary import PATHWAY_FIELDS, Field
+from tracker.engine.lesions import READING_KEYS
 from tracker.engine.steps import all_fields_for
 from tracker.patients.fields import PATIENT_FIELDS
 from tracker.returns import queries as returns
+
+
+def _lesion_schema() -> dict:
+    """One lesion as ``serialize.lesion`` gives it."""
+    dated = {
+        "type": ["object", "null"],
+        "required": ["value", "seq", "occurred_at"],
+        "properties": {
+            "value": {"type": ["integer", "string"]},
+            "band": {"type": "string"},
+            "recommendation": {"type": "string"},
+            "seq": {"type": "integer"},
+            "occurred_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    nullable = {"type": ["string", "null"]}
+    return {
+        "type": "object",
+        "required": ["ref", "site", "from_referral", "latest", "readings", "linked"],
+        "properties": {
+            "ref": {"type": "string"},
+            "site": {"type": "string"},
+            "levels": nullable,
+            "bone": nullable,
+            "side": nullable,
+            "charted_seq": {"type": ["integer", "null"]},
+            "from_referral": {"type": "boolean"},
+            "finding": nullable,
+            "latest": {
+                "type": "object",
+                "properties": {"sins": dated, "bilsky_grade": dated, "mirels": dated},
+            },
+            "readings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "seq": {"type": "integer"},
+                        "occurred_at": {"type": "string", "format": "date-time"},
+                        "trigger": {"type": "string"},
+                        **{k: {"type": ["integer", "string", "null"]} for k in READING_KEYS},
+                    },
+                },
+            },
+            "linked": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "seq": {"type": "integer"},
+                        "occurred_at": {"type": "string", "format": "date-time"},
+                        "trigger": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
 
 
 def field_schema(f: Field) -> dict:
@@ -410,13 +468,22 @@ def _document(registry_version: int) -> dict:
                     "next_target": {"$ref": "#/components/schemas/NextTarget"},
                 },
             },
+            "Lesion": _lesion_schema(),
             "PathwayDetail": {
                 "allOf": [
                     {"$ref": "#/components/schemas/Pathway"},
                     {
                         "type": "object",
-                        "required": ["allowed_triggers", "targets"],
+                        "required": ["allowed_triggers", "targets", "lesions"],
                         "properties": {
+                            "lesions": {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/Lesion"},
+                                "description": "The pathway's lesions (Record lesion), in "
+                                "the order they were charted; scores recorded without a "
+                                "lesion belong to the referral's tumour site "
+                                "(from_referral).",
+                            },
                             "allowed_triggers": {
                                 "type": "array",
                                 "items": {"enum": list(d.recordable())},

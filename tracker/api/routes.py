@@ -394,6 +394,7 @@ def get_pathway(pathway_id: int):
             pathway.urgency, pathway.referral_received_at, history, now, pathway.closed_at
         )
     ]
+    body["lesions"] = [serialize.lesion(lesion) for lesion in history.lesions()]
     return jsonify(body)
 
 

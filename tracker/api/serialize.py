@@ -6,6 +6,8 @@ from datetime import UTC, date, datetime
 
 from tracker.engine import clocks
 from tracker.engine import steps as d
+from tracker.engine.lesions import READING_KEYS as LESION_READING_KEYS
+from tracker.engine.scores import mirels_recommendation
 
 
 def iso(value: datetime | date | None) -> str | None:
@@ -59,6 +61,52 @@ def pathway(p, now: datetime) -> dict:
             "due_at": iso(p.next_target_due_at),
             "status": clocks.status_at(p.next_target_due_at, p.next_target_warn_at, now),
         },
+    }
+
+
+def lesion(lesion) -> dict:
+    """One lesion of the pathway (``tracker.engine.lesions``): where it is, its latest
+    finding and scores, each dated reading and the steps that name it."""
+
+    def latest(key: str, band: str | None = None) -> dict | None:
+        reading = lesion.latest(key)
+        if reading is None:
+            return None
+        out = {"value": reading.get(key), "seq": reading.seq, "occurred_at": iso(reading.at)}
+        if band:
+            out["band"] = reading.get(band)
+        return out
+
+    mirels = latest("mirels_total", "mirels_band")
+    if mirels is not None:
+        mirels["recommendation"] = mirels_recommendation(mirels["value"])
+    return {
+        "ref": lesion.ref,
+        "site": lesion.site,
+        "levels": lesion.levels,
+        "bone": lesion.bone,
+        "side": lesion.side,
+        "charted_seq": lesion.first_seq,
+        "from_referral": lesion.from_referral,
+        "finding": lesion.finding,
+        "latest": {
+            "sins": latest("sins_total", "sins_band"),
+            "bilsky_grade": latest("bilsky_grade"),
+            "mirels": mirels,
+        },
+        "readings": [
+            {
+                "seq": r.seq,
+                "occurred_at": iso(r.at),
+                "trigger": r.trigger,
+                **{k: r.get(k) for k in LESION_READING_KEYS},
+            }
+            for r in sorted(lesion.readings, key=lambda r: (r.at, r.seq))
+        ],
+        "linked": [
+            {"seq": link.seq, "occurred_at": iso(link.at), "trigger": link.trigger}
+            for link in lesion.links
+        ],
     }
 
 

@@ -15,10 +15,14 @@ from tracker.engine.fields import (  # noqa: F401 - the kinds are read from here
     DateTime,
     Field,
     Integer,
+    LesionLabel,
+    LesionRef,
+    LesionRefs,
     LongText,
     MultiChoice,
     Number,
     ScoreField,
+    SpinalLevels,
     Team,
     Text,
     UserRef,
@@ -27,7 +31,8 @@ from tracker.engine.fields import (  # noqa: F401 - the kinds are read from here
     parse_date,
     parse_datetime,
 )
-from tracker.engine.scores import SCORES, SINS, TOKUHASHI
+from tracker.engine.lesions import BONES
+from tracker.engine.scores import MIRELS, SCORES, SINS, TOKUHASHI
 
 
 def codes(*pairs: str) -> tuple[tuple[str, str], ...]:
@@ -185,6 +190,9 @@ WITHDRAW_REASON = codes(
     "opened_in_error=Opened in error (left out of every count and report)",
 )
 IN_ERROR = "opened_in_error"
+BONE = codes(*BONES)
+SIDE = codes("left", "right")
+LESION_FINDING = codes("new", "stable", "progressing", "responding", "resolved")
 
 
 NOTE = LongText("note", "Note", max_length=4000)
@@ -241,6 +249,17 @@ _ECOG = Integer("ecog", "ECOG performance status", minimum=0, maximum=4)
 _KARNOFSKY = Integer("karnofsky", "Karnofsky score", minimum=0, maximum=100, step=10)
 _ASIA = Choice("asia_grade", "ASIA impairment grade", choices=ASIA)
 _PAIN = Integer("pain_nrs", "Pain (NRS 0-10)", minimum=0, maximum=10)
+_SINS = ScoreField("sins", "SINS", score=SINS)
+_BONE = Choice("bone", "Bone", choices=BONE)
+_LESIONS_HELP = (
+    "The labels of this pathway's lesions it concerns, separated by commas "
+    "(as charted with Record lesion)."
+)
+
+
+def _lesions(help: str = _LESIONS_HELP) -> LesionRefs:
+    return LesionRefs("lesions", "Lesions", help=help)
+
 
 MDT_OUTCOME_FIELDS = (
     Date("meeting_date", "MDT meeting date", required=True),
@@ -252,8 +271,15 @@ MDT_OUTCOME_FIELDS = (
         min_items=2,
         help="At least two.",
     ),
-    ScoreField("sins", "SINS", score=SINS),
+    _SINS,
     _BILSKY,
+    LesionRef(
+        "lesion",
+        "Lesion scored",
+        spinal_only=True,
+        help="The spinal lesion the SINS and Bilsky grade describe (its label, as charted "
+        "with Record lesion). Left blank: the referral's tumour site.",
+    ),
     _ECOG,
     _KARNOFSKY,
     _ASIA,
@@ -269,6 +295,10 @@ IMAGING_FIELDS = (
     Text("levels", "Levels", max_length=100),
     LongText("findings", "Findings", required=True, max_length=LONG),
     _BILSKY,
+    _lesions(
+        f"{_LESIONS_HELP} A Bilsky grade describes the lesion named, when one is; "
+        "otherwise the referral's tumour site."
+    ),
     YesNo(
         "mri_contraindicated",
         "MRI contraindicated",
@@ -279,6 +309,7 @@ BIOPSY_FIELDS = (
     Choice("method", "Method", required=True, choices=BIOPSY_METHOD),
     LongText("histology", "Histology", required=True, max_length=LONG),
     Choice("result", "Result", required=True, choices=BIOPSY_RESULT),
+    _lesions(),
 )
 MDT_TRIAGE = codes(
     "full_discussion=Full discussion",
@@ -305,6 +336,12 @@ OPERATION_FIELDS = (
     MultiChoice("procedures", "Procedures", required=True, choices=PROCEDURES, min_items=1),
     Choice("approach", "Approach", required=True, choices=APPROACH),
     Text("levels", "Levels", required=True, max_length=100),
+    SpinalLevels(
+        "instrumented_levels",
+        "Instrumented levels",
+        help="The span of the instrumentation, C1 to S5 (T6-T10), if any.",
+    ),
+    _lesions(),
     MultiChoice("neuromonitoring", "Neuromonitoring", choices=NEUROMONITORING),
     MultiChoice("intraop_imaging", "Intra-operative imaging", choices=INTRAOP_IMAGING),
     Integer("duration_min", "Duration (minutes)", minimum=1, maximum=2880),
@@ -324,6 +361,33 @@ TREATMENT_FIELDS = (
     Integer("fractions", "Fractions", minimum=1, maximum=100),
     Date("start_date", "Start date", required=True),
     Date("end_date", "End date"),
+    SpinalLevels("levels", "Radiotherapy field: levels", help="For radiotherapy: C1 to S5."),
+    Choice("bone", "Radiotherapy field: bone", choices=BONE, help="For radiotherapy."),
+    _lesions(),
+)
+LESION_FIELDS = (
+    LesionLabel(
+        "lesion_ref",
+        "Label",
+        help="A short label, unique on this pathway (L1, left femur). Left blank: its site. "
+        "A label charted before updates that lesion.",
+    ),
+    SpinalLevels(
+        "levels",
+        "Spinal levels",
+        help="A spinal lesion: C1 to S5, a range (T11-L1) or a list (T4, T8). Or give a bone.",
+    ),
+    _BONE,
+    Choice("side", "Side", choices=SIDE, help="Of a bone."),
+    Choice("finding", "Finding", required=True, choices=LESION_FINDING),
+    _SINS,
+    _BILSKY,
+    ScoreField(
+        "mirels",
+        "Mirels",
+        score=MIRELS,
+        help="A long-bone lesion: 9 or more, prophylactic fixation recommended; 8, borderline.",
+    ),
 )
 FOLLOW_UP_FIELDS = (
     YesNo("imaging_done", "Imaging done", required=True),
@@ -431,7 +495,7 @@ AMEND_FIELDS = (
     LongText("reason", "Reason for the correction", required=True, max_length=LONG),
 )
 VOID_FIELDS = (LongText("reason", "Reason for voiding", required=True, max_length=LONG),)
-COMPUTED_KEYS = ("sins_total", "sins_band", "tokuhashi_total", "tokuhashi_band")
+COMPUTED_KEYS = tuple(f"{name}_{part}" for name in SCORES for part in ("total", "band"))
 
 
 class DataError(Exception):

@@ -149,6 +149,14 @@ class Field(ABC):
         """Put a recorded value into the form's inputs (for an amendment)."""
         form[self.name].data = value
 
+    # -- the pathway's story --------------------------------------------------------------
+
+    def history_errors(self, value: Any, data: dict, history) -> list[str]:
+        """What is wrong with a valid ``value`` given the pathway's ``history`` as it stood
+        when the step was recorded (a lesion named must have been recorded by then). Checked
+        when the step is recorded and again on every correction."""
+        return []
+
 
 @dataclass(frozen=True)
 class Text(Field):
@@ -508,6 +516,221 @@ class ScoreField(Field):
     def to_form(self, form, value: Any) -> None:
         for component, points in value.items():
             form[self.input_name(component)].data = str(points)
+
+
+# -- spinal levels and lesions ------------------------------------------------------------------
+
+SPINAL_LEVELS = (
+    *(f"C{n}" for n in range(1, 8)),
+    *(f"T{n}" for n in range(1, 13)),
+    *(f"L{n}" for n in range(1, 6)),
+    *(f"S{n}" for n in range(1, 6)),
+)
+_LEVEL_INDEX = {level: i for i, level in enumerate(SPINAL_LEVELS)}
+LEVELS_HOW = "give levels from C1 to S5 as a range (T11-L1), a list (T4, T8) or both (T4, T8-T10)"
+
+
+def parse_levels(value: str) -> list[tuple[str, str]]:
+    """The (first, last) level of each part of ``value`` ("T4, T8-T10"), head to tail;
+    ValueError in words when a level is not a real one or the parts are out of order."""
+    parts = []
+    for raw in value.replace(";", ",").split(","):
+        raw = raw.strip().upper()
+        if not raw:
+            continue
+        ends = [end.strip() for end in raw.replace("\u2013", "-").split("-")]
+        if len(ends) > 2 or not all(ends):
+            raise ValueError(f"'{raw}' is not a level or a range of levels: {LEVELS_HOW}")
+        for end in ends:
+            if end not in _LEVEL_INDEX:
+                raise ValueError(f"'{end}' is not a spinal level: {LEVELS_HOW}")
+        first, last = ends[0], ends[-1]
+        if _LEVEL_INDEX[last] < _LEVEL_INDEX[first]:
+            raise ValueError(f"the range {first}-{last} runs upwards: write it {last}-{first}")
+        if first == last and len(ends) == 2:
+            raise ValueError(f"the range {first}-{last} is one level: write {first}")
+        if parts and _LEVEL_INDEX[first] <= _LEVEL_INDEX[parts[-1][1]]:
+            raise ValueError(
+                f"{raw} comes after {parts[-1][1]} in the list: list the levels from head to "
+                "tail, each once"
+            )
+        parts.append((first, last))
+    if not parts:
+        raise ValueError(f"must not be blank: {LEVELS_HOW}")
+    return parts
+
+
+def expand_levels(value: str) -> list[str]:
+    """Every level ``value`` covers, head to tail ("T11-L1" -> T11, T12, L1)."""
+    return [
+        SPINAL_LEVELS[i]
+        for first, last in parse_levels(value)
+        for i in range(_LEVEL_INDEX[first], _LEVEL_INDEX[last] + 1)
+    ]
+
+
+@dataclass(frozen=True)
+class SpinalLevels(Text):
+    """Spinal levels C1 to S5: one, a range or a list, kept in one canonical spelling
+    ("T4, T8-T10")."""
+
+    max_length: int = 100
+    kind: ClassVar[str] = "levels"
+
+    def check(self, value: Any) -> str:
+        text = super().check(value)
+        return ", ".join(
+            first if first == last else f"{first}-{last}" for first, last in parse_levels(text)
+        )
+
+    def json_schema(self) -> dict:
+        return {
+            **super().json_schema(),
+            "description": "Spinal levels C1 to S5: a level (T8), a range (T11-L1) or a list "
+            "head to tail (T4, T8-T10).",
+        }
+
+
+LESION_LABEL_LENGTH = 40
+
+
+def lesion_key(label: str) -> str:
+    """How a lesion's label is matched: case and spacing do not count ("left femur" is
+    "Left  Femur")."""
+    return " ".join(label.split()).casefold()
+
+
+def check_lesion_label(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be the label of a lesion, as text")
+    label = " ".join(value.split())
+    if not label:
+        raise ValueError("must not be blank")
+    if len(label) > LESION_LABEL_LENGTH:
+        raise ValueError(
+            f"is too long: a lesion's label has at most {LESION_LABEL_LENGTH} characters"
+        )
+    if has_control_characters(label) or any(c in label for c in ",|"):
+        raise ValueError("may not contain commas, | or control characters")
+    return label
+
+
+def _unknown_lesions(labels: Iterable[str], history, spinal_only: bool) -> list[str]:
+    """Why some of ``labels`` do not name a lesion of this pathway (recorded by then)."""
+    lesions = history.lesions()
+    known = {lesion_key(lesion.ref): lesion for lesion in lesions}
+    recorded = ", ".join(lesion.ref for lesion in lesions) or "none yet"
+    out = []
+    for label in labels:
+        lesion = known.get(lesion_key(label))
+        if lesion is None:
+            out.append(
+                f"names '{label}', which is not a lesion of this pathway (recorded by then: "
+                f"{recorded}): record it first with 'Record lesion', or name a recorded one"
+            )
+        elif spinal_only and not lesion.spinal:
+            out.append(
+                f"names '{lesion.ref}', a lesion {lesion.where}: SINS and Bilsky "
+                "describe a spinal lesion; name a spinal one, or score a long bone with Mirels"
+            )
+    return out
+
+
+@dataclass(frozen=True)
+class LesionRefs(Field):
+    """Lesions of this pathway, named by their labels (see ``record_lesion``): validated
+    against the lesions recorded by the time of the step. The form types them as one line,
+    separated by commas; the CSV import by |."""
+
+    max_length: int = 400  # the form's line
+    kind: ClassVar[str] = "lesions"
+
+    def check(self, value: Any) -> list[str]:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            raise ValueError("must be a list of lesion labels")
+        labels: list[str] = []
+        for item in value:
+            label = check_lesion_label(item)
+            if lesion_key(label) in {lesion_key(seen) for seen in labels}:
+                raise ValueError(f"names '{label}' twice")
+            labels.append(label)
+        if not labels:
+            raise ValueError("must name at least one lesion")
+        return labels
+
+    def describe(self, value: Any, data: dict | None = None, names: dict | None = None) -> str:
+        return ", ".join(value) if isinstance(value, list) else str(value)
+
+    def json_schema(self) -> dict:
+        return {
+            "type": "array",
+            "items": {"type": "string", "minLength": 1, "maxLength": LESION_LABEL_LENGTH},
+            "minItems": 1,
+            "uniqueItems": True,
+            "description": "Labels of lesions recorded on this pathway (Record lesion).",
+        }
+
+    def parse_cell(self, raw: str) -> Any:
+        return [part.strip() for part in raw.split("|") if part.strip()]
+
+    def form_inputs(self, kit: FormKit) -> list[tuple[str, Any]]:
+        return [(self.name, kit.text(self, multiline=False))]
+
+    def form_to_value(self, data: Any) -> Any:
+        return [part.strip() for part in str(data).split(",") if part.strip()] or None
+
+    def to_form(self, form, value: Any) -> None:
+        form[self.name].data = ", ".join(value)
+
+    def history_errors(self, value: Any, data: dict, history) -> list[str]:
+        return _unknown_lesions(value, history, spinal_only=False)
+
+
+@dataclass(frozen=True)
+class LesionRef(Text):
+    """One lesion of this pathway, by its label; with ``spinal_only`` a spinal one (the
+    lesion a SINS or Bilsky grade describes)."""
+
+    max_length: int = LESION_LABEL_LENGTH
+    spinal_only: bool = False
+    kind: ClassVar[str] = "lesion"
+
+    def check(self, value: Any) -> str:
+        return check_lesion_label(value)
+
+    def json_schema(self) -> dict:
+        return {
+            **super().json_schema(),
+            "description": "The label of a lesion recorded on this pathway (Record lesion).",
+        }
+
+    def history_errors(self, value: Any, data: dict, history) -> list[str]:
+        return _unknown_lesions([value], history, spinal_only=self.spinal_only)
+
+
+@dataclass(frozen=True)
+class LesionLabel(Text):
+    """The label ``record_lesion`` gives a lesion: a new one, or one recorded before (an
+    update, which keeps it on the spine or on its bone)."""
+
+    max_length: int = LESION_LABEL_LENGTH
+    kind: ClassVar[str] = "lesion_label"
+
+    def check(self, value: Any) -> str:
+        return check_lesion_label(value)
+
+    def history_errors(self, value: Any, data: dict, history) -> list[str]:
+        known = {lesion_key(lesion.ref): lesion for lesion in history.lesions()}
+        lesion = known.get(lesion_key(value))
+        if lesion is None or lesion.spinal == bool(data.get("levels")):
+            return []
+        now = "spinal levels" if data.get("levels") else "a bone"
+        return [
+            f"'{lesion.ref}' is a lesion {lesion.where}, and this gives it {now}: give "
+            "this lesion another label, or keep it where it is"
+        ]
 
 
 def gather(fields: Iterable[Field], read) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from tracker.engine import lesions as lesion_reading
 from tracker.engine import steps as d
 from tracker.engine import tags, teams
 from tracker.engine.fields import parse_datetime
@@ -260,6 +261,11 @@ class History:
         """The most recent value recorded for a data field (ASIA, SINS total, ...), or None."""
         step = self.latest_with(key)
         return step.data[key] if step is not None else None
+
+    def lesions(self) -> list[lesion_reading.Lesion]:
+        """The pathway's lesions, each with its dated findings and scores and the steps that
+        name it (see ``tracker.engine.lesions``)."""
+        return lesion_reading.lesions(self)
 
     def mdt_outcomes(self) -> list[Step]:
         return self.tagged(tags.MDT_OUTCOME)

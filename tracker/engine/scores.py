@@ -1,4 +1,4 @@
-"""SINS and revised Tokuhashi: totals and bands computed from component points."""
+"""SINS, revised Tokuhashi and Mirels: totals and bands computed from component points."""
 
 from __future__ import annotations
 
@@ -105,8 +105,44 @@ TOKUHASHI = Score(
     ),
 )
 
-SCORES = {SINS.name: SINS, TOKUHASHI.name: TOKUHASHI}
+# Mirels' score of impending pathological fracture of a long bone (PATHWAY.md, Lesions):
+# four components of 1-3 points each, total 4-12.
+MIRELS = Score(
+    name="mirels",
+    label="Mirels",
+    components={
+        "site": ((1, "Upper limb"), (2, "Lower limb"), (3, "Peritrochanteric")),
+        "pain": ((1, "Mild"), (2, "Moderate"), (3, "Functional")),
+        "lesion": ((1, "Blastic"), (2, "Mixed"), (3, "Lytic")),
+        "size": (
+            (1, "Under a third of the cortex"),
+            (2, "A third to two thirds of the cortex"),
+            (3, "Over two thirds of the cortex"),
+        ),
+    },
+    bands=(
+        (4, 7, "low_risk", "Low risk of fracture"),
+        (8, 8, "borderline", "Borderline"),
+        (9, 12, "fixation_recommended", "Impending fracture"),
+    ),
+)
+MIRELS_FIXATION_FROM = 9
+MIRELS_BORDERLINE = 8
+# What each Mirels band reads as (decision support in words, never a decision).
+MIRELS_RECOMMENDATION = {
+    "low_risk": "Under 8: radiotherapy and observation.",
+    "borderline": "8, borderline: consider prophylactic fixation.",
+    "fixation_recommended": "9 or more: prophylactic fixation recommended.",
+}
+
+SCORES = {SINS.name: SINS, TOKUHASHI.name: TOKUHASHI, MIRELS.name: MIRELS}
 
 
 def sins_needs_surgical_opinion(total: int) -> bool:
     return total >= SINS_SURGICAL_OPINION_FROM
+
+
+def mirels_recommendation(total: int) -> str:
+    """The recommendation of a Mirels total: fixation at 9 or more, consider it at 8,
+    radiotherapy and observation below."""
+    return MIRELS_RECOMMENDATION[MIRELS.band(total)[0]]

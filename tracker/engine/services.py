@@ -240,7 +240,11 @@ def _time_and_data_errors(history: History, trigger: str, source, data, occurred
         for name, messages in exc.errors.items():
             errors.setdefault(name, []).extend(messages)
     if clean is not None:
-        for name, messages in _user_errors(all_fields_for(trigger, source), clean).items():
+        found = {
+            **_user_errors(all_fields_for(trigger, source), clean),
+            **d.history_errors(trigger, source, clean, history),
+        }
+        for name, messages in found.items():
             errors.setdefault(name, []).extend(messages)
     return occurred_at, clean, errors
 

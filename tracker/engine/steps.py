@@ -20,6 +20,7 @@ from tracker.core.clock import local_date
 from tracker.engine import consistency as c
 from tracker.engine import dictionary as dd
 from tracker.engine import guards as g
+from tracker.engine import lesions as les
 from tracker.engine import tags as t
 from tracker.engine.dictionary import Field
 from tracker.engine.states import (  # noqa: F401 - the states are read through this module too
@@ -85,7 +86,7 @@ def _mdt_outcome(dest: str, fields: tuple[Field, ...] = (), rules=(), tags=froze
         dest,
         (g.MDT_OUTCOME, c.TOKUHASHI_METASTATIC_ONLY),
         fields=(*dd.MDT_OUTCOME_FIELDS[:-1], *fields, dd.MDT_OUTCOME_FIELDS[-1]),
-        rules=(_meeting_not_after_outcome, *c.MDT_RULES, *rules),
+        rules=(_meeting_not_after_outcome, les.lesion_with_a_score, *c.MDT_RULES, *rules),
         tags=frozenset({t.MDT_OUTCOME}) | tags,
     )
 
@@ -355,7 +356,7 @@ REGISTRY: tuple[StepDef, ...] = (
         "Imaging reported",
         (Way(("imaging", "surveillance"), None),),
         dd.IMAGING_FIELDS,
-        rules=c.IMAGING_RULES,
+        rules=(*c.IMAGING_RULES, les.one_lesion_per_bilsky),
         tags=frozenset({t.IMAGING_REPORTED, t.TREND}),
         fhir="imaging",
     ),
@@ -401,7 +402,7 @@ REGISTRY: tuple[StepDef, ...] = (
         "Oncology treatment given",
         (Way(("oncology_treatment",), None),),
         (*dd.TREATMENT_FIELDS, dd.BREACH_REASON),
-        rules=(_treatment_dates,),
+        rules=(_treatment_dates, les.field_for_radiotherapy),
         tags=frozenset({t.ONCOLOGY_STARTED, t.TREATMENT_STARTED}),
     ),
     StepDef(
@@ -468,6 +469,14 @@ REGISTRY: tuple[StepDef, ...] = (
         dd.HANDOVER_FIELDS,
         rules=(_someone_named,),
         tags=frozenset({t.HANDOVER, t.VOID_TRANSPARENT}),
+    ),
+    StepDef(
+        "record_lesion",
+        "Lesion charted",
+        (Way(ACTIVE_STATES, None),),
+        dd.LESION_FIELDS,
+        rules=(les.lesion_site,),
+        tags=frozenset({t.LESION, t.VOID_TRANSPARENT}),
     ),
     StepDef(
         "sign_off",
@@ -657,6 +666,18 @@ def validate_event_data(
     if errors:
         raise dd.DataError(errors)
     return dd.with_scores(clean)
+
+
+def history_errors(
+    trigger: str, source: str | None, clean: dict[str, Any], history
+) -> dict[str, list[str]]:
+    """What is wrong with a step's valid data given the story recorded before it (a lesion
+    named that was not charted by then): {field: [messages]}. Each field kind says."""
+    errors: dict[str, list[str]] = {}
+    for f in all_fields_for(trigger, source):
+        if f.name in clean and (found := f.history_errors(clean[f.name], clean, history)):
+            errors[f.name] = [f"{f.label} {why}" for why in found]
+    return errors
 
 
 def describe_roles(trigger: str) -> str:

@@ -31,6 +31,7 @@ HANDOVER = "handover"  # a new lead surgeon and/or coordinator
 NEW_EPISODE = "new_episode"  # a suspected recurrence: a new episode, recurrence count + 1
 SIGN_OFF = "sign_off"
 NOTE = "note"
+LESION = "lesion"  # charts one lesion (record_lesion): its site, finding and scores
 TREND = "trend"  # carries values charted over time (ASIA, pain, ECOG, Karnofsky, scores)
 VOID_TRANSPARENT = "void_transparent"  # may follow a step without stopping its void
 ALL = frozenset(
@@ -59,6 +60,7 @@ ALL = frozenset(
         NEW_EPISODE,
         SIGN_OFF,
         NOTE,
+        LESION,
         TREND,
         VOID_TRANSPARENT,
     }

@@ -62,8 +62,9 @@ def time_errors(
 
 
 def problems(history: History, now: datetime) -> dict[int, list[str]]:
-    """Every recorded step that would not be allowed where it stands: its time or one of its
-    guards, judged on the steps recorded before it. {seq: [why, ...]}."""
+    """Every recorded step that would not be allowed where it stands: its time, one of its
+    guards or a value that names what was not recorded by then (a lesion), judged on the
+    steps recorded before it. {seq: [why, ...]}."""
     out: dict[int, list[str]] = {}
     for step in history.steps:
         if not step.counts or tags.OPENS in step.tags:
@@ -71,6 +72,13 @@ def problems(history: History, now: datetime) -> dict[int, list[str]]:
         before = history.before(step.seq)
         found = time_errors(before, step.trigger, step.from_state, step.occurred_at, now)
         transition = d.transition_for(step.trigger, step.from_state)
+        found += [
+            why
+            for messages in d.history_errors(
+                step.trigger, step.from_state, step.data, before
+            ).values()
+            for why in messages
+        ]
         if transition is not None:
             found += [
                 guard.refusal

@@ -20,6 +20,7 @@ class Overview:
     panels_height: float
     operation_xs: list[tuple[float, str]]
     facts: summary.Facts
+    lesions: list[summary.LesionTable]
     noms: Noms | None  # None: nothing to read
     review: summary.Review
     diagram: svg.Diagram
@@ -44,6 +45,7 @@ def build(pathway, history: History, now: datetime) -> Overview:
             for s in summary.operations(history)
         ],
         facts=summary.facts(history),
+        lesions=summary.lesion_tables(history),
         noms=summary.noms(history),
         review=summary.review(history),
         diagram=svg.diagram(pathway.state, path_taken),

@@ -15,12 +15,14 @@ from tracker.engine.dictionary import (
     APPROACH,
     CLAVIEN_DINDO,
     COMPLICATION,
+    LESION_FINDING,
     PROCEDURES,
     describe,
 )
 from tracker.engine.fields import Choice, MultiChoice
 from tracker.engine.history import History, Step
-from tracker.engine.scores import SINS, TOKUHASHI
+from tracker.engine.lesions import Lesion
+from tracker.engine.scores import MIRELS, SINS, TOKUHASHI, mirels_recommendation
 
 
 @dataclass(frozen=True)
@@ -141,17 +143,103 @@ _CLAVIEN = Choice("clavien_dindo", "Clavien-Dindo", choices=CLAVIEN_DINDO)
 @dataclass
 class Facts:
     histology: str | None
-    sins: str | None
+    sins: str | None  # the latest of each lesion, naming it and its day, newest first
     tokuhashi: str | None
-    bilsky: str | None
+    bilsky: str | None  # as SINS
     asia: str | None
     operations: list[tuple[datetime, str]]
     complications: list[tuple[datetime, str, str]]
+    mirels: str | None = None  # as SINS, for long-bone lesions
+
+
+def _sins_words(total) -> str:
+    return f"{total} · {SINS.band(total)[1]}"
+
+
+def _mirels_words(total) -> str:
+    return f"{total} · {MIRELS.band(total)[1]}"
+
+
+def per_lesion(history: History, lesions: list[Lesion], key: str, words=str) -> str | None:
+    """The latest ``key`` of each lesion, naming the lesion and the day it was recorded for
+    (and its episode after a recurrence), the newest first: "14 · Unstable at T8, 12 Jun
+    2026"."""
+    recurred = bool(history.tagged(tags.NEW_EPISODE))
+    found = [(r, lesion) for lesion in lesions if (r := lesion.latest(key)) is not None]
+    found.sort(key=lambda pair: (pair[0].at, pair[0].seq), reverse=True)
+    parts = []
+    for reading, lesion in found:
+        episode = history.episode_of(history.by_seq[reading.seq])
+        where = f" ({episode_words(episode)})" if recurred else ""
+        parts.append(f"{words(reading.get(key))} {lesion.where}, {reading.at:%d %b %Y}{where}")
+    return "; ".join(parts) or None
+
+
+@dataclass(frozen=True)
+class LesionRow:
+    """One reading of a lesion's table: the day, the step, its finding and scores in words."""
+
+    at: datetime
+    source: str
+    finding: str
+    sins: str
+    bilsky: str
+    mirels: str
+
+
+@dataclass(frozen=True)
+class LesionTable:
+    lesion: Lesion
+    finding: str  # the latest, in words
+    latest: str  # the latest scores in words ("SINS 10 · Potentially unstable; Bilsky 2")
+    recommendation: str | None  # of the latest Mirels
+    treated: list[tuple[datetime, str]]  # the steps that name it (operations, radiotherapy...)
+    rows: list[LesionRow]
+
+
+def lesion_tables(history: History, lesions: list[Lesion] | None = None) -> list[LesionTable]:
+    """Per lesion, its findings and scores with their dates, the latest of each, and the
+    steps that concern it: the overview's small table per lesion."""
+    findings = dict(LESION_FINDING)
+    out = []
+    for lesion in history.lesions() if lesions is None else lesions:
+        rows = [
+            LesionRow(
+                r.at,
+                r.source,
+                findings.get(r.get("finding"), "") if r.get("finding") else "",
+                _sins_words(r.get("sins_total")) if r.get("sins_total") is not None else "",
+                r.get("bilsky_grade") or "",
+                _mirels_words(r.get("mirels_total")) if r.get("mirels_total") is not None else "",
+            )
+            for r in sorted(lesion.readings, key=lambda r: (r.at, r.seq))
+        ]
+        latest = []
+        for key, label, words in (
+            ("sins_total", "SINS", _sins_words),
+            ("bilsky_grade", "Bilsky", str),
+            ("mirels_total", "Mirels", _mirels_words),
+        ):
+            if (reading := lesion.latest(key)) is not None:
+                latest.append(f"{label} {words(reading.get(key))} ({reading.at:%d %b %Y})")
+        mirels = lesion.latest("mirels_total")
+        out.append(
+            LesionTable(
+                lesion,
+                findings.get(lesion.finding, "not charted") if lesion.finding else "not charted",
+                "; ".join(latest) or "not scored",
+                mirels_recommendation(mirels.get("mirels_total")) if mirels else None,
+                [(link.at, link.source) for link in lesion.links],
+                rows,
+            )
+        )
+    return out
 
 
 def facts(history: History) -> Facts:
     """The latest of each fact, each with the day it was recorded for and, once there has
-    been a recurrence, the episode it belongs to."""
+    been a recurrence, the episode it belongs to; a lesion's scores (SINS, Bilsky, Mirels)
+    the latest of each lesion, naming it."""
     recurred = bool(history.tagged(tags.NEW_EPISODE))
 
     def dated(step: Step | None, words: str | None) -> str | None:
@@ -165,6 +253,7 @@ def facts(history: History) -> Facts:
         return dated(step, words(step.data[key])) if step is not None else None
 
     biopsy = history.latest_tagged(tags.BIOPSY_RESULT)
+    lesions = history.lesions()
     return Facts(
         histology=dated(
             biopsy,
@@ -172,9 +261,10 @@ def facts(history: History) -> Facts:
             if biopsy
             else None,
         ),
-        sins=latest("sins_total", lambda v: f"{v} · {SINS.band(v)[1]}"),
+        sins=per_lesion(history, lesions, "sins_total", _sins_words),
         tokuhashi=latest("tokuhashi_total", lambda v: f"{v} · {TOKUHASHI.band(v)[1]}"),
-        bilsky=latest("bilsky_grade"),
+        bilsky=per_lesion(history, lesions, "bilsky_grade"),
+        mirels=per_lesion(history, lesions, "mirels_total", _mirels_words),
         asia=latest("asia_grade"),
         operations=[
             (

@@ -269,6 +269,8 @@ def _score_summary(form) -> list[dict]:
     """Totals and bands of the score components entered so far (shown on the MDT form)."""
     out = []
     for name, score in SCORES.items():
+        if f"{name}__{next(iter(score.components))}" not in form:
+            continue  # a score this form does not ask for
         values = {}
         for component in score.components:
             raw = form[f"{name}__{component}"].data
