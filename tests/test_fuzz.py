@@ -74,6 +74,8 @@ from tracker.engine.dictionary import PATHWAY_FIELDS, Field
 from tracker.engine.models import Event, Pathway
 from tracker.engine.steps import all_fields_for
 from tracker.extensions import db
+from tracker.mdt.meetings import AttendanceForm, ListingForm, MeetingForm, SeriesForm
+from tracker.mdt.services import create_meeting
 from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
 from tracker.users.models import PasswordReset, User
@@ -84,7 +86,22 @@ TABLES = (Patient, Pathway, Event, User, ApiToken, PasswordReset)
 ROLES = ("coordinator", "surgeon", "viewer", "admin")
 
 # Endpoints not fuzzed, and why. Every other endpoint of the url_map must be fuzzed below.
+# A meeting of the team the fuzzed pathways belong to (metastatic spinal), a week ahead.
+MEETING = {
+    "team": "metastatic",
+    "meeting_date": (datetime.now(UTC) + timedelta(days=7)).date().isoformat(),
+    "start_time": "08:00",
+    "location": "Seminar room 2",
+    "video_link": "",
+    "chair": "surgeon",
+    "status": "scheduled",
+}
+
 EXCLUDED = {
+    ("mdt.move_case", "POST"): (
+        "one button whose only input, direction, is up or down; needs two listed cases, "
+        "and tests/test_mdt_meetings.py refuses anything else"
+    ),
     ("auth.logout", "POST"): (
         "takes no input and only ends the session; fuzzing it would log the fuzzing client out"
     ),
@@ -527,6 +544,7 @@ STEP_FORMS = (
     ("referred", "record_assessment", "coordinator"),
     ("referred", "withdraw", "coordinator"),
     ("referred", "add_note", "coordinator"),
+    ("referred", "record_lesion", "coordinator"),
     ("referred", "sign_off", "surgeon"),
     ("referred", "reassign", "coordinator"),
     ("referred", "communicate_diagnosis", "coordinator"),
@@ -628,6 +646,7 @@ class World:
             self.tokens[name] = (token.id, {"Authorization": f"Bearer {plain}"})
         _, self.reset_token = issue_reset(user("viewer"), user("admin"))
         self.patient_id = new_patient(user("coordinator"), mrn="FUZZ-P1").id
+        self.meeting_id = create_meeting(MEETING, user("coordinator")).id
         db.session.commit()
         return self
 
@@ -790,6 +809,62 @@ class World:
                 "/users/0/unlock",
                 f"/users/{2**31 - 1}/unlock",
             ),
+        )
+
+    def _form_mdt_new_meeting(self) -> PostForm:
+        return PostForm(
+            "mdt.new_meeting",
+            "/mdt/meetings/new",
+            "coordinator",
+            {**MEETING, "start_time": "13:00"},
+            self._fields(MeetingForm),
+        )
+
+    def _form_mdt_edit_meeting(self) -> PostForm:
+        return PostForm(
+            "mdt.edit_meeting",
+            f"/mdt/meetings/{self.meeting_id}/edit",
+            "coordinator",
+            {**MEETING, "location": "Room 4"},
+            self._fields(MeetingForm),
+            other_urls=("/mdt/meetings/0/edit", f"/mdt/meetings/{2**31 - 1}/edit"),
+        )
+
+    def _form_mdt_new_series(self) -> PostForm:
+        return PostForm(
+            "mdt.new_series",
+            "/mdt/meetings/series",
+            "coordinator",
+            {**MEETING, "start_time": "10:30", "weekday": "thursday", "weeks": "2"},
+            self._fields(SeriesForm),
+        )
+
+    def _form_mdt_add_attendance(self) -> PostForm:
+        return PostForm(
+            "mdt.add_attendance",
+            f"/mdt/meetings/{self.meeting_id}/attendance",
+            "coordinator",
+            {"user": "surgeon", "specialty": "spinal_surgery"},
+            self._fields(AttendanceForm),
+            other_urls=("/mdt/meetings/0/attendance",),
+        )
+
+    def _form_mdt_list_case(self) -> PostForm:
+        pathway_id, version = self.pathway("mdt_review")
+        return PostForm(
+            "mdt.list_case",
+            f"/mdt/pathways/{pathway_id}/list",
+            "coordinator",
+            {
+                "meeting_id": str(self.meeting_id),
+                "question": "Surgery or radiotherapy?",
+                "presenter": "surgeon",
+                "triage": "full_discussion",
+                "expected_version": str(version),
+                "request_id": uuid.uuid4().hex,
+            },
+            self._fields(ListingForm),
+            other_urls=("/mdt/pathways/0/list",),
         )
 
     def _form_users_reset_link(self) -> PostForm:
@@ -1104,6 +1179,11 @@ def _post_form_names() -> list[str]:
         "patients.edit",
         "patients.open_pathway",
         "teams.emergency_access",
+        "mdt.new_meeting",
+        "mdt.edit_meeting",
+        "mdt.new_series",
+        "mdt.add_attendance",
+        "mdt.list_case",
     ]
     names += [f"pathway.record:{setup}:{trigger}" for setup, trigger, _ in STEP_FORMS]
     names += [

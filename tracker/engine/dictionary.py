@@ -320,7 +320,7 @@ MDT_TRIAGE = codes(
 # before meetings existed, is still accepted.
 MDT_LISTING_FIELDS = (
     Date("meeting_date", "MDT meeting date", required=True),
-    Integer("meeting_id", "MDT meeting", minimum=1),
+    Integer("meeting_id", "MDT meeting", minimum=1, maximum=2**31 - 1),
     LongText("question", "Clinical question", max_length=LONG),
     UserRef("presenter", "Presenter"),
     Choice("triage", "Triage", choices=MDT_TRIAGE),

@@ -76,7 +76,9 @@ class MeetingForm(FlaskForm):
     def values(self) -> dict:
         return {
             "team": self.team.data,
-            "meeting_date": self.meeting_date.data.isoformat() if self.meeting_date.data else "",
+            "meeting_date": day.isoformat()
+            if (day := getattr(self.meeting_date, "data", None))
+            else "",
             "start_time": self.start_time.data.strftime("%H:%M") if self.start_time.data else "",
             "location": self.location.data,
             "video_link": self.video_link.data,
@@ -86,6 +88,7 @@ class MeetingForm(FlaskForm):
 
 
 class SeriesForm(MeetingForm):
+    meeting_date = None  # a series has weekdays, not one date
     weekday = SelectField(
         "Every",
         choices=options((w, w.capitalize()) for w in services.WEEKDAYS),
@@ -205,6 +208,9 @@ def calendar():
         day = date.fromisoformat(request.args.get("day", "")) if request.args.get("day") else None
     except ValueError:
         day = None
+    # A day the calendar can show, with the weeks either side of it.
+    if day is not None and not date(2000, 1, 1) <= day <= date(2999, 12, 1):
+        day = None
     day = day or _today()
     if view == "month":
         first = day.replace(day=1)
@@ -256,7 +262,8 @@ def new_meeting():
     if not form.validate():
         return _meeting_form_page(form, None), 422
     try:
-        meeting = services.create_meeting(form.values(), current_user)
+        # A new meeting is scheduled: its form has no status to choose.
+        meeting = services.create_meeting({**form.values(), "status": "scheduled"}, current_user)
     except InvalidData as exc:
         discard()
         put_errors(form, exc.errors)
@@ -299,7 +306,7 @@ def new_series():
         return _meeting_form_page(form, None, "mdt/series_form.html")
     if not form.validate():
         return _meeting_form_page(form, None, "mdt/series_form.html"), 422
-    values = form.values()
+    values = {**form.values(), "status": "scheduled"}  # new meetings are scheduled
     values.pop("meeting_date")
     try:
         created, existing = services.create_series(
@@ -469,8 +476,10 @@ def list_case(pathway_id: int):
         form.expected_version.data = str(pathway.version)
         form.request_id.data = uuid.uuid4().hex
         return render_template("mdt/list_case.html", form=form, **context)
-    if not form.validate() or not form.request_id.data:
-        problems = [] if form.request_id.data else [INCOMPLETE]
+    version_sent = form.expected_version.data or ""
+    version_ok = version_sent.isascii() and version_sent.isdigit() and len(version_sent) <= 18
+    if not form.validate() or not form.request_id.data or not version_ok:
+        problems = [] if form.request_id.data and version_ok else [INCOMPLETE]
         return render_template("mdt/list_case.html", form=form, problems=problems, **context), 422
     chosen = form.meeting_id.data or ""
     data = {

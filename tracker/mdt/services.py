@@ -220,7 +220,8 @@ def _listing_check(pathway: Pathway, data, now: datetime):
         return data, errors
     if isinstance(meeting_id, bool) or not isinstance(meeting_id, int):
         return data, {"meeting_id": ["MDT meeting must be a meeting's number"]}
-    meeting = db_session().get(MdtMeeting, meeting_id)
+    # An id the database cannot hold names no meeting (and must not reach the query).
+    meeting = db_session().get(MdtMeeting, meeting_id) if 0 < meeting_id < 2**31 else None
     if meeting is None:
         return data, {"meeting_id": [f"There is no MDT meeting {meeting_id}"]}
     day = meeting.meeting_date.isoformat()
