@@ -15,7 +15,7 @@ from tracker.extensions import db
 from tracker.patients.models import Patient
 from tracker.teams import scope
 from tracker.web.csv import csv_response
-from tracker.web.helpers import name_or_mrn
+from tracker.web.helpers import patient_search
 
 bp = Blueprint("worklist", __name__)
 
@@ -72,7 +72,7 @@ def filtered(args, now: datetime, user, what=Pathway, sort: str | None = None):
             or_(Pathway.coordinator_id == user.id, Pathway.lead_surgeon_id == user.id)
         )
     if q:
-        query = query.where(name_or_mrn(q, Patient))
+        query = query.where(patient_search(q, Patient))
     return query
 
 
