@@ -287,6 +287,8 @@ def test_worklist_csv_has_every_filtered_row_with_iso_dates(client, login, datas
 def test_this_week_lists_breaches_ahead_and_overdue_follow_ups(client, login, users, session):
     with time_machine.travel(NOW, tick=False):
         soon = steps(users, NOW - 25 * D, "routine", [])  # FDS due in 3 days
+        late = steps(users, NOW - 40 * D, "routine", [])  # FDS breached 12 days ago
+        later_still = steps(users, NOW - 30 * D, "routine", [])  # breached 2 days ago
         later = steps(users, NOW - 1 * D, "routine", [])  # due in 27 days
         followed = steps(
             users,
@@ -308,8 +310,13 @@ def test_this_week_lists_breaches_ahead_and_overdue_follow_ups(client, login, us
         login("coordinator")
         page = client.get("/this-week?who=all").text
     mrn = lambda run: run.pathway.patient.mrn  # noqa: E731
-    breaching, overdue = page.split('id="section-2"')
+    breached, rest = page.split('id="section-breaching"')
+    breaching, overdue = rest.split('id="section-overdue"')
+    # Already breached comes first, the longest breached at its top.
+    assert breached.index(mrn(late)) < breached.index(mrn(later_still))
+    assert mrn(soon) not in breached and mrn(followed) not in breached
     assert mrn(soon) in breaching and mrn(later) not in breaching
+    assert mrn(late) not in breaching and mrn(late) not in overdue
     assert mrn(followed) in overdue and mrn(soon) not in overdue
 
 

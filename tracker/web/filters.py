@@ -71,6 +71,7 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(due)
     app.add_template_global(dict(REFERRAL_PRIORITY), "REFERRAL_PRIORITY_LABELS")
     app.add_template_global(days_since)
+    app.add_template_global(clocks.countdown, "countdown")
     app.add_template_global(d.STATE_LABELS, "STATE_LABELS")
     app.add_template_global(d.label, "step_label")
     app.add_template_global(URGENCY_SHORT, "URGENCY_LABELS")
