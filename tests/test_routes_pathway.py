@@ -964,3 +964,23 @@ def test_nothing_to_void_at_the_referral_is_409(client, login, walk):
     assert response.status_code == 409
     assert "There is no step to void" in shown(response)
     assert event_count() == before
+
+
+def test_refusals_and_conflicts_offer_the_way_back_to_the_record(client, login, walk):
+    """403 and 409 on a pathway's or patient's page link back to that record's page, as
+    well as to the worklist; the page that itself refused links only to the worklist."""
+    pathway = walk("referred")
+    login("coordinator")
+    back = f'<a href="/pathways/{pathway.id}">Back to the pathway</a>'
+    conflict = client.get(url(pathway, "/record/record_surgery"))
+    assert conflict.status_code == 409 and back in conflict.text
+    assert 'href="/">Back to the worklist</a>' in conflict.text
+    refused = client.get(url(pathway, "/record/sign_off"))  # surgeons only
+    assert refused.status_code == 403 and back in refused.text
+    client.post("/logout")
+    login("viewer")
+    patient = f"/patients/{pathway.patient_id}"
+    edit = client.get(f"{patient}/edit")
+    assert edit.status_code == 403
+    assert f'<a href="{patient}">Back to the patient</a>' in edit.text
+    assert "Back to the pathway" not in client.get("/nowhere").text  # a 404: no record
