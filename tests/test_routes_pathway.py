@@ -984,3 +984,27 @@ def test_refusals_and_conflicts_offer_the_way_back_to_the_record(client, login, 
     assert edit.status_code == 403
     assert f'<a href="{patient}">Back to the patient</a>' in edit.text
     assert "Back to the pathway" not in client.get("/nowhere").text  # a 404: no record
+
+
+def selected_option(response, name: str) -> str | None:
+    select = re.search(rf'<select[^>]*\bname="{re.escape(name)}".*?</select>', response.text, re.S)
+    chosen = re.search(
+        r'<option[^>]*\bselected[^>]*value="([^"]*)"|<option[^>]*value="([^"]*)"[^>]*\bselected',
+        select.group(0),
+    )
+    return (chosen.group(1) or chosen.group(2)) if chosen else None
+
+
+def test_the_operation_form_presets_the_pathways_lead_surgeon(client, login, users, session):
+    drive = driver(users)
+    drive.walk_to("surgery_scheduled")
+    session.commit()
+    login("surgeon")
+    form = client.get(url(drive.pathway, "/record/record_surgery"))
+    assert selected_option(form, "lead_surgeon") == "surgeon"
+    drive.do("reassign", {"lead_surgeon": "surgeon2"})
+    session.commit()
+    form = client.get(url(drive.pathway, "/record/record_surgery"))
+    assert selected_option(form, "lead_surgeon") == "surgeon2"
+    handover = client.get(url(drive.pathway, "/record/reassign"))  # a new lead: no preset
+    assert selected_option(handover, "lead_surgeon") in (None, "")
