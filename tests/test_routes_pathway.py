@@ -18,6 +18,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.helpers import driver
+from tracker.engine import services
+from tracker.engine import steps as d
 from tracker.engine.models import Event
 from tracker.extensions import db
 
@@ -1008,3 +1010,27 @@ def test_the_operation_form_presets_the_pathways_lead_surgeon(client, login, use
     assert selected_option(form, "lead_surgeon") == "surgeon2"
     handover = client.get(url(drive.pathway, "/record/reassign"))  # a new lead: no preset
     assert selected_option(handover, "lead_surgeon") in (None, "")
+
+
+def occurred_at_value(response) -> str:
+    tag = re.search(r'<input[^>]*\bname="occurred_at"[^>]*>', response.text).group(0)
+    return re.search(r'\bvalue="([^"]*)"', tag).group(1)
+
+
+def test_the_occurred_at_preset_is_said_and_the_last_steps_time_offered(client, login, walk):
+    """The form says what "when it happened" is preset to (now), names the last step's
+    time, and offers it as the preset for a record that follows on from it."""
+    pathway = walk("imaging")
+    login("coordinator")
+    form = client.get(url(pathway, "/record/record_imaging"))
+    page = shown(form)
+    assert "Preset to now (" in page and "most records are made after the fact" in page
+    last = services.load_history(pathway).counting()[-1]
+    label = d.label(last.trigger)
+    assert f"The last step, '{label}', happened at" in page
+    assert occurred_at_value(form) in {local_now_input(0), local_now_input(1)}
+    offered = re.search(r'<a href="([^"]*)">Use the last step&#39;s time</a>', form.text)
+    follow_on = client.get(html.unescape(offered.group(1)))
+    assert f"Preset to the time of the last step, '{label}'" in shown(follow_on)
+    assert occurred_at_value(follow_on) == local_input(last.occurred_at)
+    assert "Use now instead" in shown(follow_on)
