@@ -1034,3 +1034,42 @@ def test_the_occurred_at_preset_is_said_and_the_last_steps_time_offered(client, 
     assert f"Preset to the time of the last step, '{label}'" in shown(follow_on)
     assert occurred_at_value(follow_on) == local_input(last.occurred_at)
     assert "Use now instead" in shown(follow_on)
+
+
+def test_buttons_say_what_they_record_in_the_registrys_words():
+    from tracker.web.filters import action_words
+
+    assert action_words("record_surgery") == "Record operation"
+    assert action_words("refer_to_mdt") == "Refer to MDT"
+    assert action_words("schedule_mdt") == "Record MDT meeting scheduled"
+    assert action_words("record_assessment") == "Record clinical assessment"
+    assert action_words("request_imaging") == "Request imaging"
+
+
+def test_the_step_form_button_and_the_values_table_keep_the_registrys_words(
+    client, login, users, session
+):
+    drive = driver(users)
+    drive.walk_to("mdt_review")
+    drive.do("schedule_mdt", {"meeting_date": drive.next_time().date().isoformat()})
+    session.commit()
+    login("surgeon")
+    form = shown(client.get(url(drive.pathway, "/record/schedule_mdt")))
+    assert 'value="Record MDT meeting scheduled"' in form
+    assert "Record mdt meeting scheduled" not in form
+    page = shown(client.get(url(drive.pathway, "/mdt-outcome")))
+    outcome = {
+        "decision": "plan_surgery",
+        "asia_grade": "C",
+        "ecog": "2",
+        "meeting_date": drive.next_time().date().isoformat(),
+        "disciplines": ["spinal_surgery", "radiology"],
+        "rationale": "Agreed.",
+    }
+    assert "Record MDT outcome" in page
+    response = client.post(
+        url(drive.pathway, "/mdt-outcome"), data=step_post(drive.pathway, **outcome)
+    )
+    assert response.status_code == 302, field_error(response, "decision")
+    page = shown(client.get(url(drive.pathway)))
+    assert "MDT decision: surgery)" in page and "mdt decision:" not in page
