@@ -219,8 +219,38 @@ def test_every_figure_matches_the_hand_computed_dataset(client, login, dataset):
         ["Complication rate (%)", "33.3"],
     ]
     grades = {k: v for k, v in table(page, "clavien_dindo") if v != "0"}
-    assert grades == {"IIIb": "1"}  # the amendment, not the original IIIa
+    # the amendment, not the original IIIa; the grade with what it means
+    assert grades == {"IIIb - intervention under general anaesthesia": "1"}
     assert page.count('<svg class="chart bars"') == 8
+
+
+def test_chart_labels_wrap_and_are_never_cut_off(client, login, dataset):
+    """Each bar's label is whole, on as many lines as it needs within the space left of
+    the bars ("Emergency plan within 24 hours of imaging" lost its "E" at the edge)."""
+    import html as html_module
+    import re
+
+    login("viewer")
+    with time_machine.travel(NOW, tick=False):
+        page = client.get(f"/reports/?{RANGE}").text
+    charts = re.findall(r'<svg class="chart bars".*?</svg>', page, re.S)
+    assert charts
+    longest = 0
+    for chart in charts:
+        desc = html_module.unescape(re.search(r"<desc[^>]*>(.*?)</desc>", chart, re.S).group(1))
+        labels = [
+            [html_module.unescape(t) for t in re.findall(r"<tspan[^>]*>([^<]*)</tspan>", text)]
+            for text in re.findall(r'<text[^>]*class="svg-label">(.*?)</text>', chart, re.S)
+        ]
+        for lines in labels:
+            whole = " ".join(lines)
+            assert f"{whole}: " in desc, whole  # the label as the data has it, not cut
+            assert "…" not in whole and all(len(line) <= 34 for line in lines), lines
+            longest = max(longest, len(whole))
+        heights = re.search(r'viewBox="0 0 600 (\d+)"', chart).group(1)
+        ys = [float(y) for y in re.findall(r'<rect x="262" y="([\d.]+)"', chart)]
+        assert all(y < float(heights) for y in ys)
+    assert longest > 34  # some label did need a second line
 
 
 def test_filters_narrow_the_cohort(client, login, dataset):

@@ -1073,3 +1073,19 @@ def test_the_step_form_button_and_the_values_table_keep_the_registrys_words(
     assert response.status_code == 302, field_error(response, "decision")
     page = shown(client.get(url(drive.pathway)))
     assert "MDT decision: surgery)" in page and "mdt decision:" not in page
+
+
+def test_grades_are_offered_with_what_they_mean(client, login, walk):
+    """Clavien-Dindo, Enneking, ASIA and Bilsky choices say what each grade means (the
+    data dictionary's labels: forms, timeline and exports alike); the codes stay as they
+    were; ECOG's grades are described beside its field."""
+    from tracker.engine.dictionary import ASIA, BILSKY, CLAVIEN_DINDO, ENNEKING
+
+    for choices in (CLAVIEN_DINDO, ENNEKING, ASIA, BILSKY):
+        for code, label in choices:
+            assert label.startswith(f"{code} - ") and len(label) > len(code) + 5, label
+    assert [code for code, _ in CLAVIEN_DINDO] == ["I", "II", "IIIa", "IIIb", "IVa", "IVb", "V"]
+    pathway = walk("imaging")
+    login("coordinator")
+    form = shown(client.get(url(pathway, "/record/record_assessment")))
+    assert "2 walks and cares for self" in form and "4 completely disabled" in form
