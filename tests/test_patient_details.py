@@ -358,8 +358,15 @@ def test_worklist_csv_has_the_nhs_number_and_gp_practice(client, login, users, s
     by_mrn = {row[0]: row for row in rows[1:]}
     assert [by_mrn[pathway.patient.mrn][i] for i in columns] == [VALID, "'=Practice"]  # no formula
     assert sorted([row[i] for i in columns] for row in rows[1:])[0] == ["", ""]
-    assert rows[0][-2:] == ["Referral priority", "Steps not yet reviewed"]
-    assert by_mrn[pathway.patient.mrn][-2] == "urgent_suspected_cancer"
+    assert rows[0][-3:] == [
+        "Referral priority",
+        "Referral priority (label)",
+        "Steps not yet reviewed",
+    ]
+    assert by_mrn[pathway.patient.mrn][-3:-1] == [
+        "urgent_suspected_cancer",
+        "Urgent suspected cancer",
+    ]
 
 
 # -- PATCH /api/v1/patients/{id} --------------------------------------------------------------

@@ -13,7 +13,8 @@ import time_machine
 from tests.helpers import Driver, new_pathway, valid_data
 from tests.test_query_budget import counted
 from tracker.demo import seed
-from tracker.engine import services
+from tracker.engine import clocks, services
+from tracker.engine import steps as d
 from tracker.extensions import db
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
@@ -307,11 +308,28 @@ def test_worklist_csv_has_every_filtered_row_with_iso_dates(client, login, datas
     with time_machine.travel(NOW, tick=False):
         response = client.get("/worklist.csv?target=breached&sort=name")
     rows = list(csv.reader(io.StringIO(response.data.decode("utf-8").lstrip("\ufeff"))))
-    assert rows[0][:5] == ["MRN", "Family name", "Given name", "Urgency", "State"]
-    breached = [r for r in rows[1:]]
-    assert {r[4] for r in breached} >= {"mdt_review"}  # P6, waiting since its void
-    assert all(r[9] == "breached" for r in breached)
-    assert all(datetime.fromisoformat(r[8]).tzinfo is not None for r in breached)
+    assert rows[0][:7] == [
+        "MRN",
+        "Family name",
+        "Given name",
+        "Urgency",
+        "Urgency (label)",
+        "State",
+        "State (label)",
+    ]
+    column = {name: i for i, name in enumerate(rows[0])}
+    breached = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    assert {r["State"] for r in breached} >= {"mdt_review"}  # P6, waiting since its void
+    # Codes in their own columns for systems, the words people read beside them.
+    assert column["State (label)"] == column["State"] + 1
+    assert all(r["State (label)"] == d.STATE_LABELS[r["State"]] for r in breached)
+    assert all(r["Target status"] == "breached" for r in breached)
+    assert all(r["Target status (label)"] == "Breached" for r in breached)
+    assert all(r["Next target (label)"] == clocks.LABELS[r["Next target"]] for r in breached)
+    assert all(r["Urgency (label)"] in ("Emergency", "Urgent", "Routine") for r in breached)
+    assert all(r["Where the clock stands"] for r in breached)
+    assert all(r["Lead surgeon (name)"] and r["Coordinator (name)"] for r in breached)
+    assert all(datetime.fromisoformat(r["Due"]).tzinfo is not None for r in breached)
 
 
 def test_this_week_lists_breaches_ahead_and_overdue_follow_ups(client, login, users, session):
