@@ -305,8 +305,8 @@ def test_empty_mdt_list(client, login, users, session):
 
 
 def test_the_worklist_shows_where_the_clock_that_matters_stands(client, login, make, session):
-    """"day 20 of 28" for a clock in days (the referral's day is day 0), "7 h left" for
-    one in hours, from the pathway row alone."""
+    """Where the clock that matters stands: "day 20 of 28" for a clock in days (the
+    referral's day is day 0), "7 h left" for one in hours, from the pathway row alone."""
     import time_machine
 
     # Noon in London: the referral 20.25 days before is the morning of 20 calendar days ago.
