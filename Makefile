@@ -11,7 +11,11 @@ DEV_LOCK := requirements/dev.lock
 LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links
 
-.PHONY: run test lint format bench crash clean lock
+# `make run PORT=8000 HOST=0.0.0.0` to serve elsewhere (5000 is taken on some machines).
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: run demo-reset test lint format bench crash clean lock
 
 # Exactly the locked packages, hashes checked; then the tracker itself, without
 # fetching anything (its build backend, setuptools, is in the lock).
@@ -36,7 +40,12 @@ run: export TRACKER_ENV := development
 run: $(STAMP)
 	$(BIN)/flask db upgrade
 	$(BIN)/flask tracker ensure-demo
-	$(BIN)/flask run --host 127.0.0.1 --port 5000
+	$(BIN)/flask run --host $(HOST) --port $(PORT)
+
+# Drops every table of the development database, migrates it again and seeds the demo.
+demo-reset: export TRACKER_ENV := development
+demo-reset: $(STAMP)
+	$(BIN)/flask tracker reset-demo --yes
 
 test: $(STAMP)
 	$(BIN)/python tools/check_lock.py

@@ -141,6 +141,8 @@ class Config:
     SQLITE_EXPLICIT_TRANSACTIONS = False
     # Production's checks (check_settings): long secrets, secure cookies.
     REQUIRE_SAFE_SETTINGS = False
+    # `flask tracker reset-demo` drops every table: only the development configuration.
+    DEMO_RESET_ALLOWED = False
 
 
 class DevelopmentConfig(Config):
@@ -148,6 +150,8 @@ class DevelopmentConfig(Config):
     # `make run` on a fresh machine: a key file made on first use, beside the database.
     AUDIT_KEY_FILE = os.environ.get("AUDIT_KEY_FILE", str(INSTANCE_DIR / "audit.key"))
     AUDIT_KEY_CREATE = True
+    # `make demo-reset` (flask tracker reset-demo) empties this database: development only.
+    DEMO_RESET_ALLOWED = True
 
 
 class ProductionConfig(Config):

@@ -750,7 +750,7 @@ def test_the_web_pages_keep_their_html_error_pages(client, login, users, monkeyp
     def fails(*args, **kwargs):
         raise RuntimeError("injected by the test")
 
-    monkeypatch.setattr(routes, "name_or_mrn", fails)
+    monkeypatch.setattr(routes, "patient_search", fails)
     response = client.get("/patients/?q=ada")
     assert response.status_code == 500 and response.mimetype == "text/html"
     assert "injected" not in response.text

@@ -627,3 +627,36 @@ def test_administrator_sets_up_two_factor_login_at_first_login(live_app, page, b
     page.get_by_role("heading", name="Worklist").wait_for()
     page.goto("/account/")
     assert "10 of 10 recovery codes left" in page.locator("main").inner_text()
+
+
+def test_the_mdt_forms_grade_choices_are_read_whole(live_app, page, backend):
+    """ASIA, Bilsky and Enneking choices carry their descriptions: each select is wide
+    enough for its longest choice at a laptop's and a tablet's width (ASIA's was cut off)."""
+    from sqlalchemy import select
+
+    from tests.helpers import driver
+
+    with live_app.app_context():
+        users = {u.username: u for u in db.session.scalars(select(User))}
+        run = driver(users)
+        run.walk_to("mdt_review")
+        db.session.commit()
+        pathway_id = run.pathway.id
+        db.session.remove()
+    _log_in(page, "surgeon")
+    fits = """(select) => {
+        const style = getComputedStyle(select);
+        const context = document.createElement("canvas").getContext("2d");
+        context.font = `${style.fontWeight} ${style.fontSize} ${style.fontFamily}`;
+        const widest = Math.max(...[...select.options].map(o => context.measureText(o.text).width));
+        const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+        const room = select.clientWidth - padding;
+        return [widest, room];
+    }"""
+    for width in (1366, 1024):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"/pathways/{pathway_id}/mdt-outcome")
+        for name in ("asia_grade", "bilsky_grade", "enneking_stage"):
+            widest, room = page.locator(f"#{name}").evaluate(fits)
+            assert widest <= room, (width, name, widest, room)
+        assert "D - motor incomplete, most 3 or more" in page.locator("#asia_grade").inner_text()

@@ -140,3 +140,64 @@ def test_create_token_with_a_scope_and_a_life(app, runner, session, users):
     assert token.scope == "read" and token.expires_at - token.created_at == timedelta(days=3)
     too_long = runner.invoke(args=["tracker", "create-token", "viewer", "--days", "365"])
     assert too_long.exit_code == 1 and "1 to 90 days" in too_long.output
+
+
+def test_reset_demo_empties_the_database_and_seeds_the_demo_again(scratch_url):
+    """`make demo-reset`: whatever was there is gone, the schema is migrated again and
+    the demo seeded; a configuration without DEMO_RESET_ALLOWED (production) refuses."""
+    from flask_migrate import upgrade
+
+    from tests.conftest import make_app
+    from tests.helpers import make_user, make_users, new_pathway
+
+    app = make_app(scratch_url, DEMO_RESET_ALLOWED=True)
+    try:
+        with app.app_context():
+            upgrade()
+            users = make_users()
+            make_user("leftover", "viewer")
+            new_pathway(users["coordinator"])
+            db.session.commit()
+            db.session.remove()
+        result = app.test_cli_runner().invoke(args=["tracker", "reset-demo", "--yes"])
+        assert result.exit_code == 0, result.output
+        assert "Seeded 60 demo pathways" in result.output
+        with app.app_context():
+            names = set(db.session.scalars(select(User.username)))
+            assert "coordinator" in names and "leftover" not in names
+            assert db.session.scalar(select(func.count(Pathway.id))) == 60
+            verify = app.test_cli_runner().invoke(args=["tracker", "verify"])
+            assert verify.exit_code == 0, verify.output
+            db.session.remove()
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+    refused = make_app(scratch_url)
+    try:
+        result = refused.test_cli_runner().invoke(args=["tracker", "reset-demo", "--yes"])
+        assert result.exit_code == 1 and "only with the development" in result.output
+        with refused.app_context():
+            assert db.session.scalar(select(func.count(Pathway.id))) == 60
+            db.session.remove()
+    finally:
+        with refused.app_context():
+            db.engine.dispose()
+
+
+def test_make_run_takes_port_and_host_and_demo_reset_resets(tmp_path):
+    """`make run PORT=8000 HOST=0.0.0.0` serves there; plain `make run` as before."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def planned(*args):
+        done = subprocess.run(
+            ["make", "-n", "-C", str(root), *args], capture_output=True, text=True, check=True
+        )
+        return done.stdout
+
+    assert "flask run --host 0.0.0.0 --port 8000" in planned("run", "PORT=8000", "HOST=0.0.0.0")
+    assert "flask run --host 127.0.0.1 --port 5000" in planned("run")
+    assert "flask tracker reset-demo --yes" in planned("demo-reset")

@@ -481,7 +481,27 @@ def test_no_tokuhashi_is_filled_in_on_other_diagnosis_categories(users):
     run.do("record_imaging", {**MRI, "bilsky_grade": "1c"})
     run.do("record_assessment", {"karnofsky": 60, "asia_grade": "C"})
     defaults = consistency.mdt_form_defaults(services.load_history(run.pathway))
-    assert defaults == {"bilsky_grade": "1c"}
+    assert defaults == {"bilsky_grade": "1c", "karnofsky": 60, "asia_grade": "C"}
+
+
+def test_the_mdt_form_offers_the_values_already_recorded(client, login, users, session):
+    """The assessments recorded before the meeting and the meeting's date as listed start
+    the MDT outcome form: nothing recorded minutes before is asked for again."""
+    run = run_to(users, "mdt_review")
+    run.do("record_assessment", {"ecog": 2, "karnofsky": 60, "asia_grade": "D"})
+    run.do("schedule_mdt", {"meeting_date": "2026-03-12"})
+    session.commit()
+    defaults = consistency.mdt_form_defaults(services.load_history(run.pathway))
+    assert defaults["ecog"] == 2 and defaults["karnofsky"] == 60
+    assert defaults["asia_grade"] == "D" and defaults["meeting_date"] == "2026-03-12"
+    login("surgeon")
+    page = shown(client.get(url(run.pathway, "/mdt-outcome")))
+    assert selected(page, "asia_grade") == "D"
+    assert re.search(r'name="ecog"[^>]*value="2"|value="2"[^>]*name="ecog"', page)
+    assert re.search(
+        r'name="meeting_date"[^>]*value="2026-03-12"|value="2026-03-12"[^>]*name="meeting_date"',
+        page,
+    )
 
 
 def test_the_latest_values_are_those_that_happened_last(users):

@@ -109,7 +109,8 @@ def test_phases_milestones_and_facts_match_the_events(users):
     assert facts.sins == "9 · Potentially unstable at T8, 10 Jan 2026 (first episode)"
     assert facts.bilsky == "2 at T8, 07 Jan 2026 (first episode)"
     assert facts.asia == "C (10 Jan 2026, first episode)"
-    assert facts.complications == [(T0 + 9 * DAY, "CSF leak", "IIIa")]
+    grade = "IIIa - intervention without general anaesthesia"  # the grade and its meaning
+    assert facts.complications == [(T0 + 9 * DAY, "CSF leak", grade)]
     assert "Decompression · Open · levels T7-T9" in facts.operations[0][1]
     series = {s.key: [(p[0], p[2]) for p in s.points] for s in summary.trends(history)}
     assert series["asia_grade"] == [(T0 + 5 * DAY, "C")]

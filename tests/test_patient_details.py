@@ -302,13 +302,15 @@ def test_the_api_registers_and_refuses_a_duplicate_nhs_number(client, auth, pati
 # -- search, FHIR, CSV ---------------------------------------------------------------------
 
 
-def test_search_finds_an_exact_nhs_number_with_or_without_spaces(client, login, patient, other):
+def test_search_finds_an_nhs_number_or_its_start_with_or_without_spaces(
+    client, login, patient, other
+):
     login("viewer")
-    for q in (VALID, "943 476 5919", " 943476 5919 "):
+    for q in (VALID, "943 476 5919", " 943476 5919 ", "943 476", "9434"):
         page = shown(client.get("/patients/", query_string={"q": q}))
         assert "RX0000001" in page and "RX0000002" not in page, q
-    page = shown(client.get("/patients/", query_string={"q": "943 476"}))
-    assert "RX0000001" not in page  # a part of a number finds nothing
+    page = shown(client.get("/patients/", query_string={"q": "476 5919"}))
+    assert "RX0000001" not in page  # a part inside a number finds nothing
     page = shown(client.get("/patients/"))
     assert "943 476 5919" in page and "999 000 0018" in page
 
@@ -358,8 +360,15 @@ def test_worklist_csv_has_the_nhs_number_and_gp_practice(client, login, users, s
     by_mrn = {row[0]: row for row in rows[1:]}
     assert [by_mrn[pathway.patient.mrn][i] for i in columns] == [VALID, "'=Practice"]  # no formula
     assert sorted([row[i] for i in columns] for row in rows[1:])[0] == ["", ""]
-    assert rows[0][-2:] == ["Referral priority", "Steps not yet reviewed"]
-    assert by_mrn[pathway.patient.mrn][-2] == "urgent_suspected_cancer"
+    assert rows[0][-3:] == [
+        "Referral priority",
+        "Referral priority (label)",
+        "Steps not yet reviewed",
+    ]
+    assert by_mrn[pathway.patient.mrn][-3:-1] == [
+        "urgent_suspected_cancer",
+        "Urgent suspected cancer",
+    ]
 
 
 # -- PATCH /api/v1/patients/{id} --------------------------------------------------------------

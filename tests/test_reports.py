@@ -13,7 +13,8 @@ import time_machine
 from tests.helpers import Driver, new_pathway, valid_data
 from tests.test_query_budget import counted
 from tracker.demo import seed
-from tracker.engine import services
+from tracker.engine import clocks, services
+from tracker.engine import steps as d
 from tracker.extensions import db
 
 NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
@@ -219,8 +220,38 @@ def test_every_figure_matches_the_hand_computed_dataset(client, login, dataset):
         ["Complication rate (%)", "33.3"],
     ]
     grades = {k: v for k, v in table(page, "clavien_dindo") if v != "0"}
-    assert grades == {"IIIb": "1"}  # the amendment, not the original IIIa
+    # the amendment, not the original IIIa; the grade with what it means
+    assert grades == {"IIIb - intervention under general anaesthesia": "1"}
     assert page.count('<svg class="chart bars"') == 8
+
+
+def test_chart_labels_wrap_and_are_never_cut_off(client, login, dataset):
+    """Each bar's label is whole, on as many lines as it needs within the space left of
+    the bars ("Emergency plan within 24 hours of imaging" lost its "E" at the edge)."""
+    import html as html_module
+    import re
+
+    login("viewer")
+    with time_machine.travel(NOW, tick=False):
+        page = client.get(f"/reports/?{RANGE}").text
+    charts = re.findall(r'<svg class="chart bars".*?</svg>', page, re.S)
+    assert charts
+    longest = 0
+    for chart in charts:
+        desc = html_module.unescape(re.search(r"<desc[^>]*>(.*?)</desc>", chart, re.S).group(1))
+        labels = [
+            [html_module.unescape(t) for t in re.findall(r"<tspan[^>]*>([^<]*)</tspan>", text)]
+            for text in re.findall(r'<text[^>]*class="svg-label">(.*?)</text>', chart, re.S)
+        ]
+        for lines in labels:
+            whole = " ".join(lines)
+            assert f"{whole}: " in desc, whole  # the label as the data has it, not cut
+            assert "…" not in whole and all(len(line) <= 34 for line in lines), lines
+            longest = max(longest, len(whole))
+        heights = re.search(r'viewBox="0 0 600 (\d+)"', chart).group(1)
+        ys = [float(y) for y in re.findall(r'<rect x="262" y="([\d.]+)"', chart)]
+        assert all(y < float(heights) for y in ys)
+    assert longest > 34  # some label did need a second line
 
 
 def test_filters_narrow_the_cohort(client, login, dataset):
@@ -277,16 +308,35 @@ def test_worklist_csv_has_every_filtered_row_with_iso_dates(client, login, datas
     with time_machine.travel(NOW, tick=False):
         response = client.get("/worklist.csv?target=breached&sort=name")
     rows = list(csv.reader(io.StringIO(response.data.decode("utf-8").lstrip("\ufeff"))))
-    assert rows[0][:5] == ["MRN", "Family name", "Given name", "Urgency", "State"]
-    breached = [r for r in rows[1:]]
-    assert {r[4] for r in breached} >= {"mdt_review"}  # P6, waiting since its void
-    assert all(r[9] == "breached" for r in breached)
-    assert all(datetime.fromisoformat(r[8]).tzinfo is not None for r in breached)
+    assert rows[0][:7] == [
+        "MRN",
+        "Family name",
+        "Given name",
+        "Urgency",
+        "Urgency (label)",
+        "State",
+        "State (label)",
+    ]
+    column = {name: i for i, name in enumerate(rows[0])}
+    breached = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+    assert {r["State"] for r in breached} >= {"mdt_review"}  # P6, waiting since its void
+    # Codes in their own columns for systems, the words people read beside them.
+    assert column["State (label)"] == column["State"] + 1
+    assert all(r["State (label)"] == d.STATE_LABELS[r["State"]] for r in breached)
+    assert all(r["Target status"] == "breached" for r in breached)
+    assert all(r["Target status (label)"] == "Breached" for r in breached)
+    assert all(r["Next target (label)"] == clocks.LABELS[r["Next target"]] for r in breached)
+    assert all(r["Urgency (label)"] in ("Emergency", "Urgent", "Routine") for r in breached)
+    assert all(r["Where the clock stands"] for r in breached)
+    assert all(r["Lead surgeon (name)"] and r["Coordinator (name)"] for r in breached)
+    assert all(datetime.fromisoformat(r["Due"]).tzinfo is not None for r in breached)
 
 
 def test_this_week_lists_breaches_ahead_and_overdue_follow_ups(client, login, users, session):
     with time_machine.travel(NOW, tick=False):
         soon = steps(users, NOW - 25 * D, "routine", [])  # FDS due in 3 days
+        late = steps(users, NOW - 40 * D, "routine", [])  # FDS breached 12 days ago
+        later_still = steps(users, NOW - 30 * D, "routine", [])  # breached 2 days ago
         later = steps(users, NOW - 1 * D, "routine", [])  # due in 27 days
         followed = steps(
             users,
@@ -308,8 +358,13 @@ def test_this_week_lists_breaches_ahead_and_overdue_follow_ups(client, login, us
         login("coordinator")
         page = client.get("/this-week?who=all").text
     mrn = lambda run: run.pathway.patient.mrn  # noqa: E731
-    breaching, overdue = page.split('id="section-2"')
+    breached, rest = page.split('id="section-breaching"')
+    breaching, overdue = rest.split('id="section-overdue"')
+    # Already breached comes first, the longest breached at its top.
+    assert breached.index(mrn(late)) < breached.index(mrn(later_still))
+    assert mrn(soon) not in breached and mrn(followed) not in breached
     assert mrn(soon) in breaching and mrn(later) not in breaching
+    assert mrn(late) not in breaching and mrn(late) not in overdue
     assert mrn(followed) in overdue and mrn(soon) not in overdue
 
 

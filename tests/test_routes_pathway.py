@@ -18,6 +18,8 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.helpers import driver
+from tracker.engine import services
+from tracker.engine import steps as d
 from tracker.engine.models import Event
 from tracker.extensions import db
 
@@ -964,3 +966,126 @@ def test_nothing_to_void_at_the_referral_is_409(client, login, walk):
     assert response.status_code == 409
     assert "There is no step to void" in shown(response)
     assert event_count() == before
+
+
+def test_refusals_and_conflicts_offer_the_way_back_to_the_record(client, login, walk):
+    """403 and 409 on a pathway's or patient's page link back to that record's page, as
+    well as to the worklist; the page that itself refused links only to the worklist."""
+    pathway = walk("referred")
+    login("coordinator")
+    back = f'<a href="/pathways/{pathway.id}">Back to the pathway</a>'
+    conflict = client.get(url(pathway, "/record/record_surgery"))
+    assert conflict.status_code == 409 and back in conflict.text
+    assert 'href="/">Back to the worklist</a>' in conflict.text
+    refused = client.get(url(pathway, "/record/sign_off"))  # surgeons only
+    assert refused.status_code == 403 and back in refused.text
+    client.post("/logout")
+    login("viewer")
+    patient = f"/patients/{pathway.patient_id}"
+    edit = client.get(f"{patient}/edit")
+    assert edit.status_code == 403
+    assert f'<a href="{patient}">Back to the patient</a>' in edit.text
+    assert "Back to the pathway" not in client.get("/nowhere").text  # a 404: no record
+
+
+def selected_option(response, name: str) -> str | None:
+    select = re.search(rf'<select[^>]*\bname="{re.escape(name)}".*?</select>', response.text, re.S)
+    chosen = re.search(
+        r'<option[^>]*\bselected[^>]*value="([^"]*)"|<option[^>]*value="([^"]*)"[^>]*\bselected',
+        select.group(0),
+    )
+    return (chosen.group(1) or chosen.group(2)) if chosen else None
+
+
+def test_the_operation_form_presets_the_pathways_lead_surgeon(client, login, users, session):
+    drive = driver(users)
+    drive.walk_to("surgery_scheduled")
+    session.commit()
+    login("surgeon")
+    form = client.get(url(drive.pathway, "/record/record_surgery"))
+    assert selected_option(form, "lead_surgeon") == "surgeon"
+    drive.do("reassign", {"lead_surgeon": "surgeon2"})
+    session.commit()
+    form = client.get(url(drive.pathway, "/record/record_surgery"))
+    assert selected_option(form, "lead_surgeon") == "surgeon2"
+    handover = client.get(url(drive.pathway, "/record/reassign"))  # a new lead: no preset
+    assert selected_option(handover, "lead_surgeon") in (None, "")
+
+
+def occurred_at_value(response) -> str:
+    tag = re.search(r'<input[^>]*\bname="occurred_at"[^>]*>', response.text).group(0)
+    return re.search(r'\bvalue="([^"]*)"', tag).group(1)
+
+
+def test_the_occurred_at_preset_is_said_and_the_last_steps_time_offered(client, login, walk):
+    """The form says what "when it happened" is preset to (now), names the last step's
+    time, and offers it as the preset for a record that follows on from it."""
+    pathway = walk("imaging")
+    login("coordinator")
+    form = client.get(url(pathway, "/record/record_imaging"))
+    page = shown(form)
+    assert "Preset to now (" in page and "most records are made after the fact" in page
+    last = services.load_history(pathway).counting()[-1]
+    label = d.label(last.trigger)
+    assert f"The last step, '{label}', happened at" in page
+    assert occurred_at_value(form) in {local_now_input(0), local_now_input(1)}
+    offered = re.search(r'<a href="([^"]*)">Use the last step&#39;s time</a>', form.text)
+    follow_on = client.get(html.unescape(offered.group(1)))
+    assert f"Preset to the time of the last step, '{label}'" in shown(follow_on)
+    assert occurred_at_value(follow_on) == local_input(last.occurred_at)
+    assert "Use now instead" in shown(follow_on)
+
+
+def test_buttons_say_what_they_record_in_the_registrys_words():
+    from tracker.web.filters import action_words
+
+    assert action_words("record_surgery") == "Record operation"
+    assert action_words("refer_to_mdt") == "Refer to MDT"
+    assert action_words("schedule_mdt") == "Record MDT meeting scheduled"
+    assert action_words("record_assessment") == "Record clinical assessment"
+    assert action_words("request_imaging") == "Request imaging"
+
+
+def test_the_step_form_button_and_the_values_table_keep_the_registrys_words(
+    client, login, users, session
+):
+    drive = driver(users)
+    drive.walk_to("mdt_review")
+    drive.do("schedule_mdt", {"meeting_date": drive.next_time().date().isoformat()})
+    session.commit()
+    login("surgeon")
+    form = shown(client.get(url(drive.pathway, "/record/schedule_mdt")))
+    assert 'value="Record MDT meeting scheduled"' in form
+    assert "Record mdt meeting scheduled" not in form
+    page = shown(client.get(url(drive.pathway, "/mdt-outcome")))
+    outcome = {
+        "decision": "plan_surgery",
+        "asia_grade": "C",
+        "ecog": "2",
+        "meeting_date": drive.next_time().date().isoformat(),
+        "disciplines": ["spinal_surgery", "radiology"],
+        "rationale": "Agreed.",
+    }
+    assert "Record MDT outcome" in page
+    response = client.post(
+        url(drive.pathway, "/mdt-outcome"), data=step_post(drive.pathway, **outcome)
+    )
+    assert response.status_code == 302, field_error(response, "decision")
+    page = shown(client.get(url(drive.pathway)))
+    assert "MDT decision: surgery)" in page and "mdt decision:" not in page
+
+
+def test_grades_are_offered_with_what_they_mean(client, login, walk):
+    """Clavien-Dindo, Enneking, ASIA and Bilsky choices say what each grade means (the
+    data dictionary's labels: forms, timeline and exports alike); the codes stay as they
+    were; ECOG's grades are described beside its field."""
+    from tracker.engine.dictionary import ASIA, BILSKY, CLAVIEN_DINDO, ENNEKING
+
+    for choices in (CLAVIEN_DINDO, ENNEKING, ASIA, BILSKY):
+        for code, label in choices:
+            assert label.startswith(f"{code} - ") and len(label) > len(code) + 5, label
+    assert [code for code, _ in CLAVIEN_DINDO] == ["I", "II", "IIIa", "IIIb", "IVa", "IVb", "V"]
+    pathway = walk("imaging")
+    login("coordinator")
+    form = shown(client.get(url(pathway, "/record/record_assessment")))
+    assert "2 walks and cares for self" in form and "4 completely disabled" in form

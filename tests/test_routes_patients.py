@@ -198,7 +198,8 @@ def test_patient_list_finds_by_mrn_or_name(client, login, users, session):
     assert "AB100" in everyone and "ZZ900" in everyone
     by_mrn = shown(client.get("/patients/?q=ab100"))
     assert "AB100" in by_mrn and "ZZ900" not in by_mrn
-    assert "ZZ900" not in shown(client.get("/patients/?q=ZZ9"))  # an MRN matches whole
+    assert "ZZ900" in shown(client.get("/patients/?q=ZZ9"))  # an MRN prefix
+    assert "ZZ900" not in shown(client.get("/patients/?q=Z900"))  # not a part inside it
     by_name = shown(client.get("/patients/?q=whitF"))
     assert "WHITFIELD, Tom" in by_name and "AB100" not in by_name
     assert "ZZ900" in shown(client.get("/patients/?q=tom"))

@@ -165,7 +165,8 @@ def test_search_by_mrn_or_name(client, login, make, session):
     session.commit()
     login("coordinator")
     assert row_ids(client.get("/?q=mrn-4471")) == [smith.id]
-    assert row_ids(client.get("/?q=MRN-44")) == []  # an MRN matches whole, not in part
+    assert sorted(row_ids(client.get("/?q=MRN-44"))) == sorted([jones.id, smith.id])  # prefix
+    assert row_ids(client.get("/?q=4471")) == []  # not a part inside it
     assert row_ids(client.get("/?q=smi")) == [smith.id]
     assert row_ids(client.get("/?q=PETER")) == [jones.id]
     assert row_ids(client.get("/?q=%20jones%20")) == [jones.id]
@@ -301,3 +302,42 @@ def test_empty_mdt_list(client, login, users, session):
     session.commit()
     login("coordinator")
     assert "No pathway is waiting for MDT review." in shown(client.get("/mdt/"))
+
+
+def test_the_worklist_shows_where_the_clock_that_matters_stands(client, login, make, session):
+    """Where the clock that matters stands: "day 20 of 28" for a clock in days (the
+    referral's day is day 0), "7 h left" for one in hours, from the pathway row alone."""
+    import time_machine
+
+    # Noon in London: the referral 20.25 days before is the morning of 20 calendar days ago.
+    with time_machine.travel(datetime(2026, 6, 30, 11, tzinfo=UTC), tick=False):
+        days = make("Daycount", referral_days=20.25)  # routine: the 28-day standard
+        hours = make("Hourcount", urgency="emergency", referral_days=17 / 24)  # MRI in 24 h
+        late = make("Latecount", urgency="emergency", referral_days=27 / 24)
+        session.commit()
+        login("coordinator")
+        page = client.get("/").text
+
+    def countdown(pathway) -> str:
+        row = page[page.index(f"/pathways/{pathway.id}") :]
+        row = row[: row.index("</tr>")]
+        return re.search(r'class="small countdown">([^<]*)<', row).group(1)
+
+    assert countdown(days) == "day 20 of 28"
+    assert countdown(hours) == "7 h left"
+    assert countdown(late) == "3 h over"
+
+
+def test_countdown_reads_the_due_time_in_the_clocks_unit():
+    from tracker.engine.clocks import countdown
+
+    now = datetime(2026, 6, 30, 12, tzinfo=UTC)
+    assert countdown("rtt_62", now + timedelta(days=5, hours=6), now) == "day 57 of 62"
+    assert countdown("rtt_62", now + timedelta(days=62), now) == "day 0 of 62"
+    assert countdown("rtt_62", now + timedelta(hours=1), now) == "day 62 of 62"
+    assert countdown("rtt_62", now - timedelta(days=2, hours=1), now) == "day 64 of 62"
+    assert countdown("mscc_mri", now + timedelta(hours=6, minutes=30), now) == "7 h left"
+    assert countdown("mscc_mri", now - timedelta(minutes=5), now) == "1 h over"
+    assert countdown("follow_up", datetime(2026, 7, 4, 23, tzinfo=UTC), now) == "due in 4 days"
+    assert countdown("follow_up", datetime(2026, 6, 28, 23, tzinfo=UTC), now) == "2 days overdue"
+    assert countdown(None, None, now) == ""

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app, url_for
 from flask.cli import AppGroup
+from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -271,6 +272,50 @@ def ensure_demo(ctx: click.Context) -> None:
         click.echo("Database already has users; demo data not added.")
         return
     ctx.invoke(seed_demo, pathways=60, seed_value=7)
+
+
+@tracker_cli.command("reset-demo")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def reset_demo(ctx: click.Context, yes: bool) -> None:
+    """Drop every table of the development database, migrate again and seed the demo
+    (used by `make demo-reset`). Refused by any configuration but development."""
+    if not current_app.config.get("DEMO_RESET_ALLOWED"):
+        raise click.ClickException(
+            "reset-demo drops every table, so it runs only with the development "
+            "configuration (TRACKER_ENV=development, as `make demo-reset` sets it)."
+        )
+    where = db.engine.url.render_as_string(hide_password=True)
+    if not yes:
+        click.confirm(f"Drop all data in {where} and seed the demo again?", abort=True)
+    _drop_everything()
+    upgrade()
+    ctx.invoke(seed_demo, pathways=60, seed_value=7)
+
+
+def _drop_everything() -> None:
+    """Every table, view, trigger and function, as a new database has none."""
+    db.session.remove()
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    else:
+        # pysqlite's own connection: the pragma applies only outside a transaction.
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA foreign_keys = OFF")
+            cursor.execute("SELECT type, name FROM sqlite_master WHERE type IN ('table', 'view')")
+            for kind, name in cursor.fetchall():
+                if not name.startswith("sqlite_"):
+                    cursor.execute(f'DROP {kind.upper()} IF EXISTS "{name}"')
+            raw.commit()
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            raw.close()
+    engine.dispose()
 
 
 @tracker_cli.command("reset-two-factor")

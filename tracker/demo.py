@@ -28,7 +28,7 @@ from tracker.engine.machine import expected_destination
 from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact
 from tracker.engine.steps import validate_event_data
 from tracker.extensions import db
-from tracker.patients.models import Patient
+from tracker.patients.models import Patient, name_search_key
 from tracker.teams.models import UserTeam
 from tracker.users.models import User
 from tracker.users.passwords import set_password
@@ -857,11 +857,14 @@ def _referral_age_days(rng: random.Random, urgency: str) -> float:
 def _patients(rng: random.Random, count: int, start_mrn: int) -> Iterator[dict]:
     for i in range(count):
         mrn = f"D{start_mrn + i:07d}"
+        family, given = rng.choice(FAMILY), rng.choice(GIVEN)
         yield {
             "mrn": mrn,
-            "mrn_key": identifier_key(mrn),  # a bulk insert: the model's hook does not run
-            "family_name": rng.choice(FAMILY),
-            "given_name": rng.choice(GIVEN),
+            # A bulk insert: the model's hooks do not run, so the keys are set here.
+            "mrn_key": identifier_key(mrn),
+            "search_key": name_search_key(family, given),
+            "family_name": family,
+            "given_name": given,
             "birth_date": date(1940, 1, 1) + timedelta(days=rng.randint(0, 22000)),
             "sex": rng.choice(["female", "male"]),
             "created_at": utcnow(),

@@ -193,7 +193,7 @@ _QUIET = {
     # The second factor's columns: its changes are audited by name where they happen
     # (two_factor_enrolled, two_factor_reset, a login); the secret never appears.
     | {"totp_secret", "totp_enabled_at", "totp_last_step"},
-    "Patient": {"mrn_key"},  # follows the MRN, whose change is written
+    "Patient": {"mrn_key", "search_key"},  # follow the MRN and names, whose changes are written
 }
 
 

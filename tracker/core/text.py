@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 
@@ -23,6 +24,24 @@ def identifier_key(text: str) -> str:
     and case-folded ('ÄX1', 'äx1' and 'ÄX1' written with a combining diaeresis are one).
     Python computes it, not the database: SQLite's ``lower()`` folds only ASCII."""
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+# Letters that carry no combining mark to drop, written as people type them without one.
+_PLAIN_LETTERS = str.maketrans(
+    {"ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "\u0131": "i"}
+)
+_NOT_WORD = re.compile(r"[^\w]+|_+")
+
+
+def search_key(text: str) -> str:
+    """How names are searched: ``identifier_key``'s folding, accents dropped ('Zoë
+    Ó Súilleabháin' is 'zoe o suilleabhain'), apostrophes dropped ("O'Brien" is 'obrien')
+    and any other run of punctuation or spaces one space ('Smith-Jones' is 'smith jones').
+    Python computes it for the stored column and the query alike."""
+    decomposed = unicodedata.normalize("NFKD", identifier_key(text))
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    plain = plain.translate(_PLAIN_LETTERS).replace("'", "").replace("\u2019", "")
+    return " ".join(_NOT_WORD.sub(" ", unicodedata.normalize("NFKC", plain)).split())
 
 
 def first_unprintable(text: str) -> tuple[int, str] | None:

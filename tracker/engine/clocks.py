@@ -17,6 +17,7 @@ day start + limit (+ pause); breached from the next day. Hour clocks count to th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -781,6 +782,29 @@ def next_open(results: list[ClockResult]) -> ClockResult | None:
     """The open clock due first: what the worklist shows and sorts by."""
     open_ = [t for t in results if t.is_open]
     return min(open_, key=lambda t: t.due_at) if open_ else None
+
+
+def countdown(code: str | None, due_at: datetime | None, now: datetime) -> str:
+    """Where a running clock stands, read from its due time alone (a pathway's next target,
+    a clock row): "day 57 of 62" for a clock counted in days (in local calendar days, the
+    day it started day 0 and its due day the last, as the cancer waiting times count;
+    past it, "day 65 of 62"), "7 h left" or "3 h over" for one counted in hours,
+    "due in 4 days" or "2 days overdue" for a visit. Pauses and adjustments move the due
+    time, so the count is the one the target is held to. "" with no clock running."""
+    if not code or due_at is None or code not in BY_CODE:
+        return ""
+    clock = BY_CODE[code]
+    left = due_at - now
+    if clock.due_field:
+        days = (due_day(code, due_at) - local_date(now)).days
+        if days > 0:
+            return f"due in {days} day{'s' if days != 1 else ''}"
+        return "due today" if days == 0 else f"{-days} day{'s' if days != -1 else ''} overdue"
+    if clock.unit == HOURS:
+        hours = math.ceil(left.total_seconds() / 3600)
+        return f"{hours} h left" if hours > 0 else f"{max(1, -hours)} h over"
+    limit = rules().limit(code)
+    return f"day {max(0, limit - (due_day(code, due_at) - local_date(now)).days)} of {limit}"
 
 
 def status_at(due_at: datetime | None, warn_at: datetime | None, now: datetime) -> str | None:

@@ -138,11 +138,25 @@ def latest_mri_bilsky(history: History) -> str | None:
     return latest.data["bilsky_grade"] if latest else None
 
 
+# The MDT form's assessments offered again from the latest step that recorded them.
+OFFERED_AGAIN = ("sins", "ecog", "karnofsky", "asia_grade", "enneking_stage", "radiosensitivity")
+
+
 def mdt_form_defaults(history: History) -> dict[str, Any]:
     """What a new MDT outcome form starts with: on a metastatic spinal pathway, the Tokuhashi
     general condition from the latest Karnofsky, palsy from the latest ASIA grade and primary
-    site from the referral's primary cancer where it maps; and the latest MRI's Bilsky."""
+    site from the referral's primary cancer where it maps; the latest MRI's Bilsky; the
+    meeting date of the MDT listing since the last outcome; and the latest value recorded
+    of each other assessment on the form (SINS, ECOG, Karnofsky, ASIA, Enneking stage,
+    radiosensitivity), so nothing recorded minutes before is asked for again."""
     out: dict[str, Any] = {}
+    for key in OFFERED_AGAIN:
+        if (value := history.latest_value(key)) is not None:
+            out[key] = value
+    outcomes = history.tagged(tags.MDT_OUTCOME)
+    since = outcomes[-1].seq if outcomes else 0
+    if listings := history.tagged(tags.MDT_LISTING, since=since):
+        out["meeting_date"] = listings[-1].data.get("meeting_date")
     referral = history.referral_values()
     if referral.get("diagnosis_category") == METASTATIC:
         tokuhashi = {}

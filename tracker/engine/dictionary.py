@@ -131,7 +131,16 @@ ASIA = codes(
     "D=D - motor incomplete, most 3 or more",
     "E=E - normal",
 )
-ENNEKING = tuple((code, code) for code in ("1", "2", "3", "IA", "IB", "IIA", "IIB", "III"))
+ENNEKING = codes(
+    "1=1 - benign, latent",
+    "2=2 - benign, active",
+    "3=3 - benign, aggressive",
+    "IA=IA - low grade, within the compartment",
+    "IB=IB - low grade, beyond the compartment",
+    "IIA=IIA - high grade, within the compartment",
+    "IIB=IIB - high grade, beyond the compartment",
+    "III=III - any grade, with metastases",
+)
 RADIOSENSITIVITY = codes(
     "radiosensitive",
     "moderately_sensitive=Moderately sensitive",
@@ -161,7 +170,15 @@ COMPLICATION = codes(
     "vte=Venous thromboembolism",
     "other",
 )
-CLAVIEN_DINDO = tuple((code, code) for code in ("I", "II", "IIIa", "IIIb", "IVa", "IVb", "V"))
+CLAVIEN_DINDO = codes(
+    "I=I - no treatment beyond simple measures (analgesia, antiemetics, physiotherapy)",
+    "II=II - drug treatment needed (including transfusion or parenteral nutrition)",
+    "IIIa=IIIa - intervention without general anaesthesia",
+    "IIIb=IIIb - intervention under general anaesthesia",
+    "IVa=IVa - life-threatening: one organ failing (intensive care)",
+    "IVb=IVb - life-threatening: several organs failing (intensive care)",
+    "V=V - death of the patient",
+)
 MOBILITY = codes("independent", "walking_aid=Walking aid", "wheelchair", "bed_bound=Bed-bound")
 TREATMENT_MODALITY = codes(
     "conventional_rt=Conventional radiotherapy",
@@ -245,7 +262,21 @@ PATHWAY_FIELDS = (
 )
 
 _BILSKY = Choice("bilsky_grade", "Bilsky ESCC grade", choices=BILSKY)
-_ECOG = Integer("ecog", "ECOG performance status", minimum=0, maximum=4)
+# ECOG grades in words (recorded as the number: the scores and NOMS read it).
+ECOG_GRADES = (
+    (0, "fully active"),
+    (1, "restricted in strenuous activity, walks, light work"),
+    (2, "walks and cares for self, up more than half the day, no work"),
+    (3, "limited self-care, in bed or chair more than half the day"),
+    (4, "completely disabled, confined to bed or chair"),
+)
+_ECOG = Integer(
+    "ecog",
+    "ECOG performance status",
+    minimum=0,
+    maximum=4,
+    help="; ".join(f"{n} {words}" for n, words in ECOG_GRADES) + ".",
+)
 _KARNOFSKY = Integer("karnofsky", "Karnofsky score", minimum=0, maximum=100, step=10)
 _ASIA = Choice("asia_grade", "ASIA impairment grade", choices=ASIA)
 _PAIN = Integer("pain_nrs", "Pain (NRS 0-10)", minimum=0, maximum=10)

@@ -124,12 +124,19 @@ def allowed_triggers(pathway: Pathway, user, history: History | None = None) -> 
 
 
 def form_defaults(trigger: str, source: str | None, history: History) -> dict[str, Any]:
-    """What a new step's form starts with: a new episode starts as urgent as the last."""
+    """What a new step's form starts with: a new episode starts as urgent as the last; a
+    step that names a lead surgeon (the operation) starts with the pathway's, as referred
+    or last handed over."""
     if tags.NEW_EPISODE in d.tags_of(trigger, source):
         values = history.episode_values()
         values.setdefault("referral_priority", default_priority(values.get("urgency")))
         return values
-    return {}
+    values = {}
+    if tags.OPERATION in d.tags_of(trigger, source) and (
+        lead := history.latest_value("lead_surgeon")
+    ):
+        values["lead_surgeon"] = lead
+    return values
 
 
 def not_allowed_reason(pathway: Pathway, trigger: str, history: History, **guard_args):

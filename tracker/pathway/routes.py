@@ -31,6 +31,7 @@ from tracker.overview.build import build as build_overview
 from tracker.pathway.timeline import entries, recorder
 from tracker.users.models import User
 from tracker.web.boundary import discard
+from tracker.web.filters import when
 from tracker.web.forms import (
     BLANK,
     StepForm,
@@ -213,6 +214,41 @@ def _start(form, pathway: Pathway) -> None:
     form.request_id.data = services.new_request_id()
 
 
+def _when_preset(form, pathway: Pathway, history) -> dict | None:
+    """The occurred-at field's preset, chosen and said: now, or (``?at=last``, for a record
+    made after the fact that follows on from the last step) the last step's time. The form
+    names the preset and offers the other; the person recording confirms either."""
+    steps = history.counting()
+    last = steps[-1] if steps else None
+    now = _now()
+    if last is not None and request.args.get("at") == "last":
+        form.occurred_at.data = to_local_input(last.occurred_at)
+        form.occurred_at.description = (
+            f"Preset to the time of the last step, '{d.label(last.trigger)}' "
+            f"({when(last.occurred_at)}), local time: change it to when this happened."
+        )
+        return {"label": "Use now instead", "url": _this_form(pathway, at=None)}
+    form.occurred_at.data = to_local_input(now)
+    form.occurred_at.description = (
+        f"Preset to now ({when(now)}), local time: most records are made after the fact, "
+        "so change it to when this happened."
+        + (
+            f" The last step, '{d.label(last.trigger)}', happened at {when(last.occurred_at)}."
+            if last is not None
+            else ""
+        )
+    )
+    if last is None:
+        return None
+    return {"label": "Use the last step's time", "url": _this_form(pathway, at="last")}
+
+
+def _this_form(pathway: Pathway, **changes) -> str:
+    args = {**request.args.to_dict(), **changes}
+    args = {k: v for k, v in args.items() if v is not None}
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
+
+
 def _not_now(pathway: Pathway, trigger: str):
     if d.transition_for(trigger, pathway.state) is None:
         abort(
@@ -236,10 +272,12 @@ def record(pathway_id: int, trigger: str):
     form = step_form(
         trigger, pathway.state, pathway, users_by_role(), request.form if posted else None
     )
-    context = {"trigger": trigger, "title": d.label(trigger)}
+    context = {"trigger": trigger, "title": d.label(trigger), "when_choice": None}
     if not posted:
-        defaults = services.form_defaults(trigger, pathway.state, services.load_history(pathway))
+        history = services.load_history(pathway)
+        defaults = services.form_defaults(trigger, pathway.state, history)
         fill(form, form.dictionary_fields, defaults)
+        context["when_choice"] = _when_preset(form, pathway, history)
     if posted:
         if (repeat := _resubmitted(form, pathway)) is not None:
             return repeat
@@ -326,11 +364,14 @@ def mdt_outcome(pathway_id: int):
     )
     base = type("MDTForm", (StepForm,), {"decision": decision})
     form = form_class(fields, users_by_role(), base=base)(formdata=request.form if posted else None)
+    when_choice = None
     if not posted:
         _start(form, pathway)
+        when_choice = _when_preset(form, pathway, history)
         form.decision.data = request.args.get("decision", "")
         fill(form, fields, consistency.mdt_form_defaults(history))
     context = {
+        "when_choice": when_choice,
         "title": "Record MDT outcome",
         "scores": _score_summary(form),
         "noms": consistency.noms_for(history, _entered(form, fields)),

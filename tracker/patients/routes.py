@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from wtforms import BooleanField, HiddenField, SubmitField
 
@@ -16,7 +16,7 @@ from tracker.engine.dictionary import PATHWAY_FIELDS
 from tracker.engine.errors import InvalidData, RequestIdReused, RoleNotAllowed, StaleVersion
 from tracker.extensions import db
 from tracker.patients.errors import DuplicateMRN, DuplicateNHSNumber, DuplicatePatient
-from tracker.patients.fields import PATIENT_FIELDS, format_nhs_number, nhs_number_digits
+from tracker.patients.fields import PATIENT_FIELDS, format_nhs_number
 from tracker.patients.models import Patient
 from tracker.patients.services import (
     changed_words,
@@ -36,7 +36,7 @@ from tracker.web.forms import (
     put_errors,
     to_local_input,
 )
-from tracker.web.helpers import name_or_mrn, users_by_role
+from tracker.web.helpers import patient_search, users_by_role
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 PAGE = 25
@@ -68,9 +68,7 @@ def index():
         .order_by(Patient.family_name, Patient.given_name, Patient.id)
     )
     if q:
-        digits = nhs_number_digits(q)
-        found = name_or_mrn(q, Patient)
-        query = query.where(or_(found, Patient.nhs_number == digits) if digits else found)
+        query = query.where(patient_search(q, Patient))
     patients = db.session.scalars(query.limit(PAGE)).all()
     return render_template("patients/index.html", patients=patients, q=q)
 

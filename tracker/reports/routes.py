@@ -113,8 +113,9 @@ def table_csv(name: str):
 
 @bp.get("/this-week")
 def this_week():
-    """Clocks that will breach in the next 7 days, and follow-up visits overdue: the running
-    rows of pathway_clock (every clock, not only each pathway's next one)."""
+    """Targets already breached, clocks that will breach in the next 7 days, and follow-up
+    visits overdue: the running rows of pathway_clock (every clock, not only each
+    pathway's next one)."""
     now = datetime.now(UTC)
     everyone = request.args.get("who", "me" if current_user.role == "coordinator" else "all")
     mine = everyone == "me"
@@ -136,14 +137,16 @@ def this_week():
                 Pathway.lead_surgeon_id == current_user.id,
             )
         )
-    breaching = db.session.execute(
-        base.where(PathwayClock.due_at >= now, PathwayClock.due_at < now + timedelta(days=7))
-    ).all()
-    overdue = db.session.execute(
-        base.where(PathwayClock.clock.in_(VISIT_CLOCKS), PathwayClock.due_at < now)
-    ).all()
+    # One read: every running clock due before the week is out, split below.
+    rows = db.session.execute(base.where(PathwayClock.due_at < now + timedelta(days=7))).all()
+    # Targets already breached first (follow-up visits have their own list below), the
+    # longest breached at the top; then those that will breach within the week.
+    breached = [(c, p) for c, p in rows if c.due_at < now and c.clock not in VISIT_CLOCKS]
+    breaching = [(c, p) for c, p in rows if c.due_at >= now]
+    overdue = [(c, p) for c, p in rows if c.due_at < now and c.clock in VISIT_CLOCKS]
     return render_template(
         "reports/this_week.html",
+        breached=breached,
         breaching=breaching,
         overdue=overdue,
         mine=mine,

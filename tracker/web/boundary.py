@@ -24,7 +24,7 @@ Views never commit. A view that must read again after a refused write calls
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, g, jsonify, render_template, request
+from flask import Flask, Response, current_app, g, jsonify, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError, default_exceptions
 
@@ -97,6 +97,27 @@ def for_the_api() -> bool:
     return request.blueprint == "api" or path == API_PREFIX or path.startswith(f"{API_PREFIX}/")
 
 
+# The page of one record a refused or conflicting request came from, and its name.
+_RECORD_PAGES = (
+    ("pathway_id", "pathway.show", "Back to the pathway"),
+    ("patient_id", "patients.show", "Back to the patient"),
+)
+
+
+def _way_back(code: int | None) -> tuple[str, str] | None:
+    """For a 403 or 409 on a pathway's or patient's page (a step refused, a record
+    changed meanwhile): (label, address) of that record's own page, unless it is the
+    page that answered. Its id comes from the address only: nothing is read, so the
+    page says no more about a record the user may not see."""
+    if code not in (403, 409):
+        return None
+    args = request.view_args or {}
+    for key, endpoint, label in _RECORD_PAGES:
+        if isinstance(args.get(key), int) and request.endpoint != endpoint:
+            return label, url_for(endpoint, **{key: args[key]})
+    return None
+
+
 def _domain_error(exc: PathwayError):
     db.session.rollback()
     if exc.status in (401, 403):
@@ -105,7 +126,10 @@ def _domain_error(exc: PathwayError):
         status, body = api_error(exc)
         return jsonify(body), status
     error = default_exceptions[exc.status](description=exc.message)
-    return render_template("errors/error.html", error=error, reason=exc.message), exc.status
+    page = render_template(
+        "errors/error.html", error=error, reason=exc.message, back=_way_back(exc.status)
+    )
+    return page, exc.status
 
 
 def _http_error(error: HTTPException):
@@ -121,7 +145,10 @@ def _http_error(error: HTTPException):
         return jsonify(error_body(code, error.description or error.name)), error.code
     # Say why when the code that refused gave a reason; otherwise the page's own words.
     reason = error.description if error.description != type(error).description else None
-    return render_template("errors/error.html", error=error, reason=reason), error.code
+    page = render_template(
+        "errors/error.html", error=error, reason=reason, back=_way_back(error.code)
+    )
+    return page, error.code
 
 
 def _server_error(error: Exception):

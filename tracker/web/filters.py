@@ -63,6 +63,23 @@ def duration(delta: timedelta | None) -> str:
     return f"{sign}{minutes} min"
 
 
+# Labels that already say what the button does ("Refer to MDT", "Record operation").
+_VERBS = frozenset({"record", "refer", "request", "start", "withdraw", "discharge"})
+
+
+def action_words(trigger: str) -> str:
+    """What the button that records ``trigger`` says: its label when that is already an
+    instruction ("Record operation", "Refer to MDT"), else "Record " and the label, an
+    acronym kept ("Record MDT meeting scheduled", "Record clinical assessment")."""
+    words = d.label(trigger)
+    first = words.split(" ", 1)[0]
+    if first.lower() in _VERBS:
+        return words
+    if not (first.isupper() and len(first) > 1):
+        words = words[0].lower() + words[1:]
+    return f"Record {words}"
+
+
 def init_app(app: Flask) -> None:
     app.add_template_filter(when)
     app.add_template_filter(day)
@@ -71,7 +88,9 @@ def init_app(app: Flask) -> None:
     app.add_template_filter(due)
     app.add_template_global(dict(REFERRAL_PRIORITY), "REFERRAL_PRIORITY_LABELS")
     app.add_template_global(days_since)
+    app.add_template_global(clocks.countdown, "countdown")
     app.add_template_global(d.STATE_LABELS, "STATE_LABELS")
     app.add_template_global(d.label, "step_label")
+    app.add_template_global(action_words)
     app.add_template_global(URGENCY_SHORT, "URGENCY_LABELS")
     app.add_template_global(ROLE_LABELS, "ROLE_LABELS")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, false, or_, select
 from werkzeug.routing import IntegerConverter
 
-from tracker.core.text import identifier_key
+from tracker.core.text import identifier_key, search_key
 from tracker.extensions import db
 from tracker.users.models import User
 
@@ -30,16 +30,39 @@ class IdConverter(AnyIdConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
-def name_or_mrn(q: str, patient):
-    """Match an MRN exactly (as ``identifier_key`` compares it) or a name containing
-    ``q``; % and _ are plain text."""
-    escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    like = f"%{escaped}%"
-    return or_(
-        patient.mrn_key == identifier_key(q),
-        func.lower(patient.family_name).like(like, escape="\\"),
-        func.lower(patient.given_name).like(like, escape="\\"),
-    )
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _starts_with(column, prefix: str):
+    """``column`` begins with ``prefix`` (compared as stored: keys are folded already).
+    The range lets the database read it from the column's index; LIKE keeps it exact."""
+    condition = column.like(f"{_escaped(prefix)}%", escape="\\")
+    last = ord(prefix[-1])
+    if last < 0x10FFFF:
+        upper = prefix[:-1] + chr(last + 1)
+        condition = and_(column >= prefix, column < upper, condition)
+    return condition
+
+
+def patient_search(q: str, patient):
+    """What the patient list and the worklist's ``q`` find: every word typed begins a
+    word of the name, in any order and mix of given and family names ('Grace Okafor',
+    'okafor grace', 'okaf gra'), case and accents aside (``search_key``); or the MRN
+    begins with ``q`` (as ``identifier_key`` compares it); or the NHS number begins with
+    its digits, spaces aside. % and _ are plain text."""
+    found = []
+    words = search_key(q).split()
+    if words:
+        key = patient.search_key
+        found.append(and_(*(or_(_starts_with(key, w), key.like(f"% {w}%")) for w in words)))
+    mrn = identifier_key(q)
+    if mrn:
+        found.append(_starts_with(patient.mrn_key, mrn))
+    digits = q.replace(" ", "")
+    if digits.isascii() and digits.isdigit() and len(digits) <= 10:
+        found.append(_starts_with(patient.nhs_number, digits))
+    return or_(*found) if found else false()
 
 
 def users_by_role() -> dict[str, list]:

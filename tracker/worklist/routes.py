@@ -10,12 +10,13 @@ from sqlalchemy import case, func, or_, select
 
 from tracker.engine import clocks
 from tracker.engine import steps as d
+from tracker.engine.dictionary import REFERRAL_PRIORITY, URGENCY_SHORT
 from tracker.engine.models import Pathway
 from tracker.extensions import db
 from tracker.patients.models import Patient
 from tracker.teams import scope
 from tracker.web.csv import csv_response
-from tracker.web.helpers import name_or_mrn
+from tracker.web.helpers import patient_search
 
 bp = Blueprint("worklist", __name__)
 
@@ -72,7 +73,7 @@ def filtered(args, now: datetime, user, what=Pathway, sort: str | None = None):
             or_(Pathway.coordinator_id == user.id, Pathway.lead_surgeon_id == user.id)
         )
     if q:
-        query = query.where(name_or_mrn(q, Patient))
+        query = query.where(patient_search(q, Patient))
     return query
 
 
@@ -125,6 +126,9 @@ def index():
 
 
 CSV_LIMIT = 200_000
+# The worklist's badges' words (templates/_macros.html, target_badge).
+TARGET_STATUS_LABELS = {"pending": "On track", "due_soon": "Due soon", "breached": "Breached"}
+PRIORITY_LABELS = dict(REFERRAL_PRIORITY)
 
 
 @bp.get("/worklist.csv")
@@ -135,45 +139,63 @@ def export():
     rows = db.session.scalars(
         filtered(request.args, now, current_user, sort=sort).order_by(*SORTS[sort]).limit(CSV_LIMIT)
     )
+    # Each code in its own column, as systems read it, with the words people read beside it.
     header = [
         "MRN",
         "Family name",
         "Given name",
         "Urgency",
+        "Urgency (label)",
         "State",
+        "State (label)",
         "In state since",
         "Days in state",
         "Next target",
+        "Next target (label)",
         "Due",
+        "Where the clock stands",
         "Target status",
+        "Target status (label)",
         "Lead surgeon",
+        "Lead surgeon (name)",
         "Coordinator",
+        "Coordinator (name)",
         "Referral received",
         "NHS number",
         "GP practice",
         "Referral priority",
+        "Referral priority (label)",
         "Steps not yet reviewed",
     ]
 
     def lines():
         for p in rows:
+            status = clocks.status_at(p.next_target_due_at, p.next_target_warn_at, now)
             yield (
                 p.patient.mrn,
                 p.patient.family_name,
                 p.patient.given_name,
                 p.urgency,
+                URGENCY_SHORT.get(p.urgency),
                 p.state,
+                d.STATE_LABELS.get(p.state),
                 p.state_entered_at,
                 (now - p.state_entered_at).days,
                 p.next_target,
+                clocks.LABELS.get(p.next_target) if p.next_target else None,
                 p.next_target_due_at,
-                clocks.status_at(p.next_target_due_at, p.next_target_warn_at, now),
+                clocks.countdown(p.next_target, p.next_target_due_at, now),
+                status,
+                TARGET_STATUS_LABELS.get(status),
                 p.lead_surgeon.username if p.lead_surgeon else None,
+                p.lead_surgeon.display_name if p.lead_surgeon else None,
                 p.coordinator.username if p.coordinator else None,
+                p.coordinator.display_name if p.coordinator else None,
                 p.referral_received_at,
                 p.patient.nhs_number,
                 p.patient.gp_practice,
                 p.referral_priority,
+                PRIORITY_LABELS.get(p.referral_priority),
                 p.unreviewed_steps,
             )
 
