@@ -63,8 +63,9 @@ def duration(delta: timedelta | None) -> str:
     return f"{sign}{minutes} min"
 
 
-# Labels that already say what the button does ("Refer to MDT", "Record operation").
-_VERBS = frozenset({"record", "refer", "request", "start", "withdraw", "discharge"})
+# Labels that already say what the button does ("Refer to MDT", "Record operation"):
+# those whose first word is one of these English verbs (words, not trigger names).
+_VERBS = frozenset("record refer request start withdraw discharge".split())  # noqa: SIM905
 
 
 def action_words(trigger: str) -> str:
