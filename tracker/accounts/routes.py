@@ -417,13 +417,29 @@ def create():
     return _users_page(form, 422)
 
 
+def _user_form(user: User, formdata=None) -> UserEditForm:
+    """The user's edit form as stored: their role, state and teams ticked."""
+    form = UserEditForm(obj=user, formdata=formdata)
+    form.teams.data = team_codes(user)
+    form.teams_shown.data = "1"
+    return form
+
+
+def _edit_page(user: User, form: UserEditForm, status: int = 200, **extra):
+    return render_template(
+        "users/edit.html",
+        user=user,
+        form=form,
+        now=utcnow(),
+        required_roles=_required_roles(),
+        **extra,
+    ), status
+
+
 @users_bp.route("/<int:user_id>", methods=["GET", "POST"])
 def edit(user_id: int):
     user = db.get_or_404(User, user_id)
-    form = UserEditForm(obj=user)
-    if request.method == "GET":
-        form.teams.data = team_codes(user)
-        form.teams_shown.data = "1"
+    form = UserEditForm(obj=user) if request.method == "POST" else _user_form(user)
     if form.validate_on_submit():
         try:
             if form.role.data != user.role:
@@ -438,49 +454,26 @@ def edit(user_id: int):
         except (UserError, AccessError) as exc:
             discard()
             flash(str(exc), "danger")
-            return render_template(
-                "users/edit.html",
-                user=user,
-                form=form,
-                now=utcnow(),
-                required_roles=_required_roles(),
-            ), 422
+            return _edit_page(user, form, 422)
         flash(f"Saved {user.username}.", "success")
         return redirect(url_for("users.index"))
-    status = 422 if request.method == "POST" else 200
-    return render_template(
-        "users/edit.html", user=user, form=form, now=utcnow(), required_roles=_required_roles()
-    ), status
+    return _edit_page(user, form, 422 if request.method == "POST" else 200)
 
 
 @users_bp.post("/<int:user_id>/reset-link")
 def reset_link(user_id: int):
     """A one-time link for the user to set a new password, shown once, to hand over."""
     user = db.get_or_404(User, user_id)
-    form = UserEditForm(obj=user, formdata=None)
+    form = _user_form(user)
     try:
         reset, plain = issue_reset(user, current_user, current_app.config["PASSWORD_RESET_HOURS"])
     except UserError as exc:
         discard()
         flash(str(exc), "danger")
-        return render_template(
-            "users/edit.html",
-            user=user,
-            form=form,
-            now=utcnow(),
-            required_roles=_required_roles(),
-        ), 422
+        return _edit_page(user, form, 422)
     # In this response only (not flashed: the session is stored in the database).
     link = url_for("auth.reset_password", token=plain, _external=True)
-    return render_template(
-        "users/edit.html",
-        user=user,
-        form=form,
-        now=utcnow(),
-        reset_link=link,
-        reset=reset,
-        required_roles=_required_roles(),
-    )
+    return _edit_page(user, form, reset_link=link, reset=reset)
 
 
 @users_bp.post("/<int:user_id>/unlock")
