@@ -22,6 +22,7 @@ from tracker.core.clock import local_zone
 from tracker.core.db import utcnow
 from tracker.core.text import shown_safely
 from tracker.demo import DEMO_PASSWORD, DEMO_USERS, seed
+from tracker.engine import daily
 from tracker.engine.derive import refresh_all
 from tracker.engine.errors import InvalidData, RoleNotAllowed
 from tracker.engine.verify import verify_all
@@ -376,7 +377,11 @@ def verify() -> None:
     if problems:
         click.echo(f"{len(problems)} of {checked} pathways are inconsistent:", err=True)
         for pathway_id, message in problems:
-            where = "state counts" if pathway_id == "counts" else f"pathway {pathway_id}"
+            where = (
+                {"counts": "state counts"}.get(pathway_id, pathway_id)
+                if isinstance(pathway_id, str)
+                else f"pathway {pathway_id}"
+            )
             click.echo(f"  {where}: {message}", err=True)
         failed = True
     else:
@@ -429,8 +434,10 @@ def refresh_targets() -> None:
     """Derive every pathway's targets and clocks again, after the limits in configuration
     change."""
     count = refresh_all(db.session, utcnow())
+    # The reports' day rows, recounted (their days follow TIMEZONE, which may have changed).
+    rows = daily.rebuild(db.session.connection())
     db.session.commit()
-    click.echo(f"Refreshed the targets and clocks of {count} pathways.")
+    click.echo(f"Refreshed the targets and clocks of {count} pathways ({rows} report rows).")
 
 
 @tracker_cli.command("backup")

@@ -8,6 +8,7 @@ well under a minute. ``flask tracker verify`` replays them like any other.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 
@@ -17,7 +18,7 @@ from tracker.audit.chain import seal_rows
 from tracker.audit.seals import seal_inserted
 from tracker.core.db import utcnow
 from tracker.core.text import identifier_key
-from tracker.engine import clocks, consistency, teams
+from tracker.engine import clocks, consistency, daily, teams
 from tracker.engine import steps as d
 from tracker.engine.counts import add_pathways
 from tracker.engine.derive import derive
@@ -1017,6 +1018,11 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         db.session.connection(),
         zip(pathway_ids, (row["state"] for row in pathway_rows), strict=True),
     )
+    # What each pathway adds to the reports' day rows.
+    report_counts: Counter = Counter()
+    for row, clock_rows, fact_rows in zip(pathway_rows, clock_batches, fact_batches, strict=True):
+        report_counts.update(daily.contribution(row, clock_rows, fact_rows))
+    daily.add(db.session.connection(), report_counts)
     # The derived rows of each pathway, as the derivation gave them.
     for model, batches in ((PathwayClock, clock_batches), (PathwayFact, fact_batches)):
         derived_rows = [

@@ -15,7 +15,7 @@ from itertools import groupby
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
-from tracker.engine import clocks, tags
+from tracker.engine import clocks, daily, tags
 from tracker.engine.dictionary import IN_ERROR, default_priority
 from tracker.engine.history import History
 from tracker.engine.models import NO_TARGET, Event, Pathway, PathwayClock, PathwayFact
@@ -197,21 +197,28 @@ def derive_for(pathway: Pathway, history: History, now: datetime) -> Derived:
     return derive(pathway.urgency, pathway.referral_received_at, history, now)
 
 
-def apply(pathway: Pathway, derived: Derived) -> None:
+def apply(pathway: Pathway, derived: Derived, state_before: str | None = None) -> None:
     """Write ``derived`` onto the row and its clock rows; unchanged clock rows stay as
-    they are (an UPDATE or INSERT per clock that changed, a DELETE per one gone)."""
+    they are (an UPDATE or INSERT per clock that changed, a DELETE per one gone).
+    ``state_before``: the state the row was in before the event (the machine has moved
+    it already), for the difference in the reports' day rows; the row's, if not given."""
     session = object_session(pathway)
     # Loading the clock rows must not flush the change in progress: its flush is the
     # caller's, where a concurrent writer is caught (the version check).
     with session.no_autoflush if session is not None else nullcontext():
         existing = {_clock_key(row): row for row in pathway.clocks}
         facts = {_fact_key(row): row for row in pathway.facts}
+        # What the pathway added to the reports' day rows, if it was derived before.
+        before = daily.of_pathway(pathway, state_before) if pathway.last_seq else None
     for name, value in derived.row_values().items():
         if getattr(pathway, name) != value:
             setattr(pathway, name, value)
     # Matched by key, so no UPDATE ever takes another row's key.
     _sync(pathway.clocks, existing, derived.clocks, _clock_key, CLOCK_COLUMNS, PathwayClock)
     _sync(pathway.facts, facts, derived.facts, _fact_key, FACT_COLUMNS, PathwayFact)
+    if session is not None:
+        with session.no_autoflush:
+            daily.note(session, before, daily.of_pathway(pathway))
 
 
 def _sync(collection, existing: dict, wanted_rows, key, columns, model) -> None:

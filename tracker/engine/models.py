@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     CheckConstraint,
@@ -40,6 +40,10 @@ class Pathway(Base):
         Index("ix_pathway_open_warn", "closed_at", "next_target_warn_at"),
         # The reports' cohort: the pathways referred in a range of days.
         Index("ix_pathway_referral", "referral_received_at", "id"),
+        # The reports' medians: the n-th wait of one whole-day bin (tracker.engine.daily).
+        Index("ix_pathway_wait_decision", "days_to_decision", "referral_received_at"),
+        Index("ix_pathway_wait_treatment", "days_decision_to_treatment", "referral_received_at"),
+        Index("ix_pathway_wait_referral", "days_to_treatment", "referral_received_at"),
         # A surgeon's queue: their pathways with steps not yet signed off.
         Index("ix_pathway_lead_unreviewed", "lead_surgeon_id", "unreviewed_steps"),
         # Most pathways are open, so PostgreSQL's planner scans and sorts rather than use an
@@ -273,3 +277,22 @@ class PathwayFact(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     pathway = relationship("Pathway", back_populates="facts")
+
+
+class ReportCount(Base):
+    """The reports' figures, pre-aggregated per local day and team (see
+    ``tracker.engine.daily``): what each pathway adds to the reports, summed, kept on
+    write in the event's transaction, so a report over a range of days reads
+    O(days x clocks) rows whatever the number of pathways."""
+
+    __tablename__ = "report_day_count"
+
+    day: Mapped[date] = mapped_column(primary_key=True)  # a local calendar day
+    team: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    code: Mapped[str] = mapped_column(String(80), primary_key=True)
+    bucket: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    # A second day: a running clock's start; the previous operation or recurrence of the
+    # same pathway (for counts of distinct pathways); else NO_DAY.
+    since: Mapped[date] = mapped_column(primary_key=True)
+    n: Mapped[int] = mapped_column(default=0)

@@ -328,9 +328,11 @@ def _users(fields, clean: dict[str, Any]) -> tuple[dict[str, User], dict[str, li
     return found, errors
 
 
-def _refresh_derived(pathway: Pathway, history: History, now: datetime) -> None:
+def _refresh_derived(
+    pathway: Pathway, history: History, now: datetime, state_before: str | None = None
+) -> None:
     """Recompute what the pathway row keeps from its events (checked by `verify`)."""
-    derive.apply(pathway, derive.derive_for(pathway, history, now))
+    derive.apply(pathway, derive.derive_for(pathway, history, now), state_before)
 
 
 def _append(
@@ -365,7 +367,7 @@ def _append(
         voids_event_id=voids.id if voids else None,
     )
     history = History.from_events([*events, event])
-    _refresh_derived(pathway, history, now)
+    _refresh_derived(pathway, history, now, from_state)
     counts.moved(db_session(), pathway, from_state, pathway.state)
     if from_state is not None:
         pathway.version = pathway.version + 1

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from itertools import groupby
 
 from sqlalchemy import select
 
 from tracker.core.runtime import db_session
-from tracker.engine import counts, derive, timing
+from tracker.engine import counts, daily, derive, timing
 from tracker.engine import steps as d
 from tracker.engine.history import History
 from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact
@@ -68,6 +69,8 @@ def verify_all(batch: int = 2000) -> tuple[list[tuple[int | str, str]], int]:
     ]
     checked = 0
     last_id = 0
+    # The reports' day rows, recounted from the pathways as they are checked.
+    report_counts: Counter = Counter()
     while True:
         pathways = list(
             db_session().scalars(
@@ -100,7 +103,10 @@ def verify_all(batch: int = 2000) -> tuple[list[tuple[int | str, str]], int]:
             rows = (clocks_of.get(pathway.id, []), facts_of.get(pathway.id, []))
             for message in check(pathway, events, *rows):
                 problems.append((pathway.id, message))
+            report_counts.update(daily.contribution(pathway, *rows))
         checked += len(pathways)
         last_id = ids[-1]
         db_session().expunge_all()
+    kept = daily.stored(db_session().connection())
+    problems.extend(("report counts", m) for m in daily.differences(kept, +report_counts))
     return problems, checked

@@ -21,7 +21,7 @@ from tracker.engine.dictionary import (
     CLAVIEN_DINDO,
     PROCEDURES,
 )
-from tracker.engine.models import Pathway, PathwayClock, PathwayFact
+from tracker.engine.models import Pathway, PathwayClock, PathwayFact, ReportCount
 from tracker.extensions import db
 from tracker.users.models import User
 
@@ -37,6 +37,14 @@ class Filters:
     urgency: str | None = None
     diagnosis_category: str | None = None
     lead_surgeon: str | None = None  # username
+    # The teams whose pathways count (None: every team, for those who see them all).
+    teams: tuple[str, ...] | None = None
+
+    @property
+    def by_day(self) -> bool:
+        """Whether the day rows kept on write answer this report: they are kept per team,
+        not per urgency, diagnosis or surgeon, so a report narrowed by those counts rows."""
+        return not (self.urgency or self.diagnosis_category or self.lead_surgeon)
 
     def bounds(self, zone) -> tuple[datetime, datetime]:
         """The range as local days: from the start of ``start`` to the end of ``end``."""
@@ -83,6 +91,8 @@ def _pathway_filters(f: Filters) -> list:
     if f.lead_surgeon:
         surgeon = select(User.id).where(User.username == f.lead_surgeon).scalar_subquery()
         conditions.append(Pathway.lead_surgeon_id == surgeon)
+    if f.teams is not None:
+        conditions.append(Pathway.team.in_(f.teams))
     return conditions
 
 
@@ -290,6 +300,15 @@ def _labelled(counter: Counter, codes) -> list[tuple[str, int]]:
 
 
 def build(f: Filters, now: datetime, zone) -> Report:
+    """The report: from the day rows kept on write when they can answer it
+    (``tracker.engine.daily``), else from the derived rows of the pathways in the cohort.
+    Both give the same figures."""
+    return build_from_counts(f, now, zone) if f.by_day else build_from_rows(f, now, zone)
+
+
+def build_from_rows(f: Filters, now: datetime, zone) -> Report:
+    """The report from the pathway, clock and fact rows of the cohort: a few grouped
+    queries, each reading every row of the range."""
     states = Counter(
         dict(
             db.session.execute(
@@ -413,3 +432,205 @@ def charts(report: Report) -> dict[str, tuple[str, list[tuple[str, float | None]
         ),
         "clavien_dindo": ("Complications by grade", r.clavien_dindo, ""),
     }
+
+
+# -- the same figures from the day rows kept on write (tracker.engine.daily) -----------
+
+
+def _teams(f: Filters) -> list:
+    return [ReportCount.team.in_(f.teams)] if f.teams is not None else []
+
+
+def _days(f: Filters) -> list:
+    return [ReportCount.day >= f.start, ReportCount.day <= f.end]
+
+
+def _ranks(count: int) -> tuple[int, int, int]:
+    """The ranks (from 1) of the median's middle one or two, and the 90th percentile's."""
+    return (count + 1) // 2, (count + 2) // 2, (9 * count + 9) // 10
+
+
+def _intervals_from(histograms: dict[int, Counter], f: Filters, zone) -> list:
+    """Each wait's count, median and 90th percentile from its whole-day histogram: the
+    histogram says which bin holds each rank and its place there; one query then reads
+    those few waits from the pathway rows (an index of each wait), so the figures are
+    exactly those of the ranking over every row."""
+    wanted: dict[tuple[int, int], tuple[int, int]] = {}  # (wait, rank) -> (bin, offset)
+    for i in range(len(INTERVALS)):
+        bins = sorted(histograms.get(i, Counter()).items())
+        count = sum(n for _, n in bins)
+        for rank in set(_ranks(count)) if count else ():
+            below = 0
+            for bucket, n in bins:
+                if rank <= below + n:
+                    wanted[(i, rank)] = (bucket, rank - below - 1)
+                    break
+                below += n
+    picks = []
+    for (i, rank), (bucket, offset) in sorted(wanted.items()):
+        column = INTERVALS[i][1]
+        inner = (
+            select(literal(i).label("wait"), literal(rank).label("rn"), column.label("v"))
+            .where(column >= bucket, column < bucket + 1, *_cohort(f, zone))
+            .order_by(column)
+            .limit(1)
+            .offset(offset)
+            .subquery()
+        )
+        picks.append(select(inner.c.wait, inner.c.rn, inner.c.v))
+    # One query whatever the data (an empty cohort asks for nothing).
+    query = union_all(*picks) if picks else select(literal(0), literal(0), literal(0.0))
+    at = {(w, rn): v for w, rn, v in db.session.execute(query).all()}
+    out = []
+    for i, (label, _) in enumerate(INTERVALS):
+        count = sum(histograms.get(i, Counter()).values())
+        if not count:
+            out.append((label, 0, None, None))
+            continue
+        low, high, p90 = _ranks(count)
+        middle = (at[(i, low)] + at[(i, high)]) / 2
+        out.append((label, count, round(middle, 1), round(at[(i, p90)], 1)))
+    return out
+
+
+def _clock_outcomes(f: Filters, now: datetime, zone):
+    """met, not met and pending per reported clock, and met and not met per clock and
+    month, from the day rows; the running clocks due today are read from their rows, as
+    only they can be due before or after this instant."""
+    today = now.astimezone(zone).date()
+    rows = db.session.execute(
+        select(ReportCount.code, ReportCount.day, ReportCount.since, func.sum(ReportCount.n))
+        .where(
+            ReportCount.kind == "clock",
+            or_(
+                (ReportCount.day >= f.start) & (ReportCount.day <= f.end),
+                (ReportCount.day >= today)
+                & (ReportCount.since <= f.end)
+                & ReportCount.code.like("%:running"),
+            ),
+            *_teams(f),
+        )
+        .group_by(ReportCount.code, ReportCount.day, ReportCount.since)
+    ).all()
+    outcomes: Counter = Counter()  # (clock, met|not_met|pending) -> n
+    by_month: Counter = Counter()  # (clock, YYYY-MM, met|not_met) -> n
+
+    def decided(code: str, day: date, outcome: str, n: int) -> None:
+        if f.start <= day <= f.end:
+            outcomes[(code, outcome)] += n
+            by_month[(code, f"{day:%Y-%m}", outcome)] += n
+
+    for code_outcome, day, since, n in rows:
+        code, outcome = code_outcome.rsplit(":", 1)
+        if outcome != "running":
+            decided(code, day, outcome, n)
+        elif day < today:  # due on an earlier day: not met
+            decided(code, day, "not_met", n)
+        elif day > today and since <= f.end:  # not yet due: pending if started by the end
+            outcomes[(code, "pending")] += n
+    start, end = (
+        datetime.combine(today, time(0), tzinfo=zone),
+        datetime.combine(today + timedelta(days=1), time(0), tzinfo=zone),
+    )
+    _, range_end = f.bounds(zone)
+    due_today = db.session.execute(
+        select(PathwayClock.clock, PathwayClock.due_at, PathwayClock.started_at)
+        .join(Pathway, Pathway.id == PathwayClock.pathway_id)
+        .where(
+            PathwayClock.status == "running",
+            PathwayClock.due_at >= start,
+            PathwayClock.due_at < end,
+            PathwayClock.clock.in_([c.code for c in STANDARDS]),
+            Pathway.in_error.is_(False),
+            *([Pathway.team.in_(f.teams)] if f.teams is not None else []),
+        )
+    ).all()
+    for code, due_at, started_at in due_today:
+        if due_at < now:
+            decided(code, today, "not_met", 1)
+        elif started_at < range_end:
+            outcomes[(code, "pending")] += 1
+    return outcomes, by_month
+
+
+def build_from_counts(f: Filters, now: datetime, zone) -> Report:
+    """The report from the day rows: five queries over O(days x clocks) rows, and the few
+    waits the medians need, whatever the number of pathways."""
+    in_range = db.session.execute(
+        select(ReportCount.kind, ReportCount.code, ReportCount.bucket, func.sum(ReportCount.n))
+        .where(ReportCount.kind.in_(("referral", "wait", "fact")), *_days(f), *_teams(f))
+        .group_by(ReportCount.kind, ReportCount.code, ReportCount.bucket)
+    ).all()
+    states: Counter = Counter()
+    histograms: dict[int, Counter] = {}
+    facts: dict[str, Counter] = {}
+    for kind, code, bucket, n in in_range:
+        if kind == "referral":
+            states[code] += n
+        elif kind == "wait":
+            histograms.setdefault(int(code), Counter())[bucket] += n
+        else:
+            fact_kind, fact_code = code.split(":", 1)
+            facts.setdefault(fact_kind, Counter())[fact_code] += n
+    # Pathways counted once: by their first operation (or recurrence) in the range.
+    firsts: Counter = Counter()
+    grades: Counter = Counter()
+    for kind, code, n in db.session.execute(
+        select(ReportCount.kind, ReportCount.code, func.sum(ReportCount.n))
+        .where(
+            ReportCount.kind.in_(("first", "op_grade", "op_complicated")),
+            ReportCount.since < f.start,
+            *_days(f),
+            *_teams(f),
+        )
+        .group_by(ReportCount.kind, ReportCount.code)
+    ):
+        if kind == "op_grade":
+            grades[code] += n
+        else:
+            firsts[(kind, code)] += n
+    outcomes, by_month = _clock_outcomes(f, now, zone)
+    standard_rows = []
+    for clock in STANDARDS:
+        met, not_met = outcomes[(clock.code, "met")], outcomes[(clock.code, "not_met")]
+        share = round(100 * met / (met + not_met), 1) if met + not_met else None
+        threshold = clock.threshold
+        achieved = None if share is None or threshold is None else share >= threshold
+        standard_rows.append(
+            (
+                clock.standard,
+                met,
+                not_met,
+                outcomes[(clock.code, "pending")],
+                share,
+                threshold,
+                {True: "yes", False: "no", None: "—"}[achieved],
+            )
+        )
+    trend = []
+    for clock in (c for c in STANDARDS if c.threshold is not None):
+        series = []
+        for label, _, _ in months(f, zone):
+            met = by_month[(clock.code, label, "met")]
+            not_met = by_month[(clock.code, label, "not_met")]
+            share = round(100 * met / (met + not_met), 1) if met + not_met else None
+            series.append((label, met, not_met, share))
+        trend.append((clock.standard, clock.threshold, series))
+    operations = facts.get("operation", Counter())
+    recurrences = facts.get("recurrence", Counter())
+    return Report(
+        filters=f,
+        referrals=sum(states.values()),
+        intervals=_intervals_from(histograms, f, zone),
+        standards=standard_rows,
+        trend=trend,
+        states=[(d.STATE_LABELS[s], states.get(s, 0)) for s in d.STATES],
+        procedures=_labelled(facts.get("procedure", Counter()), PROCEDURES),
+        approaches=_labelled(operations, APPROACH),
+        operations=sum(operations.values()),
+        operated_pathways=firsts[("first", "operation")],
+        complicated_pathways=firsts[("op_complicated", "")],
+        clavien_dindo=_labelled(grades, CLAVIEN_DINDO),
+        recurrences=sum(recurrences.values()),
+        recurrence_pathways=firsts[("first", "recurrence")],
+    )

@@ -65,7 +65,9 @@ def _filters(args) -> tuple[figures.Filters | None, list[str]]:
     surgeon = args.get("lead_surgeon") or None
     if problems:
         return None, problems
-    return figures.Filters(start, end, urgency, category, surgeon), []
+    # The user's teams' pathways (every team's for those who see them all).
+    teams = None if scope.sees_every_team(current_user) else tuple(scope.team_codes(current_user))
+    return figures.Filters(start, end, urgency, category, surgeon, teams), []
 
 
 def _surgeons() -> list[User]:
