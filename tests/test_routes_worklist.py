@@ -12,6 +12,7 @@ import pytest
 from tests.helpers import Driver
 from tracker.engine import services
 from tracker.patients.services import register_patient
+from tracker.worklist import routes as worklist_routes
 
 
 def shown(response) -> str:
@@ -341,3 +342,25 @@ def test_countdown_reads_the_due_time_in_the_clocks_unit():
     assert countdown("follow_up", datetime(2026, 7, 4, 23, tzinfo=UTC), now) == "due in 4 days"
     assert countdown("follow_up", datetime(2026, 6, 28, 23, tzinfo=UTC), now) == "2 days overdue"
     assert countdown(None, None, now) == ""
+
+
+def test_a_filtered_total_is_counted_up_to_a_limit(client, login, make, session, monkeypatch):
+    """Past COUNT_LIMIT the page says "more than" instead of counting every match (the
+    breached filter at 100,000 pathways); below it the total is exact, as before."""
+    late = [make(f"Late{i}", referral_days=300 + i) for i in range(4)]
+    session.commit()
+    login("coordinator")
+    monkeypatch.setattr(worklist_routes, "COUNT_LIMIT", 4)
+    page = shown(client.get("/?target=breached"))
+    assert "4 active pathways shown" in page and "More than" not in page
+    monkeypatch.setattr(worklist_routes, "COUNT_LIMIT", 3)
+    monkeypatch.setitem(client.application.config, "WORKLIST_PAGE_SIZE", 2)
+    response = client.get("/?target=breached")
+    page = shown(response)
+    assert "More than 3 active pathways shown" in page
+    assert "Page 1 of more than 2" in page
+    assert len(row_ids(response)) == 2
+    # The pages go on past the limit: the other two are on page 2.
+    assert set(row_ids(client.get("/?target=breached&page=2"))) | set(row_ids(response)) == {
+        p.id for p in late
+    }

@@ -39,6 +39,8 @@ SORT_LABELS = {
     "urgency": "Urgency",
 }
 FILTERS = ("state", "urgency", "target", "mine", "q")
+# A filtered worklist counts its pathways up to here; beyond, it says "more than".
+COUNT_LIMIT = 1000
 TARGET_FILTERS = {
     "breached": "Breached",
     "due_soon": "Due soon",
@@ -86,8 +88,14 @@ def index():
     page = min(max(1, args.get("page", 1, type=int) or 1), 1_000_000)
     size = int(current_app.config["WORKLIST_PAGE_SIZE"])
     counts = scope.open_by_state(current_user, now)
+    more = False
     if any(args.get(name) for name in FILTERS):
-        total = db.session.scalar(filtered(args, now, current_user, func.count(Pathway.id)))
+        # Counted up to COUNT_LIMIT and no further, so a filter that matches thousands
+        # (breached, at 100,000 pathways) reads a bounded range of an index, not all of it.
+        first = filtered(args, now, current_user, Pathway.id).limit(COUNT_LIMIT + 1).subquery()
+        total = db.session.scalar(select(func.count()).select_from(first))
+        more = total > COUNT_LIMIT
+        total = min(total, COUNT_LIMIT)
     else:  # every open pathway: the per-state counts already add up to it
         total = sum(counts.values())
     rows = db.session.scalars(
@@ -100,6 +108,8 @@ def index():
         p.id: clocks.status_at(p.next_target_due_at, p.next_target_warn_at, now) for p in rows
     }
     pages = max(1, -(-total // size))
+    if more:  # how many pages is not known beyond the limit: one more at least
+        pages = max(pages, page)
 
     def link(**changes):
         merged = {k: v for k, v in args.items() if v}
@@ -111,6 +121,7 @@ def index():
         rows=rows,
         counts=counts,
         total=total,
+        more=more,
         page=page,
         pages=pages,
         statuses=statuses,
