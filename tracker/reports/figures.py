@@ -4,6 +4,11 @@ Each report runs a fixed number of SQL queries whatever the number of pathways, 
 reads no event: the first episode's milestones from the pathway rows, the standards
 from the pathway_clock rows, operations, complications and recurrences from the
 pathway_fact rows, all written by the engine's derivation with every event.
+
+The report over every pathway of the user's teams (no urgency, diagnosis or surgeon
+filter) reads the day rows kept on write (``report_day_count``, tracker.engine.daily)
+instead: O(days x clocks) rows, and the two or three waits each median needs, whatever
+the number of pathways. Both ways give the same figures (tests/test_report_counts.py).
 """
 
 from __future__ import annotations
