@@ -1,7 +1,8 @@
 """Time pages in-process (no server, no clients): `python bench/inprocess.py DB N PATH...`.
 
 Prints each page's p50 and minimum over N requests after one warm-up request, and the
-p50 of this process's CPU time, as the coordinator of the demo data. The figures of bench/REPORT.md's engine section."""
+p50 of this process's CPU time, as the coordinator of the demo data. The figures of
+bench/REPORT.md's engine section."""
 
 from __future__ import annotations
 
