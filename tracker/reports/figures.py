@@ -538,8 +538,10 @@ def _clock_outcomes(f: Filters, now: datetime, zone):
         datetime.combine(today + timedelta(days=1), time(0), tzinfo=zone),
     )
     _, range_end = f.bounds(zone)
+    overdue = (PathwayClock.due_at < now).label("overdue")
+    started = (PathwayClock.started_at < range_end).label("started")
     due_today = db.session.execute(
-        select(PathwayClock.clock, PathwayClock.due_at, PathwayClock.started_at)
+        select(PathwayClock.clock, overdue, started, func.count())
         .join(Pathway, Pathway.id == PathwayClock.pathway_id)
         .where(
             PathwayClock.status == "running",
@@ -549,12 +551,13 @@ def _clock_outcomes(f: Filters, now: datetime, zone):
             Pathway.in_error.is_(False),
             *([Pathway.team.in_(f.teams)] if f.teams is not None else []),
         )
+        .group_by(PathwayClock.clock, overdue, started)
     ).all()
-    for code, due_at, started_at in due_today:
-        if due_at < now:
-            decided(code, today, "not_met", 1)
-        elif started_at < range_end:
-            outcomes[(code, "pending")] += 1
+    for code, is_overdue, has_started, n in due_today:
+        if is_overdue:
+            decided(code, today, "not_met", n)
+        elif has_started:
+            outcomes[(code, "pending")] += n
     return outcomes, by_month
 
 
