@@ -106,8 +106,11 @@ def test_phases_milestones_and_facts_match_the_events(users):
     # Each fact with its day and, after a recurrence, the episode it belongs to.
     # A lesion's scores name the lesion (here the referral's tumour site, T8: the journey
     # charts none) and the day.
-    assert facts.sins == "9 · Potentially unstable at T8, 10 Jan 2026 (first episode)"
-    assert facts.bilsky == "2 at T8, 07 Jan 2026 (first episode)"
+    # Against the operation on the lesion (its levels, T7-T9, reach T8): before it.
+    assert facts.sins == [
+        "9 · Potentially unstable at T8, 10 Jan 2026, before surgery (first episode)"
+    ]
+    assert facts.bilsky == ["2 at T8, 07 Jan 2026, before surgery (first episode)"]
     assert facts.asia == "C (10 Jan 2026, first episode)"
     grade = "IIIa - intervention without general anaesthesia"  # the grade and its meaning
     assert facts.complications == [(T0 + 9 * DAY, "CSF leak", grade)]

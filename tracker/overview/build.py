@@ -7,7 +7,7 @@ from datetime import datetime
 
 from tracker.engine.consistency import Noms
 from tracker.engine.history import History
-from tracker.overview import summary, svg
+from tracker.overview import lesion_map, summary, svg
 
 
 @dataclass
@@ -24,9 +24,11 @@ class Overview:
     noms: Noms | None  # None: nothing to read
     review: summary.Review
     diagram: svg.Diagram
+    lesion_map: lesion_map.LesionMap
 
 
-def build(pathway, history: History, now: datetime) -> Overview:
+def build(pathway, history: History, now: datetime, map_at: int | None = None) -> Overview:
+    """The overview; ``map_at``: the MDT decision (its seq) whose map to show, None today's."""
     end = pathway.closed_at or now
     axis = svg.Axis(pathway.referral_received_at, end)
     phases = summary.phases(history, now, pathway.closed_at)
@@ -49,4 +51,5 @@ def build(pathway, history: History, now: datetime) -> Overview:
         noms=summary.noms(history),
         review=summary.review(history),
         diagram=svg.diagram(pathway.state, path_taken),
+        lesion_map=lesion_map.build(history, map_at),
     )
