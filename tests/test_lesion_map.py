@@ -1,0 +1,182 @@
+"""The spine and skeleton map (issue 18, item 2): every level C1-S5 labelled, each lesion at
+its levels or bone with its latest band, what was done to it beside the column, and the
+map as it stood at each MDT."""
+
+from __future__ import annotations
+
+import re
+
+from tests.test_consistency import decide, run_to
+from tests.test_lesions import FEMUR, MIRELS_9, SINS_10, chart
+from tracker.engine import services
+from tracker.engine.fields import SPINAL_LEVELS, expand_levels
+from tracker.engine.scores import MIRELS, SINS
+from tracker.overview import lesion_map
+
+SINS_16 = {
+    "location": 3,
+    "pain": 3,
+    "bone_lesion": 2,
+    "alignment": 4,
+    "collapse": 3,
+    "posterolateral": 1,
+}
+
+
+def treated_pathway(users):
+    """T7-T9 (unstable, Bilsky 2), L1 (potentially unstable) and the left femur (Mirels 9);
+    an MDT, an operation at T8 instrumented T6-T10, then SBRT to T7-T9."""
+    run = run_to(users, "mdt_review")
+    chart(run, levels="T7-T9", finding="new", sins=SINS_16, bilsky_grade="2")
+    chart(run, lesion_ref="L1", levels="L1", finding="new", sins=SINS_10)
+    chart(run, **FEMUR, mirels=MIRELS_9)
+    mdt = decide(run, "plan_surgery", lesion="T7-T9", bilsky_grade="2").event
+    run.do("record_preop_assessment", {"asa_grade": 2, "consent_taken": True})
+    run.do(
+        "record_surgery",
+        {
+            "lead_surgeon": "surgeon",
+            "procedures": ["decompression", "stabilisation_fusion"],
+            "approach": "open",
+            "levels": "T8",
+            "instrumented_levels": "T6-T10",
+            "lesions": ["T7-T9"],
+        },
+    )
+    run.do("start_oncology_treatment", {})
+    run.do(
+        "record_treatment",
+        {
+            "modality": "sbrt",
+            "start_date": run.t.date().isoformat(),
+            "dose_gy": 24,
+            "fractions": 3,
+            "levels": "T7-T9",
+            "lesions": ["T7-T9"],
+        },
+    )
+    return run, mdt
+
+
+def top(level: str) -> float:
+    return lesion_map.level_y(level)
+
+
+def test_the_map_draws_each_lesion_at_its_levels_with_its_band(users):
+    run, _ = treated_pathway(users)
+    m = lesion_map.build(services.load_history(run.pathway))
+    assert [label for label, _ in m.levels] == list(SPINAL_LEVELS)
+    assert len(m.levels) == 29 and m.levels[0][0] == "C1" and m.levels[-1][0] == "S5"
+    spinal = {s.ref: s for s in m.spinal}
+    # Head to tail; T8 is the referral's tumour site, graded on the walk's MRI.
+    assert list(spinal) == ["T7-T9", "T8", "L1"]
+    assert spinal["T8"].band.key == "none"
+    assert spinal["T8"].label == "T8 · SINS not scored · Bilsky 1b"
+    assert spinal["T7-T9"].ys == [top("T7"), top("T8"), top("T9")]
+    assert (spinal["T7-T9"].band.key, spinal["T7-T9"].bilsky) == ("high", "2")
+    assert spinal["T7-T9"].label == "T7-T9 · SINS 16 · Bilsky 2"
+    assert spinal["T7-T9"].more == "unstable"
+    assert (spinal["L1"].band.key, spinal["L1"].bilsky) == ("mid", None)
+    (femur,) = m.bones
+    assert (femur.ref, femur.band.key) == ("left femur", "high")
+    assert femur.x > lesion_map.SKELETON_X  # the patient's left, on the viewer's right
+    assert "Mirels 9" in femur.label
+    # What was done, beside the column.
+    (rod,) = m.instrumented
+    assert (rod.first, rod.last) == (top("T6"), top("T10") + lesion_map.LEVEL_H)
+    (operated,) = m.operated
+    assert (operated.first, operated.last) == (top("T8"), top("T8") + lesion_map.LEVEL_H)
+    (field,) = m.fields
+    assert (field.first, field.dose) == (top("T7"), "24 Gy/3")
+    assert field.title.startswith("SBRT T7-T9 24 Gy/3")
+    rows = {row[0]: row for row in m.rows}
+    assert "Instrumented T6-T10" in rows["T7-T9"][4] and "SBRT T7-T9" in rows["T7-T9"][4]
+    assert rows["L1"][4] == "none"
+
+
+def test_the_map_as_at_an_mdt_shows_what_stood_then(users):
+    run, mdt = treated_pathway(users)
+    history = services.load_history(run.pathway)
+    then = lesion_map.build(history, mdt.seq)
+    assert then.as_of == mdt.occurred_at
+    assert then.instrumented == [] and then.operated == [] and then.fields == []
+    assert [s.ref for s in then.spinal] == ["T7-T9", "T8", "L1"]
+    assert [(s.words, s.current) for s in then.snapshots] == [
+        (f"MDT {mdt.occurred_at:%d %b %Y}: surgery", True)
+    ]
+    # A step that is not an MDT decision shows today's map.
+    assert lesion_map.build(history, 1).as_of is None
+    assert lesion_map.build(history, 10**6).as_of is None
+
+
+def map_of(page: str) -> str:
+    start = page.index('<svg id="lesion-map"')
+    return page[start : page.index("</svg>", start)]
+
+
+def test_the_page_draws_the_map_and_its_table(client, users, login, session):
+    run, mdt = treated_pathway(users)
+    session.commit()
+    login("surgeon")
+    page = client.get(f"/pathways/{run.pathway.id}").text
+    svg = map_of(page)
+    labels = re.findall(r'text-anchor="end" class="lm-level[^"]*">(\w+)<', svg)
+    assert labels == list(SPINAL_LEVELS)
+    drawn = dict(re.findall(r'data-levels="([^"]+)" data-band="(\w+)"', svg))
+    assert drawn == {"T7-T9": "high", "T8": "none", "L1": "mid"}
+    assert 'data-lesion="left femur" data-band="high"' in svg
+    assert "<title>Instrumented T6-T10," in svg and "<title>Operated T8," in svg
+    assert ">24 Gy/3</text>" in svg
+    assert "<title>Lesion T7-T9 · SINS 16 · Bilsky 2: unstable</title>" in svg
+    table = page[page.index('class="table table-sm small lesion-map-table') :]
+    assert "<td>T7-T9</td><td>T7-T9</td><td>SINS 16 unstable</td><td>2</td>" in table
+    assert f'href="?map_at={mdt.seq}#lesion-map"' in page
+    then = client.get(f"/pathways/{run.pathway.id}?map_at={mdt.seq}").text
+    assert "as they stood at the MDT of" in then
+    svg_then = map_of(then)
+    assert "Instrumented T6-T10" not in svg_then and "24 Gy/3" not in svg_then
+    printed = client.get(f"/pathways/{run.pathway.id}/print").text
+    assert 'id="lesion-map"' in printed
+
+
+def test_every_demo_lesion_is_drawn_at_its_levels_with_the_right_band(session):
+    from sqlalchemy import select
+
+    from tracker.demo import seed
+    from tracker.engine.history import History
+    from tracker.engine.models import Event, Pathway
+    from tracker.extensions import db
+
+    seed(80, seed_value=9)
+    session.flush()
+    events: dict[int, list] = {}
+    for e in db.session.scalars(select(Event).order_by(Event.pathway_id, Event.seq)):
+        events.setdefault(e.pathway_id, []).append(e)
+    drawn_spinal = drawn_bones = operated = irradiated = 0
+    for p in db.session.scalars(select(Pathway)):
+        history = History.from_events(events[p.id])
+        m = lesion_map.build(history)
+        marks = {s.ref: s for s in m.spinal}
+        bones = {b.ref: b for b in m.bones}
+        for lesion in history.lesions():
+            if lesion.levels:
+                mark = marks[lesion.ref]
+                assert mark.ys == [top(level) for level in expand_levels(lesion.levels)]
+                reading = lesion.latest("sins_total")
+                band = SINS.band(reading.get("sins_total"))[0] if reading else None
+                assert mark.band.key == lesion_map.BAND_KEY.get(band, "none"), (p.id, lesion.ref)
+                drawn_spinal += 1
+            elif lesion.bone:
+                reading = lesion.latest("mirels_total")
+                band = MIRELS.band(reading.get("mirels_total"))[0] if reading else None
+                assert bones[lesion.ref].band.key == lesion_map.BAND_KEY.get(band, "none")
+                drawn_bones += 1
+        for step in history.counting():
+            if step.trigger == "record_surgery" and step.data.get("instrumented_levels"):
+                span = expand_levels(step.data["instrumented_levels"])
+                assert any(s.first == top(span[0]) for s in m.instrumented), p.id
+                operated += 1
+            if step.trigger == "record_treatment" and step.data.get("levels"):
+                assert any(f.first == top(expand_levels(step.data["levels"])[0]) for f in m.fields)
+                irradiated += 1
+    assert drawn_spinal and drawn_bones and operated and irradiated
