@@ -21,7 +21,7 @@ from tracker.engine.dictionary import (
 )
 from tracker.engine.fields import Choice, MultiChoice, expand_levels
 from tracker.engine.history import History, Step
-from tracker.engine.lesions import Lesion
+from tracker.engine.lesions import RADIOTHERAPY, Lesion
 from tracker.engine.scores import MIRELS, SINS, TOKUHASHI, mirels_recommendation
 
 
@@ -132,6 +132,43 @@ def trends(history: History) -> list[Series]:
 
 def operations(history: History) -> list[Step]:
     return history.tagged(tags.OPERATION)
+
+
+def journey_marks(history: History) -> list[tuple[datetime, str, str, str]]:
+    """What the trend charts mark: (when, kind, short label, words) of each operation,
+    radiotherapy course and MDT decision."""
+    out = []
+    for step in operations(history):
+        out.append(
+            (
+                step.occurred_at,
+                "operation",
+                "Op",
+                f"Operation {step.occurred_at:%d %b %Y}: levels {step.data.get('levels', '')}",
+            )
+        )
+    for step in history.counting():
+        if step.trigger == "record_treatment" and step.data.get("modality") in RADIOTHERAPY:
+            where = step.data.get("levels") or step.data.get("bone") or ""
+            dose = f" {step.data['dose_gy']:g} Gy" if step.data.get("dose_gy") is not None else ""
+            out.append(
+                (
+                    step.occurred_at,
+                    "radiotherapy",
+                    "RT",
+                    f"Radiotherapy {step.occurred_at:%d %b %Y}: {where}{dose}".rstrip(": "),
+                )
+            )
+    for step in history.mdt_outcomes():
+        out.append(
+            (
+                step.occurred_at,
+                "mdt",
+                "MDT",
+                f"{d.label(step.trigger)}, {step.occurred_at:%d %b %Y}",
+            )
+        )
+    return out
 
 
 _PROCEDURES = MultiChoice("procedures", "Procedures", choices=PROCEDURES)
