@@ -180,3 +180,87 @@ def test_every_demo_lesion_is_drawn_at_its_levels_with_the_right_band(session):
                 assert any(f.first == top(expand_levels(step.data["levels"])[0]) for f in m.fields)
                 irradiated += 1
     assert drawn_spinal and drawn_bones and operated and irradiated
+
+
+def test_lesions_are_fhir_conditions_their_scores_observations_about_them(client, users, session):
+    from fhir.resources.R4B.bundle import Bundle
+
+    from tests.test_api import _codes
+    from tracker.api import fhir
+    from tracker.api.services import create_token
+
+    run, _ = treated_pathway(users)
+    _, plain = create_token(users["viewer"], "test")
+    session.commit()
+    headers = {"Authorization": f"Bearer {plain}"}
+    body = client.get(f"/api/v1/pathways/{run.pathway.id}/fhir", headers=headers).json
+    Bundle.model_validate(body)
+    resources = [entry["resource"] for entry in body["entry"]]
+    for resource in resources:
+        for field, code in _codes(resource):
+            assert code in fhir.VALUE_SETS[field], (field, code)
+    lesions = {
+        r["identifier"][0]["value"]: r
+        for r in resources
+        if r["resourceType"] == "Condition" and r.get("identifier")
+    }
+    assert list(lesions) == ["T8", "T7-T9", "L1", "left femur"]
+    spine, femur = lesions["T7-T9"], lesions["left femur"]
+    # A metastatic lesion: SNOMED CT's secondary malignant neoplasm of bone, and our kind.
+    assert spine["code"]["coding"][0] == {
+        "system": fhir.SNOMED,
+        "code": "94222008",
+        "display": "Secondary malignant neoplasm of bone",
+    }
+    assert spine["code"]["coding"][1]["code"] == "spinal-lesion"
+    # The body site: each vertebral level (the project's codes: SNOMED CT has none we use).
+    assert [s["coding"][0] for s in spine["bodySite"]] == [
+        {"system": f"{fhir.CS}spinal-level", "code": level, "display": f"{level} vertebra"}
+        for level in ("T7", "T8", "T9")
+    ]
+    assert femur["bodySite"] == [
+        {
+            "coding": [{"system": fhir.SNOMED, "code": "71341001", "display": "Femur"}],
+            "text": "Left femur",
+        }
+    ]
+    for condition in lesions.values():
+        for site in condition["bodySite"]:
+            coding = site["coding"][0]
+            if coding["system"] == fhir.SNOMED:
+                assert (coding["code"], coding["display"]) in fhir.BONE_SNOMED.values()
+            else:
+                assert coding["system"].startswith(fhir.CS)
+                if coding["system"].endswith("spinal-level"):
+                    assert coding["code"] in SPINAL_LEVELS
+    assert lesions["T8"]["verificationStatus"]["coding"][0]["code"] == "provisional"
+    assert spine["verificationStatus"]["coding"][0]["code"] == "confirmed"
+    # Each score's Observation is about its lesion (focus); Mirels has its components.
+    by_id = {entry["fullUrl"]: entry["resource"] for entry in body["entry"]}
+    about: dict[str, list[tuple[str, object]]] = {}
+    for r in resources:
+        if r["resourceType"] == "Observation" and "focus" in r:
+            (ref,) = r["focus"]
+            lesion = by_id[ref["reference"]]["identifier"][0]["value"]
+            value = r.get("valueInteger", r.get("valueString"))
+            about.setdefault(lesion, []).append((r["code"]["coding"][0]["code"], value))
+    assert about["T7-T9"] == [("sins", 16), ("bilsky_grade", "2"), ("bilsky_grade", "2")]
+    assert about["L1"] == [("sins", 10)]
+    assert about["left femur"] == [("mirels", 9)]
+    assert about["T8"] == [("bilsky_grade", "1b")]  # the walk's MRI, the referral's site
+    (mirels,) = [
+        r
+        for r in resources
+        if r["resourceType"] == "Observation" and r["code"]["coding"][0]["code"] == "mirels"
+    ]
+    assert [c["code"]["coding"][0]["code"] for c in mirels["component"]] == [
+        "site",
+        "pain",
+        "lesion",
+        "size",
+    ]
+    # The operation names the lesion it treated.
+    (operation,) = [
+        r for r in resources if r["resourceType"] == "Procedure" and "reasonReference" in r
+    ]
+    assert operation["reasonReference"] == [{"reference": f"urn:uuid:{spine['id']}"}]
