@@ -88,6 +88,10 @@ def test_surgeon_reads_the_lesion_map_of_three_patients(live_app, page, backend)
             assert not serious_violations(page), (kind, width)
             if backend == "sqlite":
                 page.screenshot(path=SHOTS / f"overview-lesions-{kind}-{width}.png")
+                if kind == "recurrence" and width == 1366:
+                    page.locator("section.overview").screenshot(
+                        path=SHOTS / "overview-lesions-journey-1366.png"
+                    )
         # The map as at an MDT: a link per decision, no script needed.
         dates = page.locator(".lesion-map-dates a")
         if dates.count() > 1:

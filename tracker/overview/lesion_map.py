@@ -21,7 +21,7 @@ from tracker.engine.history import History, Step
 from tracker.engine.lesions import RADIOTHERAPY, Lesion
 from tracker.engine.scores import MIRELS, SINS
 
-WIDTH = 540
+WIDTH = 500
 TOP = 30
 LEVEL_H = 12.5
 LABEL_X = 30  # level labels end here
@@ -30,7 +30,7 @@ OPERATED_X = 45  # the operated levels
 VERTEBRA_X, VERTEBRA_W = 56, 40
 RT_X = 102  # the first radiotherapy bracket
 TEXT_X = 160  # the lesions' labels
-SKELETON_X = 462  # the skeleton's midline
+SKELETON_X = 432  # the skeleton's midline
 LINE_H = 14
 SPINE_BOTTOM = TOP + len(SPINAL_LEVELS) * LEVEL_H
 HIGH_BILSKY = frozenset({"2", "3"})
