@@ -92,6 +92,11 @@ def test_surgeon_reads_the_lesion_map_of_three_patients(live_app, page, backend)
                     page.locator("section.overview").screenshot(
                         path=SHOTS / "overview-lesions-journey-1366.png"
                     )
+        if backend == "sqlite" and kind == "recurrence":
+            page.goto(f"/pathways/{pathway_id}/print")
+            assert page.locator("svg#lesion-map").count() == 1
+            page.screenshot(path=SHOTS / "overview-lesions-print.png", full_page=True)
+            page.goto(f"/pathways/{pathway_id}")
         # The map as at an MDT: a link per decision, no script needed.
         dates = page.locator(".lesion-map-dates a")
         if dates.count() > 1:

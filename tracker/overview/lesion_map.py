@@ -12,7 +12,7 @@ latest Bilsky grade is high (2 or 3). ``as_of`` draws the map as it stood at an 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from tracker.engine import steps as d
 from tracker.engine import tags
@@ -29,7 +29,7 @@ ROD_X = 37  # the instrumentation rod
 OPERATED_X = 45  # the operated levels
 VERTEBRA_X, VERTEBRA_W = 56, 40
 RT_X = 102  # the first radiotherapy bracket
-TEXT_X = 160  # the lesions' labels
+TEXT_X = 166  # the lesions' labels
 SKELETON_X = 432  # the skeleton's midline
 LINE_H = 14
 SPINE_BOTTOM = TOP + len(SPINAL_LEVELS) * LEVEL_H
@@ -346,9 +346,8 @@ def build(history: History, at: int | None = None) -> LesionMap:
                 first,
                 last,
                 dose,
-                f"{kind} {step.data['levels']} {dose}, from {step.data['start_date']}".replace(
-                    "  ", " "
-                ),
+                " ".join(w for w in (kind, step.data["levels"], dose) if w)
+                + f", from {_day(step.data['start_date'])}",
             )
         )
     bottom = max(SPINE_BOTTOM, max((m.label_y + LINE_H for m in spinal), default=0)) + 14
@@ -367,6 +366,13 @@ def build(history: History, at: int | None = None) -> LesionMap:
         keys_y=bottom,
         legend_y=bottom + keys_h,
     )
+
+
+def _day(iso_date: str) -> str:
+    try:
+        return f"{date.fromisoformat(iso_date):%d %b %Y}"
+    except (TypeError, ValueError):
+        return str(iso_date)
 
 
 def _dose(data: dict) -> str:
