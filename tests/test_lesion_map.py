@@ -264,3 +264,20 @@ def test_lesions_are_fhir_conditions_their_scores_observations_about_them(client
         r for r in resources if r["resourceType"] == "Procedure" and "reasonReference" in r
     ]
     assert operation["reasonReference"] == [{"reference": f"urn:uuid:{spine['id']}"}]
+
+
+def test_key_facts_say_when_each_score_was_given_against_the_fixation(users):
+    from tracker.overview import summary
+
+    run, _ = treated_pathway(users)
+    history = services.load_history(run.pathway)
+    sins = summary.facts(history).sins
+    (t7_t9,) = [line for line in sins if " at T7-T9, " in line]
+    assert t7_t9.startswith("16 · Unstable at T7-T9, ") and t7_t9.endswith(", before fixation")
+    (l1,) = [line for line in sins if " at L1, " in line]
+    assert "fixation" not in l1  # no operation reached L1
+    operation = next(s for s in history.counting() if s.trigger == "record_surgery")
+    chart(run, lesion_ref="T7-T9", levels="T7-T9", finding="stable", sins=SINS_10)
+    after = summary.facts(services.load_history(run.pathway)).sins
+    assert after[0].startswith("10 · Potentially unstable at T7-T9, ")
+    assert after[0].endswith(f", after fixation on {operation.occurred_at:%d %b %Y}")
