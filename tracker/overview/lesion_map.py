@@ -231,8 +231,8 @@ def _levels_span(levels: str) -> tuple[float, float]:
 def build(history: History, at: int | None = None) -> LesionMap:
     """The map today, or as it stood at the MDT decision ``at`` (a step's seq)."""
     chosen = history.by_seq.get(at) if at is not None else None
-    if chosen is not None and not (chosen.counts and chosen in history.mdt_outcomes()):
-        chosen = None
+    if chosen is not None and chosen.seq not in {s.seq for s in history.mdt_outcomes()}:
+        chosen = None  # not an MDT decision standing: today's map
     story = as_of(history, chosen) if chosen is not None else history
     lesions = story.lesions()
     recurred = bool(story.tagged(tags.NEW_EPISODE))
