@@ -80,7 +80,7 @@ def test_the_map_draws_each_lesion_at_its_levels_with_its_band(users):
     (femur,) = m.bones
     assert (femur.ref, femur.band.key) == ("left femur", "high")
     assert femur.x > lesion_map.SKELETON_X  # the patient's left, on the viewer's right
-    assert "Mirels 9" in femur.label
+    assert femur.label == "Left femur: Mirels 9 impending fracture, fixation recommended"
     # What was done, beside the column.
     (rod,) = m.instrumented
     assert (rod.first, rod.last) == (top("T6"), top("T10") + lesion_map.LEVEL_H)
@@ -135,6 +135,9 @@ def test_the_page_draws_the_map_and_its_table(client, users, login, session):
     assert "as they stood at the MDT of" in then
     svg_then = map_of(then)
     assert "Instrumented T6-T10" not in svg_then and "24 Gy/3" not in svg_then
+    for odd in ("abc", "-1", "99999999999999999999", "1"):  # today's map, whatever is sent
+        response = client.get(f"/pathways/{run.pathway.id}?map_at={odd}")
+        assert response.status_code == 200 and "as they stood" not in response.text
     printed = client.get(f"/pathways/{run.pathway.id}/print").text
     assert 'id="lesion-map"' in printed
 

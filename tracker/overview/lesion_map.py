@@ -44,6 +44,11 @@ BAND_KEY = {
     "borderline": "mid",
     "fixation_recommended": "high",
 }
+# What a Mirels band asks of the surgeon, in a word (the lesion's table gives it in full).
+MIRELS_ADVICE = {
+    "borderline": ", consider fixation",
+    "fixation_recommended": ", fixation recommended",
+}
 LEGEND = (
     ("low", "SINS 0-6 stable · Mirels 4-7"),
     ("mid", "SINS 7-12 potentially unstable · Mirels 8"),
@@ -188,7 +193,8 @@ def _band(lesion: Lesion) -> Band:
         return Band("none", "not scored")
     total = reading.get("mirels_total")
     code, words = MIRELS.band(total)
-    return Band(BAND_KEY[code], f"Mirels {total} {words.lower()}")
+    advice = MIRELS_ADVICE.get(code, "")
+    return Band(BAND_KEY[code], f"Mirels {total} {words.lower()}{advice}")
 
 
 def as_of(history: History, step: Step) -> History:
