@@ -89,6 +89,11 @@ def test_the_map_draws_each_lesion_at_its_levels_with_its_band(users):
     (field,) = m.fields
     assert (field.first, field.dose) == (top("T7"), "24 Gy/3")
     assert field.title.startswith("SBRT T7-T9 24 Gy/3")
+    # The journey marks the radiotherapy as it marks the operation and the MDT decision.
+    from tracker.overview import summary
+
+    kinds = [kind for _, kind, _, _ in summary.journey_marks(services.load_history(run.pathway))]
+    assert sorted(kinds) == ["mdt", "operation", "radiotherapy"]
     rows = {row[0]: row for row in m.rows}
     assert "Instrumented T6-T10" in rows["T7-T9"][4] and "SBRT T7-T9" in rows["T7-T9"][4]
     assert rows["L1"][4] == "none"

@@ -18,7 +18,7 @@ from tracker.engine import steps as d
 from tracker.engine import tags
 from tracker.engine.fields import SPINAL_LEVELS, expand_levels
 from tracker.engine.history import History, Step
-from tracker.engine.lesions import RADIOTHERAPY, Lesion
+from tracker.engine.lesions import Lesion, radiotherapy
 from tracker.engine.scores import MIRELS, SINS
 
 WIDTH = 500
@@ -243,6 +243,9 @@ def build(history: History, at: int | None = None) -> LesionMap:
     lesions = story.lesions()
     recurred = bool(story.tagged(tags.NEW_EPISODE))
 
+    courses = radiotherapy(story)
+    rt_seqs = {s.seq for s in courses}
+    operated_seqs = {s.seq for s in story.tagged(tags.OPERATION)}
     spinal, bones, unplaced = [], [], []
     for lesion in lesions:
         band = _band(lesion)
@@ -291,13 +294,10 @@ def build(history: History, at: int | None = None) -> LesionMap:
             treated = [
                 f"{link.source} {link.at:%d %b %Y}"
                 for link in lesion.links
-                if link.trigger in ("record_surgery", "record_treatment")
+                if link.seq in operated_seqs or link.seq in rt_seqs
             ]
             fields_here = [
-                story.by_seq[link.seq].data
-                for link in lesion.links
-                if link.trigger == "record_treatment"
-                and story.by_seq[link.seq].data.get("modality") in RADIOTHERAPY
+                story.by_seq[link.seq].data for link in lesion.links if link.seq in rt_seqs
             ]
             title = f"Lesion {key}, {label}. " + ("; ".join(treated) or "none")
             bones.append(
@@ -311,7 +311,7 @@ def build(history: History, at: int | None = None) -> LesionMap:
                     title,
                     where=lesion.site,
                     treated="; ".join(treated) or "none",
-                    operated=any(link.trigger == "record_surgery" for link in lesion.links),
+                    operated=any(link.seq in operated_seqs for link in lesion.links),
                     irradiated=_dose(fields_here[-1]) or "given" if fields_here else None,
                 )
             )
@@ -337,9 +337,7 @@ def build(history: History, at: int | None = None) -> LesionMap:
             instrumented.append(
                 Span(first, last, f"Instrumented {step.data['instrumented_levels']}, {day}")
             )
-    for step in story.counting():
-        if step.trigger != "record_treatment" or step.data.get("modality") not in RADIOTHERAPY:
-            continue
+    for step in courses:
         if not step.data.get("levels"):
             continue
         first, last = _levels_span(step.data["levels"])

@@ -21,7 +21,7 @@ from tracker.engine.dictionary import (
 )
 from tracker.engine.fields import Choice, MultiChoice, expand_levels
 from tracker.engine.history import History, Step
-from tracker.engine.lesions import RADIOTHERAPY, Lesion
+from tracker.engine.lesions import Lesion, radiotherapy
 from tracker.engine.scores import MIRELS, SINS, TOKUHASHI, mirels_recommendation
 
 
@@ -147,18 +147,17 @@ def journey_marks(history: History) -> list[tuple[datetime, str, str, str]]:
                 f"Operation {step.occurred_at:%d %b %Y}: levels {step.data.get('levels', '')}",
             )
         )
-    for step in history.counting():
-        if step.trigger == "record_treatment" and step.data.get("modality") in RADIOTHERAPY:
-            where = step.data.get("levels") or step.data.get("bone") or ""
-            dose = f" {step.data['dose_gy']:g} Gy" if step.data.get("dose_gy") is not None else ""
-            out.append(
-                (
-                    step.occurred_at,
-                    "radiotherapy",
-                    "RT",
-                    f"Radiotherapy {step.occurred_at:%d %b %Y}: {where}{dose}".rstrip(": "),
-                )
+    for step in radiotherapy(history):
+        where = step.data.get("levels") or step.data.get("bone") or ""
+        dose = f" {step.data['dose_gy']:g} Gy" if step.data.get("dose_gy") is not None else ""
+        out.append(
+            (
+                step.occurred_at,
+                "radiotherapy",
+                "RT",
+                f"Radiotherapy {step.occurred_at:%d %b %Y}: {where}{dose}".rstrip(": "),
             )
+        )
     for step in history.mdt_outcomes():
         out.append(
             (
@@ -200,10 +199,12 @@ def _mirels_words(total) -> str:
 def _operations_on(history: History, lesion: Lesion) -> list[Step]:
     """The operations that reached a lesion: naming it, or operating or instrumenting any
     of its levels."""
-    named = {link.seq for link in lesion.links if link.trigger == "record_surgery"}
+    ops = operations(history)
+    by_seq = {s.seq for s in ops}
+    named = {link.seq for link in lesion.links if link.seq in by_seq}
     covered = set(_levels(lesion.levels)) if lesion.levels else set()
     out = []
-    for step in operations(history):
+    for step in ops:
         reached = set(_levels(step.data.get("levels"))) | set(
             _levels(step.data.get("instrumented_levels"))
         )
