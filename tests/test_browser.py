@@ -328,8 +328,8 @@ def test_surgeon_overview_of_a_demo_pathway(live_app, page, backend):
     page.goto(f"/pathways/{pathway_id}")
     overview = page.locator("section.overview")
     charts = overview.locator("svg.chart")
-    assert charts.count() == 3
-    for i in range(3):
+    assert charts.count() == 4  # the lesion map, the phases, the trends, the diagram
+    for i in range(4):
         box = charts.nth(i).bounding_box()
         assert box and box["width"] > 300 and box["height"] > 100, box
     assert overview.locator("svg.diagram rect.svg-node-current").count() == 1
@@ -341,7 +341,7 @@ def test_surgeon_overview_of_a_demo_pathway(live_app, page, backend):
     if backend == "sqlite":
         overview.screenshot(path=SHOTS / "overview.png")
     page.goto(f"/pathways/{pathway_id}/print")
-    assert page.locator("svg.chart").count() == 3
+    assert page.locator("svg.chart").count() == 4
 
 
 def _log_in(page, username: str) -> None:

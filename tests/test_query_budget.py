@@ -92,3 +92,19 @@ def test_pathway_page_queries_do_not_grow_with_events(client, session, users, lo
     )
     # One of them reads the session, one the reader's teams.
     assert page_queries(client, f"/pathways/{long.id}") <= 8
+
+
+def test_the_lesion_map_adds_no_query(client, session, users, login):
+    """The spine and skeleton map, today's or as at an MDT, is read from the history the
+    page loads anyway: a pathway with three lesions, an operation and radiotherapy costs the
+    queries of one with none."""
+    from tests.test_lesion_map import treated_pathway
+
+    plain = driver(users, referral=datetime.now(UTC) - timedelta(days=40)).walk_to("mdt_review")
+    run, mdt = treated_pathway(users)
+    session.commit()
+    login("surgeon")
+    plain_count = page_queries(client, f"/pathways/{plain.pathway.id}")
+    assert page_queries(client, f"/pathways/{run.pathway.id}") == plain_count
+    assert page_queries(client, f"/pathways/{run.pathway.id}?map_at={mdt.seq}") == plain_count
+    assert page_queries(client, f"/pathways/{run.pathway.id}/print") <= plain_count

@@ -76,6 +76,12 @@ def _actions(pathway: Pathway, history) -> dict:
     }
 
 
+def _map_at() -> int | None:
+    """The MDT decision whose lesion map to show (``?map_at=seq``); anything else: today's."""
+    raw = request.args.get("map_at", "")
+    return int(raw) if raw.isdigit() and len(raw) < 9 else None
+
+
 @bp.get("/<int:pathway_id>")
 def show(pathway_id: int):
     pathway = load(pathway_id)
@@ -86,7 +92,7 @@ def show(pathway_id: int):
     amendable = {s.seq for s in services.amendable_steps(history)}
     return render_template(
         "pathway/show.html",
-        o=build_overview(pathway, history, _now()),
+        o=build_overview(pathway, history, _now(), _map_at()),
         pathway=pathway,
         history=history,
         entries=entries(history, _names()),
@@ -111,7 +117,7 @@ def print_view(pathway_id: int):
         "pathway/print.html",
         pathway=pathway,
         targets=statuses,
-        o=build_overview(pathway, history, now),
+        o=build_overview(pathway, history, now, _map_at()),
         now=now,
     )
 
