@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
+
 from tracker.alerts import services
 from tracker.core.runtime import db_session
 from tracker.mail import MailError
@@ -40,12 +42,20 @@ def run_alerts(now: datetime, ignore_schedule: bool = False) -> RunResult:
     """Raise what the rules find at ``now``, then email what is due."""
     session = db_session()
     result = RunResult()
-    try:
-        result.raised = len(services.raise_alerts(now))
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
+    for attempt in (1, 2):
+        try:
+            result.raised = len(services.raise_alerts(now))
+            session.commit()
+            break
+        except IntegrityError:
+            # Another run (a second worker) raised some of them at the same moment: its
+            # rows are committed now, so a second try skips them.
+            session.rollback()
+            if attempt == 2:
+                raise
+        except Exception:
+            session.rollback()
+            raise
     result.quiet = services.in_quiet_hours(now)
     digests = services.due_digests(now, ignore_schedule=ignore_schedule)
     session.commit()  # the notifications settled as not to be emailed

@@ -12,6 +12,7 @@ The jobs run in the Flask app's context, as `flask tracker worker` starts them:
 from __future__ import annotations
 
 import logging
+import threading
 from types import SimpleNamespace
 
 from flask import Flask
@@ -22,6 +23,11 @@ from tracker.alerts.run import run_alerts
 from tracker.core.db import utcnow
 
 log = logging.getLogger("tracker.jobs")
+# One run of the alerts at a time in a worker process: two at once would only find the
+# same alerts, and on SQLite they would trip over each other's write lock. A run that
+# fails anyway (the database away for a moment) is retried.
+_alerts_running = threading.Lock()
+RETRIES, RETRY_DELAY = 3, 30
 
 
 def make_huey(config, immediate: bool = False) -> Huey:
@@ -45,15 +51,15 @@ def register(huey: Huey, app: Flask) -> SimpleNamespace:
     """The tracker's jobs on ``huey``, each run inside ``app``'s context."""
 
     def alerts(ignore_schedule: bool = False) -> str:
-        with app.app_context():
+        with _alerts_running, app.app_context():
             summary = run_alerts(utcnow(), ignore_schedule=ignore_schedule).summary()
         log.info("alerts: %s", summary)
         return summary
 
-    once = huey.task(name="run_alerts")(alerts)
+    once = huey.task(name="run_alerts", retries=RETRIES, retry_delay=RETRY_DELAY)(alerts)
     periodic = huey.periodic_task(
         every(app.config["ALERT_EVERY_MINUTES"]), name="run_alerts_periodically"
-    )(alerts)
+    )(alerts)  # not retried: the next one comes in a few minutes
     return SimpleNamespace(run_alerts=once, run_alerts_periodically=periodic)
 
 
