@@ -18,6 +18,8 @@ import time_machine
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
+from config import ConfigError
+from tests.conftest import make_app
 from tests.helpers import Driver, new_pathway
 from tracker.alerts import rules
 from tracker.alerts import services as alerts
@@ -200,9 +202,13 @@ def test_an_mdt_outcome_outstanding_the_day_after_the_meeting(users, session, fr
         drive.do("plan_surgery")
         session.commit()
         raised = alerts.raise_alerts(at(15, 9, 5))
-    assert [(n.kind, n.pathway_id, n.user_id) for n in raised if n.kind == "mdt_outcome"] == [
-        ("mdt_outcome", other.pathway.id, users["coordinator"].id)
+    outcome = [n for n in raised if n.kind == "mdt_outcome"]
+    assert [(n.pathway_id, n.user_id) for n in outcome] == [
+        (other.pathway.id, users["coordinator"].id)
     ]
+    assert (
+        outcome[0].detail == "Listed for the MDT meeting of 14 Jan 2027: no outcome recorded yet."
+    )
 
 
 def test_the_overdue_task_rule_waits_for_the_task_table(users, session):
@@ -224,6 +230,20 @@ def test_quiet_hours_and_the_digest_time(app):
         assert next_digest(datetime(2027, 7, 1, 12, tzinfo=UTC)) == datetime(
             2027, 7, 2, 6, 30, tzinfo=UTC
         )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ALERT_QUIET_HOURS", "9pm-7am"),
+        ("ALERT_QUIET_HOURS", "21:00"),
+        ("ALERT_DIGEST_TIME", "25:00"),
+    ],
+)
+def test_a_mistyped_schedule_stops_the_start_saying_how_to_write_it(name, value):
+    with pytest.raises(ConfigError) as refused:
+        make_app("sqlite://", **{name: value})
+    assert name in str(refused.value) and "HH:MM" in str(refused.value)
 
 
 # -- email ---------------------------------------------------------------------------------------

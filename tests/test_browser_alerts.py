@@ -67,3 +67,27 @@ def test_the_counter_shows_and_marking_read_clears_it(alerted, page, backend):
     assert counter(page) == "Notifications"
     assert page.get_by_role("button", name="Mark as read").count() == 0
     assert not serious_violations(page)
+
+
+def test_a_user_sets_their_email_for_alerts(page, backend):
+    page.goto("/login")
+    page.get_by_label("Username").fill("surgeon")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto("/account/")
+    page.get_by_label("Email address for alerts").fill("not an address")
+    page.get_by_role("button", name="Save email settings").click()
+    page.get_by_text("'not an address' is not an email address").wait_for()
+    assert not serious_violations(page)
+    page.get_by_label("Email address for alerts").fill("s.smith@hospital.example")
+    page.get_by_label("Every alert as it comes").check()
+    page.get_by_role("button", name="Save email settings").click()
+    page.get_by_text("Your email settings for alerts are saved.").wait_for()
+    assert page.get_by_label("Email address for alerts").input_value() == (
+        "s.smith@hospital.example"
+    )
+    assert page.get_by_label("Every alert as it comes").is_checked()
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.locator("#alerts").scroll_into_view_if_needed()
+        page.screenshot(path="/tmp/alerts-account.png")

@@ -509,6 +509,14 @@ def worker(workers: int, no_periodic: bool) -> None:
     app = current_app._get_current_object()
     where = app.config["HUEY_REDIS_URL"] or app.config["HUEY_SQLITE_PATH"]
     click.echo(f"worker: queue {app.config['HUEY_NAME']!r} in {where}", err=True)
+    if app.config["MAIL_SERVER"]:
+        click.echo(f"worker: mail through {app.config['MAIL_SERVER']}", err=True)
+    else:
+        click.echo(
+            f"worker: MAIL_SERVER is not set, mail is written to {app.config['MAIL_FILE_PATH']} "
+            "as .eml files and not sent",
+            err=True,
+        )
     jobs.consumer(app, workers=workers, periodic=not no_periodic).run()
 
 

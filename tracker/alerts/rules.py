@@ -124,7 +124,8 @@ def mdt_outcomes_outstanding(now: datetime) -> list[Alert]:
             "mdt_outcome",
             pathway_id,
             f"mdt_outcome:{case_id}",
-            f"Discussed at the MDT meeting of {meeting_date:%-d %b %Y}? No outcome recorded.",
+            f"Listed for the MDT meeting of {meeting_date.day} {meeting_date:%b %Y}: "
+            "no outcome recorded yet.",
             None,
             _people(coordinator),
         )
