@@ -94,7 +94,8 @@ def test_a_clock_entering_due_soon_alerts_its_coordinator_once(users, session, f
     assert [(n.kind, n.user_id, n.pathway_id) for n in raised] == [
         ("due_soon", users["coordinator"].id, pathway.id)
     ]
-    assert "Faster Diagnosis Standard" in raised[0].detail
+    # Counted in days: due by the end of 16 January (day 28), not "17 January 00:00".
+    assert raised[0].detail == "Faster Diagnosis Standard (28 days): due by 16 Jan 2027"
     session.commit()
     assert alerts.raise_alerts(BASE + timedelta(hours=1)) == []  # a second run: nothing new
     assert len(notes(session)) == 1
@@ -526,3 +527,24 @@ def test_the_account_page_sets_the_email_address_and_preference(client, login, u
     assert (users["surgeon"].email, users["surgeon"].alert_email) == (None, "none")
     changes = [e for e in audited(session, "update_user") if '"email"' in e.detail]
     assert changes, "the change of address is audited"
+
+
+def test_the_notifications_page_runs_a_fixed_number_of_queries(client, login, users, session):
+    from tests.test_query_budget import page_queries
+
+    with time_machine.travel(BASE, tick=False):
+        login("coordinator")
+        client.get("/")  # the first page after a login completes the session once
+        breached_pathway(users)
+        session.commit()
+        alerts.raise_alerts(BASE)
+        session.commit()
+        few = page_queries(client, "/notifications/")
+        for _ in range(4):
+            breached_pathway(users)
+        session.commit()
+        alerts.raise_alerts(BASE + timedelta(minutes=5))
+        session.commit()
+        many = page_queries(client, "/notifications/")
+    assert len(notes(session, user_id=users["coordinator"].id)) == 5
+    assert few == many <= 6

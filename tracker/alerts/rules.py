@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from tracker.core.clock import format_local, local_date
 from tracker.core.runtime import db_session
-from tracker.engine.clocks import LABELS
+from tracker.engine.clocks import LABELS, due_day
 from tracker.engine.models import Event, Pathway, PathwayClock
 from tracker.mdt.models import MdtCase, MdtMeeting
 
@@ -46,6 +46,13 @@ def _clock_key(kind: str, clock: PathwayClock) -> str:
     )
 
 
+def _due_words(clock: PathwayClock) -> str:
+    """When the clock is due as people read it: by the end of a day (its date) for a clock
+    counted in days, at its time for one counted in hours."""
+    day = due_day(clock.clock, clock.due_at)
+    return f"{day.day} {day:%b %Y}" if day else format_local(clock.due_at)
+
+
 def _open_clocks():
     return (
         select(PathwayClock, Pathway.coordinator_id, Pathway.lead_surgeon_id)
@@ -68,7 +75,7 @@ def clocks_due_soon(now: datetime) -> list[Alert]:
             "due_soon",
             clock.pathway_id,
             _clock_key("due_soon", clock),
-            f"{LABELS.get(clock.clock, clock.clock)}: due {format_local(clock.due_at)}",
+            f"{LABELS.get(clock.clock, clock.clock)}: due by {_due_words(clock)}",
             clock.due_at,
             _people(coordinator),
         )
@@ -87,7 +94,7 @@ def clocks_breached(now: datetime) -> list[Alert]:
             "breached",
             clock.pathway_id,
             _clock_key("breached", clock),
-            f"{LABELS.get(clock.clock, clock.clock)}: was due {format_local(clock.due_at)}",
+            f"{LABELS.get(clock.clock, clock.clock)}: was due by {_due_words(clock)}",
             clock.due_at,
             _people(coordinator, surgeon),
         )

@@ -103,7 +103,7 @@ def notifications_of(user: User, visible, limit: int = 200) -> list[Notification
         db_session().scalars(
             select(Notification)
             .join(Pathway, Pathway.id == Notification.pathway_id)
-            .options(contains_eager(Notification.pathway))
+            .options(contains_eager(Notification.pathway).joinedload(Pathway.patient))
             .where(Notification.user_id == user.id, visible)
             .order_by(Notification.read_at.is_not(None), Notification.created_at.desc())
             .limit(limit)
