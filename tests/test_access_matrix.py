@@ -26,6 +26,7 @@ from werkzeug.security import generate_password_hash
 from tests.conftest import PASSWORD, make_app
 from tests.helpers import REFERRAL, driver, new_patient
 from tests.helpers import log_in as full_login
+from tracker.alerts.models import Notification
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token
 from tracker.engine import steps as d
@@ -309,6 +310,8 @@ def test_the_matrix_keeps_its_security_invariants():
     } | {e for e in ACCESS if e.startswith("account.")}
     # Asking for emergency access to another team's patient writes only the request.
     own_account |= {"teams.emergency_access"}
+    # Marking one's own notifications read.
+    own_account |= {e for e in ACCESS if e.startswith("notifications.")}
     # A viewer reads; the only things it may post are its own login, logout and account.
     assert {e for e in writes if "viewer" in ACCESS[e].roles} <= own_account
     # An administrator manages accounts and may void a step; it records nothing clinical.
@@ -495,6 +498,30 @@ def test_a_token_is_revoked_only_by_its_owner_or_an_administrator(app, world, cl
     assert clients["admin"].post(path).status_code == 302
     assert fresh(ApiToken, other.id).revoked_at is not None
     assert clients[ANONYMOUS].get("/api/v1/definition", headers=still_works).status_code == 401
+
+
+def test_a_notification_is_read_only_by_its_owner(app, world, clients, users):
+    """Another user's notification id in the form is not found (404, as a made-up one),
+    stays unread, and never shows on anyone else's list."""
+    theirs = Notification(
+        user_id=users["coordinator2"].id,
+        kind="breached",
+        pathway_id=world.pathway_id,
+        dedupe_key="walk:coordinator2",
+        detail="coordinator2's alert",
+    )
+    db.session.add(theirs)
+    db.session.commit()
+    for who in ("coordinator", "surgeon", "viewer", "admin"):
+        response = clients[who].post("/notifications/read", data={"notification": theirs.id})
+        assert response.status_code == 404, who
+        assert "coordinator2's alert" not in shown(clients[who].get("/notifications/"))
+        response = clients[who].post("/notifications/read-all")
+        assert response.status_code == 302, who
+        assert fresh(Notification, theirs.id).read_at is None
+    response = clients[ANONYMOUS].post("/notifications/read", data={"notification": theirs.id})
+    assert is_login_redirect(response)
+    assert fresh(Notification, theirs.id).read_at is None
 
 
 def test_only_an_administrator_reaches_an_account(app, world, clients, users):

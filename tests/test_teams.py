@@ -35,10 +35,27 @@ def demo(session):
     seed(40, seed_value=11)
     coordinator = session.scalar(select(User).where(User.username == "coordinator"))
     _list_on_meetings(session, coordinator)
+    _notify(session, coordinator)
     set_teams(coordinator, [MINE])
     enrol(session.scalar(select(User).where(User.username == "admin")))
     session.commit()
     return coordinator
+
+
+def _notify(session, coordinator) -> None:
+    """A notification about every pathway of every team, so the notifications page would
+    list other teams' patients."""
+    from tracker.alerts.models import Notification
+
+    for pathway_id in session.scalars(select(Pathway.id)):
+        session.add(
+            Notification(
+                user_id=coordinator.id,
+                kind="breached",
+                pathway_id=pathway_id,
+                dedupe_key=f"test:{pathway_id}",
+            )
+        )
 
 
 def _list_on_meetings(session, coordinator) -> None:
@@ -118,6 +135,7 @@ def _list_urls() -> list[str]:
         "reports.this_week": "/this-week?who=all",
         "returns.ptl": "/ptl",
         "returns.ptl_csv": "/ptl.csv",
+        "notifications.index": "/notifications/",
     }
     listing = {
         e
@@ -222,6 +240,9 @@ def _cwt_urls(session) -> list[str]:
             Pathway.team != MINE,
             PathwayClock.clock.in_(("fds_28", "dtt_31", "rtt_62")),
             PathwayClock.status.in_(("met", "missed")),
+            # A clock missed because its pathway closed has no stop (PostgreSQL sorts
+            # NULL first in descending order).
+            PathwayClock.stopped_at.is_not(None),
         )
         .order_by(PathwayClock.stopped_at.desc())
         .limit(1)

@@ -12,11 +12,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import tracker.models  # noqa: F401 - every mapper registered before first use
 from config import ConfigError, check_settings, configs
-from tracker import cli, web
+from tracker import cli, mail, web
 from tracker import extensions as ext
 from tracker.accounts import sso
 from tracker.accounts.audit_log import bp as audit_bp
 from tracker.accounts.routes import account_bp, auth_bp, users_bp
+from tracker.alerts import routes as alerts_routes
+from tracker.alerts import schedule as alert_schedule
 from tracker.api.routes import bp as api_bp
 from tracker.api.services import present
 from tracker.audit.chain import AuditKeyError, heads_logger, load_key, log_chain_heads
@@ -51,6 +53,7 @@ BLUEPRINTS = (
     api_bp,
     account_bp,
     audit_bp,
+    alerts_routes.bp,
 )
 
 
@@ -94,7 +97,7 @@ def _config_class(config: str | type | None) -> type:
 def _check_settings(app: Flask) -> None:
     """Refuse to start, naming every setting to put right at once; the audit key is read
     here too. Secure cookies get the __Host- prefix (this host only, path /, HTTPS)."""
-    problems = check_settings(app.config)
+    problems = check_settings(app.config) + alert_schedule.check(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     try:
         app.extensions["audit_key"] = load_key(app)
@@ -144,7 +147,9 @@ def create_app(config: str | type | None = None) -> Flask:
         if app.config["SQLITE_EXPLICIT_TRANSACTIONS"] and ext.db.engine.dialect.name == "sqlite":
             use_explicit_sqlite_transactions(ext.db.engine)
 
+    mail.init_app(app)
     web.init_app(app)
+    alerts_routes.init_app(app)
     teams_routes.init_app(app)
     sso.init_app(app)
     for blueprint in BLUEPRINTS:

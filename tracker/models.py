@@ -1,5 +1,6 @@
 """Every model, imported in one place for Alembic and the CLI."""
 
+from tracker.alerts.models import Notification
 from tracker.api.models import ApiToken
 from tracker.audit import chain, seals, services  # noqa: F401 - the hooks that seal and audit rows
 from tracker.audit.models import AuditEntry, ChainHead
@@ -19,6 +20,7 @@ __all__ = [
     "MdtAttendance",
     "MdtCase",
     "MdtMeeting",
+    "Notification",
     "PasswordReset",
     "Pathway",
     "Patient",

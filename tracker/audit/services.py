@@ -65,6 +65,8 @@ ACTIONS = {
     "mdt_attendance": "Recorded attendance at an MDT meeting",
     "seal_mismatch": "Row changed outside the app (seal mismatch)",
     "reseal": "Sealed a row again",
+    "alert_raised": "Raised an alert (notification)",
+    "alert_emailed": "Emailed alerts",
 }
 
 _cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)

@@ -67,6 +67,11 @@ ACCESS: dict[str, Rule] = {
     "account.revoke_token": Rule(EVERYONE),  # own tokens; administrators: anyone's
     "account.change_password": Rule(EVERYONE),
     "account.end_other_sessions": Rule(EVERYONE),
+    "account.alerts": Rule(EVERYONE),  # one's own email address and digest preference
+    # One's own notifications (MRN and name of the patients alerted about).
+    "notifications.index": Rule(EVERYONE, shows="list"),
+    "notifications.mark_read": Rule(EVERYONE),
+    "notifications.mark_all_read": Rule(EVERYONE),
     "worklist.index": Rule(EVERYONE, shows="list"),
     "worklist.export": Rule(EVERYONE, shows="export"),
     "patients.index": Rule(EVERYONE, shows="list"),
