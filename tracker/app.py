@@ -23,6 +23,8 @@ from tracker.audit.chain import AuditKeyError, heads_logger, load_key, log_chain
 from tracker.core import runtime
 from tracker.core.db import use_explicit_sqlite_transactions
 from tracker.engine import teams
+from tracker.mdt import documents as _documents  # noqa: F401 - outcome letters
+from tracker.mdt import live as _live  # noqa: F401 - agenda, live mode, roll-over
 from tracker.mdt import meetings as _meetings  # noqa: F401 - the meetings' pages
 from tracker.mdt.routes import bp as mdt_bp
 from tracker.pathway.routes import bp as pathway_bp
