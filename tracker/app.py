@@ -17,6 +17,7 @@ from tracker import extensions as ext
 from tracker.accounts import sso
 from tracker.accounts.audit_log import bp as audit_bp
 from tracker.accounts.routes import account_bp, auth_bp, users_bp
+from tracker.api import meetings as _api_meetings  # noqa: F401 - /api/v1/mdt-meetings
 from tracker.api.routes import bp as api_bp
 from tracker.api.services import present
 from tracker.audit.chain import AuditKeyError, heads_logger, load_key, log_chain_heads

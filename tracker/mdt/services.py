@@ -28,6 +28,7 @@ LISTING = d.MDT_LISTING_TRIGGER
 MAY_ORGANISE = MDT_ORGANISERS
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MAX_WEEKS = 52
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # meetings the clocks can hold
 
 
 def check_organiser(actor) -> None:
@@ -80,6 +81,8 @@ def _check_meeting(values: dict[str, Any], meeting: MdtMeeting | None) -> Meetin
             day = date.fromisoformat(day)
         except ValueError:
             errors["meeting_date"] = ["Give the meeting's date as YYYY-MM-DD"]
+    if isinstance(day, date) and not FIRST_DAY <= day <= LAST_DAY:
+        errors["meeting_date"] = [f"Give a date from {FIRST_DAY.year} to {LAST_DAY.year}"]
     at = need("start_time", "Give the start time (HH:MM)")
     if isinstance(at, str):
         try:

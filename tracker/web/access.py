@@ -137,6 +137,12 @@ ACCESS: dict[str, Rule] = {
     "api.fhir": Rule(EVERYONE, shows="export"),
     "api.ptl": Rule(EVERYONE, shows="list"),
     "api.cwt_return": Rule(EVERYONE, shows="export"),
+    # MDT meetings: a meeting shows its cases (of the caller's teams); organisers create
+    # them; whoever may record the listing step lists a pathway on one.
+    "api.list_mdt_meetings": Rule(EVERYONE),
+    "api.get_mdt_meeting": Rule(EVERYONE, shows="list"),
+    "api.create_mdt_meeting": Rule(MDT_ORGANISERS),
+    "api.list_mdt_case": Rule(d.roles_for(d.MDT_LISTING_TRIGGER)),
 }
 
 NOBODY = Rule(frozenset())
