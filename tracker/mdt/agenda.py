@@ -44,6 +44,7 @@ class Score:
 
 @dataclass
 class RunningClock:
+    code: str
     label: str
     due_at: datetime
     stands: str  # "day 20 of 31", "7 h left"
@@ -190,6 +191,7 @@ def build(meeting: MdtMeeting, reader, now: datetime) -> list[AgendaCase]:
         item.outcome = history.latest_tagged(tags.MDT_OUTCOME, since=listing.seq)
         item.running = [
             RunningClock(
+                r.clock,
                 clocks.LABELS.get(r.clock, r.clock),
                 r.due_at,
                 clocks.countdown(r.clock, r.due_at, now),

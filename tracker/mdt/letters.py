@@ -204,7 +204,7 @@ def values_for(case: MdtCase, outcome: Step, actor, today: date) -> dict:
         "coordinator": pathway.coordinator.display_name if pathway.coordinator else "",
         "signed_by": actor.display_name,
         "today": _long_date(today),
-        "hospital": setting("LETTER_HOSPITAL", "") or "the hospital",
+        "hospital": setting("LETTER_HOSPITAL", "") or "The hospital",
         "quorate": quorum(meeting).quorate,
     }
 

@@ -110,6 +110,7 @@ def live_case(meeting_id: int, pathway_id: int):
         total=len(cases),
         form=built.form if built else None,
         form_action=url_for("pathway.mdt_outcome", pathway_id=pathway.id, live=meeting.id),
+        form_columns="col-12",  # beside the agenda: each field the width of the column
         live=meeting.id,
         letters=LETTER_KINDS,
         documents=documents,
