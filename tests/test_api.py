@@ -371,6 +371,9 @@ def test_openapi_document(client):
         "/api/v1/pathways/{pathway_id}/fhir",
         "/api/v1/ptl",
         "/api/v1/returns/cwt",
+        "/api/v1/mdt-meetings",
+        "/api/v1/mdt-meetings/{meeting_id}",
+        "/api/v1/mdt-meetings/{meeting_id}/cases",
     } == set(body["paths"])
     schemas = body["components"]["schemas"]
     assert schemas["mdt_outcome_data"]["properties"]["sins"]["required"] == [
