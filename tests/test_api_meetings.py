@@ -7,10 +7,12 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from tests.test_api import auth  # noqa: F401 - the fixture
 from tests.test_mdt_meetings import TEAM, _in_review, _list, _meeting, _values
+from tests.test_mdt_running import _after, _decide
 from tracker.api.services import create_token
 from tracker.engine.models import Event
 from tracker.extensions import db
@@ -166,3 +168,18 @@ def test_the_openapi_document_describes_the_meetings(client):
     assert set(paths["/api/v1/mdt-meetings"]) == {"get", "post"}
     assert "get" in paths["/api/v1/mdt-meetings/{meeting_id}"]
     assert "post" in paths["/api/v1/mdt-meetings/{meeting_id}/cases"]
+
+
+def test_an_outcome_is_shown_with_its_inquorate_flag(client, users, auth, session):  # noqa: F811
+    meeting = _meeting(users, days=2)
+    drive = _in_review(users)
+    _list(drive, meeting)
+    session.commit()
+    with time_machine.travel(_after(meeting, 3), tick=False):
+        _decide(drive, meeting)
+        session.commit()
+        (case,) = client.get(f"/api/v1/mdt-meetings/{meeting.id}", headers=auth["viewer"]).json[
+            "items"
+        ]
+        assert case["outcome"]["decision"] == "Surgery" and case["outcome"]["inquorate"] is True
+        assert case["outcome_outstanding"] is False

@@ -45,7 +45,7 @@ def meeting_json(meeting: MdtMeeting, cases: int) -> dict:
     }
 
 
-def _case_json(item: agenda.AgendaCase, past: bool) -> dict:
+def _case_json(item: agenda.AgendaCase, past: bool, quorate: bool = True) -> dict:
     case = item.case
     out = {"id": case.id, "position": item.number, "other_team": not item.visible}
     if not item.visible:
@@ -68,6 +68,7 @@ def _case_json(item: agenda.AgendaCase, past: bool) -> dict:
             "decision": agenda.decision_words(outcome),
             "seq": outcome.seq,
             "occurred_at": serialize.iso(outcome.occurred_at),
+            "inquorate": not quorate,
         }
         if outcome
         else None,
@@ -90,7 +91,7 @@ def _detail(meeting: MdtMeeting) -> dict:
     quorum = mdt.quorum(meeting)
     return {
         **meeting_json(meeting, len(items)),
-        "items": [_case_json(item, past) for item in items],
+        "items": [_case_json(item, past, quorum.quorate) for item in items],
         "attendance": [
             {
                 "user": a.user.username,

@@ -410,6 +410,10 @@ def meetings_schemas() -> dict:
                     "decision": text,
                     "seq": {"type": "integer"},
                     "occurred_at": DT,
+                    "inquorate": {
+                        "type": "boolean",
+                        "description": "Decided at a meeting that is not quorate",
+                    },
                 },
             },
             "outcome_outstanding": {
