@@ -220,18 +220,15 @@ def test_the_agenda_runs_a_fixed_number_of_queries(client, login, users, session
     _list(_prepared(users), meeting)
     session.commit()
     login("coordinator")
-    url = f"/mdt/meetings/{meeting.id}/agenda"
-    client.get(url)
-    one = page_queries(client, url)
+    urls = (f"/mdt/meetings/{meeting.id}/agenda", f"/mdt/meetings/{meeting.id}")
+    client.get(urls[0])
+    one = [page_queries(client, url) for url in urls]
     for _ in range(4):
         _list(_prepared(users), meeting)
     session.commit()
-    five = page_queries(client, url)
-    assert len(re.findall('class="agenda-case', client.get(url).get_data(as_text=True))) == 5
+    five = [page_queries(client, url) for url in urls]
+    assert len(re.findall('class="agenda-case', client.get(urls[0]).get_data(as_text=True))) == 5
     assert one == five
-    assert page_queries(client, f"/mdt/meetings/{meeting.id}") == page_queries(
-        client, f"/mdt/meetings/{meeting.id}"
-    )
 
 
 def test_the_agenda_hides_another_teams_patient(client, login, users, session):
