@@ -107,6 +107,8 @@ class Config:
         "bone_sarcoma=orthopaedic_oncology+medical_oncology+radiology+pathology;"
         "metastatic=spinal_surgery+clinical_oncology+radiology",
     )
+    # The hospital's name at the head of the MDT outcome letters.
+    LETTER_HOSPITAL = os.environ.get("LETTER_HOSPITAL", "")
     # How long emergency access to another team's patient lasts.
     EMERGENCY_ACCESS_MINUTES = int(os.environ.get("EMERGENCY_ACCESS_MINUTES", "120"))
     WORKLIST_PAGE_SIZE = int(os.environ.get("WORKLIST_PAGE_SIZE", "25"))

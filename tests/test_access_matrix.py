@@ -33,6 +33,7 @@ from tracker.engine import steps as d
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
 from tracker.mdt import services as mdt
+from tracker.mdt.models import GeneratedDocument
 from tracker.patients.models import Patient
 from tracker.users.models import PasswordReset, User
 from tracker.users.resets import issue as issue_reset
@@ -137,9 +138,21 @@ def world(users, session):
         },
         occurred_at=datetime.now(UTC),
     )
+    # A generated letter of the pathway, to download.
+    document = GeneratedDocument(
+        pathway=drv.pathway,
+        kind="gp",
+        filename="letter.pdf",
+        content=b"%PDF-1.7",
+        sha256="0" * 64,
+        generated_by_id=users["coordinator"].id,
+    )
+    session.add(document)
     session.commit()
     return SimpleNamespace(
         meeting_id=meeting.id,
+        listed_pathway_id=listed.pathway.id,
+        document_id=document.id,
         case_id=meeting.cases[0].id,
         users=users,
         pathway_id=drv.pathway.id,
@@ -186,6 +199,10 @@ def view_args(world, who: str, rule) -> dict:
         if rule.endpoint == "bootstrap.static"
         else "tracker.css",
     }
+    if rule.endpoint in ("mdt.live_case", "mdt.generate_letter"):
+        values["pathway_id"] = world.listed_pathway_id  # the pathway of the case listed
+    values["kind"] = "gp"
+    values["document_id"] = world.document_id
     return {name: values[name] for name in rule.arguments}
 
 
@@ -299,6 +316,8 @@ def test_the_matrix_keeps_its_security_invariants():
         "audit.index",
         "audit.export",
         "teams.report",
+        "mdt.letter_templates",  # the outcome letters' templates
+        "mdt.edit_letter_template",
     }
     writes = {rule.endpoint for rule in RULES if rule.methods & {"POST", "PATCH"}}
     own_account = {
@@ -321,6 +340,7 @@ def test_the_matrix_keeps_its_security_invariants():
         "users.unlock",
         "users.reset_link",
         "users.reset_two_factor",
+        "mdt.edit_letter_template",  # the outcome letters' wording, not a record
         "pathway.void",
         "pathway.record",  # let through to the trigger check, which refuses every trigger
         "api.record_event",  # idem, in the body: only void_last_step is the admin's

@@ -371,6 +371,9 @@ def test_openapi_document(client):
         "/api/v1/pathways/{pathway_id}/fhir",
         "/api/v1/ptl",
         "/api/v1/returns/cwt",
+        "/api/v1/mdt-meetings",
+        "/api/v1/mdt-meetings/{meeting_id}",
+        "/api/v1/mdt-meetings/{meeting_id}/cases",
     } == set(body["paths"])
     schemas = body["components"]["schemas"]
     assert schemas["mdt_outcome_data"]["properties"]["sins"]["required"] == [
@@ -426,13 +429,16 @@ def test_a_read_token_is_refused_on_every_write_endpoint(app, client, users, ses
     _, write_plain = create_token(users["coordinator"], "writer")
     session.commit()
     pathway = drv.pathway
-    ids = {"pathway_id": pathway.id, "patient_id": pathway.patient_id}
+    # An MDT meeting's id: a read token is refused before the meeting is looked up.
+    ids = {"pathway_id": pathway.id, "patient_id": pathway.patient_id, "meeting_id": 1}
     rules = write_rules(app)
     assert {r.endpoint for r in rules} >= {
         "api.create_patient",
         "api.update_patient",
         "api.create_pathway",
         "api.record_event",
+        "api.create_mdt_meeting",
+        "api.list_mdt_case",
     }
     calls = []
     for rule in rules:

@@ -74,6 +74,7 @@ from tracker.engine.dictionary import PATHWAY_FIELDS, Field
 from tracker.engine.models import Event, Pathway
 from tracker.engine.steps import all_fields_for
 from tracker.extensions import db
+from tracker.mdt.documents import TemplateForm
 from tracker.mdt.meetings import AttendanceForm, ListingForm, MeetingForm, SeriesForm
 from tracker.mdt.services import create_meeting
 from tracker.patients.fields import PATIENT_FIELDS
@@ -101,6 +102,15 @@ EXCLUDED = {
     ("mdt.move_case", "POST"): (
         "one button whose only input, direction, is up or down; needs two listed cases, "
         "and tests/test_mdt_meetings.py refuses anything else"
+    ),
+    ("mdt.roll_over", "POST"): (
+        "one button with no input; its refusals (a meeting not started, nothing to roll "
+        "over, no next meeting, a case that cannot be listed there) are in "
+        "tests/test_mdt_running.py"
+    ),
+    ("mdt.generate_letter", "POST"): (
+        "its one input, next, is read by safe_next (fuzzed with teams.emergency_access); "
+        "a case without an outcome and the kinds are in tests/test_mdt_running.py"
     ),
     ("auth.logout", "POST"): (
         "takes no input and only ends the session; fuzzing it would log the fuzzing client out"
@@ -867,6 +877,16 @@ class World:
             other_urls=("/mdt/pathways/0/list",),
         )
 
+    def _form_mdt_edit_letter_template(self) -> PostForm:
+        return PostForm(
+            "mdt.edit_letter_template",
+            "/mdt/letter-templates/gp",
+            "admin",
+            {"subject": "MDT outcome: {{ patient_name }}", "body": "<p>{{ decision }}</p>"},
+            self._fields(TemplateForm),
+            other_urls=("/mdt/letter-templates/x",),
+        )
+
     def _form_users_reset_link(self) -> PostForm:
         target = self.user_ids["coordinator2"]
         return PostForm(
@@ -1113,6 +1133,22 @@ class World:
                 "coordinator": "coordinator",
             }
             return ApiCall("/api/v1/pathways", baseline)
+        if name == "mdt_meetings":
+            values = {k: v for k, v in MEETING.items() if k != "status"}  # always scheduled
+            return ApiCall("/api/v1/mdt-meetings", {**values, "start_time": "14:00"})
+        if name == "mdt_cases":
+            pathway_id, version = self.pathway("mdt_review")
+            baseline = {
+                "pathway_id": pathway_id,
+                "question": "Surgery or radiotherapy?",
+                "presenter": "surgeon",
+                "triage": "full_discussion",
+                "expected_version": version,
+                "request_id": uuid.uuid4().hex,
+            }
+            return ApiCall(
+                f"/api/v1/mdt-meetings/{self.meeting_id}/cases", baseline, pathway_id=pathway_id
+            )
         setup, trigger = name.split(":")
         pathway_id, version = self.pathway(setup)
         if trigger == d.AMEND_TRIGGER:
@@ -1184,6 +1220,7 @@ def _post_form_names() -> list[str]:
         "mdt.new_series",
         "mdt.add_attendance",
         "mdt.list_case",
+        "mdt.edit_letter_template",
     ]
     names += [f"pathway.record:{setup}:{trigger}" for setup, trigger, _ in STEP_FORMS]
     names += [
@@ -1246,6 +1283,8 @@ API_CALLS = (
     "imaging_reported:amend_event",
     "imaging:void_last_step",
     "mdt_review:plan_surgery",
+    "mdt_meetings",
+    "mdt_cases",
     "surgery_scheduled:record_surgery",
     "oncology_treatment:record_treatment",
 )
@@ -1421,6 +1460,8 @@ API_ENDPOINTS = {
     "api.update_patient",
     "api.create_pathway",
     "api.record_event",
+    "api.create_mdt_meeting",
+    "api.list_mdt_case",
 }
 
 
@@ -1474,6 +1515,7 @@ def _known_values(world: World, converter: str, name: str) -> list[str]:
             "name": ("referrals", "intervals", "standards", "states", "procedures"),
             "token": (world.reset_token, "x"),
             "filename": ("mdt.js", "print.css", "css/bootstrap.min.css"),
+            "kind": ("gp", "patient"),
         }.get(name, ("x",))
     )
 

@@ -19,12 +19,15 @@ from tracker.accounts.audit_log import bp as audit_bp
 from tracker.accounts.routes import account_bp, auth_bp, users_bp
 from tracker.alerts import routes as alerts_routes
 from tracker.alerts import schedule as alert_schedule
+from tracker.api import meetings as _api_meetings  # noqa: F401 - /api/v1/mdt-meetings
 from tracker.api.routes import bp as api_bp
 from tracker.api.services import present
 from tracker.audit.chain import AuditKeyError, heads_logger, load_key, log_chain_heads
 from tracker.core import runtime
 from tracker.core.db import use_explicit_sqlite_transactions
 from tracker.engine import teams
+from tracker.mdt import documents as _documents  # noqa: F401 - outcome letters
+from tracker.mdt import live as _live  # noqa: F401 - agenda, live mode, roll-over
 from tracker.mdt import meetings as _meetings  # noqa: F401 - the meetings' pages
 from tracker.mdt.routes import bp as mdt_bp
 from tracker.pathway.routes import bp as pathway_bp

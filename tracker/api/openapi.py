@@ -5,9 +5,12 @@ from __future__ import annotations
 from functools import cache
 
 from tracker.engine import steps as d
-from tracker.engine.dictionary import PATHWAY_FIELDS, Field
+from tracker.engine import teams
+from tracker.engine.dictionary import LONG, PATHWAY_FIELDS, Field
 from tracker.engine.lesions import READING_KEYS
 from tracker.engine.steps import all_fields_for
+from tracker.mdt.models import MEETING_STATUSES, TRIAGE
+from tracker.mdt.services import SPECIALTIES
 from tracker.patients.fields import PATIENT_FIELDS
 from tracker.returns import queries as returns
 
@@ -358,6 +361,242 @@ def returns_paths() -> dict:
     }
 
 
+def meetings_schemas() -> dict:
+    """MDT meetings, one meeting with its cases, attendance and quoracy, and what is sent
+    to create a meeting or list a pathway on one."""
+    text = {"type": "string"}
+    meeting = {
+        "type": "object",
+        "required": ["id", "team", "meeting_date", "start_time", "status", "cases"],
+        "properties": {
+            "id": {"type": "integer"},
+            "team": {"enum": list(teams.codes())},
+            "team_label": text,
+            "meeting_date": DATE,
+            "start_time": {"type": "string", "pattern": "^[0-9]{2}:[0-9]{2}$"},
+            "starts_at": DT,
+            "list_closes_at": {
+                **DT,
+                "description": "After this, a listing needs a late_reason",
+            },
+            "location": text,
+            "video_link": text,
+            "chair": NULLABLE_STR,
+            "status": {"enum": list(MEETING_STATUSES)},
+            "cases": {"type": "integer", "description": "How many cases are listed"},
+        },
+    }
+    case = {
+        "type": "object",
+        "required": ["id", "position", "other_team"],
+        "description": "A case on the list. Of a patient of another team (other_team: true), "
+        "only its id and place.",
+        "properties": {
+            "id": {"type": "integer"},
+            "position": {"type": "integer", "minimum": 1},
+            "other_team": {"type": "boolean"},
+            "pathway_id": {"type": "integer"},
+            "patient_id": {"type": "integer"},
+            "question": text,
+            "presenter": text,
+            "triage": {"enum": list(TRIAGE)},
+            "late_reason": text,
+            "listed_at": DT,
+            "listing_seq": {"type": ["integer", "null"]},
+            "outcome": {
+                "type": ["object", "null"],
+                "properties": {
+                    "trigger": text,
+                    "decision": text,
+                    "seq": {"type": "integer"},
+                    "occurred_at": DT,
+                    "inquorate": {
+                        "type": "boolean",
+                        "description": "Decided at a meeting that is not quorate",
+                    },
+                },
+            },
+            "outcome_outstanding": {
+                "type": "boolean",
+                "description": "The meeting has started and no outcome is recorded",
+            },
+            "rolled_to_meeting_id": {"type": ["integer", "null"]},
+        },
+    }
+    short = {"type": "string", "maxLength": LONG}
+    return {
+        "MdtMeeting": meeting,
+        "MdtMeetingPage": {
+            "type": "object",
+            "required": ["items", "total", "page"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/MdtMeeting"}},
+                "total": {"type": "integer"},
+                "page": {"type": "integer"},
+                "page_size": {"type": "integer"},
+            },
+        },
+        "MdtCase": case,
+        "MdtMeetingDetail": {
+            "allOf": [
+                {"$ref": "#/components/schemas/MdtMeeting"},
+                {
+                    "type": "object",
+                    "required": ["items", "attendance", "quorum"],
+                    "properties": {
+                        "items": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/MdtCase"},
+                            "description": "The cases in the order they are discussed",
+                        },
+                        "attendance": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "user": text,
+                                    "name": text,
+                                    "specialty": {"enum": list(SPECIALTIES)},
+                                },
+                            },
+                        },
+                        "quorum": {
+                            "type": "object",
+                            "required": ["quorate", "needed", "missing"],
+                            "properties": {
+                                "quorate": {"type": "boolean"},
+                                "needed": {"type": "array", "items": text},
+                                "missing": {"type": "array", "items": text},
+                            },
+                        },
+                    },
+                },
+            ]
+        },
+        "MdtMeetingIn": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["team", "meeting_date", "start_time", "chair"],
+            "properties": {
+                "team": {"enum": list(teams.codes())},
+                "meeting_date": DATE,
+                "start_time": {"type": "string", "pattern": "^[0-9]{2}:[0-9]{2}$"},
+                "location": {"type": "string", "maxLength": 200},
+                "video_link": {"type": "string", "maxLength": 500, "pattern": "^https://"},
+                "chair": {"type": "string", "maxLength": 64, "description": "A username"},
+            },
+            "description": "A location, a video link or both.",
+        },
+        "MdtCaseIn": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [
+                "pathway_id",
+                "question",
+                "presenter",
+                "triage",
+                "expected_version",
+                "request_id",
+            ],
+            "properties": {
+                "pathway_id": {"type": "integer", "minimum": 1},
+                "question": {"type": "string", "minLength": 1, "maxLength": LONG},
+                "presenter": {"type": "string", "maxLength": 64, "description": "A username"},
+                "triage": {"enum": list(TRIAGE)},
+                "late_reason": {
+                    **short,
+                    "description": "Required once the list has closed (list_closes_at)",
+                },
+                "expected_version": {"type": "integer", "minimum": 1},
+                "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            },
+        },
+        "MdtCaseListed": {
+            "type": "object",
+            "required": ["case", "version", "state"],
+            "properties": {
+                "case": {"$ref": "#/components/schemas/MdtCase"},
+                "version": {"type": "integer"},
+                "state": {"type": "string"},
+            },
+        },
+    }
+
+
+def meetings_paths() -> dict:
+    meeting_id = _id_param("meeting_id")
+    return {
+        "/api/v1/mdt-meetings": {
+            "get": {
+                "operationId": "listMdtMeetings",
+                "summary": "MDT meetings by date (no patient data)",
+                "parameters": [
+                    {"name": "team", "in": "query", "schema": {"enum": list(teams.codes())}},
+                    {"name": "from", "in": "query", "schema": DATE, "description": "On or after"},
+                    {
+                        "name": "page",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                    },
+                ],
+                "responses": {
+                    "200": _json("MdtMeetingPage", "A page of meetings"),
+                    **_errors(401, 422),
+                },
+            },
+            "post": {
+                "operationId": "createMdtMeeting",
+                "summary": "Create an MDT meeting (care coordinators)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/MdtMeetingIn"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json("MdtMeetingDetail", "Created"),
+                    **_errors(400, 401, 403, 422),
+                },
+            },
+        },
+        "/api/v1/mdt-meetings/{meeting_id}": {
+            "get": {
+                "operationId": "getMdtMeeting",
+                "summary": "A meeting with its cases in order, attendance and quoracy",
+                "parameters": [meeting_id],
+                "responses": {
+                    "200": _json("MdtMeetingDetail", "The meeting"),
+                    **_errors(401, 404),
+                },
+            }
+        },
+        "/api/v1/mdt-meetings/{meeting_id}/cases": {
+            "post": {
+                "operationId": "listMdtCase",
+                "summary": "List a pathway on the meeting (its schedule_mdt step)",
+                "description": "The pathway must be in MDT review, of the meeting's team and "
+                "not listed on it already; the meeting must be scheduled and ahead.",
+                "parameters": [meeting_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/MdtCaseIn"}}
+                    },
+                },
+                "responses": {
+                    "201": _json("MdtCaseListed", "Listed"),
+                    "200": _json(
+                        "MdtCaseListed", "Already listed with this request_id; nothing new written"
+                    ),
+                    **_errors(400, 401, 403, 404, 409, 422),
+                },
+            }
+        },
+    }
+
+
 def document() -> dict:
     """The OpenAPI document of the registry as it stands (built once per registry)."""
     return _document(d.REGISTRY_ENTRIES.version)
@@ -600,6 +839,7 @@ def _document(registry_version: int) -> dict:
             },
             "Definition": {"type": "object", "required": ["states", "transitions"]},
             **returns_schemas(states),
+            **meetings_schemas(),
         },
     }
     pathway_id = _id_param("pathway_id")
@@ -744,6 +984,7 @@ def _document(registry_version: int) -> dict:
             },
         },
         **returns_paths(),
+        **meetings_paths(),
         "/api/v1/pathways/{pathway_id}/fhir": {
             "get": {
                 "operationId": "pathwayFhir",

@@ -40,6 +40,7 @@ QUERY_PARAMETERS = {
     "api.list_pathways": {"state", "urgency", "target_status", "page"},
     "api.ptl": {"band", "lead_surgeon", "page"},
     "api.cwt_return": {"month"},
+    "api.list_mdt_meetings": {"team", "from", "page"},
 }
 
 

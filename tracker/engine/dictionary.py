@@ -294,6 +294,9 @@ def _lesions(help: str = _LESIONS_HELP) -> LesionRefs:
 
 MDT_OUTCOME_FIELDS = (
     Date("meeting_date", "MDT meeting date", required=True),
+    # The meeting that decided (tracker.mdt): the pathway must be listed on it, and its
+    # date is the meeting date. Left out: an outcome recorded by date alone.
+    Integer("meeting_id", "MDT meeting", minimum=1, maximum=2**31 - 1),
     MultiChoice(
         "disciplines",
         "Disciplines present",

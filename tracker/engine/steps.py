@@ -60,6 +60,8 @@ class StepDef:
     roles: frozenset[str] = CLINICAL
     tags: frozenset[str] = frozenset()
     choice: str | None = None  # words on the MDT outcome form, for an MDT outcome
+    # An MDT outcome in plain words for the patient's letter ("The team recommends ...").
+    plain: str | None = None
     fhir: str | None = None  # how FHIR exports it: imaging, biopsy, surgery, mdt
     # A step that follows from this one's data, recorded with it in the same transaction
     # (a Clavien-Dindo V complication is a death): (clean data) -> trigger or None.
@@ -219,12 +221,15 @@ REGISTRY: tuple[StepDef, ...] = (
         "Request imaging",
         (Way(("referred",), "imaging"), _mdt_outcome("imaging")),
         choice="More imaging first",
+        plain="more scans, so that the team can see the area more clearly before deciding",
     ),
     StepDef(
         "request_biopsy",
         "Request biopsy",
         (Way(("imaging",), "biopsy", (g.IMAGING_REPORTED,)), _mdt_outcome("biopsy")),
         choice="Biopsy first",
+        plain="a biopsy (a small sample of the tissue, looked at under a microscope) "
+        "before deciding on treatment",
     ),
     StepDef(
         "refer_to_mdt",
@@ -241,6 +246,7 @@ REGISTRY: tuple[StepDef, ...] = (
         (_mdt_outcome("surgery_scheduled"),),
         tags=frozenset({t.MDT_DECISION, t.DECISION_SURGERY}),
         choice="Surgery",
+        plain="an operation; your surgeon will explain what it involves and ask for your consent",
     ),
     StepDef(
         "plan_oncology",
@@ -248,6 +254,8 @@ REGISTRY: tuple[StepDef, ...] = (
         (_mdt_outcome("oncology_treatment"),),
         tags=frozenset({t.MDT_DECISION, t.DECISION_ONCOLOGY}),
         choice="Oncology treatment (radiotherapy or systemic therapy)",
+        plain="treatment from the cancer (oncology) team: radiotherapy, or medicines such as "
+        "chemotherapy",
     ),
     StepDef(
         "plan_palliative",
@@ -256,6 +264,8 @@ REGISTRY: tuple[StepDef, ...] = (
         # Palliative care chosen by the MDT is the first treatment, as CWT counts it.
         tags=frozenset({t.MDT_DECISION, t.TREATMENT_STARTED}),
         choice="Palliative care",
+        plain="care from the palliative care team, who help with pain and other symptoms and "
+        "with keeping you as well and comfortable as possible",
     ),
     StepDef(
         "plan_surveillance",
@@ -271,6 +281,7 @@ REGISTRY: tuple[StepDef, ...] = (
         # Active monitoring chosen by the MDT is the first treatment, as CWT counts it.
         tags=frozenset({t.MDT_DECISION, t.TREATMENT_STARTED}),
         choice="Surveillance",
+        plain="no treatment for now, with regular check-ups and scans to keep an eye on things",
     ),
     StepDef(
         "record_surgery",
@@ -569,6 +580,12 @@ def changes_state(trigger: str) -> bool:
 
 def is_mdt_outcome(trigger: str, source: str | None) -> bool:
     return has_tag(trigger, source, t.MDT_OUTCOME)
+
+
+def plain_words(trigger: str) -> str:
+    """An MDT outcome as a patient's letter says it."""
+    entry = _entries[trigger]
+    return entry.plain or (entry.choice or entry.label).lower()
 
 
 def mdt_outcome_choices() -> list[tuple[str, str]]:
