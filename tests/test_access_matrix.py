@@ -33,6 +33,7 @@ from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
 from tracker.mdt import services as mdt
 from tracker.patients.models import Patient
+from tracker.saved_views import services as saved_views
 from tracker.users.models import PasswordReset, User
 from tracker.users.resets import issue as issue_reset
 from tracker.users.roles import ROLES
@@ -136,8 +137,16 @@ def world(users, session):
         },
         occurred_at=datetime.now(UTC),
     )
+    # A saved view of each role's own (the walk may delete it: each deletes its own).
+    views = {
+        role: saved_views.save(
+            users[role], f"{role}'s view", "worklist", {"state": "imaging"}, True
+        )
+        for role in ROLES
+    }
     session.commit()
     return SimpleNamespace(
+        view_ids={role: view.id for role, view in views.items()},
         meeting_id=meeting.id,
         case_id=meeting.cases[0].id,
         users=users,
@@ -174,6 +183,7 @@ def view_args(world, who: str, rule) -> dict:
         "patient_id": world.patient_id,
         "meeting_id": world.meeting_id,
         "case_id": world.case_id,
+        "view_id": world.view_ids.get(who, world.view_ids["coordinator"]),
         "seq": world.amend_seq,
         "trigger": WALK_TRIGGER,
         # One's own token (the others' are the IDOR tests' business).
@@ -309,6 +319,8 @@ def test_the_matrix_keeps_its_security_invariants():
     } | {e for e in ACCESS if e.startswith("account.")}
     # Asking for emergency access to another team's patient writes only the request.
     own_account |= {"teams.emergency_access"}
+    # Saved views are one's own filters (a shared one: one's own, seen by everyone).
+    own_account |= {"views.save", "views.edit", "views.delete"}
     # A viewer reads; the only things it may post are its own login, logout and account.
     assert {e for e in writes if "viewer" in ACCESS[e].roles} <= own_account
     # An administrator manages accounts and may void a step; it records nothing clinical.

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracker.engine import steps as d
+from tracker.engine import tags
 from tracker.users.roles import CLINICAL, ROLE_LABELS, ROLES, a_role
 
 ANONYMOUS = "anonymous"
@@ -31,6 +32,11 @@ ANY_TRIGGER = frozenset().union(*d.trigger_roles().values())
 # Who creates and changes MDT meetings and orders their lists.
 MDT_ORGANISERS = frozenset({"coordinator"})
 MDT_DECISION = frozenset().union(*(d.roles_for(t) for t, _ in d.mdt_outcome_choices()))
+# Whoever may take a bulk action: hand pathways over, or list them on an MDT meeting (each
+# action checks its own step's roles again).
+BULK = frozenset().union(
+    *(d.roles_for(t) for t in (*d.tagged(tags.HANDOVER), d.MDT_LISTING_TRIGGER))
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,12 @@ ACCESS: dict[str, Rule] = {
     "returns.ptl_csv": Rule(EVERYONE, shows="export"),
     "returns.cwt": Rule(EVERYONE, shows="list"),
     "returns.cwt_csv": Rule(EVERYONE, shows="export"),
+    # Saved views: filters under a name, one's own or shared; no patient data in them.
+    "views.index": Rule(EVERYONE),
+    "views.save": Rule(EVERYONE),
+    "views.open_view": Rule(EVERYONE),
+    "views.edit": Rule(EVERYONE),  # one's own views
+    "views.delete": Rule(EVERYONE),  # one's own; an administrator: a shared one
     # Clinical work.
     "patients.register": Rule(CLINICAL),
     "patients.edit": Rule(CLINICAL, shows="patient"),
@@ -102,6 +114,8 @@ ACCESS: dict[str, Rule] = {
     "mdt.move_case": Rule(MDT_ORGANISERS),
     "mdt.add_attendance": Rule(MDT_ORGANISERS),
     "mdt.list_case": Rule(d.roles_for(d.MDT_LISTING_TRIGGER), shows="pathway"),
+    # A step recorded on each of several pathways ticked on a list (GET: what it will do).
+    "bulk.act": Rule(BULK, shows="list"),
     # Administration.
     "users.index": Rule(ADMIN),
     "users.create": Rule(ADMIN),

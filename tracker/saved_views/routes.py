@@ -1,0 +1,145 @@
+"""Pages: save the list one is looking at as a view, open, rename, share, delete.
+Thin: the rules are in ``tracker.saved_views.services``."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, StringField, SubmitField
+
+from tracker.engine.errors import InvalidData, RoleNotAllowed
+from tracker.saved_views import services
+from tracker.saved_views.models import NAME_MAX, PAGES, SavedView
+from tracker.web.back import list_url
+from tracker.web.boundary import discard
+from tracker.web.forms import put_errors
+
+bp = Blueprint("views", __name__, url_prefix="/views")
+
+
+class SaveForm(FlaskForm):
+    name = StringField("Name", description=f"At most {NAME_MAX} characters.")
+    shared = BooleanField("Share with everyone (listed in the navigation)")
+    page = HiddenField()
+    query = HiddenField()
+    submit = SubmitField("Save view")
+
+
+class ChangeForm(FlaskForm):
+    name = StringField("Name")
+    shared = BooleanField("Shared with everyone")
+    submit = SubmitField("Save changes")
+
+
+@bp.app_template_global()
+def saved_views(page: str | None = None, shared_only: bool = False) -> list[SavedView]:
+    """The views the user sees (of one page, or only the shared ones): one query a page."""
+    if not current_user.is_authenticated:
+        return []
+    views = services.visible(current_user)
+    return [v for v in views if (page is None or v.page == page) and (v.shared or not shared_only)]
+
+
+@bp.app_template_global()
+def saved_view_active(view: SavedView, args) -> bool:
+    """Whether the page shows exactly the view's filters (the page number aside)."""
+    shown = {k: v for k, v in args.items() if k != "page" and v}
+    return shown == view.filters
+
+
+def view_url(view: SavedView) -> str:
+    return list_url(view.page, urlencode(view.filters))
+
+
+def _index_page(form=None, status=200, problems=()):
+    views = services.visible(current_user)
+    own = [v for v in views if v.owner_id == current_user.id]
+    others = [v for v in views if v.owner_id != current_user.id]
+    return render_template(
+        "saved_views/index.html",
+        own=own,
+        others=others,
+        form=form,
+        problems=list(problems),
+        pages=PAGES,
+        describe=services.describe,
+        change_form=ChangeForm,
+        may_delete=lambda v: services.may_delete(v, current_user),
+        view_url=view_url,
+    ), status
+
+
+@bp.get("/")
+def index():
+    return _index_page()
+
+
+@bp.post("/")
+def save():
+    form = SaveForm()
+    if not form.validate():
+        abort(400, "The form expired: open the page again and save the view once more.")
+    values = services.query_values(form.query.data or "")
+    try:
+        view = services.save(
+            current_user, form.name.data or "", form.page.data or "", values, form.shared.data
+        )
+    except InvalidData as exc:
+        discard()
+        problems = put_errors(form, {k: v for k, v in exc.errors.items() if k == "name"})
+        problems += [m for k, ms in exc.errors.items() if k != "name" for m in ms]
+        return _index_page(form, 422, problems)
+    flash(
+        f"View '{view.name}' saved" + (", shared with everyone." if view.shared else "."),
+        "success",
+    )
+    return redirect(view_url(view))
+
+
+def _own_or_404(view_id: int) -> SavedView:
+    view = services.find(view_id, current_user)
+    if view is None:
+        abort(404)
+    return view
+
+
+@bp.get("/<int:view_id>")
+def open_view(view_id: int):
+    return redirect(view_url(_own_or_404(view_id)))
+
+
+@bp.post("/<int:view_id>/edit")
+def edit(view_id: int):
+    view = _own_or_404(view_id)
+    form = ChangeForm()
+    if not form.validate():
+        abort(400, "The form expired: open the page again and retry.")
+    try:
+        changed = services.change(view, current_user, form.name.data or "", form.shared.data)
+    except RoleNotAllowed as exc:
+        discard()
+        abort(403, exc.message)
+    except InvalidData as exc:
+        discard()
+        problems = [m for ms in exc.errors.values() for m in ms]
+        return _index_page(None, 422, [f"'{view.name}' was not changed: {p}" for p in problems])
+    flash(f"View '{view.name}' changed." if changed else "Nothing was changed.", "success")
+    return redirect(url_for("views.index"))
+
+
+@bp.post("/<int:view_id>/delete")
+def delete(view_id: int):
+    view = _own_or_404(view_id)
+    if not FlaskForm().validate():
+        abort(400, "The form expired: open the page again and retry.")
+    name = view.name
+    try:
+        services.delete(view, current_user)
+    except RoleNotAllowed as exc:
+        discard()
+        abort(403, exc.message)
+    flash(f"View '{name}' deleted.", "success")
+    return redirect(url_for("views.index"))
