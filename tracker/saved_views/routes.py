@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField, SubmitField
@@ -34,13 +34,37 @@ class ChangeForm(FlaskForm):
     submit = SubmitField("Save changes")
 
 
+# The navigation's menu of views, as (id, name, shared), kept in the user's session: the
+# pages that read the views anyway (the worklist, the PTL, the views' page) refresh it, so
+# every other page shows the menu without a query (and keeps its query budget). A view a
+# colleague shares appears in the menu once the worklist or the PTL is next opened.
+_NAV = "nav_views"
+_READ_THEM_ANYWAY = ("worklist.index", "returns.ptl", "views.index", "views.save", "views.edit")
+
+
 @bp.app_template_global()
-def saved_views(page: str | None = None, shared_only: bool = False) -> list[SavedView]:
-    """The views the user sees (of one page, or only the shared ones): one query a page."""
+def saved_views(page: str | None = None) -> list[SavedView]:
+    """The views the user sees (all, or one page's): one query a page, which also
+    refreshes the navigation's menu."""
     if not current_user.is_authenticated:
         return []
     views = services.visible(current_user)
-    return [v for v in views if (page is None or v.page == page) and (v.shared or not shared_only)]
+    menu = [[v.id, v.name, v.shared] for v in views]
+    if session.get(_NAV) != menu:
+        session[_NAV] = menu
+    return [v for v in views if page is None or v.page == page]
+
+
+@bp.app_template_global()
+def nav_views() -> list[dict]:
+    """The navigation's menu: from the session, read from the database once if missing."""
+    if not current_user.is_authenticated:
+        return []
+    menu = session.get(_NAV)
+    if not isinstance(menu, list) or request.endpoint in _READ_THEM_ANYWAY:
+        saved_views()
+        menu = session.get(_NAV, [])
+    return [{"id": m[0], "name": m[1], "shared": m[2]} for m in menu if len(m) == 3]
 
 
 @bp.app_template_global()
@@ -55,7 +79,7 @@ def view_url(view: SavedView) -> str:
 
 
 def _index_page(form=None, status=200, problems=()):
-    views = services.visible(current_user)
+    views = saved_views()
     own = [v for v in views if v.owner_id == current_user.id]
     others = [v for v in views if v.owner_id != current_user.id]
     return render_template(
