@@ -110,9 +110,14 @@ def test_save_a_view_reload_it_and_bulk_assign_three_patients(live_app, page, ba
     page.get_by_text("Lead surgeon set to Surgeon2 on 3 pathways.").wait_for()
     assert _filters(page.url) == {"state": ["referred"], "sort": ["name"]}
     for family in ("Adeyemi", "Brennan", "Castellanos"):
-        row = page.locator(f"tr[data-pathway='{ids[family]}']")
+        row = page.locator("tr", has=page.locator(f"a[href='/pathways/{ids[family]}']"))
         assert "Surgeon2" in row.inner_text()
-    assert "Surgeon2" not in page.locator(f"tr[data-pathway='{ids['Dunmore']}']").inner_text()
+    assert (
+        "Surgeon2"
+        not in page.locator(
+            "tr", has=page.locator(f"a[href='/pathways/{ids['Dunmore']}']")
+        ).inner_text()
+    )
     assert not serious_violations(page)
     if backend == "sqlite":
         page.screenshot(path=SHOTS / "bulk-actions.png", full_page=True)
