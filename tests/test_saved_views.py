@@ -263,3 +263,23 @@ def test_without_a_list_opened_the_way_back_is_the_worklist(client, login, users
     login("coordinator")
     page = client.get(f"/pathways/{pathway.id}").get_data(as_text=True)
     assert 'href="/" class="back-to-list"' in page
+
+
+def test_the_menu_follows_a_colleagues_shared_view_once_a_list_is_opened(
+    client, login, users, session
+):
+    session.commit()
+    login("coordinator")
+    assert "Theatre" not in nav_of(shown(client.get("/patients/")))
+    view = services.save(
+        users["surgeon"], "Theatre", "worklist", {"state": "surgery_scheduled"}, True
+    )
+    session.commit()
+    # The menu is kept in the session (no query on every page); opening a list reads the
+    # views, and the menu shows the new one there and on every page after.
+    assert "Theatre" in nav_of(shown(client.get("/")))
+    assert "Theatre" in nav_of(shown(client.get("/patients/")))
+    services.delete(view, users["surgeon"])
+    session.commit()
+    assert "Theatre" not in nav_of(shown(client.get("/ptl")))
+    assert "Theatre" not in nav_of(shown(client.get("/patients/")))
