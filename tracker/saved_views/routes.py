@@ -6,7 +6,7 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user
+from flask_login import current_user, user_logged_in
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField, SubmitField
 
@@ -53,6 +53,17 @@ def saved_views(page: str | None = None) -> list[SavedView]:
     if session.get(_NAV) != menu:
         session[_NAV] = menu
     return [v for v in views if page is None or v.page == page]
+
+
+@bp.record_once
+def _menu_at_login(state) -> None:
+    """The menu is read as a user logs in (a password or single sign-on), so the first
+    page after it shows the menu without a query of its own."""
+
+    def fill(sender, user, **extra) -> None:
+        saved_views()
+
+    user_logged_in.connect(fill, state.app, weak=False)
 
 
 @bp.app_template_global()
