@@ -89,6 +89,13 @@ def test_save_a_view_reload_it_and_bulk_assign_three_patients(live_app, page, ba
     assert _filters(page.url) == {"state": ["referred"], "sort": ["name"]}
     assert page.locator("a[aria-current=true]", has_text="New referrals by name").count() == 1
 
+    # The views' own page: the view, its filters in words, rename and delete.
+    page.get_by_role("link", name="Manage views").click()
+    page.get_by_role("heading", name="Saved views").wait_for()
+    assert "State: Referred; Sorted by name" in page.locator("#my-views").inner_text()
+    assert not serious_violations(page)
+    page.go_back()
+
     # A patient opened from it leads back to it as it was.
     page.get_by_role("link", name=re.compile("BRENNAN")).click()
     page.wait_for_url(re.compile(rf"/pathways/{ids['Brennan']}$"))
