@@ -35,6 +35,7 @@ from tracker.extensions import db
 from tracker.mdt import services as mdt
 from tracker.mdt.models import GeneratedDocument
 from tracker.patients.models import Patient
+from tracker.saved_views import services as saved_views
 from tracker.users.models import PasswordReset, User
 from tracker.users.resets import issue as issue_reset
 from tracker.users.roles import ROLES
@@ -148,8 +149,16 @@ def world(users, session):
         generated_by_id=users["coordinator"].id,
     )
     session.add(document)
+    # A saved view of each role's own (the walk may delete it: each deletes its own).
+    views = {
+        role: saved_views.save(
+            users[role], f"{role}'s view", "worklist", {"state": "imaging"}, True
+        )
+        for role in ROLES
+    }
     session.commit()
     return SimpleNamespace(
+        view_ids={role: view.id for role, view in views.items()},
         meeting_id=meeting.id,
         listed_pathway_id=listed.pathway.id,
         document_id=document.id,
@@ -188,6 +197,7 @@ def view_args(world, who: str, rule) -> dict:
         "patient_id": world.patient_id,
         "meeting_id": world.meeting_id,
         "case_id": world.case_id,
+        "view_id": world.view_ids.get(who, world.view_ids["coordinator"]),
         "seq": world.amend_seq,
         "trigger": WALK_TRIGGER,
         # One's own token (the others' are the IDOR tests' business).
@@ -331,6 +341,8 @@ def test_the_matrix_keeps_its_security_invariants():
     own_account |= {"teams.emergency_access"}
     # Marking one's own notifications read.
     own_account |= {e for e in ACCESS if e.startswith("notifications.")}
+    # Saved views are one's own filters (a shared one: one's own, seen by everyone).
+    own_account |= {"views.save", "views.edit", "views.delete"}
     # A viewer reads; the only things it may post are its own login, logout and account.
     assert {e for e in writes if "viewer" in ACCESS[e].roles} <= own_account
     # An administrator manages accounts and may void a step; it records nothing clinical.

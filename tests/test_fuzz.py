@@ -68,6 +68,7 @@ from tests.helpers import (
 from tracker.accounts.forms import LoginForm, UserCreateForm, UserEditForm
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token
+from tracker.bulk.routes import BulkForm
 from tracker.engine import steps as d
 from tracker.engine import tags
 from tracker.engine.dictionary import PATHWAY_FIELDS, Field
@@ -79,11 +80,14 @@ from tracker.mdt.meetings import AttendanceForm, ListingForm, MeetingForm, Serie
 from tracker.mdt.services import create_meeting
 from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
+from tracker.saved_views.models import SavedView
+from tracker.saved_views.routes import ChangeForm, SaveForm
+from tracker.saved_views.services import save as save_view
 from tracker.users.models import PasswordReset, User
 from tracker.users.resets import issue as issue_reset
 
 LOCAL = ZoneInfo("Europe/London")  # TestingConfig's TIMEZONE: forms are typed in local time
-TABLES = (Patient, Pathway, Event, User, ApiToken, PasswordReset)
+TABLES = (Patient, Pathway, Event, User, ApiToken, PasswordReset, SavedView)
 ROLES = ("coordinator", "surgeon", "viewer", "admin")
 
 # Endpoints not fuzzed, and why. Every other endpoint of the url_map must be fuzzed below.
@@ -111,6 +115,10 @@ EXCLUDED = {
     ("mdt.generate_letter", "POST"): (
         "its one input, next, is read by safe_next (fuzzed with teams.emergency_access); "
         "a case without an outcome and the kinds are in tests/test_mdt_running.py"
+    ),
+    ("views.delete", "POST"): (
+        "takes no input but the view's id in its path; tests/test_saved_views.py tries owners, "
+        "others, administrators and views that are not there"
     ),
     ("auth.logout", "POST"): (
         "takes no input and only ends the session; fuzzing it would log the fuzzing client out"
@@ -657,6 +665,10 @@ class World:
         _, self.reset_token = issue_reset(user("viewer"), user("admin"))
         self.patient_id = new_patient(user("coordinator"), mrn="FUZZ-P1").id
         self.meeting_id = create_meeting(MEETING, user("coordinator")).id
+        self.view_ids = {
+            who: save_view(user(who), f"{who}'s", "worklist", {"state": "imaging"}, True).id
+            for who in ("coordinator", "surgeon")
+        }
         db.session.commit()
         return self
 
@@ -885,6 +897,54 @@ class World:
             {"subject": "MDT outcome: {{ patient_name }}", "body": "<p>{{ decision }}</p>"},
             self._fields(TemplateForm),
             other_urls=("/mdt/letter-templates/x",),
+        )
+
+    def _form_views_save(self) -> PostForm:
+        return PostForm(
+            "views.save",
+            "/views/",
+            "coordinator",
+            {"name": "Breaches", "page": "worklist", "query": "target=breached&sort=name"},
+            self._fields(SaveForm),
+        )
+
+    def _form_views_edit(self) -> PostForm:
+        own, other = self.view_ids["coordinator"], self.view_ids["surgeon"]
+        return PostForm(
+            "views.edit",
+            f"/views/{own}/edit",
+            "coordinator",
+            {"name": "Imaging queue", "shared": "y"},
+            self._fields(ChangeForm),
+            other_urls=(f"/views/{other}/edit", "/views/0/edit", f"/views/{2**31 - 1}/edit"),
+        )
+
+    def _form_bulk_act(self, action: str) -> PostForm:
+        setup = "mdt_review" if action == "mdt" else "referred"
+        pathway_id, version = self.pathway(setup)
+        values = (
+            {
+                "meeting_id": str(self.meeting_id),
+                "question": "Surgery or radiotherapy?",
+                "presenter": "surgeon",
+                "triage": "full_discussion",
+            }
+            if action == "mdt"
+            else {"lead_surgeon": "surgeon2"}
+        )
+        return PostForm(
+            "bulk.act",
+            "/bulk/",
+            "coordinator",
+            {
+                "action": action,
+                "pathway": f"{pathway_id}:{version}",
+                "request_id": uuid.uuid4().hex,
+                "back_page": "worklist",
+                "back_query": "state=referred",
+                **values,
+            },
+            ("pathway", *self._fields(BulkForm)),
         )
 
     def _form_users_reset_link(self) -> PostForm:
@@ -1221,6 +1281,10 @@ def _post_form_names() -> list[str]:
         "mdt.add_attendance",
         "mdt.list_case",
         "mdt.edit_letter_template",
+        "views.save",
+        "views.edit",
+        "bulk.act:lead_surgeon",
+        "bulk.act:mdt",
     ]
     names += [f"pathway.record:{setup}:{trigger}" for setup, trigger, _ in STEP_FORMS]
     names += [
@@ -1454,6 +1518,7 @@ EVERY_USERS_OWN = {
     "account.end_other_sessions",
     "account.two_factor",
     "account.recovery_codes",
+    "views.save",  # every user saves their own views (a viewer too)
 }
 API_ENDPOINTS = {
     "api.create_patient",

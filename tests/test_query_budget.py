@@ -7,12 +7,14 @@ import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from tests.helpers import Driver, driver
 from tracker.demo import DEMO_PASSWORD, seed
 from tracker.engine import services
 from tracker.extensions import db
+from tracker.saved_views import services as saved_views
+from tracker.users.models import User
 
 
 @contextmanager
@@ -46,6 +48,10 @@ def test_worklist_queries_do_not_grow_with_pathways(client, session):
     # A seed whose ten pathways include every kind the pages read (one in MDT review
     # among them), as the thousand of the large seed do: only then may the counts agree.
     seed(10, seed_value=6)
+    # Saved views, the navigation's (shared) and the page's own: one query for both.
+    coordinator = session.scalar(select(User).where(User.username == "coordinator"))
+    saved_views.save(coordinator, "Breaches", "worklist", {"target": "breached"}, True)
+    saved_views.save(coordinator, "Mine", "worklist", {"mine": "1"}, False)
     session.commit()
     client.post("/login", data={"username": "coordinator", "password": DEMO_PASSWORD})
     client.get("/")  # the first page after a login completes the session once; not counted
@@ -55,6 +61,7 @@ def test_worklist_queries_do_not_grow_with_pathways(client, session):
         "/?sort=name&page=2",
         "/?mine=1&q=smith",
         "/?state=imaging",
+        "/ptl?band=0-28",
         "/mdt/",
         "/this-week?who=all",
         "/reports/",

@@ -136,6 +136,7 @@ def _list_urls() -> list[str]:
         "returns.ptl": "/ptl",
         "returns.ptl_csv": "/ptl.csv",
         "notifications.index": "/notifications/",
+        "bulk.act": "(the patients ticked for a bulk action: _bulk_urls)",
     }
     listing = {
         e
@@ -145,7 +146,7 @@ def _list_urls() -> list[str]:
         and e not in ("returns.cwt", "returns.cwt_csv")  # by month: _cwt_urls
     }
     assert listing == set(urls), "a new list: add it here, with arguments that fill it"
-    return [url for endpoint, url in urls.items() if endpoint != "mdt.meeting"]
+    return [url for endpoint, url in urls.items() if endpoint not in ("mdt.meeting", "bulk.act")]
 
 
 def _shown(text: str, patterns: set[str]) -> set[str]:
@@ -213,7 +214,7 @@ def test_each_referral_belongs_to_the_team_of_its_diagnosis_or_the_one_it_names(
 def test_every_list_and_export_shows_only_the_users_teams(app, client, session, demo):
     others = _others(session)
     assert others, "the seed has patients of other teams"
-    urls = _list_urls() + _cwt_urls(session) + _meeting_urls(session)
+    urls = _list_urls() + _cwt_urls(session) + _meeting_urls(session) + _bulk_urls(session)
     _login(client)
     # First with every team: each list shows some of the other teams' patients, so the
     # check below could fail.
@@ -227,6 +228,15 @@ def test_every_list_and_export_shows_only_the_users_teams(app, client, session, 
         response = client.get(url)
         assert response.status_code == 200, url
         assert _shown(response.text, others) == set(), url
+
+
+def _bulk_urls(session) -> list[str]:
+    """A bulk action's page with every pathway ticked (as a list that showed them all)."""
+    from urllib.parse import urlencode
+
+    rows = session.execute(select(Pathway.id, Pathway.version).order_by(Pathway.id).limit(200))
+    ticked = [("pathway", f"{ident}:{version}") for ident, version in rows]
+    return ["/bulk/?" + urlencode([("action", "lead_surgeon"), *ticked])]
 
 
 def _cwt_urls(session) -> list[str]:

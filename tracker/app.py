@@ -23,6 +23,7 @@ from tracker.api import meetings as _api_meetings  # noqa: F401 - /api/v1/mdt-me
 from tracker.api.routes import bp as api_bp
 from tracker.api.services import present
 from tracker.audit.chain import AuditKeyError, heads_logger, load_key, log_chain_heads
+from tracker.bulk.routes import bp as bulk_bp
 from tracker.core import runtime
 from tracker.core.db import use_explicit_sqlite_transactions
 from tracker.engine import teams
@@ -35,6 +36,7 @@ from tracker.patients.routes import bp as patients_bp
 from tracker.reports.routes import bp as reports_bp
 from tracker.returns.routes import bp as returns_bp
 from tracker.review.routes import bp as review_bp
+from tracker.saved_views.routes import bp as views_bp
 from tracker.teams import routes as teams_routes
 from tracker.web import limits
 from tracker.web.boundary import TrackerFlask
@@ -52,6 +54,8 @@ BLUEPRINTS = (
     review_bp,
     reports_bp,
     returns_bp,
+    views_bp,
+    bulk_bp,
     teams_routes.bp,
     api_bp,
     account_bp,

@@ -8,6 +8,7 @@ from tracker.engine.models import Event, Pathway
 from tracker.mdt import services as mdt_services  # noqa: F401 - the listing's checks
 from tracker.mdt.models import MdtAttendance, MdtCase, MdtMeeting
 from tracker.patients.models import Patient
+from tracker.saved_views.models import SavedView
 from tracker.teams.models import EmergencyAccess, UserTeam
 from tracker.users.models import PasswordReset, RecoveryCode, User, WebSession
 
@@ -25,6 +26,7 @@ __all__ = [
     "Pathway",
     "Patient",
     "RecoveryCode",
+    "SavedView",
     "User",
     "UserTeam",
     "WebSession",

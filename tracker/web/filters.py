@@ -11,6 +11,7 @@ from tracker.engine import clocks
 from tracker.engine import steps as d
 from tracker.engine.dictionary import REFERRAL_PRIORITY, URGENCY_SHORT
 from tracker.users.roles import ROLE_LABELS
+from tracker.web.back import way_back
 
 
 def _zone() -> ZoneInfo:
@@ -95,3 +96,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(action_words)
     app.add_template_global(URGENCY_SHORT, "URGENCY_LABELS")
     app.add_template_global(ROLE_LABELS, "ROLE_LABELS")
+    app.add_template_global(way_back)

@@ -15,8 +15,10 @@ from tracker.engine.models import Pathway
 from tracker.extensions import db
 from tracker.patients.models import Patient
 from tracker.teams import scope
+from tracker.web.back import remember_list
 from tracker.web.csv import csv_response
 from tracker.web.helpers import patient_search
+from tracker.worklist.filters import FILTERS, SORT_LABELS, TARGET_FILTERS
 
 bp = Blueprint("worklist", __name__)
 
@@ -31,19 +33,6 @@ SORTS = {
         Pathway.id,
     ),
 }
-SORT_LABELS = {
-    "due": "Next target due",
-    "in_state": "Longest in state",
-    "name": "Name",
-    "referral": "Newest referral",
-    "urgency": "Urgency",
-}
-FILTERS = ("state", "urgency", "target", "mine", "q")
-TARGET_FILTERS = {
-    "breached": "Breached",
-    "due_soon": "Due soon",
-    "attention": "Due soon or breached",
-}
 
 
 def filtered(args, now: datetime, user, what=Pathway, sort: str | None = None):
@@ -57,7 +46,7 @@ def filtered(args, now: datetime, user, what=Pathway, sort: str | None = None):
     if state in d.ACTIVE_STATES:
         query = query.where(Pathway.state == state)
     urgency = args.get("urgency")
-    if urgency in ("emergency", "urgent", "routine"):
+    if urgency in URGENCY_SHORT:
         query = query.where(Pathway.urgency == urgency)
     target = args.get("target")
     breached = Pathway.next_target_sort < now  # no target sorts at the end of time
@@ -100,6 +89,7 @@ def index():
         p.id: clocks.status_at(p.next_target_due_at, p.next_target_warn_at, now) for p in rows
     }
     pages = max(1, -(-total // size))
+    remember_list("worklist")
 
     def link(**changes):
         merged = {k: v for k, v in args.items() if v}
