@@ -185,6 +185,12 @@ def valid_data(trigger: str, source: str, at: datetime) -> dict:
         "upgrade_referral": {"upgraded_on": day, "consultant": "surgeon"},
         "withdraw": {"reason": "declined"},
         "add_note": {"note": "Spoke to the patient."},
+        "add_tracking_note": {"note": "Chasing the MRI report."},
+        "add_task": {
+            "what": "Chase the MRI report",
+            "owner": "coordinator",
+            "due_on": (datetime.now(UTC) + timedelta(days=7)).date().isoformat(),
+        },
     }.get(trigger, {})
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from tracker.engine import lesions as lesion_reading
 from tracker.engine import steps as d
 from tracker.engine import tags, teams
+from tracker.engine import tasks as task_reading
 from tracker.engine.fields import parse_datetime
 from tracker.engine.machine import expected_destination
 
@@ -266,6 +267,10 @@ class History:
         """The pathway's lesions, each with its dated findings and scores and the steps that
         name it (see ``tracker.engine.lesions``)."""
         return lesion_reading.lesions(self)
+
+    def tasks(self) -> list[task_reading.Task]:
+        """The pathway's tasks with their status (see ``tracker.engine.tasks``)."""
+        return task_reading.read(self)
 
     def mdt_outcomes(self) -> list[Step]:
         return self.tagged(tags.MDT_OUTCOME)
