@@ -59,7 +59,7 @@ def test_the_tracking_steps_are_declared_with_their_tags():
         assert tag in step.tags and tags.VOID_TRANSPARENT in step.tags
         assert not d.changes_state(trigger) and d.is_step(trigger)
         assert d.roles_for(trigger) == frozenset({"coordinator", "surgeon"})
-    assert d.label(d.ADD_TASK_TRIGGER) == "Task added"
+    assert d.label(d.ADD_TASK_TRIGGER) == "Add task"
 
 
 def test_a_task_is_added_changed_and_done_and_each_is_a_step(users):
@@ -282,3 +282,74 @@ def test_no_task_is_added_to_a_closed_pathway_but_open_ones_can_be_closed(users)
     tracking.complete_task(pathway, added.event.seq, users["coordinator"])
     db.session.flush()
     assert [t.status for t in _tasks(pathway)] == ["done"]
+
+
+# -- the pathway page -----------------------------------------------------------------------
+
+
+def test_the_tracking_panel_adds_and_closes_a_task_through_the_step_forms(users, client, login):
+    pathway = _run(users).pathway
+    db.session.commit()
+    login("coordinator")
+    page = client.get(f"/pathways/{pathway.id}")
+    assert page.status_code == 200
+    assert 'id="tracking-heading"' in page.text and "No open task." in page.text
+    assert "Add task</a>" in page.text and "Add tracking note</a>" in page.text
+    form = client.get(f"/pathways/{pathway.id}/record/{d.ADD_TASK_TRIGGER}")
+    assert "What needs doing" in form.text and "Owner" in form.text and "Due by" in form.text
+    due = _today() + timedelta(days=2)
+    response = client.post(
+        f"/pathways/{pathway.id}/record/{d.ADD_TASK_TRIGGER}",
+        data={
+            "occurred_at": datetime.now().strftime("%Y-%m-%dT%H:%M"),
+            "expected_version": str(pathway.version),
+            "request_id": services.new_request_id(),
+            "what": "Chase the biopsy slot",
+            "owner": "surgeon",
+            "due_on": due.isoformat(),
+        },
+    )
+    assert response.status_code == 302, response.text
+    page = client.get(f"/pathways/{pathway.id}").text
+    assert "Chase the biopsy slot" in page and "Surgeon · due" in page
+    [task] = _tasks(pathway)
+    done_form = client.get(
+        f"/pathways/{pathway.id}/record/{d.COMPLETE_TASK_TRIGGER}?task={task.seq}"
+    )
+    assert f'value="{task.seq}"' in done_form.text
+    assert (
+        "Open tasks of this pathway" in done_form.text and "Chase the biopsy slot" in done_form.text
+    )
+
+    past = client.post(
+        f"/pathways/{pathway.id}/record/{d.ADD_TASK_TRIGGER}",
+        data={
+            "occurred_at": datetime.now().strftime("%Y-%m-%dT%H:%M"),
+            "expected_version": str(db.session.get(type(pathway), pathway.id).version),
+            "request_id": services.new_request_id(),
+            "what": "Too late",
+            "owner": "surgeon",
+            "due_on": (_today() - timedelta(days=3)).isoformat(),
+        },
+    )
+    assert past.status_code == 422 and "in the past" in past.text
+
+
+def test_an_overdue_task_is_marked_and_a_viewer_gets_no_buttons(users, client, login):
+    pathway = _run(users).pathway
+    yesterday = datetime.now(UTC) - timedelta(days=2)
+    tracking.add_task(
+        pathway,
+        "Ring the GP",
+        "coordinator",
+        yesterday.date(),
+        users["coordinator"],
+        occurred_at=yesterday,
+        now=yesterday,
+    )
+    db.session.commit()
+    login("viewer")
+    page = client.get(f"/pathways/{pathway.id}").text
+    assert "Ring the GP" in page and "Overdue" in page
+    assert "Add task</a>" not in page and ">Done<" not in page
+    assert "Add tracking note</a>" not in page

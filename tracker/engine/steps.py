@@ -522,7 +522,7 @@ REGISTRY: tuple[StepDef, ...] = (
     ),
     StepDef(
         ADD_TASK_TRIGGER,
-        "Task added",
+        "Add task",
         (Way(ACTIVE_STATES, None),),
         dd.TASK_FIELDS,
         rules=(_due_from_then,),
@@ -530,7 +530,7 @@ REGISTRY: tuple[StepDef, ...] = (
     ),
     StepDef(
         UPDATE_TASK_TRIGGER,
-        "Task changed",
+        "Change task",
         (Way(EVERY_STATE, None),),
         dd.TASK_UPDATE_FIELDS,
         rules=(_owner_or_date, _due_from_then),
@@ -540,14 +540,14 @@ REGISTRY: tuple[StepDef, ...] = (
     # closed too.
     StepDef(
         COMPLETE_TASK_TRIGGER,
-        "Task done",
+        "Mark task done",
         (Way(EVERY_STATE, None),),
         dd.TASK_DONE_FIELDS,
         tags=frozenset({t.TASK_DONE, t.VOID_TRANSPARENT}),
     ),
     StepDef(
         CANCEL_TASK_TRIGGER,
-        "Task cancelled",
+        "Cancel task",
         (Way(EVERY_STATE, None),),
         dd.TASK_CANCEL_FIELDS,
         tags=frozenset({t.TASK_CANCELLED, t.VOID_TRANSPARENT}),

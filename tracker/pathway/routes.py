@@ -26,9 +26,11 @@ from tracker.engine.history import OCCURRED_AT, REFERRAL_RECEIVED_AT
 from tracker.engine.models import Event, Pathway
 from tracker.engine.scores import SCORES, sins_needs_surgical_opinion
 from tracker.engine.steps import all_fields_for
+from tracker.engine.tasks import TASK_FIELD
 from tracker.extensions import db
 from tracker.overview.build import build as build_overview
 from tracker.pathway.timeline import entries, recorder
+from tracker.tracking import panel as tracking_panel
 from tracker.users.models import User
 from tracker.web.boundary import discard
 from tracker.web.filters import when
@@ -66,9 +68,11 @@ def _names() -> dict[str, str]:
 def _actions(pathway: Pathway, history) -> dict:
     allowed = services.allowed_triggers(pathway, current_user, history)
     mdt = [t for t in allowed if d.is_mdt_outcome(t, pathway.state)]
+    # The tracking steps have their own panel (tracker.tracking.panel).
+    tracking = tracking_panel.tracking_triggers()
     return {
         "changes": [t for t in allowed if d.changes_state(t) and t not in mdt],
-        "records": [t for t in allowed if not d.changes_state(t)],
+        "records": [t for t in allowed if not d.changes_state(t) and t not in tracking],
         "mdt": mdt,
         "can_amend": d.role_may(current_user.role, d.AMEND_TRIGGER),
         "void_refusal": services.void_refusal(pathway, current_user, history),
@@ -95,6 +99,7 @@ def show(pathway_id: int):
         amendable=amendable,
         recorder=recorder,
         now=_now(),
+        tracking=tracking_panel.build(pathway, history, current_user, _now()),
     )
 
 
@@ -277,7 +282,11 @@ def record(pathway_id: int, trigger: str):
         history = services.load_history(pathway)
         defaults = services.form_defaults(trigger, pathway.state, history)
         fill(form, form.dictionary_fields, defaults)
+        if TASK_FIELD in form and (number := request.args.get(TASK_FIELD, "")).isdigit():
+            form[TASK_FIELD].data = int(number)  # Done / Cancel from the Tracking panel
         context["when_choice"] = _when_preset(form, pathway, history)
+    if TASK_FIELD in form:
+        context["open_tasks"] = tracking_panel.open_tasks(pathway)
     if posted:
         if (repeat := _resubmitted(form, pathway)) is not None:
             return repeat

@@ -19,7 +19,6 @@ from tracker.core.runtime import db_session
 from tracker.engine import services as engine
 from tracker.engine import steps as d
 from tracker.engine import teams
-from tracker.engine.errors import InvalidData
 from tracker.engine.fields import blank
 from tracker.engine.models import Pathway, PathwayTask
 from tracker.engine.tasks import OPEN
@@ -224,14 +223,3 @@ def _in_team(user: User, team: str) -> bool:
 
 engine.extend(d.ADD_TASK_TRIGGER, check=_owner_check)
 engine.extend(d.UPDATE_TASK_TRIGGER, check=_owner_check)
-
-__all__ = [
-    "InvalidData",
-    "add_task",
-    "add_tracking_note",
-    "cancel_task",
-    "complete_task",
-    "task_by_id",
-    "tasks_of",
-    "update_task",
-]
