@@ -272,16 +272,17 @@ def test_an_amended_task_is_derived_as_corrected(users):
     assert _verify(pathway) == []
 
 
-def test_no_task_is_added_to_a_closed_pathway_but_open_ones_can_be_closed(users):
+def test_a_closed_pathways_tasks_are_left_as_they_stand(users):
     run = _run(users)
     pathway = run.pathway
     added = tracking.add_task(pathway, "Chase", "coordinator", _today(), users["coordinator"])
     run.do("withdraw")
     with pytest.raises(TriggerNotAllowed):
         tracking.add_task(pathway, "Chase", "coordinator", _today(), users["coordinator"])
-    tracking.complete_task(pathway, added.event.seq, users["coordinator"])
+    with pytest.raises(TriggerNotAllowed):
+        tracking.complete_task(pathway, added.event.seq, users["coordinator"])
     db.session.flush()
-    assert [t.status for t in _tasks(pathway)] == ["done"]
+    assert [t.status for t in _tasks(pathway)] == ["open"]
 
 
 # -- the pathway page -----------------------------------------------------------------------

@@ -25,6 +25,7 @@ from tracker.core.db import use_explicit_sqlite_transactions
 from tracker.engine import teams
 from tracker.mdt import meetings as _meetings  # noqa: F401 - the meetings' pages
 from tracker.mdt.routes import bp as mdt_bp
+from tracker.mywork.routes import bp as mywork_bp
 from tracker.pathway.routes import bp as pathway_bp
 from tracker.patients.routes import bp as patients_bp
 from tracker.reports.routes import bp as reports_bp
@@ -45,6 +46,7 @@ BLUEPRINTS = (
     pathway_bp,
     mdt_bp,
     review_bp,
+    mywork_bp,
     reports_bp,
     returns_bp,
     teams_routes.bp,

@@ -206,10 +206,15 @@ class History:
 
     def unreviewed(self) -> list[Step]:
         """The steps recorded after the last sign-off (a sign-off confirms what was recorded
-        before it, whatever the dates): not yet reviewed by a surgeon."""
+        before it, whatever the dates): not yet reviewed by a surgeon. Tracking notes and
+        tasks are the coordinators' administration, not care: they need no review."""
         signed = self.last_sign_off()
         after = signed.seq if signed else 0
-        return [s for s in self.steps if s.seq > after and tags.SIGN_OFF not in s.tags]
+        return [
+            s
+            for s in self.steps
+            if s.seq > after and tags.SIGN_OFF not in s.tags and not tags.TRACKING & s.tags
+        ]
 
     def entry_step(self) -> Step | None:
         """The counting step that brought the pathway into its current state."""

@@ -528,27 +528,27 @@ REGISTRY: tuple[StepDef, ...] = (
         rules=(_due_from_then,),
         tags=frozenset({t.TASK_ADDED, t.VOID_TRANSPARENT}),
     ),
+    # Tasks belong to open pathways: once a pathway closes its tasks are left as they stand
+    # (My work and the alerts read open pathways only).
     StepDef(
         UPDATE_TASK_TRIGGER,
         "Change task",
-        (Way(EVERY_STATE, None),),
+        (Way(ACTIVE_STATES, None),),
         dd.TASK_UPDATE_FIELDS,
         rules=(_owner_or_date, _due_from_then),
         tags=frozenset({t.TASK_CHANGED, t.VOID_TRANSPARENT}),
     ),
-    # Done or cancelled from any state: a task left open when the pathway closed can be
-    # closed too.
     StepDef(
         COMPLETE_TASK_TRIGGER,
         "Mark task done",
-        (Way(EVERY_STATE, None),),
+        (Way(ACTIVE_STATES, None),),
         dd.TASK_DONE_FIELDS,
         tags=frozenset({t.TASK_DONE, t.VOID_TRANSPARENT}),
     ),
     StepDef(
         CANCEL_TASK_TRIGGER,
         "Cancel task",
-        (Way(EVERY_STATE, None),),
+        (Way(ACTIVE_STATES, None),),
         dd.TASK_CANCEL_FIELDS,
         tags=frozenset({t.TASK_CANCELLED, t.VOID_TRANSPARENT}),
     ),

@@ -39,6 +39,8 @@ TASK_ADDED = "task_added"  # a next action: what, owner, due date (a pathway_tas
 TASK_CHANGED = "task_changed"  # an open task given a new owner and/or due date
 TASK_DONE = "task_done"
 TASK_CANCELLED = "task_cancelled"
+# Administrative tracking (the coordinator's note and tasks): no surgeon's sign-off needed.
+TRACKING = frozenset({TRACKING_NOTE, TASK_ADDED, TASK_CHANGED, TASK_DONE, TASK_CANCELLED})
 ALL = frozenset(
     {
         OPENS,

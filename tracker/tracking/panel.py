@@ -13,18 +13,10 @@ from tracker.engine.models import Pathway, PathwayTask
 from tracker.engine.tasks import OPEN
 from tracker.tracking.services import tasks_of
 
-_TRACKING_TAGS = (
-    tags.TRACKING_NOTE,
-    tags.TASK_ADDED,
-    tags.TASK_CHANGED,
-    tags.TASK_DONE,
-    tags.TASK_CANCELLED,
-)
-
 
 def tracking_triggers() -> frozenset[str]:
     """The steps the Tracking panel records (the Actions list leaves them to it)."""
-    return frozenset().union(*(d.tagged(tag) for tag in _TRACKING_TAGS))
+    return frozenset().union(*(d.tagged(tag) for tag in tags.TRACKING))
 
 
 def open_tasks(pathway: Pathway) -> list[PathwayTask]:
