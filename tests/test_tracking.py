@@ -354,3 +354,72 @@ def test_an_overdue_task_is_marked_and_a_viewer_gets_no_buttons(users, client, l
     assert "Ring the GP" in page and "Overdue" in page
     assert "Add task</a>" not in page and ">Done<" not in page
     assert "Add tracking note</a>" not in page
+
+
+# -- the CSV import -------------------------------------------------------------------------
+
+
+def test_the_csv_import_records_tracking_notes_and_tasks(users, session):
+    from tracker.engine.models import Pathway
+    from tracker.pathway.importer import import_rows
+
+    now = datetime.now(UTC)
+    at = now - timedelta(days=2)
+    opening = {
+        "mrn": "TRK001",
+        "pathway_ref": "A",
+        "trigger": d.OPEN_TRIGGER,
+        "occurred_at": at.isoformat(),
+        "family_name": "Ward",
+        "given_name": "Iris",
+        "birth_date": "1955-03-02",
+        "sex": "female",
+        "referral_source": "gp",
+        "urgency": "urgent",
+        "diagnosis_category": "metastatic_spinal",
+        "tumour_site": "L2",
+        "primary_cancer_site": "kidney",
+        "presenting_symptoms": "back_pain",
+    }
+    rows = [
+        opening,
+        {
+            "mrn": "TRK001",
+            "pathway_ref": "A",
+            "trigger": d.TRACKING_NOTE_TRIGGER,
+            "occurred_at": (at + timedelta(hours=1)).isoformat(),
+            "note": "Waiting for the MRI slot",
+        },
+        {
+            "mrn": "TRK001",
+            "pathway_ref": "A",
+            "trigger": d.ADD_TASK_TRIGGER,
+            "occurred_at": (at + timedelta(hours=2)).isoformat(),
+            "what": "Chase the MRI slot",
+            "owner": "coordinator",
+            "due_on": (_today() + timedelta(days=1)).isoformat(),
+        },
+        {
+            "mrn": "TRK001",
+            "pathway_ref": "A",
+            "trigger": d.COMPLETE_TASK_TRIGGER,
+            "occurred_at": (at + timedelta(hours=3)).isoformat(),
+            "task": "3",
+        },
+    ]
+    header = sorted({name for row in rows for name in row})
+    result = import_rows(
+        [dict.fromkeys(header, "") | row for row in rows], header, users["coordinator"]
+    )
+    assert result.errors == []
+    session.flush()
+    pathway = session.scalars(select(Pathway).order_by(Pathway.id.desc())).first()
+    assert pathway.tracking_note == "Waiting for the MRI slot"
+    assert [(t.seq, t.status) for t in _tasks(pathway)] == [(3, "done")]
+    assert _verify(pathway) == []
+
+    past = [*rows[:2], {**rows[2], "due_on": (_today() - timedelta(days=5)).isoformat()}]
+    refused = import_rows(
+        [dict.fromkeys(header, "") | row for row in past], header, users["coordinator"]
+    )
+    assert any("in the past" in why for _, why in refused.errors)
