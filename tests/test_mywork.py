@@ -169,3 +169,28 @@ def test_my_work_queries_do_not_grow_with_tasks_and_pathways(client, login, user
     large = page_queries(client, "/my-work/")
     assert small == large
     assert large <= 6  # the session, the user, the teams, and one query per list
+
+
+def test_the_worklist_and_ptl_show_tracking_notes_in_a_fixed_number_of_queries(
+    client, login, users, session
+):
+    now = datetime.now(UTC)
+
+    def add(count: int, start: int):
+        for n in range(start, start + count):
+            pathway = new_pathway(
+                users["coordinator"], referral=now - timedelta(days=10), urgency="urgent"
+            )
+            tracking.add_tracking_note(pathway, f"Tracking note number {n}", users["coordinator"])
+        session.commit()
+
+    add(1, 0)
+    login("coordinator")
+    client.get("/")
+    small = [page_queries(client, url) for url in ("/", "/ptl")]
+    add(7, 1)
+    large = [page_queries(client, url) for url in ("/", "/ptl")]
+    assert small == large
+    for url in ("/", "/ptl"):
+        page = client.get(url).text
+        assert all(f"Tracking note number {n}" in page for n in range(8)), url
