@@ -110,6 +110,7 @@ def world(users, session):
     drv = driver(users)  # opened by the coordinator
     imaging = drv.do("request_imaging")  # a state change: voidable by its recorder / admin
     note = drv.do("add_note")  # has data: amendable; a note does not block the void
+    task = drv.do(d.ADD_TASK_TRIGGER)  # an open task (api.change_task); no block either
     tokens = {}
     for role in ROLES:
         token, plain = create_token(users[role], f"{role}'s token")
@@ -163,6 +164,7 @@ def world(users, session):
         listed_pathway_id=listed.pathway.id,
         document_id=document.id,
         case_id=meeting.cases[0].id,
+        task_id=drv.pathway.tasks[0].id if task.event else None,
         users=users,
         pathway_id=drv.pathway.id,
         patient_id=drv.pathway.patient_id,
@@ -198,6 +200,7 @@ def view_args(world, who: str, rule) -> dict:
         "meeting_id": world.meeting_id,
         "case_id": world.case_id,
         "view_id": world.view_ids.get(who, world.view_ids["coordinator"]),
+        "task_id": world.task_id,
         "seq": world.amend_seq,
         "trigger": WALK_TRIGGER,
         # One's own token (the others' are the IDOR tests' business).

@@ -127,7 +127,7 @@ def test_coordinator_records_a_whole_pathway(page, backend):
     page.get_by_label("Username").fill("coordinator")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
-    page.get_by_role("heading", name="Worklist").wait_for()
+    page.get_by_role("heading", name="My work").wait_for()  # a coordinator's landing page
 
     # Register a patient and open a pathway from the referral.
     page.get_by_role("link", name="Register patient").click()
@@ -442,9 +442,12 @@ def test_recording_after_the_fact_and_correcting_it(live_app, page, backend):
     assert page.get_by_label("Yes, open a second pathway for this patient").count() == 1
     assert not serious_violations(page)
 
-    # The surgeon lands on their queue, where the pathway waits for review.
+    # The surgeon lands on My work; their queue, where the pathway waits for review, is
+    # one click away.
     page.get_by_role("button", name="Log out").click()
     _log_in(page, "surgeon")
+    page.get_by_role("heading", name="My work").wait_for()
+    page.get_by_role("link", name="Awaiting my sign-off", exact=True).click()
     page.get_by_role("heading", name="Awaiting my sign-off").wait_for()
     assert not serious_violations(page)
     page.locator(f"a[href='/pathways/{pathway_id}']").click()
@@ -822,3 +825,74 @@ def test_a_whole_mdt_meeting_prepared_printed_attended_run_live_and_written_up(
     text = " ".join(PdfReader(pdf).pages[0].extract_text().split())
     assert "Jane Doe" in text and "MDT decision: Surgery" in text
     assert f"{local_now.day} {local_now:%B %Y}" in text
+def test_a_task_added_on_the_pathway_page_is_on_my_work(live_app, page, backend):
+    """A coordinator adds a task and a tracking note from the Tracking panel and finds the
+    task on My work, overdue ones first; the pages are axe-clean."""
+    from tests.helpers import new_pathway
+    from tracker.tracking import services as tracking
+
+    now = datetime.now(UTC)
+    with live_app.app_context():
+        coordinator = db.session.query(User).filter_by(username="coordinator").one()
+        pathway = new_pathway(coordinator, referral=now - timedelta(days=70))
+        other = new_pathway(coordinator, referral=now - timedelta(days=20), urgency="urgent")
+        past = now - timedelta(days=4)
+        tracking.add_task(
+            other,
+            "Ring the patient with the biopsy date",
+            "coordinator",
+            (past + timedelta(days=1)).date(),
+            coordinator,
+            occurred_at=past,
+            now=past,
+        )
+        tracking.add_tracking_note(other, "Biopsy booked; patient aware.", coordinator)
+        db.session.commit()
+        pathway_id = pathway.id
+        db.session.remove()
+
+    _log_in(page, "coordinator")
+    page.get_by_role("heading", name="My work").wait_for()
+    page.goto(f"/pathways/{pathway_id}")
+    panel = page.locator("#tracking")
+    assert "No open task." in panel.inner_text()
+    due = datetime.now(ZoneInfo("Europe/London")).date() + timedelta(days=3)
+
+    def task_form(p):
+        p.get_by_label("What needs doing").fill("Chase the MRI report")
+        p.get_by_label("Owner").select_option("coordinator")
+        p.get_by_label("Due by").fill(due.isoformat())
+        assert not serious_violations(p)
+
+    panel.get_by_role("link", name="Add task").click()
+    task_form(page)
+    page.locator("form [type=submit]").last.click()
+    page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
+    assert "Chase the MRI report" in page.locator("#tracking").inner_text()
+    page.locator("#tracking").get_by_role("link", name="Add tracking note").click()
+    page.get_by_label("Tracking note").fill("MRI requested; radiology chased.")
+    page.locator("form [type=submit]").last.click()
+    page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
+    assert "MRI requested; radiology chased." in page.locator("#tracking").inner_text()
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.locator("#tracking").screenshot(path=SHOTS / "tracking.png")
+
+    page.get_by_role("link", name="My work", exact=True).click()
+    page.get_by_role("heading", name="My work").wait_for()
+    tasks = page.locator("#my-tasks tbody tr")
+    assert tasks.count() == 2
+    assert "Ring the patient" in tasks.nth(0).inner_text()  # overdue first
+    assert "Overdue" in tasks.nth(0).inner_text()
+    assert "Chase the MRI report" in tasks.nth(1).inner_text()
+    assert "Biopsy booked" in page.locator("#my-clocks").inner_text()
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.screenshot(path=SHOTS / "my-work.png", full_page=True)
+    # Done from the panel: the task leaves My work.
+    tasks.nth(1).get_by_role("link").click()
+    page.locator("#tracking").get_by_role("link", name=re.compile("^Done")).click()
+    page.locator("form [type=submit]").last.click()
+    page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
+    page.get_by_role("link", name="My work", exact=True).click()
+    assert page.locator("#my-tasks tbody tr").count() == 1

@@ -72,7 +72,7 @@ from tracker.bulk.routes import BulkForm
 from tracker.engine import steps as d
 from tracker.engine import tags
 from tracker.engine.dictionary import PATHWAY_FIELDS, Field
-from tracker.engine.models import Event, Pathway
+from tracker.engine.models import Event, Pathway, PathwayTask
 from tracker.engine.steps import all_fields_for
 from tracker.extensions import db
 from tracker.mdt.documents import TemplateForm
@@ -556,6 +556,13 @@ API_SWEEP_TOP = {"patients", "pathways", "referred:add_note"}
 # "imaging_reported" a state with a report recorded in it.
 GET_SETUPS = ("imaging", "imaging_reported", "mdt_review", "surgery_scheduled", "surveillance")
 
+
+def _state(setup: str) -> str:
+    """The state a setup's pathway is in ("imaging_reported": imaging, with a report;
+    "referred_tasked": referred, with an open task)."""
+    return setup.removesuffix("_reported").removesuffix("_tasked")
+
+
 # (pathway, trigger, who): the step forms fuzzed; every trigger with data fields is among them.
 STEP_FORMS = (
     ("referred", "request_imaging", "coordinator"),
@@ -585,6 +592,11 @@ STEP_FORMS = (
     ("oncology_treatment", "record_treatment", "coordinator"),
     ("surveillance", "record_follow_up", "coordinator"),
     ("surveillance", "suspect_recurrence", "coordinator"),
+    ("referred", d.TRACKING_NOTE_TRIGGER, "coordinator"),
+    ("referred", d.ADD_TASK_TRIGGER, "coordinator"),
+    ("referred_tasked", d.UPDATE_TASK_TRIGGER, "coordinator"),
+    ("referred_tasked", d.COMPLETE_TASK_TRIGGER, "coordinator"),
+    ("referred_tasked", d.CANCEL_TASK_TRIGGER, "coordinator"),
 )
 
 
@@ -648,6 +660,7 @@ class World:
     reset_token: str = ""  # a password reset link's, for the viewer
     patient_id: int = 0
     pathways: dict[str, tuple[int, int]] = field(default_factory=dict)  # setup -> (id, version)
+    tasks: dict[str, int] = field(default_factory=dict)  # setup -> its open task's number
     browsers: dict[str | None, Browser] = field(default_factory=dict)
     read: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rule -> parameters read
     now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(second=0))
@@ -683,11 +696,13 @@ class World:
             coordinator = user("coordinator")
             referral = self.now - timedelta(days=300)
             drive = Driver(new_pathway(coordinator, referral, "urgent"), coordinator, referral)
-            state = setup.removesuffix("_reported")
+            state = _state(setup)
             if state != d.INITIAL_STATE:
                 drive.walk_to(state)
             if setup == "imaging_reported":
                 drive.do("record_imaging")
+            if setup.endswith("_tasked"):
+                self.tasks[setup] = drive.do(d.ADD_TASK_TRIGGER).event.seq
             db.session.commit()
             self.pathways[setup] = (drive.pathway.id, drive.pathway.version)
         return self.pathways[setup]
@@ -1071,8 +1086,10 @@ class World:
 
     def _form_pathway_record(self, setup: str, trigger: str) -> PostForm:
         pathway_id, version = self.pathway(setup)
-        state = setup.removesuffix("_reported")
+        state = _state(setup)
         data = valid_data(trigger, state, self.now - timedelta(minutes=5))
+        if setup in self.tasks and any(f.name == "task" for f in all_fields_for(trigger, state)):
+            data["task"] = self.tasks[setup]
         who = next(w for s, t, w in STEP_FORMS if (s, t) == (setup, trigger))
         other = self.pathway("referred" if setup != "referred" else "imaging")[0]
         return PostForm(
@@ -1209,6 +1226,25 @@ class World:
             return ApiCall(
                 f"/api/v1/mdt-meetings/{self.meeting_id}/cases", baseline, pathway_id=pathway_id
             )
+        if name in ("tasks", "task_change"):
+            setup = "referred" if name == "tasks" else "referred_tasked"
+            pathway_id, version = self.pathway(setup)
+            top = {"expected_version": version, "request_id": uuid.uuid4().hex}
+            if name == "tasks":
+                due = (self.now + timedelta(days=3)).astimezone(LOCAL).date().isoformat()
+                baseline = {"what": "Chase the MRI", "owner": "surgeon", "due_on": due, **top}
+                return ApiCall(
+                    f"/api/v1/pathways/{pathway_id}/tasks", baseline, pathway_id=pathway_id
+                )
+            task_id = db.session.scalar(
+                select(PathwayTask.id).where(
+                    PathwayTask.pathway_id == pathway_id, PathwayTask.seq == self.tasks[setup]
+                )
+            )
+            baseline = {"action": "cancel", "reason": "Not needed", **top}
+            return ApiCall(
+                f"/api/v1/pathways/{pathway_id}/tasks/{task_id}", baseline, pathway_id=pathway_id
+            )
         setup, trigger = name.split(":")
         pathway_id, version = self.pathway(setup)
         if trigger == d.AMEND_TRIGGER:
@@ -1234,7 +1270,7 @@ class World:
                 },
             }
         else:
-            data = valid_data(trigger, setup.removesuffix("_reported"), self.now)
+            data = valid_data(trigger, _state(setup), self.now)
         baseline = {
             "trigger": trigger,
             "occurred_at": at,
@@ -1304,7 +1340,7 @@ def dictionary_fields(name: str) -> dict[str, Field]:
     kind, *args = name.split(":")
     fields: tuple[Field, ...] = ()
     if kind == "pathway.record":
-        fields = all_fields_for(args[1], args[0].removesuffix("_reported"))
+        fields = all_fields_for(args[1], _state(args[0]))
     elif kind == "pathway.mdt_outcome":
         fields = all_fields_for("plan_surgery", "mdt_review")
     elif kind == "pathway.amend":
@@ -1351,6 +1387,8 @@ API_CALLS = (
     "mdt_cases",
     "surgery_scheduled:record_surgery",
     "oncology_treatment:record_treatment",
+    "tasks",
+    "task_change",
 )
 
 # -- checking an answer ----------------------------------------------------------------------------
@@ -1527,6 +1565,8 @@ API_ENDPOINTS = {
     "api.record_event",
     "api.create_mdt_meeting",
     "api.list_mdt_case",
+    "api.create_task",
+    "api.change_task",
 }
 
 

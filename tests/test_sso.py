@@ -357,14 +357,14 @@ def test_sso_login_gives_a_new_server_session_with_the_mapped_role(sso, session)
 def test_the_role_follows_the_claim_at_every_sign_in(sso, session):
     make_user("alice", "surgeon")
     session.commit()
-    assert sign_in(sso.client, "alice").headers["Location"] == "/sign-off/"
+    assert sign_in(sso.client, "alice").headers["Location"] == "/my-work/"
     assert user("alice").role == "surgeon" and len(entries("update_user")) == 1  # the link
     # The identity provider moves Alice to the coordinators, and renames her account: the
     # stored subject still finds her.
     sso.idp.change("alice", groups=["spine-coordinators"], preferred_username="alice.smith")
     again = sso_app_client(sso)
     response = sign_in(again, "alice")
-    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert response.status_code == 302 and response.headers["Location"] == "/my-work/"
     assert logged_in_as(again) == "alice"
     assert user("alice").role == "coordinator"
     last = json.loads(entries("login")[-1].detail)

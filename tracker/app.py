@@ -31,6 +31,7 @@ from tracker.mdt import documents as _documents  # noqa: F401 - outcome letters
 from tracker.mdt import live as _live  # noqa: F401 - agenda, live mode, roll-over
 from tracker.mdt import meetings as _meetings  # noqa: F401 - the meetings' pages
 from tracker.mdt.routes import bp as mdt_bp
+from tracker.mywork.routes import bp as mywork_bp
 from tracker.pathway.routes import bp as pathway_bp
 from tracker.patients.routes import bp as patients_bp
 from tracker.reports.routes import bp as reports_bp
@@ -52,6 +53,7 @@ BLUEPRINTS = (
     pathway_bp,
     mdt_bp,
     review_bp,
+    mywork_bp,
     reports_bp,
     returns_bp,
     views_bp,

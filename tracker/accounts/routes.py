@@ -45,6 +45,7 @@ from tracker.users.resets import ResetRefused
 from tracker.users.resets import find as find_reset
 from tracker.users.resets import issue as issue_reset
 from tracker.users.resets import use as use_reset
+from tracker.users.roles import CLINICAL
 from tracker.users.services import (
     UserError,
     change_role,
@@ -81,9 +82,10 @@ _DUMMY_HASH = "scrypt:32768:8:1$cmEjHgzoOfXWuqZa$" + "0" * 128
 
 
 def landing(user) -> str:
-    """Where a user starts: a surgeon at their sign-off queue, everyone else at the
-    worklist (one click from the queue)."""
-    return url_for("review.index" if user.role == "surgeon" else "worklist.index")
+    """Where a user starts: a coordinator or surgeon at My work (their tasks, their
+    targets due, their sign-off queue; the worklist one click away), everyone else at the
+    worklist."""
+    return url_for("mywork.index" if user.role in CLINICAL else "worklist.index")
 
 
 def _login_page(form: LoginForm, status: int = 200):

@@ -197,6 +197,146 @@ NULLABLE_DATE = {"type": ["string", "null"], "format": "date"}
 DATE = {"type": "string", "format": "date"}
 
 
+def _schema_of(trigger: str, name: str) -> dict:
+    """A field's JSON schema, as the tracking step ``trigger`` declares it."""
+    return next(f.json_schema() for f in all_fields_for(trigger, None) if f.name == name)
+
+
+_CALL = {
+    "occurred_at": {
+        "type": "string",
+        "format": "date-time",
+        "description": "When it happened (default now); not in the future.",
+    },
+    "expected_version": {"type": "integer", "minimum": 1},
+    "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
+}
+
+
+def tasks_schemas() -> dict:
+    """Tasks (next actions) of a pathway and the calls that add, change and close them
+    (docs/guide/tasks.md); each is a step on the pathway's timeline."""
+    return {
+        "Task": {
+            "type": "object",
+            "required": ["id", "number", "what", "owner", "due_on", "status", "overdue"],
+            "properties": {
+                "id": {"type": "integer"},
+                "number": {
+                    "type": "integer",
+                    "description": "The step (seq) that added the task: its number on the "
+                    "pathway, as the timeline shows it.",
+                },
+                "what": {"type": "string"},
+                "owner": {"type": "string", "description": "The owner's username."},
+                "due_on": DATE,
+                "status": {"enum": ["open", "done", "cancelled"]},
+                "overdue": {"type": "boolean", "description": "Open and due before today."},
+                "created_at": {"type": "string", "format": "date-time"},
+                "closed_seq": {"type": ["integer", "null"]},
+                "closed_at": {"type": ["string", "null"], "format": "date-time"},
+                "close_note": {"type": ["string", "null"]},
+            },
+        },
+        "TaskList": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+                "tracking_note": {"type": ["string", "null"]},
+                "tracking_note_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
+        "TaskIn": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["what", "owner", "due_on", "expected_version", "request_id"],
+            "properties": {
+                "what": _schema_of(d.ADD_TASK_TRIGGER, "what"),
+                "owner": {
+                    **_schema_of(d.ADD_TASK_TRIGGER, "owner"),
+                    "description": "Username of an active coordinator or surgeon in the "
+                    "pathway's team.",
+                },
+                "due_on": {**DATE, "description": "Not before today."},
+                "note": _schema_of(d.ADD_TASK_TRIGGER, "note"),
+                **_CALL,
+            },
+        },
+        "TaskChange": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["action", "expected_version", "request_id"],
+            "properties": {
+                "action": {
+                    "enum": ["complete", "cancel", "update"],
+                    "description": "complete (optional note), cancel (reason required), "
+                    "update (a new owner and/or due_on).",
+                },
+                "reason": _schema_of(d.CANCEL_TASK_TRIGGER, "reason"),
+                "owner": _schema_of(d.UPDATE_TASK_TRIGGER, "owner"),
+                "due_on": {**DATE, "description": "Not before today."},
+                "note": _schema_of(d.COMPLETE_TASK_TRIGGER, "note"),
+                **_CALL,
+            },
+        },
+        "TaskRecorded": {
+            "type": "object",
+            "required": ["task", "event", "version"],
+            "properties": {
+                "task": {"$ref": "#/components/schemas/Task"},
+                "event": {"$ref": "#/components/schemas/Event"},
+                "version": {"type": "integer"},
+            },
+        },
+    }
+
+
+def tasks_paths() -> dict:
+    pathway_id = _id_param("pathway_id")
+    recorded = {
+        "201": _json("TaskRecorded", "Recorded"),
+        "200": _json("TaskRecorded", "Already recorded with this request_id; nothing new"),
+    }
+    return {
+        "/api/v1/pathways/{pathway_id}/tasks": {
+            "get": {
+                "operationId": "listTasks",
+                "summary": "The pathway's tasks (open first, by due date) and tracking note",
+                "parameters": [pathway_id],
+                "responses": {"200": _json("TaskList", "The tasks"), **_errors(401, 403, 404)},
+            },
+            "post": {
+                "operationId": "addTask",
+                "summary": "Add a task (recorded as the step add_task)",
+                "parameters": [pathway_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/TaskIn"}}
+                    },
+                },
+                "responses": {**recorded, **_errors(400, 401, 403, 404, 409, 422)},
+            },
+        },
+        "/api/v1/pathways/{pathway_id}/tasks/{task_id}": {
+            "post": {
+                "operationId": "changeTask",
+                "summary": "Complete, cancel or update a task (complete_task, cancel_task, "
+                "update_task)",
+                "parameters": [pathway_id, _id_param("task_id")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/TaskChange"}}
+                    },
+                },
+                "responses": {**recorded, **_errors(400, 401, 403, 404, 409, 422)},
+            },
+        },
+    }
+
+
 def returns_schemas(states: list[str]) -> dict:
     """The patient tracking list and the monthly return (docs/returns.md)."""
     return {
@@ -704,6 +844,11 @@ def _document(registry_version: int) -> dict:
                         "description": "Steps recorded since the last surgeon's sign-off.",
                     },
                     "closed_at": NULLABLE_DT,
+                    "tracking_note": {
+                        "type": ["string", "null"],
+                        "description": "The latest tracking comment (add_tracking_note).",
+                    },
+                    "tracking_note_at": NULLABLE_DT,
                     "next_target": {"$ref": "#/components/schemas/NextTarget"},
                 },
             },
@@ -840,6 +985,7 @@ def _document(registry_version: int) -> dict:
             "Definition": {"type": "object", "required": ["states", "transitions"]},
             **returns_schemas(states),
             **meetings_schemas(),
+            **tasks_schemas(),
         },
     }
     pathway_id = _id_param("pathway_id")
@@ -985,6 +1131,7 @@ def _document(registry_version: int) -> dict:
         },
         **returns_paths(),
         **meetings_paths(),
+        **tasks_paths(),
         "/api/v1/pathways/{pathway_id}/fhir": {
             "get": {
                 "operationId": "pathwayFhir",

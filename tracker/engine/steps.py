@@ -164,6 +164,19 @@ def _upgraded_by_then(clean, day):
     return {}
 
 
+def _due_from_then(clean, day):
+    due_on = clean.get("due_on")
+    if due_on and day and date.fromisoformat(due_on) < day:
+        return {"due_on": ["The due date is in the past: give today or a later date"]}
+    return {}
+
+
+def _owner_or_date(clean, day):
+    if not clean.get("owner") and not clean.get("due_on"):
+        return {"owner": ["Give a new owner, a new due date or both"]}
+    return {}
+
+
 def _someone_named(clean, day):
     if not any(clean.get(name) for name in ("lead_surgeon", "coordinator", "team")):
         return {"lead_surgeon": ["Name a new lead surgeon, a new coordinator or a new team"]}
@@ -178,6 +191,13 @@ MDT_LISTING_TRIGGER = "schedule_mdt"
 AMEND_TRIGGER = "amend_event"
 VOID_TRIGGER = "void_last_step"
 VOID_WINDOW_HOURS = 24
+# The tracking steps, by name for the features that record them (the Tracking panel, the
+# API's tasks, bulk actions); consumers of what they record read the tags.
+TRACKING_NOTE_TRIGGER = "add_tracking_note"
+ADD_TASK_TRIGGER = "add_task"
+UPDATE_TASK_TRIGGER = "update_task"
+COMPLETE_TASK_TRIGGER = "complete_task"
+CANCEL_TASK_TRIGGER = "cancel_task"
 _AFTER_TREATMENT = ("surgery_scheduled", "post_op", "oncology_treatment")
 # The states a pathway can be in before its first treatment (an upgrade comes before it).
 _BEFORE_TREATMENT = (
@@ -502,6 +522,46 @@ REGISTRY: tuple[StepDef, ...] = (
         (Way(EVERY_STATE, None),),
         dd.NOTE_FIELDS,
         tags=frozenset({t.NOTE, t.VOID_TRANSPARENT}),
+    ),
+    # Tracking: the coordinator's comment and the next actions (pathway_task rows).
+    StepDef(
+        TRACKING_NOTE_TRIGGER,
+        "Tracking note",
+        (Way(ACTIVE_STATES, None),),
+        dd.TRACKING_NOTE_FIELDS,
+        tags=frozenset({t.NOTE, t.TRACKING_NOTE, t.VOID_TRANSPARENT}),
+    ),
+    StepDef(
+        ADD_TASK_TRIGGER,
+        "Add task",
+        (Way(ACTIVE_STATES, None),),
+        dd.TASK_FIELDS,
+        rules=(_due_from_then,),
+        tags=frozenset({t.TASK_ADDED, t.VOID_TRANSPARENT}),
+    ),
+    # Tasks belong to open pathways: once a pathway closes its tasks are left as they stand
+    # (My work and the alerts read open pathways only).
+    StepDef(
+        UPDATE_TASK_TRIGGER,
+        "Change task",
+        (Way(ACTIVE_STATES, None),),
+        dd.TASK_UPDATE_FIELDS,
+        rules=(_owner_or_date, _due_from_then),
+        tags=frozenset({t.TASK_CHANGED, t.VOID_TRANSPARENT}),
+    ),
+    StepDef(
+        COMPLETE_TASK_TRIGGER,
+        "Mark task done",
+        (Way(ACTIVE_STATES, None),),
+        dd.TASK_DONE_FIELDS,
+        tags=frozenset({t.TASK_DONE, t.VOID_TRANSPARENT}),
+    ),
+    StepDef(
+        CANCEL_TASK_TRIGGER,
+        "Cancel task",
+        (Way(ACTIVE_STATES, None),),
+        dd.TASK_CANCEL_FIELDS,
+        tags=frozenset({t.TASK_CANCELLED, t.VOID_TRANSPARENT}),
     ),
 )
 

@@ -24,10 +24,12 @@ from tracker.engine.fields import UserRef
 from tracker.engine.history import OCCURRED_AT, REFERRAL_RECEIVED_AT
 from tracker.engine.models import Event, Pathway
 from tracker.engine.steps import all_fields_for
+from tracker.engine.tasks import TASK_FIELD
 from tracker.extensions import db
 from tracker.mdt.models import GeneratedDocument
 from tracker.overview.build import build as build_overview
 from tracker.pathway.timeline import entries, recorder
+from tracker.tracking import panel as tracking_panel
 from tracker.users.models import User
 from tracker.web import outcome_form
 from tracker.web.boundary import discard
@@ -62,9 +64,11 @@ def _names() -> dict[str, str]:
 def _actions(pathway: Pathway, history) -> dict:
     allowed = services.allowed_triggers(pathway, current_user, history)
     mdt = [t for t in allowed if d.is_mdt_outcome(t, pathway.state)]
+    # The tracking steps have their own panel (tracker.tracking.panel).
+    tracking = tracking_panel.tracking_triggers()
     return {
         "changes": [t for t in allowed if d.changes_state(t) and t not in mdt],
-        "records": [t for t in allowed if not d.changes_state(t)],
+        "records": [t for t in allowed if not d.changes_state(t) and t not in tracking],
         "mdt": mdt,
         "can_amend": d.role_may(current_user.role, d.AMEND_TRIGGER),
         "void_refusal": services.void_refusal(pathway, current_user, history),
@@ -102,6 +106,7 @@ def show(pathway_id: int):
             .where(GeneratedDocument.pathway_id == pathway.id)
             .order_by(GeneratedDocument.generated_at.desc(), GeneratedDocument.id.desc())
         ).all(),
+        tracking=tracking_panel.build(pathway, history, current_user, _now()),
     )
 
 
@@ -243,7 +248,11 @@ def record(pathway_id: int, trigger: str):
         history = services.load_history(pathway)
         defaults = services.form_defaults(trigger, pathway.state, history)
         fill(form, form.dictionary_fields, defaults)
+        if TASK_FIELD in form and (number := request.args.get(TASK_FIELD, "")).isdigit():
+            form[TASK_FIELD].data = int(number)  # Done / Cancel from the Tracking panel
         context["when_choice"] = outcome_form.when_preset(form, pathway, history)
+    if TASK_FIELD in form:
+        context["open_tasks"] = tracking_panel.open_tasks(pathway)
     if posted:
         if (repeat := _resubmitted(form, pathway)) is not None:
             return repeat

@@ -90,6 +90,7 @@ ACCESS: dict[str, Rule] = {
     "mdt.calendar": Rule(EVERYONE),
     "mdt.meeting": Rule(EVERYONE, shows="list"),
     "review.index": Rule(EVERYONE, shows="list"),
+    "mywork.index": Rule(CLINICAL, shows="list"),
     "reports.index": Rule(EVERYONE),
     "reports.table_csv": Rule(EVERYONE),
     "reports.this_week": Rule(EVERYONE, shows="list"),
@@ -154,6 +155,13 @@ ACCESS: dict[str, Rule] = {
     "api.list_events": Rule(EVERYONE, shows="pathway"),
     "api.record_event": Rule(ANY_TRIGGER, trigger="body"),
     "api.fhir": Rule(EVERYONE, shows="export"),
+    "api.list_tasks": Rule(EVERYONE, shows="pathway"),
+    "api.create_task": Rule(d.roles_for(d.ADD_TASK_TRIGGER)),
+    "api.change_task": Rule(
+        d.roles_for(d.COMPLETE_TASK_TRIGGER)
+        | d.roles_for(d.CANCEL_TASK_TRIGGER)
+        | d.roles_for(d.UPDATE_TASK_TRIGGER)
+    ),
     "api.ptl": Rule(EVERYONE, shows="list"),
     "api.cwt_return": Rule(EVERYONE, shows="export"),
     # MDT meetings: a meeting shows its cases (of the caller's teams); organisers create

@@ -66,7 +66,7 @@ def duration(delta: timedelta | None) -> str:
 
 # Labels that already say what the button does ("Refer to MDT", "Record operation"):
 # those whose first word is one of these English verbs (words, not trigger names).
-_VERBS = frozenset("record refer request start withdraw discharge".split())  # noqa: SIM905
+_VERBS = frozenset("record refer request start withdraw discharge add change mark cancel".split())  # noqa: SIM905
 
 
 def action_words(trigger: str) -> str:

@@ -35,6 +35,7 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from tracker.engine.fields import SCORE_SEP, Field, gather
 from tracker.engine.steps import all_fields_for
+from tracker.users.roles import CLINICAL, ROLE_LABELS
 
 BLANK = ("", "— choose —")
 
@@ -140,6 +141,12 @@ class WTFormsKit:
         return RadioField(f.label, choices=choices, validators=_required(f), description=f.help)
 
     def users(self, role: str | None) -> list[tuple[str, str]]:
+        """The active users of ``role``; None: everyone who records care (a task's owner)."""
+        if role is None:
+            people = [u for r in sorted(CLINICAL) for u in self.users_by_role.get(r, [])]
+            return [
+                (u.username, f"{u.display_name} ({ROLE_LABELS[u.role].lower()})") for u in people
+            ]
         return [(u.username, u.display_name) for u in self.users_by_role.get(role, [])]
 
     def optional_select(self, label: str, choices):
