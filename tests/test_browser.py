@@ -109,6 +109,33 @@ def serious_violations(page) -> list[str]:
     ]
 
 
+def nav(page, group: str | None, link: str) -> None:
+    """Follow a link of the main menu: unfold the menu (narrow screens) and its group first."""
+    menu = page.locator("nav[aria-label=Main]")
+    toggle = menu.locator(".nav-toggle-label")
+    if toggle.is_visible() and not menu.locator("#nav-toggle").is_checked():
+        toggle.click()
+    if group:
+        details = menu.locator(".nav-list:not(.nav-end) > .nav-group > details").filter(
+            has=page.locator("summary", has_text=re.compile(rf"^\s*{group}\s*$"))
+        )
+        if details.get_attribute("open") is None:
+            details.locator("summary").click()
+    menu.get_by_role("link", name=link, exact=True).click()
+
+
+def log_out(page) -> None:
+    """Log out through the account menu (the last group of the main menu)."""
+    menu = page.locator("nav[aria-label=Main]")
+    toggle = menu.locator(".nav-toggle-label")
+    if toggle.is_visible() and not menu.locator("#nav-toggle").is_checked():
+        toggle.click()
+    account = menu.locator(".nav-group-end details")
+    if account.get_attribute("open") is None:
+        account.locator("summary").click()
+    menu.get_by_role("button", name="Log out").click()
+
+
 def record(page, action: str, fill=None) -> None:
     """Click an action on the pathway page, fill its form, submit, land back on the page."""
     page.get_by_role("link", name=action, exact=True).click()
@@ -130,7 +157,7 @@ def test_coordinator_records_a_whole_pathway(page, backend):
     page.get_by_role("heading", name="Worklist").wait_for()
 
     # Register a patient and open a pathway from the referral.
-    page.get_by_role("link", name="Register patient").click()
+    nav(page, "Patients", "Register patient")
     page.screenshot(path="/tmp/dbg-register.png")
     page.get_by_label("MRN (hospital number)").fill("H123456")
     page.get_by_label("Family name").fill("Okafor")
@@ -279,7 +306,7 @@ def test_coordinator_records_a_whole_pathway(page, backend):
     voided = page.locator("li.voided")
     assert voided.count() == 1 and "Start surveillance" in voided.inner_text()
     assert "Surveillance recorded before the therapy ended." in voided.inner_text()
-    amended = page.locator("li", has=page.locator("summary"))
+    amended = page.locator(".timeline > li", has=page.locator("summary"))
     assert "T7-T10" in amended.inner_text()
     amended.locator("summary").click()
     assert "T7-T9" in amended.locator("details").inner_text()  # the original, on demand
@@ -294,7 +321,7 @@ def test_coordinator_records_a_whole_pathway(page, backend):
     assert not serious_violations(page)
     if backend == "sqlite":
         page.screenshot(path=SHOTS / "worklist.png")
-    page.get_by_role("link", name="MDT list").click()
+    nav(page, "MDT", "MDT list")
     page.get_by_role("heading", name=re.compile("MDT list")).wait_for()
     assert not serious_violations(page)
 
@@ -443,7 +470,7 @@ def test_recording_after_the_fact_and_correcting_it(live_app, page, backend):
     assert not serious_violations(page)
 
     # The surgeon lands on their queue, where the pathway waits for review.
-    page.get_by_role("button", name="Log out").click()
+    log_out(page)
     _log_in(page, "surgeon")
     page.get_by_role("heading", name="Awaiting my sign-off").wait_for()
     assert not serious_violations(page)
@@ -465,7 +492,7 @@ def test_administrator_reads_the_audit_log(page, backend):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.goto("/mdt/")
-    page.get_by_role("button", name="Log out").click()
+    log_out(page)
 
     page.get_by_label("Username").fill("admin")
     page.get_by_label("Password").fill(PASSWORD)
@@ -473,7 +500,7 @@ def test_administrator_reads_the_audit_log(page, backend):
     # Administrators log in with a second factor: the code their authenticator shows.
     page.get_by_label("Code").fill(totp_code())
     page.get_by_role("button", name="Continue").click()
-    page.get_by_role("link", name="Audit log").click()
+    nav(page, "Admin", "Audit log")
     table = page.locator("table tbody")
     assert "Login failed" in table.inner_text() and "Viewed" in table.inner_text()
     page.get_by_label("User").select_option("surgeon")
@@ -539,7 +566,7 @@ def test_waiting_times_as_a_coordinator_keeps_them(live_app, page, backend):
         page.screenshot(path=SHOTS / "waiting-times.png", full_page=True)
 
     # The 62-day clock still runs: the pathway is on the PTL, in the first band.
-    page.get_by_role("link", name="PTL", exact=True).click()
+    nav(page, "Reports", "PTL")
     row = page.locator("tr", has=page.locator(f"a[href='/pathways/{pathway_id}']"))
     assert "0-28" in row.inner_text()
     assert not serious_violations(page)
