@@ -136,11 +136,23 @@ def log_out(page) -> None:
     menu.get_by_role("button", name="Log out").click()
 
 
+def when_it_happened(page, at: datetime) -> None:
+    """Fill a record form's "When it happened": its date and its time, in local time."""
+    local = at.astimezone(ZoneInfo("Europe/London"))
+    group = page.get_by_role("group", name="When it happened")
+    group.get_by_label("Date").fill(local.date().isoformat())
+    group.get_by_label("Time").fill(local.strftime("%H:%M"))
+
+
 def record(page, action: str, fill=None) -> None:
-    """Click an action on the pathway page, fill its form, submit, land back on the page."""
+    """Click an action on the pathway page, fill its form, submit, land back on the page.
+    The form presets the date and leaves the time blank: left so by ``fill``, the step
+    happened now."""
     page.get_by_role("link", name=action, exact=True).click()
     if fill:
         fill(page)
+    if page.locator("#occurred_at-time").input_value() == "":
+        when_it_happened(page, datetime.now(UTC))
     page.locator("form [type=submit]").last.click()
     page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
     assert page.locator(".alert-success").count() == 1, page.content()[:2000]
@@ -204,6 +216,7 @@ def test_coordinator_records_a_whole_pathway(page, backend):
 
     # The MDT outcome: the totals follow the components as they are chosen.
     page.get_by_role("link", name="Record MDT outcome").click()
+    when_it_happened(page, datetime.now(UTC))
     page.get_by_label("Decision").select_option("plan_surgery")
     page.get_by_label("MDT meeting date").fill(date.today().isoformat())
     page.get_by_label("Spinal surgery").check()
@@ -415,7 +428,7 @@ def test_recording_after_the_fact_and_correcting_it(live_app, page, backend):
         page,
         "Clinical assessment",
         lambda p: (
-            p.get_by_label("When it happened").fill(_local(now - timedelta(days=1))),
+            when_it_happened(p, now - timedelta(days=1)),
             p.get_by_label("Pain (NRS 0-10)").fill("6"),
         ),
     )
@@ -543,7 +556,7 @@ def test_waiting_times_as_a_coordinator_keeps_them(live_app, page, backend):
         page,
         "Waiting-time adjustment",
         lambda p: (
-            p.get_by_label("When it happened").fill(_local(now - timedelta(days=15))),
+            when_it_happened(p, now - timedelta(days=15)),
             p.get_by_label("Adjustment").select_option("dna_first_appointment"),
             p.get_by_label("Reason", exact=True).fill("Did not attend the first clinic."),
             p.get_by_label("Rebooked appointment").fill(rebooked.isoformat()),
