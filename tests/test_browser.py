@@ -1,7 +1,7 @@
 """A coordinator in a real browser: register, open, record every step, amend, void; axe checks.
 
 Drives Debian's Chromium through Playwright (never a downloaded browser) against the
-app served on a scratch database of each backend. Saves the README's screenshots.
+app served on a scratch database of each backend. Saves the guide's screenshots (docs/screenshots).
 """
 
 from __future__ import annotations
