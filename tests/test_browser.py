@@ -200,6 +200,7 @@ def test_coordinator_records_a_whole_pathway(page, backend):
             p.get_by_label("Levels").fill("T7-T9"),
             p.get_by_label("Findings").fill("Lytic T8 lesion with epidural extension."),
             p.get_by_label("Bilsky ESCC grade").select_option("1c"),
+            backend == "sqlite" and p.screenshot(path=SHOTS / "record-step.png", full_page=True),
         ),
     )
     record(page, "Request biopsy")
