@@ -150,6 +150,20 @@ LAYOUT_PROBLEMS = """() => {
       problems.push(`cut off (${el.scrollWidth} > ${el.clientWidth} px): ${el.tagName} "${words}"`);
     }
   }
+  // A table that does not scroll in its own box stays inside the column it is in (its
+  // gutter aside): it never runs under the next column or off its card.
+  for (const table of document.querySelectorAll("main table")) {
+    if (!visible(table) || getComputedStyle(table).display === "block") continue;
+    let box = table.parentElement;
+    while (box && getComputedStyle(box).display === "contents") box = box.parentElement;
+    if (["auto", "scroll"].includes(getComputedStyle(box).overflowX)) continue;
+    const right = (el) => el.getBoundingClientRect().right;
+    const over = Math.round(right(table) - right(box));
+    if (over > 1) {
+      const words = (table.caption || table).textContent.trim().slice(0, 40);
+      problems.push(`table ${over} px wider than its column: "${words}"`);
+    }
+  }
   for (const svg of document.querySelectorAll("svg.chart")) {
     if (!visible(svg)) continue;
     const box = svg.getBoundingClientRect();
