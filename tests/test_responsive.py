@@ -33,7 +33,7 @@ pytestmark = [
 ]
 
 WIDTHS = (390, 768, 1024, 1366)
-PAGES = ("worklist", "pathway", "mdt_outcome", "mdt_list", "reports")
+PAGES = ("worklist", "pathway", "mdt_outcome", "mdt_list", "reports", "this_week")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,7 @@ def demo(tmp_path_factory):
         "mdt_outcome": f"/pathways/{at_mdt}/mdt-outcome",
         "mdt_list": "/mdt/",
         "reports": "/reports/",
+        "this_week": "/this-week?who=all",
     }
     yield f"http://127.0.0.1:{server.server_port}", urls
     server.shutdown()
