@@ -520,7 +520,7 @@ def test_mdt_outcome_records_the_decision_and_the_computed_scores(client, login,
     shown_data = details(timeline)
     assert ("SINS", "16 - Unstable") in shown_data and (
         "ECOG performance status",
-        "2",
+        "2 - walks and cares for self, up more than half the day, no work",  # in words
     ) in shown_data
     assert ("Disciplines present", "Spinal surgery, Radiology") in shown_data
     assert ("Rationale", "Cord compression at T8; stabilise and decompress.") in shown_data
