@@ -1,4 +1,4 @@
-"""Configuration classes, read from the environment (see README, "Configuration")."""
+"""Configuration classes, read from the environment (see docs/configuration.md)."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ class Config:
     # Share of a target's limit, at its end, during which it is "due soon".
     TARGET_DUE_SOON_FRACTION = float(os.environ.get("TARGET_DUE_SOON_FRACTION", "0.2"))
     # Single sign-on (OpenID Connect, the code flow with PKCE) with the hospital's identity
-    # provider; off while OIDC_ISSUER is unset. See README, "Single sign-on".
+    # provider; off while OIDC_ISSUER is unset. See docs/deployment.md, "Single sign-on".
     OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "")
     OIDC_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "")
     OIDC_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "")
@@ -161,7 +161,7 @@ class Config:
     ALERT_DIGEST_TIME = os.environ.get("ALERT_DIGEST_TIME", "07:30")
     ALERT_QUIET_HOURS = os.environ.get("ALERT_QUIET_HOURS", "21:00-07:00")
     # SQLite only: transactions begin explicitly, so that tests can roll back
-    # savepoints; the running app keeps pysqlite's default (see README).
+    # savepoints; the running app keeps pysqlite's default (see docs/engineering.md).
     SQLITE_EXPLICIT_TRANSACTIONS = False
     # Production's checks (check_settings): long secrets, secure cookies.
     REQUIRE_SAFE_SETTINGS = False

@@ -1,7 +1,7 @@
 """A coordinator in a real browser: register, open, record every step, amend, void; axe checks.
 
 Drives Debian's Chromium through Playwright (never a downloaded browser) against the
-app served on a scratch database of each backend. Saves the README's screenshots.
+app served on a scratch database of each backend. Saves the guide's screenshots (docs/screenshots).
 """
 
 from __future__ import annotations
@@ -109,11 +109,50 @@ def serious_violations(page) -> list[str]:
     ]
 
 
+def nav(page, group: str | None, link: str) -> None:
+    """Follow a link of the main menu: unfold the menu (narrow screens) and its group first."""
+    menu = page.locator("nav[aria-label=Main]")
+    toggle = menu.locator(".nav-toggle-label")
+    if toggle.is_visible() and not menu.locator("#nav-toggle").is_checked():
+        toggle.click()
+    if group:
+        details = menu.locator(".nav-list:not(.nav-end) > .nav-group > details").filter(
+            has=page.locator("summary", has_text=re.compile(rf"^\s*{group}\s*$"))
+        )
+        if details.get_attribute("open") is None:
+            details.locator("summary").click()
+    menu.get_by_role("link", name=link, exact=True).click()
+
+
+def log_out(page) -> None:
+    """Log out through the account menu (the last group of the main menu)."""
+    menu = page.locator("nav[aria-label=Main]")
+    toggle = menu.locator(".nav-toggle-label")
+    if toggle.is_visible() and not menu.locator("#nav-toggle").is_checked():
+        toggle.click()
+    account = menu.locator(".nav-group-end details")
+    if account.get_attribute("open") is None:
+        account.locator("summary").click()
+    menu.get_by_role("button", name="Log out").click()
+
+
+def when_it_happened(page, at: datetime) -> None:
+    """Fill a record form's "When it happened": its date and its time, in local time."""
+    local = at.astimezone(ZoneInfo("Europe/London"))
+    group = page.get_by_role("group", name="When it happened")
+    group.get_by_label("Date").fill(local.date().isoformat())
+    group.get_by_label("Time").fill(local.strftime("%H:%M"))
+
+
 def record(page, action: str, fill=None) -> None:
-    """Click an action on the pathway page, fill its form, submit, land back on the page."""
+    """Click an action on the pathway page, fill its form, submit, land back on the page.
+    The form presets the date and leaves the time blank: left so by ``fill``, the step
+    happened now."""
     page.get_by_role("link", name=action, exact=True).click()
     if fill:
         fill(page)
+    if page.locator("#occurred_at-time").input_value() == "":
+        when_it_happened(page, datetime.now(UTC))
     page.locator("form [type=submit]").last.click()
     page.wait_for_url(re.compile(r"/pathways/\d+(#event-\d+)?$"))
     assert page.locator(".alert-success").count() == 1, page.content()[:2000]
@@ -130,7 +169,7 @@ def test_coordinator_records_a_whole_pathway(page, backend):
     page.get_by_role("heading", name="My work").wait_for()  # a coordinator's landing page
 
     # Register a patient and open a pathway from the referral.
-    page.get_by_role("link", name="Register patient").click()
+    nav(page, "Patients", "Register patient")
     page.screenshot(path="/tmp/dbg-register.png")
     page.get_by_label("MRN (hospital number)").fill("H123456")
     page.get_by_label("Family name").fill("Okafor")
@@ -161,6 +200,7 @@ def test_coordinator_records_a_whole_pathway(page, backend):
             p.get_by_label("Levels").fill("T7-T9"),
             p.get_by_label("Findings").fill("Lytic T8 lesion with epidural extension."),
             p.get_by_label("Bilsky ESCC grade").select_option("1c"),
+            backend == "sqlite" and p.screenshot(path=SHOTS / "record-step.png", full_page=True),
         ),
     )
     record(page, "Request biopsy")
@@ -177,6 +217,7 @@ def test_coordinator_records_a_whole_pathway(page, backend):
 
     # The MDT outcome: the totals follow the components as they are chosen.
     page.get_by_role("link", name="Record MDT outcome").click()
+    when_it_happened(page, datetime.now(UTC))
     page.get_by_label("Decision").select_option("plan_surgery")
     page.get_by_label("MDT meeting date").fill(date.today().isoformat())
     page.get_by_label("Spinal surgery").check()
@@ -279,7 +320,7 @@ def test_coordinator_records_a_whole_pathway(page, backend):
     voided = page.locator("li.voided")
     assert voided.count() == 1 and "Start surveillance" in voided.inner_text()
     assert "Surveillance recorded before the therapy ended." in voided.inner_text()
-    amended = page.locator("li", has=page.locator("summary"))
+    amended = page.locator(".timeline > li", has=page.locator("summary"))
     assert "T7-T10" in amended.inner_text()
     amended.locator("summary").click()
     assert "T7-T9" in amended.locator("details").inner_text()  # the original, on demand
@@ -294,7 +335,7 @@ def test_coordinator_records_a_whole_pathway(page, backend):
     assert not serious_violations(page)
     if backend == "sqlite":
         page.screenshot(path=SHOTS / "worklist.png")
-    page.get_by_role("link", name="MDT list").click()
+    nav(page, "MDT", "MDT list")
     page.get_by_role("heading", name=re.compile("MDT list")).wait_for()
     assert not serious_violations(page)
 
@@ -388,7 +429,7 @@ def test_recording_after_the_fact_and_correcting_it(live_app, page, backend):
         page,
         "Clinical assessment",
         lambda p: (
-            p.get_by_label("When it happened").fill(_local(now - timedelta(days=1))),
+            when_it_happened(p, now - timedelta(days=1)),
             p.get_by_label("Pain (NRS 0-10)").fill("6"),
         ),
     )
@@ -444,7 +485,7 @@ def test_recording_after_the_fact_and_correcting_it(live_app, page, backend):
 
     # The surgeon lands on My work; their queue, where the pathway waits for review, is
     # one click away.
-    page.get_by_role("button", name="Log out").click()
+    log_out(page)
     _log_in(page, "surgeon")
     page.get_by_role("heading", name="My work").wait_for()
     page.get_by_role("link", name="Awaiting my sign-off", exact=True).click()
@@ -468,7 +509,7 @@ def test_administrator_reads_the_audit_log(page, backend):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.goto("/mdt/")
-    page.get_by_role("button", name="Log out").click()
+    log_out(page)
 
     page.get_by_label("Username").fill("admin")
     page.get_by_label("Password").fill(PASSWORD)
@@ -476,7 +517,7 @@ def test_administrator_reads_the_audit_log(page, backend):
     # Administrators log in with a second factor: the code their authenticator shows.
     page.get_by_label("Code").fill(totp_code())
     page.get_by_role("button", name="Continue").click()
-    page.get_by_role("link", name="Audit log").click()
+    nav(page, "Admin", "Audit log")
     table = page.locator("table tbody")
     assert "Login failed" in table.inner_text() and "Viewed" in table.inner_text()
     page.get_by_label("User").select_option("surgeon")
@@ -519,7 +560,7 @@ def test_waiting_times_as_a_coordinator_keeps_them(live_app, page, backend):
         page,
         "Waiting-time adjustment",
         lambda p: (
-            p.get_by_label("When it happened").fill(_local(now - timedelta(days=15))),
+            when_it_happened(p, now - timedelta(days=15)),
             p.get_by_label("Adjustment").select_option("dna_first_appointment"),
             p.get_by_label("Reason", exact=True).fill("Did not attend the first clinic."),
             p.get_by_label("Rebooked appointment").fill(rebooked.isoformat()),
@@ -542,7 +583,7 @@ def test_waiting_times_as_a_coordinator_keeps_them(live_app, page, backend):
         page.screenshot(path=SHOTS / "waiting-times.png", full_page=True)
 
     # The 62-day clock still runs: the pathway is on the PTL, in the first band.
-    page.get_by_role("link", name="PTL", exact=True).click()
+    nav(page, "Reports", "PTL")
     row = page.locator("tr", has=page.locator(f"a[href='/pathways/{pathway_id}']"))
     assert "0-28" in row.inner_text()
     assert not serious_violations(page)

@@ -676,8 +676,8 @@ def test_failed_callbacks_that_name_no_account_are_counted_not_written_each(sso,
 
 def test_a_single_sign_on_relies_on_the_providers_multi_factor_authentication(sso, session):
     """An administrator signing in through the provider is not asked for the tracker's
-    code, and one created at their first sign-in is not made to enrol one (README,
-    Security: two-factor login). A password login still needs the code."""
+    code, and one created at their first sign-in is not made to enrol one
+    (docs/security.md: two-factor login). A password login still needs the code."""
     sso.config(OIDC_CREATE_USERS=True)
     sso.idp.change("carol", groups=["spine-admins"])
     created = sso.client

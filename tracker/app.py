@@ -115,7 +115,7 @@ def _check_settings(app: Flask) -> None:
     if problems:
         name = "production" if app.config.get("REQUIRE_SAFE_SETTINGS") else "this configuration"
         raise ConfigError(
-            f"The tracker will not start with {name}'s settings (see README, Configuration; "
+            f"The tracker will not start with {name}'s settings (see docs/configuration.md; "
             "`make run` runs the development configuration, TRACKER_ENV=development):\n- "
             + "\n- ".join(problems)
         )

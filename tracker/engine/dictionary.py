@@ -277,6 +277,7 @@ _ECOG = Integer(
     minimum=0,
     maximum=4,
     help="; ".join(f"{n} {words}" for n, words in ECOG_GRADES) + ".",
+    words=ECOG_GRADES,
 )
 _KARNOFSKY = Integer("karnofsky", "Karnofsky score", minimum=0, maximum=100, step=10)
 _ASIA = Choice("asia_grade", "ASIA impairment grade", choices=ASIA)

@@ -346,7 +346,14 @@ class Integer(Field):
     minimum: float | None = None
     maximum: float | None = None
     step: int | None = None
+    # Words for each value of a graded scale (ECOG): shown beside the number wherever
+    # the value is read, and listed in the form's help.
+    words: tuple[tuple[int, str], ...] = ()
     kind: ClassVar[str] = "int"
+
+    def describe(self, value: Any, data: dict | None = None, names: dict | None = None) -> str:
+        said = dict(self.words).get(value) if isinstance(value, int) else None
+        return f"{value} - {said}" if said else str(value)
 
     def check(self, value: Any) -> int | float:
         if isinstance(value, bool) or not isinstance(value, int | float):

@@ -9,7 +9,7 @@ and request id are shared with every step form. Web and engine only: no feature 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import request, url_for
 from wtforms import SelectField
@@ -27,8 +27,8 @@ from tracker.web.forms import (
     collect,
     fill,
     form_class,
+    local_zone,
     options,
-    to_local_input,
 )
 from tracker.web.helpers import users_by_role
 
@@ -38,40 +38,71 @@ def _now() -> datetime:
 
 
 def start(form, pathway: Pathway) -> None:
-    """A new submission: the version it was opened at, a request id, and now."""
+    """A new submission: the version it was opened at, a request id, and today's date."""
     if "occurred_at" in form:
-        form.occurred_at.data = to_local_input(_now())
+        form.occurred_at.preset_date = _now().astimezone(local_zone()).date()
     form.expected_version.data = str(pathway.version)
     form.request_id.data = services.new_request_id()
 
 
+# A step recorded less than this long ago, dated on an earlier day, means the person is
+# catching up after the fact: the next record most likely follows on from it, that day.
+CATCHING_UP = timedelta(hours=2)
+
+
 def when_preset(form, pathway: Pathway, history) -> dict | None:
-    """The occurred-at field's preset, chosen and said: now, or (``?at=last``, for a record
-    made after the fact that follows on from the last step) the last step's time. The form
-    names the preset and offers the other; the person recording confirms either."""
+    """The occurred-at field's preset, chosen and said, never a silent "now": the date is
+    preset and the time left for the person recording to fill in. The date is today's, or,
+    for a record that follows on from the last step, the last step's: asked for with
+    ``?at=last``, or chosen when the last step was recorded within the last two hours but
+    dated on an earlier day (records being entered after the fact). The form says which
+    date it is and offers the other."""
     steps = history.counting()
-    last = steps[-1] if steps else None
+    last = max(steps, key=lambda s: (s.occurred_at, s.seq)) if steps else None
     now = _now()
-    if last is not None and request.args.get("at") == "last":
-        form.occurred_at.data = to_local_input(last.occurred_at)
-        form.occurred_at.description = (
-            f"Preset to the time of the last step, '{d.label(last.trigger)}' "
-            f"({when(last.occurred_at)}), local time: change it to when this happened."
-        )
-        return {"label": "Use now instead", "url": this_form(pathway, at=None)}
-    form.occurred_at.data = to_local_input(now)
-    form.occurred_at.description = (
-        f"Preset to now ({when(now)}), local time: most records are made after the fact, "
-        "so change it to when this happened."
-        + (
-            f" The last step, '{d.label(last.trigger)}', happened at {when(last.occurred_at)}."
-            if last is not None
-            else ""
-        )
-    )
+    today = now.astimezone(local_zone()).date()
+    form.occurred_at.data = None
+    form.occurred_at.raw_data = None
     if last is None:
+        form.occurred_at.preset_date = today
+        form.occurred_at.description = (
+            f"Defaults to today, {_day(today)}: enter the time it happened (local time), "
+            "and change the date if it happened on another day."
+        )
         return None
-    return {"label": "Use the last step's time", "url": this_form(pathway, at="last")}
+    last_day = last.occurred_at.astimezone(local_zone()).date()
+    asked = request.args.get("at")
+    catching_up = (
+        last.recorded_at is not None and now - last.recorded_at < CATCHING_UP and last_day < today
+    )
+    follow_on = asked == "last" or (asked != "today" and catching_up)
+    step = d.label(last.trigger)
+    if follow_on:
+        form.occurred_at.preset_date = last_day
+        form.occurred_at.description = (
+            f"Defaults to the date of the last step, {_day(last_day)} ('{step}', at "
+            f"{when(last.occurred_at)}): enter the time this happened (local time), and "
+            "change the date if it was another day."
+        )
+        if last_day == today:
+            return None
+        return {"label": f"Use today's date, {_day(today)}", "url": this_form(pathway, at="today")}
+    form.occurred_at.preset_date = today
+    form.occurred_at.description = (
+        f"Defaults to today, {_day(today)}: enter the time it happened (local time), and "
+        f"change the date if it was another day. The last step, '{step}', happened at "
+        f"{when(last.occurred_at)}."
+    )
+    if last_day == today:
+        return None
+    return {
+        "label": f"Use the date of the last step, {_day(last_day)}",
+        "url": this_form(pathway, at="last"),
+    }
+
+
+def _day(value) -> str:
+    return f"{value.day} {value:%b %Y}"
 
 
 def this_form(pathway: Pathway, **changes) -> str:
