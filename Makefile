@@ -36,10 +36,14 @@ lock: $(STAMP)
 	$(BIN)/python tools/check_lock.py
 
 # The development configuration (a known key, plain HTTP) runs only when asked for.
+# The worker (alerts, email as .eml files in instance/mail/) runs beside the server and
+# is stopped with it.
 run: export TRACKER_ENV := development
+run: export BASE_URL ?= http://$(HOST):$(PORT)
 run: $(STAMP)
 	$(BIN)/flask db upgrade
 	$(BIN)/flask tracker ensure-demo
+	$(BIN)/flask tracker worker & worker=$$!; trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/flask run --host $(HOST) --port $(PORT)
 
 # Drops every table of the development database, migrates it again and seeds the demo.

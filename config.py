@@ -1,4 +1,4 @@
-"""Configuration classes, read from the environment (see README, "Configuration")."""
+"""Configuration classes, read from the environment (see docs/configuration.md)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ class Config:
     API_TOKEN_DAYS = int(os.environ.get("API_TOKEN_DAYS", "90"))
     # A password reset link works this many hours, once.
     PASSWORD_RESET_HOURS = int(os.environ.get("PASSWORD_RESET_HOURS", "24"))
-    # The tracker's address as users reach it, for links printed by the command line.
+    # The tracker's address as users reach it (https://tracker.example.nhs.uk), for links
+    # printed by the command line and put in emails.
     BASE_URL = os.environ.get("BASE_URL", "")
     # Roles that must log in with a second factor (TOTP), comma-separated; anyone else
     # may set one up on their account page. "admin,surgeon,coordinator,viewer": everyone.
@@ -106,6 +107,8 @@ class Config:
         "bone_sarcoma=orthopaedic_oncology+medical_oncology+radiology+pathology;"
         "metastatic=spinal_surgery+clinical_oncology+radiology",
     )
+    # The hospital's name at the head of the MDT outcome letters.
+    LETTER_HOSPITAL = os.environ.get("LETTER_HOSPITAL", "")
     # How long emergency access to another team's patient lasts.
     EMERGENCY_ACCESS_MINUTES = int(os.environ.get("EMERGENCY_ACCESS_MINUTES", "120"))
     WORKLIST_PAGE_SIZE = int(os.environ.get("WORKLIST_PAGE_SIZE", "25"))
@@ -116,7 +119,7 @@ class Config:
     # Share of a target's limit, at its end, during which it is "due soon".
     TARGET_DUE_SOON_FRACTION = float(os.environ.get("TARGET_DUE_SOON_FRACTION", "0.2"))
     # Single sign-on (OpenID Connect, the code flow with PKCE) with the hospital's identity
-    # provider; off while OIDC_ISSUER is unset. See README, "Single sign-on".
+    # provider; off while OIDC_ISSUER is unset. See docs/deployment.md, "Single sign-on".
     OIDC_ISSUER = os.environ.get("OIDC_ISSUER", "")
     OIDC_CLIENT_ID = os.environ.get("OIDC_CLIENT_ID", "")
     OIDC_CLIENT_SECRET = os.environ.get("OIDC_CLIENT_SECRET", "")
@@ -136,8 +139,29 @@ class Config:
     OIDC_ONLY = _env_flag("OIDC_ONLY")
     # The callback address registered with the provider; by default this server's own.
     OIDC_REDIRECT_URI = os.environ.get("OIDC_REDIRECT_URI", "")
+    # Email (tracker/mail): SMTP through MAIL_SERVER; without it (development, a test
+    # machine) each message is written to MAIL_FILE_PATH as one .eml file instead.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_USE_TLS = _env_flag("MAIL_USE_TLS")  # STARTTLS on MAIL_PORT (587 usually)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_FROM = os.environ.get("MAIL_FROM", "pathway-tracker@localhost")
+    MAIL_TIMEOUT = int(os.environ.get("MAIL_TIMEOUT", "30"))
+    MAIL_FILE_PATH = os.environ.get("MAIL_FILE_PATH", str(INSTANCE_DIR / "mail"))
+    # The background worker (tracker/jobs): Huey. HUEY_REDIS_URL (redis://host:6379/N)
+    # for several servers; unset, a SQLite file in the instance folder (one machine).
+    HUEY_REDIS_URL = os.environ.get("HUEY_REDIS_URL", "")
+    HUEY_NAME = os.environ.get("HUEY_NAME", "tracker")
+    HUEY_SQLITE_PATH = os.environ.get("HUEY_SQLITE_PATH", str(INSTANCE_DIR / "huey.sqlite"))
+    # Alerts (tracker/alerts): evaluated by the worker every ALERT_EVERY_MINUTES; the
+    # daily digest at ALERT_DIGEST_TIME local time; no email during ALERT_QUIET_HOURS
+    # ("HH:MM-HH:MM", local; empty: none), what falls due then is sent when they end.
+    ALERT_EVERY_MINUTES = int(os.environ.get("ALERT_EVERY_MINUTES", "5"))
+    ALERT_DIGEST_TIME = os.environ.get("ALERT_DIGEST_TIME", "07:30")
+    ALERT_QUIET_HOURS = os.environ.get("ALERT_QUIET_HOURS", "21:00-07:00")
     # SQLite only: transactions begin explicitly, so that tests can roll back
-    # savepoints; the running app keeps pysqlite's default (see README).
+    # savepoints; the running app keeps pysqlite's default (see docs/engineering.md).
     SQLITE_EXPLICIT_TRANSACTIONS = False
     # Production's checks (check_settings): long secrets, secure cookies.
     REQUIRE_SAFE_SETTINGS = False
@@ -172,6 +196,8 @@ class TestingConfig(Config):
     LOGIN_RATE_LIMIT_ACCOUNT = "100000 per minute"
     API_RATE_LIMIT = "100000 per minute"
     API_ANONYMOUS_RATE_LIMIT = "100000 per minute"
+    # Mail stays in memory (flask_mailman's outbox) unless a test points it elsewhere.
+    MAIL_BACKEND = "locmem"
 
 
 # TRACKER_ENV names one; unset, it is production (development runs only when asked for).

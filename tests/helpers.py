@@ -185,6 +185,14 @@ def valid_data(trigger: str, source: str, at: datetime) -> dict:
         "upgrade_referral": {"upgraded_on": day, "consultant": "surgeon"},
         "withdraw": {"reason": "declined"},
         "add_note": {"note": "Spoke to the patient."},
+        "add_tracking_note": {"note": "Chasing the MRI report."},
+        "update_task": {"due_on": (datetime.now(UTC) + timedelta(days=14)).date().isoformat()},
+        "cancel_task": {"reason": "No longer needed"},
+        "add_task": {
+            "what": "Chase the MRI report",
+            "owner": "coordinator",
+            "due_on": (datetime.now(UTC) + timedelta(days=7)).date().isoformat(),
+        },
     }.get(trigger, {})
 
 
@@ -216,6 +224,8 @@ class Driver:
         at = kw.pop("occurred_at", None) or self.next_time()
         if data is None:
             data = valid_data(trigger, self.pathway.state, at)
+            if any(f.name == "task" for f in d.fields_for(trigger, self.pathway.state)):
+                data["task"] = self.open_task()
         return services.record(
             self.pathway,
             trigger,
@@ -226,6 +236,12 @@ class Driver:
             kw.pop("request_id", uuid.uuid4().hex),
             **kw,
         )
+
+    def open_task(self) -> int:
+        """The number of an open task of the pathway, added first if it has none."""
+        history = services.load_history(self.pathway)
+        found = [t.seq for t in history.tasks() if t.status == "open"]
+        return found[0] if found else self.do(d.ADD_TASK_TRIGGER).event.seq
 
     def fire(self, trigger: str, **kw):
         """Record ``trigger``, first recording what its guards need to have happened."""

@@ -26,13 +26,16 @@ from werkzeug.security import generate_password_hash
 from tests.conftest import PASSWORD, make_app
 from tests.helpers import REFERRAL, driver, new_patient
 from tests.helpers import log_in as full_login
+from tracker.alerts.models import Notification
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token
 from tracker.engine import steps as d
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
 from tracker.mdt import services as mdt
+from tracker.mdt.models import GeneratedDocument
 from tracker.patients.models import Patient
+from tracker.saved_views import services as saved_views
 from tracker.users.models import PasswordReset, User
 from tracker.users.resets import issue as issue_reset
 from tracker.users.roles import ROLES
@@ -107,6 +110,7 @@ def world(users, session):
     drv = driver(users)  # opened by the coordinator
     imaging = drv.do("request_imaging")  # a state change: voidable by its recorder / admin
     note = drv.do("add_note")  # has data: amendable; a note does not block the void
+    task = drv.do(d.ADD_TASK_TRIGGER)  # an open task (api.change_task); no block either
     tokens = {}
     for role in ROLES:
         token, plain = create_token(users[role], f"{role}'s token")
@@ -136,10 +140,31 @@ def world(users, session):
         },
         occurred_at=datetime.now(UTC),
     )
+    # A generated letter of the pathway, to download.
+    document = GeneratedDocument(
+        pathway=drv.pathway,
+        kind="gp",
+        filename="letter.pdf",
+        content=b"%PDF-1.7",
+        sha256="0" * 64,
+        generated_by_id=users["coordinator"].id,
+    )
+    session.add(document)
+    # A saved view of each role's own (the walk may delete it: each deletes its own).
+    views = {
+        role: saved_views.save(
+            users[role], f"{role}'s view", "worklist", {"state": "imaging"}, True
+        )
+        for role in ROLES
+    }
     session.commit()
     return SimpleNamespace(
+        view_ids={role: view.id for role, view in views.items()},
         meeting_id=meeting.id,
+        listed_pathway_id=listed.pathway.id,
+        document_id=document.id,
         case_id=meeting.cases[0].id,
+        task_id=drv.pathway.tasks[0].id if task.event else None,
         users=users,
         pathway_id=drv.pathway.id,
         patient_id=drv.pathway.patient_id,
@@ -174,6 +199,8 @@ def view_args(world, who: str, rule) -> dict:
         "patient_id": world.patient_id,
         "meeting_id": world.meeting_id,
         "case_id": world.case_id,
+        "view_id": world.view_ids.get(who, world.view_ids["coordinator"]),
+        "task_id": world.task_id,
         "seq": world.amend_seq,
         "trigger": WALK_TRIGGER,
         # One's own token (the others' are the IDOR tests' business).
@@ -185,6 +212,10 @@ def view_args(world, who: str, rule) -> dict:
         if rule.endpoint == "bootstrap.static"
         else "tracker.css",
     }
+    if rule.endpoint in ("mdt.live_case", "mdt.generate_letter"):
+        values["pathway_id"] = world.listed_pathway_id  # the pathway of the case listed
+    values["kind"] = "gp"
+    values["document_id"] = world.document_id
     return {name: values[name] for name in rule.arguments}
 
 
@@ -298,6 +329,8 @@ def test_the_matrix_keeps_its_security_invariants():
         "audit.index",
         "audit.export",
         "teams.report",
+        "mdt.letter_templates",  # the outcome letters' templates
+        "mdt.edit_letter_template",
     }
     writes = {rule.endpoint for rule in RULES if rule.methods & {"POST", "PATCH"}}
     own_account = {
@@ -309,6 +342,10 @@ def test_the_matrix_keeps_its_security_invariants():
     } | {e for e in ACCESS if e.startswith("account.")}
     # Asking for emergency access to another team's patient writes only the request.
     own_account |= {"teams.emergency_access"}
+    # Marking one's own notifications read.
+    own_account |= {e for e in ACCESS if e.startswith("notifications.")}
+    # Saved views are one's own filters (a shared one: one's own, seen by everyone).
+    own_account |= {"views.save", "views.edit", "views.delete"}
     # A viewer reads; the only things it may post are its own login, logout and account.
     assert {e for e in writes if "viewer" in ACCESS[e].roles} <= own_account
     # An administrator manages accounts and may void a step; it records nothing clinical.
@@ -318,6 +355,7 @@ def test_the_matrix_keeps_its_security_invariants():
         "users.unlock",
         "users.reset_link",
         "users.reset_two_factor",
+        "mdt.edit_letter_template",  # the outcome letters' wording, not a record
         "pathway.void",
         "pathway.record",  # let through to the trigger check, which refuses every trigger
         "api.record_event",  # idem, in the body: only void_last_step is the admin's
@@ -495,6 +533,30 @@ def test_a_token_is_revoked_only_by_its_owner_or_an_administrator(app, world, cl
     assert clients["admin"].post(path).status_code == 302
     assert fresh(ApiToken, other.id).revoked_at is not None
     assert clients[ANONYMOUS].get("/api/v1/definition", headers=still_works).status_code == 401
+
+
+def test_a_notification_is_read_only_by_its_owner(app, world, clients, users):
+    """Another user's notification id in the form is not found (404, as a made-up one),
+    stays unread, and never shows on anyone else's list."""
+    theirs = Notification(
+        user_id=users["coordinator2"].id,
+        kind="breached",
+        pathway_id=world.pathway_id,
+        dedupe_key="walk:coordinator2",
+        detail="coordinator2's alert",
+    )
+    db.session.add(theirs)
+    db.session.commit()
+    for who in ("coordinator", "surgeon", "viewer", "admin"):
+        response = clients[who].post("/notifications/read", data={"notification": theirs.id})
+        assert response.status_code == 404, who
+        assert "coordinator2's alert" not in shown(clients[who].get("/notifications/"))
+        response = clients[who].post("/notifications/read-all")
+        assert response.status_code == 302, who
+        assert fresh(Notification, theirs.id).read_at is None
+    response = clients[ANONYMOUS].post("/notifications/read", data={"notification": theirs.id})
+    assert is_login_redirect(response)
+    assert fresh(Notification, theirs.id).read_at is None
 
 
 def test_only_an_administrator_reaches_an_account(app, world, clients, users):

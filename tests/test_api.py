@@ -15,6 +15,7 @@ from tests.helpers import REFERRAL, driver, new_patient, valid_data
 from tracker.api.fhir import VALUE_SETS
 from tracker.api.services import create_token, revoke
 from tracker.audit.models import AuditEntry
+from tracker.engine import steps as d
 from tracker.engine.models import Event
 from tracker.extensions import db
 
@@ -369,8 +370,13 @@ def test_openapi_document(client):
         "/api/v1/pathways/{pathway_id}",
         "/api/v1/pathways/{pathway_id}/events",
         "/api/v1/pathways/{pathway_id}/fhir",
+        "/api/v1/pathways/{pathway_id}/tasks",
+        "/api/v1/pathways/{pathway_id}/tasks/{task_id}",
         "/api/v1/ptl",
         "/api/v1/returns/cwt",
+        "/api/v1/mdt-meetings",
+        "/api/v1/mdt-meetings/{meeting_id}",
+        "/api/v1/mdt-meetings/{meeting_id}/cases",
     } == set(body["paths"])
     schemas = body["components"]["schemas"]
     assert schemas["mdt_outcome_data"]["properties"]["sins"]["required"] == [
@@ -422,17 +428,28 @@ def test_a_read_token_is_refused_on_every_write_endpoint(app, client, users, ses
     from tracker.patients.models import Patient
 
     drv = driver(users)
+    drv.do(d.ADD_TASK_TRIGGER)  # a task, for the calls that change one
     read, read_plain = create_token(users["coordinator"], "reader", scope="read")
     _, write_plain = create_token(users["coordinator"], "writer")
     session.commit()
     pathway = drv.pathway
-    ids = {"pathway_id": pathway.id, "patient_id": pathway.patient_id}
+    # An MDT meeting's id: a read token is refused before the meeting is looked up.
+    ids = {
+        "pathway_id": pathway.id,
+        "patient_id": pathway.patient_id,
+        "meeting_id": 1,
+        "task_id": pathway.tasks[0].id,
+    }
     rules = write_rules(app)
     assert {r.endpoint for r in rules} >= {
         "api.create_patient",
         "api.update_patient",
         "api.create_pathway",
         "api.record_event",
+        "api.create_mdt_meeting",
+        "api.list_mdt_case",
+        "api.create_task",
+        "api.change_task",
     }
     calls = []
     for rule in rules:

@@ -4,12 +4,14 @@ clinically coherent referrals (an intramedullary tumour lies where the cord is).
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from tracker.core.clock import local_date
 from tracker.demo import seed
 from tracker.engine import clocks
-from tracker.engine.models import Event, Pathway, PathwayClock
+from tracker.engine.models import Event, Pathway, PathwayClock, PathwayTask
 from tracker.engine.verify import check
 from tracker.extensions import db
 
@@ -57,6 +59,25 @@ def test_the_demo_exercises_every_clock_adjustment_and_outcome(session):
     # And every pathway is what a replay of its events gives.
     by_pathway: dict[int, list[Event]] = {}
     for e in sorted(events, key=lambda e: (e.pathway_id, e.seq)):
+        by_pathway.setdefault(e.pathway_id, []).append(e)
+    for p in db.session.scalars(select(Pathway)):
+        assert check(p, by_pathway[p.id]) == [], p.id
+
+
+def test_the_demo_coordinator_and_surgeon_have_work_to_do(session):
+    seed(60, seed_value=9)
+    session.flush()
+    tasks = db.session.scalars(select(PathwayTask).where(PathwayTask.status == "open")).all()
+    owners = Counter(t.owner.username for t in tasks)
+    assert owners["coordinator"] > 0 and owners["surgeon"] > 0
+    today = local_date(datetime.now(UTC))
+    assert any(t.due_on < today for t in tasks) and any(t.due_on >= today for t in tasks)
+    assert all(not t.pathway.is_closed for t in tasks)
+    noted = db.session.scalar(select(func.count()).where(Pathway.tracking_note.is_not(None)))
+    assert noted > 0
+    events = db.session.scalars(select(Event).order_by(Event.pathway_id, Event.seq)).all()
+    by_pathway: dict[int, list[Event]] = {}
+    for e in events:
         by_pathway.setdefault(e.pathway_id, []).append(e)
     for p in db.session.scalars(select(Pathway)):
         assert check(p, by_pathway[p.id]) == [], p.id

@@ -68,21 +68,26 @@ from tests.helpers import (
 from tracker.accounts.forms import LoginForm, UserCreateForm, UserEditForm
 from tracker.api.models import ApiToken
 from tracker.api.services import create_token
+from tracker.bulk.routes import BulkForm
 from tracker.engine import steps as d
 from tracker.engine import tags
 from tracker.engine.dictionary import PATHWAY_FIELDS, Field
-from tracker.engine.models import Event, Pathway
+from tracker.engine.models import Event, Pathway, PathwayTask
 from tracker.engine.steps import all_fields_for
 from tracker.extensions import db
+from tracker.mdt.documents import TemplateForm
 from tracker.mdt.meetings import AttendanceForm, ListingForm, MeetingForm, SeriesForm
 from tracker.mdt.services import create_meeting
 from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
+from tracker.saved_views.models import SavedView
+from tracker.saved_views.routes import ChangeForm, SaveForm
+from tracker.saved_views.services import save as save_view
 from tracker.users.models import PasswordReset, User
 from tracker.users.resets import issue as issue_reset
 
 LOCAL = ZoneInfo("Europe/London")  # TestingConfig's TIMEZONE: forms are typed in local time
-TABLES = (Patient, Pathway, Event, User, ApiToken, PasswordReset)
+TABLES = (Patient, Pathway, Event, User, ApiToken, PasswordReset, SavedView)
 ROLES = ("coordinator", "surgeon", "viewer", "admin")
 
 # Endpoints not fuzzed, and why. Every other endpoint of the url_map must be fuzzed below.
@@ -101,6 +106,19 @@ EXCLUDED = {
     ("mdt.move_case", "POST"): (
         "one button whose only input, direction, is up or down; needs two listed cases, "
         "and tests/test_mdt_meetings.py refuses anything else"
+    ),
+    ("mdt.roll_over", "POST"): (
+        "one button with no input; its refusals (a meeting not started, nothing to roll "
+        "over, no next meeting, a case that cannot be listed there) are in "
+        "tests/test_mdt_running.py"
+    ),
+    ("mdt.generate_letter", "POST"): (
+        "its one input, next, is read by safe_next (fuzzed with teams.emergency_access); "
+        "a case without an outcome and the kinds are in tests/test_mdt_running.py"
+    ),
+    ("views.delete", "POST"): (
+        "takes no input but the view's id in its path; tests/test_saved_views.py tries owners, "
+        "others, administrators and views that are not there"
     ),
     ("auth.logout", "POST"): (
         "takes no input and only ends the session; fuzzing it would log the fuzzing client out"
@@ -538,6 +556,13 @@ API_SWEEP_TOP = {"patients", "pathways", "referred:add_note"}
 # "imaging_reported" a state with a report recorded in it.
 GET_SETUPS = ("imaging", "imaging_reported", "mdt_review", "surgery_scheduled", "surveillance")
 
+
+def _state(setup: str) -> str:
+    """The state a setup's pathway is in ("imaging_reported": imaging, with a report;
+    "referred_tasked": referred, with an open task)."""
+    return setup.removesuffix("_reported").removesuffix("_tasked")
+
+
 # (pathway, trigger, who): the step forms fuzzed; every trigger with data fields is among them.
 STEP_FORMS = (
     ("referred", "request_imaging", "coordinator"),
@@ -567,6 +592,11 @@ STEP_FORMS = (
     ("oncology_treatment", "record_treatment", "coordinator"),
     ("surveillance", "record_follow_up", "coordinator"),
     ("surveillance", "suspect_recurrence", "coordinator"),
+    ("referred", d.TRACKING_NOTE_TRIGGER, "coordinator"),
+    ("referred", d.ADD_TASK_TRIGGER, "coordinator"),
+    ("referred_tasked", d.UPDATE_TASK_TRIGGER, "coordinator"),
+    ("referred_tasked", d.COMPLETE_TASK_TRIGGER, "coordinator"),
+    ("referred_tasked", d.CANCEL_TASK_TRIGGER, "coordinator"),
 )
 
 
@@ -630,6 +660,7 @@ class World:
     reset_token: str = ""  # a password reset link's, for the viewer
     patient_id: int = 0
     pathways: dict[str, tuple[int, int]] = field(default_factory=dict)  # setup -> (id, version)
+    tasks: dict[str, int] = field(default_factory=dict)  # setup -> its open task's number
     browsers: dict[str | None, Browser] = field(default_factory=dict)
     read: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rule -> parameters read
     now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(second=0))
@@ -647,6 +678,10 @@ class World:
         _, self.reset_token = issue_reset(user("viewer"), user("admin"))
         self.patient_id = new_patient(user("coordinator"), mrn="FUZZ-P1").id
         self.meeting_id = create_meeting(MEETING, user("coordinator")).id
+        self.view_ids = {
+            who: save_view(user(who), f"{who}'s", "worklist", {"state": "imaging"}, True).id
+            for who in ("coordinator", "surgeon")
+        }
         db.session.commit()
         return self
 
@@ -661,11 +696,13 @@ class World:
             coordinator = user("coordinator")
             referral = self.now - timedelta(days=300)
             drive = Driver(new_pathway(coordinator, referral, "urgent"), coordinator, referral)
-            state = setup.removesuffix("_reported")
+            state = _state(setup)
             if state != d.INITIAL_STATE:
                 drive.walk_to(state)
             if setup == "imaging_reported":
                 drive.do("record_imaging")
+            if setup.endswith("_tasked"):
+                self.tasks[setup] = drive.do(d.ADD_TASK_TRIGGER).event.seq
             db.session.commit()
             self.pathways[setup] = (drive.pathway.id, drive.pathway.version)
         return self.pathways[setup]
@@ -867,6 +904,64 @@ class World:
             other_urls=("/mdt/pathways/0/list",),
         )
 
+    def _form_mdt_edit_letter_template(self) -> PostForm:
+        return PostForm(
+            "mdt.edit_letter_template",
+            "/mdt/letter-templates/gp",
+            "admin",
+            {"subject": "MDT outcome: {{ patient_name }}", "body": "<p>{{ decision }}</p>"},
+            self._fields(TemplateForm),
+            other_urls=("/mdt/letter-templates/x",),
+        )
+
+    def _form_views_save(self) -> PostForm:
+        return PostForm(
+            "views.save",
+            "/views/",
+            "coordinator",
+            {"name": "Breaches", "page": "worklist", "query": "target=breached&sort=name"},
+            self._fields(SaveForm),
+        )
+
+    def _form_views_edit(self) -> PostForm:
+        own, other = self.view_ids["coordinator"], self.view_ids["surgeon"]
+        return PostForm(
+            "views.edit",
+            f"/views/{own}/edit",
+            "coordinator",
+            {"name": "Imaging queue", "shared": "y"},
+            self._fields(ChangeForm),
+            other_urls=(f"/views/{other}/edit", "/views/0/edit", f"/views/{2**31 - 1}/edit"),
+        )
+
+    def _form_bulk_act(self, action: str) -> PostForm:
+        setup = "mdt_review" if action == "mdt" else "referred"
+        pathway_id, version = self.pathway(setup)
+        values = (
+            {
+                "meeting_id": str(self.meeting_id),
+                "question": "Surgery or radiotherapy?",
+                "presenter": "surgeon",
+                "triage": "full_discussion",
+            }
+            if action == "mdt"
+            else {"lead_surgeon": "surgeon2"}
+        )
+        return PostForm(
+            "bulk.act",
+            "/bulk/",
+            "coordinator",
+            {
+                "action": action,
+                "pathway": f"{pathway_id}:{version}",
+                "request_id": uuid.uuid4().hex,
+                "back_page": "worklist",
+                "back_query": "state=referred",
+                **values,
+            },
+            ("pathway", *self._fields(BulkForm)),
+        )
+
     def _form_users_reset_link(self) -> PostForm:
         target = self.user_ids["coordinator2"]
         return PostForm(
@@ -991,8 +1086,10 @@ class World:
 
     def _form_pathway_record(self, setup: str, trigger: str) -> PostForm:
         pathway_id, version = self.pathway(setup)
-        state = setup.removesuffix("_reported")
+        state = _state(setup)
         data = valid_data(trigger, state, self.now - timedelta(minutes=5))
+        if setup in self.tasks and any(f.name == "task" for f in all_fields_for(trigger, state)):
+            data["task"] = self.tasks[setup]
         who = next(w for s, t, w in STEP_FORMS if (s, t) == (setup, trigger))
         other = self.pathway("referred" if setup != "referred" else "imaging")[0]
         return PostForm(
@@ -1113,6 +1210,41 @@ class World:
                 "coordinator": "coordinator",
             }
             return ApiCall("/api/v1/pathways", baseline)
+        if name == "mdt_meetings":
+            values = {k: v for k, v in MEETING.items() if k != "status"}  # always scheduled
+            return ApiCall("/api/v1/mdt-meetings", {**values, "start_time": "14:00"})
+        if name == "mdt_cases":
+            pathway_id, version = self.pathway("mdt_review")
+            baseline = {
+                "pathway_id": pathway_id,
+                "question": "Surgery or radiotherapy?",
+                "presenter": "surgeon",
+                "triage": "full_discussion",
+                "expected_version": version,
+                "request_id": uuid.uuid4().hex,
+            }
+            return ApiCall(
+                f"/api/v1/mdt-meetings/{self.meeting_id}/cases", baseline, pathway_id=pathway_id
+            )
+        if name in ("tasks", "task_change"):
+            setup = "referred" if name == "tasks" else "referred_tasked"
+            pathway_id, version = self.pathway(setup)
+            top = {"expected_version": version, "request_id": uuid.uuid4().hex}
+            if name == "tasks":
+                due = (self.now + timedelta(days=3)).astimezone(LOCAL).date().isoformat()
+                baseline = {"what": "Chase the MRI", "owner": "surgeon", "due_on": due, **top}
+                return ApiCall(
+                    f"/api/v1/pathways/{pathway_id}/tasks", baseline, pathway_id=pathway_id
+                )
+            task_id = db.session.scalar(
+                select(PathwayTask.id).where(
+                    PathwayTask.pathway_id == pathway_id, PathwayTask.seq == self.tasks[setup]
+                )
+            )
+            baseline = {"action": "cancel", "reason": "Not needed", **top}
+            return ApiCall(
+                f"/api/v1/pathways/{pathway_id}/tasks/{task_id}", baseline, pathway_id=pathway_id
+            )
         setup, trigger = name.split(":")
         pathway_id, version = self.pathway(setup)
         if trigger == d.AMEND_TRIGGER:
@@ -1138,7 +1270,7 @@ class World:
                 },
             }
         else:
-            data = valid_data(trigger, setup.removesuffix("_reported"), self.now)
+            data = valid_data(trigger, _state(setup), self.now)
         baseline = {
             "trigger": trigger,
             "occurred_at": at,
@@ -1184,6 +1316,11 @@ def _post_form_names() -> list[str]:
         "mdt.new_series",
         "mdt.add_attendance",
         "mdt.list_case",
+        "mdt.edit_letter_template",
+        "views.save",
+        "views.edit",
+        "bulk.act:lead_surgeon",
+        "bulk.act:mdt",
     ]
     names += [f"pathway.record:{setup}:{trigger}" for setup, trigger, _ in STEP_FORMS]
     names += [
@@ -1203,7 +1340,7 @@ def dictionary_fields(name: str) -> dict[str, Field]:
     kind, *args = name.split(":")
     fields: tuple[Field, ...] = ()
     if kind == "pathway.record":
-        fields = all_fields_for(args[1], args[0].removesuffix("_reported"))
+        fields = all_fields_for(args[1], _state(args[0]))
     elif kind == "pathway.mdt_outcome":
         fields = all_fields_for("plan_surgery", "mdt_review")
     elif kind == "pathway.amend":
@@ -1246,8 +1383,12 @@ API_CALLS = (
     "imaging_reported:amend_event",
     "imaging:void_last_step",
     "mdt_review:plan_surgery",
+    "mdt_meetings",
+    "mdt_cases",
     "surgery_scheduled:record_surgery",
     "oncology_treatment:record_treatment",
+    "tasks",
+    "task_change",
 )
 
 # -- checking an answer ----------------------------------------------------------------------------
@@ -1415,12 +1556,17 @@ EVERY_USERS_OWN = {
     "account.end_other_sessions",
     "account.two_factor",
     "account.recovery_codes",
+    "views.save",  # every user saves their own views (a viewer too)
 }
 API_ENDPOINTS = {
     "api.create_patient",
     "api.update_patient",
     "api.create_pathway",
     "api.record_event",
+    "api.create_mdt_meeting",
+    "api.list_mdt_case",
+    "api.create_task",
+    "api.change_task",
 }
 
 
@@ -1474,6 +1620,7 @@ def _known_values(world: World, converter: str, name: str) -> list[str]:
             "name": ("referrals", "intervals", "standards", "states", "procedures"),
             "token": (world.reset_token, "x"),
             "filename": ("mdt.js", "print.css", "css/bootstrap.min.css"),
+            "kind": ("gp", "patient"),
         }.get(name, ("x",))
     )
 

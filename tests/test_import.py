@@ -522,7 +522,7 @@ def test_utf8_with_or_without_a_byte_order_mark_imports(runner, users, tmp_path,
 
 
 def test_a_cell_longer_than_the_limit_is_refused_naming_the_limit(runner, users, tmp_path, session):
-    CELL_LIMIT = 10_000  # as the README says
+    CELL_LIMIT = 10_000  # as docs/api.md says
 
     rows = good_rows()
     rows[2] = {**rows[2], "findings": "x" * (CELL_LIMIT + 1)}  # row 4
@@ -609,7 +609,7 @@ def test_a_refused_import_is_audited_with_who_the_file_the_rows_and_the_reasons(
 
 
 def test_the_reasons_listed_are_capped(runner, users, tmp_path, session):
-    REASONS_KEPT = 50  # as the README says
+    REASONS_KEPT = 50  # as docs/api.md says
 
     rows = [
         {"mrn": f"N{n}", "pathway_ref": f"N{n}", "trigger": "request_imaging", "occurred_at": at(1)}

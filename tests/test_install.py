@@ -84,3 +84,15 @@ def test_wheel_serves_pages_outside_the_checkout(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "installed app served 200" in result.stdout
+
+
+def test_every_template_folder_is_in_the_wheel():
+    """A new feature's template folder must be listed in pyproject.toml's data-files, or
+    the installed app answers its pages with a 500 (a missing template)."""
+    listed = (ROOT / "pyproject.toml").read_text()
+    missing = [
+        folder.name
+        for folder in sorted((ROOT / "templates").iterdir())
+        if folder.is_dir() and f'"share/tracker/templates/{folder.name}"' not in listed
+    ]
+    assert missing == []

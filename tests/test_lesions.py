@@ -351,10 +351,10 @@ def test_the_key_facts_name_the_lesion_and_day_of_each_score(users):
     facts = summary.facts(history)
     day = f"{run.t:%d %b %Y}"
     t8 = history.lesions()[0].latest("sins_total")
-    assert facts.sins == f"10 · Potentially unstable at T8, {t8.at:%d %b %Y}"
+    assert facts.sins == [f"10 · Potentially unstable at T8, {t8.at:%d %b %Y}"]
     # Newest first: L1's grade, then T8's (its MDT gave a SINS only; its chart the grade).
-    assert facts.bilsky.startswith(f"1a at L1, {day}; 2 at T8, ")
-    assert facts.mirels.startswith("9 · Impending fracture of the left femur, ")
+    assert facts.bilsky[0] == f"1a at L1, {day}" and facts.bilsky[1].startswith("2 at T8, ")
+    assert facts.mirels[0].startswith("9 · Impending fracture of the left femur, ")
     tables = {t.lesion.ref: t for t in summary.lesion_tables(history)}
     assert list(tables) == ["T8", "left femur", "L1"]
     assert [(r.source, r.sins, r.bilsky) for r in tables["T8"].rows] == [

@@ -106,8 +106,11 @@ def test_phases_milestones_and_facts_match_the_events(users):
     # Each fact with its day and, after a recurrence, the episode it belongs to.
     # A lesion's scores name the lesion (here the referral's tumour site, T8: the journey
     # charts none) and the day.
-    assert facts.sins == "9 · Potentially unstable at T8, 10 Jan 2026 (first episode)"
-    assert facts.bilsky == "2 at T8, 07 Jan 2026 (first episode)"
+    # Against the operation on the lesion (its levels, T7-T9, reach T8): before it.
+    assert facts.sins == [
+        "9 · Potentially unstable at T8, 10 Jan 2026, before surgery (first episode)"
+    ]
+    assert facts.bilsky == ["2 at T8, 07 Jan 2026, before surgery (first episode)"]
     assert facts.asia == "C (10 Jan 2026, first episode)"
     grade = "IIIa - intervention without general anaesthesia"  # the grade and its meaning
     assert facts.complications == [(T0 + 9 * DAY, "CSF leak", grade)]
@@ -154,6 +157,17 @@ def test_diagram_draws_exactly_the_machine():
         ("referred", "imaging"),
         ("imaging", "mdt_review"),
     }
+    # Transitions open from almost every state are folded into a note, except the one
+    # this patient took, drawn on their path.
+    assert {f.trigger for f in drawn.folded} == d.from_anywhere()
+    assert not any(e.dest in ("deceased", "withdrawn") for e in drawn.edges)
+    died = svg.diagram("deceased", [("referred", "imaging"), ("imaging", "deceased")])
+    assert died.machine_edges() == set(edges)
+    assert [(e.source, e.dest, e.taken) for e in died.edges if e.dest == "deceased"] == [
+        ("imaging", "deceased", True)
+    ]
+    death = next(f for f in died.folded if f.trigger == "record_death")
+    assert "imaging" not in death.sources and "referred" in death.sources
 
 
 def test_rendered_diagram_has_every_state_and_transition(client, users, login, session):
@@ -164,8 +178,18 @@ def test_rendered_diagram_has_every_state_and_transition(client, users, login, s
     svg_text = page[page.index('id="diagram-title"') :]
     assert set(re.findall(r'data-state="([a-z_]+)"', svg_text)) == set(d.STATES)
     drawn_pairs = set(re.findall(r'data-source="([a-z_]+)" data-dest="([a-z_]+)"', svg_text))
-    machine_pairs = {(s, t) for s, t, _ in graph()[1] if s != t}
-    assert drawn_pairs == machine_pairs
+    # Death, withdrawal and palliative care, open from almost every state, are folded into
+    # a note under the diagram (each named once) instead of drawn from every box.
+    note = re.search(r'<p class="[^"]*diagram-folded[^"]*">(.*?)</p>', page, re.S).group(1)
+    folded = set(re.findall(r'data-trigger="([a-z_]+)" data-dest="([a-z_]+)"', note))
+    assert {t for t, _ in folded} == d.from_anywhere()
+    assert "Record death (to Deceased)" in note and "Withdraw from pathway (to Withdrawn)" in note
+    machine = {(s, t, trigger) for s, t, trigger in graph()[1] if s != t}
+    assert drawn_pairs == {
+        (s, t) for s, t, trigger in machine if (trigger, t) not in folded or (s, t) in drawn_pairs
+    }
+    assert not any((s, "deceased") in drawn_pairs for s in d.STATES)  # none taken here
+    assert len(drawn_pairs) < len({(s, t) for s, t, _ in machine}) - 10
     taken = set(
         re.findall(
             r'data-source="([a-z_]+)" data-dest="([a-z_]+)" class="svg-edge-taken"', svg_text
@@ -214,3 +238,64 @@ def test_print_view_fits_the_overview(client, users, login, session):
     response = client.get(f"/pathways/{run.pathway.id}/print")
     assert response.status_code == 200
     assert "print.css" in response.text and 'id="diagram-title"' in response.text
+
+
+def test_a_day_0_emergency_path_is_readable_on_the_phase_chart():
+    """Minutes-long emergency phases beside months of surveillance: every phase keeps a
+    visible width inside the chart, its dates in its title."""
+    start = T0
+    minutes = timedelta(minutes=20)
+    states = ["referred", "imaging", "mdt_review", "surgery_scheduled", "post_op"]
+    phases = [
+        summary.Phase(state, start + i * minutes, start + (i + 1) * minutes, False)
+        for i, state in enumerate(states)
+    ]
+    phases.append(summary.Phase("surveillance", start + 5 * minutes, start + 300 * DAY, True))
+    axis = svg.Axis(start, start + 300 * DAY)
+    chart = svg.gantt(phases, axis, open_=True)
+    for bar in chart.bars:
+        assert bar.w >= svg.MIN_BAR and axis.left <= bar.x and bar.x + bar.w <= axis.right
+    assert chart.bars[0].title == "Referred: 05 Jan 2026 to 05 Jan 2026 (0.0 days)"
+    # Drawn as is, the emergency phases were under a pixel wide.
+    assert axis.x(start + minutes) - axis.x(start) < 1
+
+
+def test_episodes_and_treatments_are_labelled_on_the_journey(users):
+    from tracker.overview.build import build
+
+    run = journey(users)
+    history = services.load_history(run.pathway)
+    o = build(run.pathway, history, NOW)
+    assert [words for _, words, _ in o.gantt.episodes] == [
+        "First episode · 05 Jan 2026",
+        "Recurrence 1 · 07 Mar 2026",
+    ]
+    assert o.gantt.episodes[0][0] == svg.Axis(T0, NOW).x(T0)
+    assert [(m.kind, m.short) for m in o.marks] == [("mdt", "MDT"), ("operation", "Op")]
+    assert o.marks[1].title == "Operation 13 Jan 2026: levels T7-T9"
+    # Three days apart on a 65-day axis: room for both labels on one row.
+    assert [(m.shown, m.row) for m in o.marks] == [(True, 0), (True, 0)]
+    # Closer, they stagger onto a second row; closer still, the label is left out (the
+    # line and its title stay).
+    axis = svg.Axis(T0, NOW)
+    close = [(T0 + DAY * k, "mdt", "MDT", f"MDT {k}") for k in (1, 1.2, 1.4)]
+    assert [(m.shown, m.row) for m in svg.marks(close, axis)] == [
+        (True, 0),
+        (True, 1),
+        (False, 0),
+    ]
+    # The trends share the phase chart's axis and its dates.
+    assert o.marks[1].x == svg.Axis(T0, NOW).x(T0 + 8 * DAY)
+
+
+def test_the_page_labels_episodes_and_marks(client, users, login, session):
+    run = journey(users)
+    session.commit()
+    login("surgeon")
+    with time_machine.travel(NOW, tick=False):
+        page = client.get(f"/pathways/{run.pathway.id}").text
+    assert 'class="svg-episode-label">Recurrence 1 · 07 Mar 2026</text>' in page
+    assert '<g class="svg-mark svg-mark-operation" data-kind="operation">' in page
+    assert "<td>Post-operative</td><td>13 Jan 2026 09:00</td>" in page  # the phases table
+    trends = page[page.index('id="trend-title"') : page.index("</svg>", page.index("trend-title"))]
+    assert re.search(r'class="svg-tick" text-anchor="middle">\d\d \w{3}</text>', trends)

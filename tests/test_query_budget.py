@@ -7,12 +7,14 @@ import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from tests.helpers import Driver, driver
 from tracker.demo import DEMO_PASSWORD, seed
 from tracker.engine import services
 from tracker.extensions import db
+from tracker.saved_views import services as saved_views
+from tracker.users.models import User
 
 
 @contextmanager
@@ -46,6 +48,10 @@ def test_worklist_queries_do_not_grow_with_pathways(client, session):
     # A seed whose ten pathways include every kind the pages read (one in MDT review
     # among them), as the thousand of the large seed do: only then may the counts agree.
     seed(10, seed_value=6)
+    # Saved views, the navigation's (shared) and the page's own: one query for both.
+    coordinator = session.scalar(select(User).where(User.username == "coordinator"))
+    saved_views.save(coordinator, "Breaches", "worklist", {"target": "breached"}, True)
+    saved_views.save(coordinator, "Mine", "worklist", {"mine": "1"}, False)
     session.commit()
     client.post("/login", data={"username": "coordinator", "password": DEMO_PASSWORD})
     client.get("/")  # the first page after a login completes the session once; not counted
@@ -55,6 +61,7 @@ def test_worklist_queries_do_not_grow_with_pathways(client, session):
         "/?sort=name&page=2",
         "/?mine=1&q=smith",
         "/?state=imaging",
+        "/ptl?band=0-28",
         "/mdt/",
         "/this-week?who=all",
         "/reports/",
@@ -66,7 +73,9 @@ def test_worklist_queries_do_not_grow_with_pathways(client, session):
     assert small == large
     *lists, reports = large
     assert max(lists) <= 8
-    assert reports <= 13  # ten report queries (the monthly trend too), the session, the user
+    # Ten report queries (the monthly trend too), the session, the user, and the top bar's
+    # unread notifications with the reader's teams they are counted in.
+    assert reports <= 15
 
 
 def test_pathway_page_queries_do_not_grow_with_events(client, session, users, login):
@@ -90,5 +99,22 @@ def test_pathway_page_queries_do_not_grow_with_events(client, session, users, lo
     assert page_queries(client, f"/pathways/{short.id}") == page_queries(
         client, f"/pathways/{long.id}"
     )
-    # One of them reads the session, one the reader's teams.
-    assert page_queries(client, f"/pathways/{long.id}") <= 8
+    # One of them reads the session, one the reader's teams, one the pathway's letters,
+    # one the reader's unread notifications (the top bar's counter).
+    assert page_queries(client, f"/pathways/{long.id}") <= 9
+
+
+def test_the_lesion_map_adds_no_query(client, session, users, login):
+    """The spine and skeleton map, today's or as at an MDT, is read from the history the
+    page loads anyway: a pathway with three lesions, an operation and radiotherapy costs the
+    queries of one with none."""
+    from tests.test_lesion_map import treated_pathway
+
+    plain = driver(users, referral=datetime.now(UTC) - timedelta(days=40)).walk_to("mdt_review")
+    run, mdt = treated_pathway(users)
+    session.commit()
+    login("surgeon")
+    plain_count = page_queries(client, f"/pathways/{plain.pathway.id}")
+    assert page_queries(client, f"/pathways/{run.pathway.id}") == plain_count
+    assert page_queries(client, f"/pathways/{run.pathway.id}?map_at={mdt.seq}") == plain_count
+    assert page_queries(client, f"/pathways/{run.pathway.id}/print") <= plain_count

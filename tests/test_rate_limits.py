@@ -170,7 +170,7 @@ def test_the_default_limits_are_the_documented_ones():
         "API_ANONYMOUS_RATE_LIMIT": "30 per minute",
     }
     assert Config.RATELIMIT_STORAGE_URI == "memory://"
-    with open("README.md", encoding="utf-8") as readme:
+    with open("docs/configuration.md", encoding="utf-8") as readme:
         text = readme.read()
     for value in DEFAULT_LIMITS.values():
         assert f"`{value}`" in text

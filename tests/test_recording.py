@@ -122,11 +122,12 @@ def test_a_backdated_step_after_a_sign_off_on_the_web(client, login, users, sess
     assert response.status_code == 302, shown(response)
     page = shown(client.get(f"/pathways/{run.pathway.id}"))
     assert "MDT decision: surgery" in page and "Not yet reviewed" in page
-    # The step is in the surgeon's own queue: their landing page.
+    # The step is in the surgeon's own queue, on their landing page (My work) too.
     queue = shown(client.get("/sign-off/"))
     assert "Awaiting my sign-off" in queue and f"/pathways/{run.pathway.id}" in queue
     client.post("/logout")
-    assert login("surgeon").headers["Location"].endswith("/sign-off/")
+    assert login("surgeon").headers["Location"].endswith("/my-work/")
+    assert f"/pathways/{run.pathway.id}" in shown(client.get("/my-work/"))
 
 
 def test_a_backdated_step_after_a_sign_off_on_the_api(client, auth, users, session):

@@ -120,6 +120,9 @@ def test_every_api_endpoint_is_covered():
         "api.list_events",
         "api.record_event",
         "api.fhir",
+        "api.list_tasks",
+        "api.create_task",
+        "api.change_task",
         "api.ptl",
         "api.cwt_return",
     }

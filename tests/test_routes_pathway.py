@@ -520,7 +520,7 @@ def test_mdt_outcome_records_the_decision_and_the_computed_scores(client, login,
     shown_data = details(timeline)
     assert ("SINS", "16 - Unstable") in shown_data and (
         "ECOG performance status",
-        "2",
+        "2 - walks and cares for self, up more than half the day, no work",  # in words
     ) in shown_data
     assert ("Disciplines present", "Spinal surgery, Radiology") in shown_data
     assert ("Rationale", "Cord compression at T8; stabilise and decompress.") in shown_data
@@ -1012,28 +1012,88 @@ def test_the_operation_form_presets_the_pathways_lead_surgeon(client, login, use
     assert selected_option(handover, "lead_surgeon") in (None, "")
 
 
-def occurred_at_value(response) -> str:
-    tag = re.search(r'<input[^>]*\bname="occurred_at"[^>]*>', response.text).group(0)
-    return re.search(r'\bvalue="([^"]*)"', tag).group(1)
+def when_inputs(response) -> tuple[str, str]:
+    """The date and the time the record form's "When it happened" shows."""
+    tags = re.findall(r'<input[^>]*\bname="occurred_at"[^>]*>', response.text)
+    assert [re.search(r'type="(\w+)"', t).group(1) for t in tags] == ["date", "time"]
+    values = [re.search(r'\bvalue="([^"]*)"', t).group(1) for t in tags]
+    return values[0], values[1]
 
 
-def test_the_occurred_at_preset_is_said_and_the_last_steps_time_offered(client, login, walk):
-    """The form says what "when it happened" is preset to (now), names the last step's
-    time, and offers it as the preset for a record that follows on from it."""
-    pathway = walk("imaging")
+def _day(value: date) -> str:
+    return f"{value.day} {value:%b %Y}"
+
+
+def test_a_record_made_after_the_fact_defaults_to_the_last_steps_date(client, login, walk):
+    """Steps just recorded, dated months ago: the coordinator is catching up, so the next
+    record's date defaults to the last step's, said on the form, the time left blank; today
+    is one click away. Never a silent "now"."""
+    pathway = walk("imaging")  # the walk's steps happened 300 days ago, recorded just now
     login("coordinator")
+    last = max(services.load_history(pathway).counting(), key=lambda s: s.occurred_at)
+    last_day = last.occurred_at.astimezone(LONDON).date()
     form = client.get(url(pathway, "/record/record_imaging"))
     page = shown(form)
-    assert "Preset to now (" in page and "most records are made after the fact" in page
-    last = services.load_history(pathway).counting()[-1]
-    label = d.label(last.trigger)
-    assert f"The last step, '{label}', happened at" in page
-    assert occurred_at_value(form) in {local_now_input(0), local_now_input(1)}
-    offered = re.search(r'<a href="([^"]*)">Use the last step&#39;s time</a>', form.text)
-    follow_on = client.get(html.unescape(offered.group(1)))
-    assert f"Preset to the time of the last step, '{label}'" in shown(follow_on)
-    assert occurred_at_value(follow_on) == local_input(last.occurred_at)
-    assert "Use now instead" in shown(follow_on)
+    assert when_inputs(form) == (last_day.isoformat(), "")
+    assert (
+        f"Defaults to the date of the last step, {_day(last_day)} ('{d.label(last.trigger)}'"
+        in page
+    )
+    assert "enter the time this happened" in page
+    today = datetime.now(LONDON).date()
+    offered = re.search(r'<a href="([^"]*)">Use today&#39;s date, ([^<]*)</a>', form.text)
+    assert offered.group(2) == _day(today)
+    chosen = client.get(html.unescape(offered.group(1)))
+    assert when_inputs(chosen) == (today.isoformat(), "")
+    assert f"Defaults to today, {_day(today)}: enter the time it happened" in shown(chosen)
+    # The MDT outcome form chooses its date the same way.
+    mdt = walk("mdt_review")
+    mdt_last = max(services.load_history(mdt).counting(), key=lambda s: s.occurred_at)
+    mdt_form = client.get(url(mdt, "/mdt-outcome"))
+    assert when_inputs(mdt_form) == (mdt_last.occurred_at.astimezone(LONDON).date().isoformat(), "")
+
+
+def test_a_record_made_later_defaults_to_today_with_the_time_to_fill_in(client, login, walk):
+    """The last step recorded hours ago: the new record defaults to today's date, says so,
+    names the last step, and offers the last step's date; the time is left blank, and a
+    form sent without it says what to enter."""
+    import time_machine
+
+    pathway = walk("imaging")
+    last = max(services.load_history(pathway).counting(), key=lambda s: s.occurred_at)
+    last_day = last.occurred_at.astimezone(LONDON).date()
+    later = datetime.now(UTC) + timedelta(hours=3)
+    today = later.astimezone(LONDON).date()
+    with time_machine.travel(later, tick=False):
+        login("coordinator")
+        form = client.get(url(pathway, "/record/record_imaging"))
+        page = shown(form)
+        assert when_inputs(form) == (today.isoformat(), "")
+        assert f"Defaults to today, {_day(today)}: enter the time it happened" in page
+        assert f"The last step, '{d.label(last.trigger)}', happened at" in page
+        offered = re.search(
+            r'<a href="([^"]*)">Use the date of the last step, ([^<]*)</a>', form.text
+        )
+        assert offered.group(2) == _day(last_day)
+        follow_on = client.get(html.unescape(offered.group(1)))
+        assert when_inputs(follow_on) == (last_day.isoformat(), "")
+        # Sent with the date but no time: refused, and the form says what to enter.
+        version = re.search(r'name="expected_version"[^>]*value="(\d+)"', form.text).group(1)
+        sent = client.post(
+            url(pathway, "/record/record_imaging"),
+            data={
+                "occurred_at": [today.isoformat(), ""],
+                "expected_version": version,
+                "request_id": uuid.uuid4().hex,
+                "modality": "mri",
+                "region": "Thoracic spine",
+                "levels": "T7-T9",
+                "findings": "Lytic T8 lesion.",
+            },
+        )
+        assert sent.status_code == 422
+        assert field_error(sent, "occurred_at") == "Enter the time it happened, for example 09:30."
+        assert when_inputs(sent) == (today.isoformat(), "")
 
 
 def test_buttons_say_what_they_record_in_the_registrys_words():

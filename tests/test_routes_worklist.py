@@ -24,7 +24,10 @@ def row_ids(response) -> list[int]:
     return [
         int(i)
         for i in re.findall(
-            r'<tr class="target-[^"]*">\s*<td><a href="/pathways/(\d+)"', shown(response)
+            # (a first cell with the row's tick boxes, for who may take a bulk action)
+            r'<tr class="target-[^"]*">\s*(?:<td>(?:\s*<input[^>]*>)*\s*</td>\s*)?'
+            r'<td><a href="/pathways/(\d+)"',
+            shown(response),
         )
     ]
 

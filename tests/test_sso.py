@@ -357,14 +357,14 @@ def test_sso_login_gives_a_new_server_session_with_the_mapped_role(sso, session)
 def test_the_role_follows_the_claim_at_every_sign_in(sso, session):
     make_user("alice", "surgeon")
     session.commit()
-    assert sign_in(sso.client, "alice").headers["Location"] == "/sign-off/"
+    assert sign_in(sso.client, "alice").headers["Location"] == "/my-work/"
     assert user("alice").role == "surgeon" and len(entries("update_user")) == 1  # the link
     # The identity provider moves Alice to the coordinators, and renames her account: the
     # stored subject still finds her.
     sso.idp.change("alice", groups=["spine-coordinators"], preferred_username="alice.smith")
     again = sso_app_client(sso)
     response = sign_in(again, "alice")
-    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert response.status_code == 302 and response.headers["Location"] == "/my-work/"
     assert logged_in_as(again) == "alice"
     assert user("alice").role == "coordinator"
     last = json.loads(entries("login")[-1].detail)
@@ -676,8 +676,8 @@ def test_failed_callbacks_that_name_no_account_are_counted_not_written_each(sso,
 
 def test_a_single_sign_on_relies_on_the_providers_multi_factor_authentication(sso, session):
     """An administrator signing in through the provider is not asked for the tracker's
-    code, and one created at their first sign-in is not made to enrol one (README,
-    Security: two-factor login). A password login still needs the code."""
+    code, and one created at their first sign-in is not made to enrol one
+    (docs/security.md: two-factor login). A password login still needs the code."""
     sso.config(OIDC_CREATE_USERS=True)
     sso.idp.change("carol", groups=["spine-admins"])
     created = sso.client

@@ -35,10 +35,27 @@ def demo(session):
     seed(40, seed_value=11)
     coordinator = session.scalar(select(User).where(User.username == "coordinator"))
     _list_on_meetings(session, coordinator)
+    _notify(session, coordinator)
     set_teams(coordinator, [MINE])
     enrol(session.scalar(select(User).where(User.username == "admin")))
     session.commit()
     return coordinator
+
+
+def _notify(session, coordinator) -> None:
+    """A notification about every pathway of every team, so the notifications page would
+    list other teams' patients."""
+    from tracker.alerts.models import Notification
+
+    for pathway_id in session.scalars(select(Pathway.id)):
+        session.add(
+            Notification(
+                user_id=coordinator.id,
+                kind="breached",
+                pathway_id=pathway_id,
+                dedupe_key=f"test:{pathway_id}",
+            )
+        )
 
 
 def _list_on_meetings(session, coordinator) -> None:
@@ -118,6 +135,8 @@ def _list_urls() -> list[str]:
         "reports.this_week": "/this-week?who=all",
         "returns.ptl": "/ptl",
         "returns.ptl_csv": "/ptl.csv",
+        "notifications.index": "/notifications/",
+        "bulk.act": "(the patients ticked for a bulk action: _bulk_urls)",
     }
     listing = {
         e
@@ -127,7 +146,7 @@ def _list_urls() -> list[str]:
         and e not in ("returns.cwt", "returns.cwt_csv")  # by month: _cwt_urls
     }
     assert listing == set(urls), "a new list: add it here, with arguments that fill it"
-    return [url for endpoint, url in urls.items() if endpoint != "mdt.meeting"]
+    return [url for endpoint, url in urls.items() if endpoint not in ("mdt.meeting", "bulk.act")]
 
 
 def _shown(text: str, patterns: set[str]) -> set[str]:
@@ -195,7 +214,7 @@ def test_each_referral_belongs_to_the_team_of_its_diagnosis_or_the_one_it_names(
 def test_every_list_and_export_shows_only_the_users_teams(app, client, session, demo):
     others = _others(session)
     assert others, "the seed has patients of other teams"
-    urls = _list_urls() + _cwt_urls(session) + _meeting_urls(session)
+    urls = _list_urls() + _cwt_urls(session) + _meeting_urls(session) + _bulk_urls(session)
     _login(client)
     # First with every team: each list shows some of the other teams' patients, so the
     # check below could fail.
@@ -211,6 +230,15 @@ def test_every_list_and_export_shows_only_the_users_teams(app, client, session, 
         assert _shown(response.text, others) == set(), url
 
 
+def _bulk_urls(session) -> list[str]:
+    """A bulk action's page with every pathway ticked (as a list that showed them all)."""
+    from urllib.parse import urlencode
+
+    rows = session.execute(select(Pathway.id, Pathway.version).order_by(Pathway.id).limit(200))
+    ticked = [("pathway", f"{ident}:{version}") for ident, version in rows]
+    return ["/bulk/?" + urlencode([("action", "lead_surgeon"), *ticked])]
+
+
 def _cwt_urls(session) -> list[str]:
     """The monthly return of a month in which another team's clock stopped."""
     from tracker.engine.models import PathwayClock
@@ -222,6 +250,9 @@ def _cwt_urls(session) -> list[str]:
             Pathway.team != MINE,
             PathwayClock.clock.in_(("fds_28", "dtt_31", "rtt_62")),
             PathwayClock.status.in_(("met", "missed")),
+            # A clock missed because its pathway closed has no stop (PostgreSQL sorts
+            # NULL first in descending order).
+            PathwayClock.stopped_at.is_not(None),
         )
         .order_by(PathwayClock.stopped_at.desc())
         .limit(1)

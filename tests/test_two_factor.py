@@ -296,7 +296,7 @@ def test_a_required_role_without_a_second_factor_is_taken_to_enrolment(app, user
 
 def test_required_roles_are_configurable(app, client, users, session, monkeypatch):
     session.commit()
-    assert where(password(client, "coordinator")) == "/"  # default: administrators only
+    assert where(password(client, "coordinator")) == "/my-work/"  # default: administrators only
     client.post("/logout")
     monkeypatch.setitem(app.config, "TOTP_REQUIRED_ROLES", "admin,surgeon,coordinator,viewer")
     for username in ("coordinator", "surgeon", "viewer"):
@@ -304,7 +304,7 @@ def test_required_roles_are_configurable(app, client, users, session, monkeypatc
         assert where(password(other, username)) == "/login/enrol", username
     # Logged in before the rule: set it up before anything else.
     monkeypatch.setitem(app.config, "TOTP_REQUIRED_ROLES", "admin")
-    assert where(password(client, "coordinator")) == "/"
+    assert where(password(client, "coordinator")) == "/my-work/"
     monkeypatch.setitem(app.config, "TOTP_REQUIRED_ROLES", "admin,coordinator")
     assert where(client.get("/")) == "/account/two-factor"
     assert client.get("/account/two-factor").status_code == 200

@@ -18,9 +18,11 @@ def test_login_page_and_wrong_password(client, users):
     assert "Unknown username or wrong password" in response.text
 
 
-def test_login_lands_on_worklist_and_logout(client, users, login):
+def test_login_lands_on_my_work_and_logout(client, users, login):
     response = login("coordinator")
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/my-work/"
+    page = client.get("/my-work/")
+    assert page.status_code == 200 and "My work" in page.text
     page = client.get("/")
     assert page.status_code == 200 and "Worklist" in page.text
     assert client.post("/logout").status_code == 302
@@ -31,7 +33,7 @@ def test_login_keeps_only_local_next(client, users):
     response = client.post(
         "/login?next=https://evil.example/", data={"username": "coordinator", "password": PASSWORD}
     )
-    assert response.headers["Location"] == "/"
+    assert response.headers["Location"] == "/my-work/"
 
 
 def test_deactivated_account_cannot_log_in_and_is_logged_out(client, users, login, session):
@@ -59,7 +61,7 @@ def test_login_refuses_every_way_out_of_the_site(client, users):
         response = client.post(
             f"/login?next={target}", data={"username": "coordinator", "password": PASSWORD}
         )
-        assert response.headers["Location"] == "/", target
+        assert response.headers["Location"] == "/my-work/", target
         client.post("/logout")
     response = client.post(
         "/login?next=/mdt/", data={"username": "coordinator", "password": PASSWORD}

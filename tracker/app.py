@@ -12,24 +12,32 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import tracker.models  # noqa: F401 - every mapper registered before first use
 from config import ConfigError, check_settings, configs
-from tracker import cli, web
+from tracker import cli, mail, web
 from tracker import extensions as ext
 from tracker.accounts import sso
 from tracker.accounts.audit_log import bp as audit_bp
 from tracker.accounts.routes import account_bp, auth_bp, users_bp
+from tracker.alerts import routes as alerts_routes
+from tracker.alerts import schedule as alert_schedule
+from tracker.api import meetings as _api_meetings  # noqa: F401 - /api/v1/mdt-meetings
 from tracker.api.routes import bp as api_bp
 from tracker.api.services import present
 from tracker.audit.chain import AuditKeyError, heads_logger, load_key, log_chain_heads
+from tracker.bulk.routes import bp as bulk_bp
 from tracker.core import runtime
 from tracker.core.db import use_explicit_sqlite_transactions
 from tracker.engine import teams
+from tracker.mdt import documents as _documents  # noqa: F401 - outcome letters
+from tracker.mdt import live as _live  # noqa: F401 - agenda, live mode, roll-over
 from tracker.mdt import meetings as _meetings  # noqa: F401 - the meetings' pages
 from tracker.mdt.routes import bp as mdt_bp
+from tracker.mywork.routes import bp as mywork_bp
 from tracker.pathway.routes import bp as pathway_bp
 from tracker.patients.routes import bp as patients_bp
 from tracker.reports.routes import bp as reports_bp
 from tracker.returns.routes import bp as returns_bp
 from tracker.review.routes import bp as review_bp
+from tracker.saved_views.routes import bp as views_bp
 from tracker.teams import routes as teams_routes
 from tracker.web import limits
 from tracker.web.boundary import TrackerFlask
@@ -45,12 +53,16 @@ BLUEPRINTS = (
     pathway_bp,
     mdt_bp,
     review_bp,
+    mywork_bp,
     reports_bp,
     returns_bp,
+    views_bp,
+    bulk_bp,
     teams_routes.bp,
     api_bp,
     account_bp,
     audit_bp,
+    alerts_routes.bp,
 )
 
 
@@ -94,7 +106,7 @@ def _config_class(config: str | type | None) -> type:
 def _check_settings(app: Flask) -> None:
     """Refuse to start, naming every setting to put right at once; the audit key is read
     here too. Secure cookies get the __Host- prefix (this host only, path /, HTTPS)."""
-    problems = check_settings(app.config)
+    problems = check_settings(app.config) + alert_schedule.check(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     try:
         app.extensions["audit_key"] = load_key(app)
@@ -103,7 +115,7 @@ def _check_settings(app: Flask) -> None:
     if problems:
         name = "production" if app.config.get("REQUIRE_SAFE_SETTINGS") else "this configuration"
         raise ConfigError(
-            f"The tracker will not start with {name}'s settings (see README, Configuration; "
+            f"The tracker will not start with {name}'s settings (see docs/configuration.md; "
             "`make run` runs the development configuration, TRACKER_ENV=development):\n- "
             + "\n- ".join(problems)
         )
@@ -144,7 +156,9 @@ def create_app(config: str | type | None = None) -> Flask:
         if app.config["SQLITE_EXPLICIT_TRANSACTIONS"] and ext.db.engine.dialect.name == "sqlite":
             use_explicit_sqlite_transactions(ext.db.engine)
 
+    mail.init_app(app)
     web.init_app(app)
+    alerts_routes.init_app(app)
     teams_routes.init_app(app)
     sso.init_app(app)
     for blueprint in BLUEPRINTS:

@@ -4,7 +4,7 @@ A backup holds patient data, so it is encrypted in the age format (``pyrage``) t
 public keys of BACKUP_AGE_RECIPIENTS; without one the command refuses, unless asked
 for ``--plaintext``. The plaintext copy is made in a private temporary directory and
 only the encrypted file is written beside PATH. Whoever holds a matching identity
-decrypts it with ``age -d -i key.txt`` (README, Backup).
+decrypts it with ``age -d -i key.txt`` (docs/deployment.md, Backup).
 
 On SQLite:
 
@@ -82,7 +82,7 @@ class BackupResult:
         sealed = (
             f"Encrypted with age to {self.recipients} recipient"
             f"{'s' if self.recipients > 1 else ''} (BACKUP_AGE_RECIPIENTS); decrypt it with "
-            "`age -d -i KEY_FILE` to restore (README, Backup)."
+            "`age -d -i KEY_FILE` to restore (docs/deployment.md, Backup)."
             if self.encrypted
             else "NOT encrypted (--plaintext): it holds patient data in the clear."
         )

@@ -1,7 +1,8 @@
-"""`flask tracker ...`: accounts, demo data and the consistency check."""
+"""`flask tracker ...`: accounts, demo data, the consistency check, alerts and the worker."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from tracker import jobs
+from tracker.alerts.run import run_alerts
 from tracker.api import services as tokens
 from tracker.api.models import READ_WRITE, SCOPES
 from tracker.audit.chain import log_chain_heads, verify_chain
@@ -479,6 +482,49 @@ def _audit_backup(outcome: str, detail: dict) -> str:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         return f"\n(This backup could not be written to the audit log: {reason}.)"
     return ""
+
+
+@tracker_cli.command("send-alerts")
+@click.option(
+    "--now",
+    "ignore_schedule",
+    is_flag=True,
+    help="Email every alert not yet emailed, without waiting for the daily digest time "
+    "(quiet hours still hold email back).",
+)
+def send_alerts(ignore_schedule: bool) -> None:
+    """Evaluate the alert rules once and email what is due, as the worker does every few
+    minutes. Safe to run at any time: nothing is raised or emailed twice."""
+    result = run_alerts(utcnow(), ignore_schedule=ignore_schedule)
+    click.echo(result.summary())
+    if result.failed:
+        raise SystemExit(1)
+
+
+@tracker_cli.command("worker")
+@click.option("--workers", default=2, show_default=True, help="Jobs run at once (threads).")
+@click.option(
+    "--no-periodic",
+    is_flag=True,
+    help="Run queued jobs only, not the periodic ones: for every worker but one when "
+    "several share a Redis queue.",
+)
+def worker(workers: int, no_periodic: bool) -> None:
+    """Run the background worker (Huey) until stopped: the alerts every
+    ALERT_EVERY_MINUTES. Its queue: HUEY_REDIS_URL, else HUEY_SQLITE_PATH."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = current_app._get_current_object()
+    where = app.config["HUEY_REDIS_URL"] or app.config["HUEY_SQLITE_PATH"]
+    click.echo(f"worker: queue {app.config['HUEY_NAME']!r} in {where}", err=True)
+    if app.config["MAIL_SERVER"]:
+        click.echo(f"worker: mail through {app.config['MAIL_SERVER']}", err=True)
+    else:
+        click.echo(
+            f"worker: MAIL_SERVER is not set, mail is written to {app.config['MAIL_FILE_PATH']} "
+            "as .eml files and not sent",
+            err=True,
+        )
+    jobs.consumer(app, workers=workers, periodic=not no_periodic).run()
 
 
 def init_app(app: Flask) -> None:

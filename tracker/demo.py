@@ -16,6 +16,7 @@ from sqlalchemy import func, insert, select
 
 from tracker.audit.chain import seal_rows
 from tracker.audit.seals import seal_inserted
+from tracker.core.clock import local_date
 from tracker.core.db import utcnow
 from tracker.core.text import identifier_key
 from tracker.engine import clocks, consistency, daily, teams
@@ -26,7 +27,7 @@ from tracker.engine.dictionary import default_priority, with_scores
 from tracker.engine.fields import SPINAL_LEVELS, SpinalLevels, expand_levels
 from tracker.engine.history import History, Step
 from tracker.engine.machine import expected_destination
-from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact
+from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact, PathwayTask
 from tracker.engine.steps import validate_event_data
 from tracker.extensions import db
 from tracker.patients.models import Patient, name_search_key
@@ -286,6 +287,58 @@ def _a_bone(events: list[dict], site: str) -> None:
             data["approach"] = "open"
         if "changes" in data and "levels" in data["changes"]:
             data["changes"]["levels"] = f"{site} (corrected)"
+
+
+# -- tracking notes and tasks -------------------------------------------------------------------
+
+_NOTES = (
+    "Awaiting MRI slot; radiology chased.",
+    "Biopsy booked; patient aware.",
+    "Listed for next MDT; histology pending.",
+    "Patient asked for a second opinion; GP informed.",
+    "Waiting for oncology to confirm the start date.",
+    "Bloods and anaesthetic review outstanding.",
+)
+_TASKS = (
+    "Chase the MRI report",
+    "Book the CT-guided biopsy",
+    "Confirm the MDT listing",
+    "Ring the patient with the plan",
+    "Request the outside imaging",
+    "Send the clinic letter to the GP",
+)
+
+
+def _track(events: list[dict], referral: dict, at: datetime, now: datetime) -> None:
+    """An open pathway's tracking: a note and a task or two, now and then (their own random
+    numbers, so every seed's journeys stay as they were). Some tasks are overdue."""
+    r = random.Random(f"tracking {at.isoformat()}")  # noqa: S311 - demo data
+    last = events[-1]
+    if last["to_state"] in d.FINAL_STATES or r.random() < 0.4:
+        return
+    state, since = last["to_state"], last["occurred_at"]
+
+    def add(trigger: str, data: dict, when: datetime, by: str) -> None:
+        events.append(
+            {
+                "trigger": trigger,
+                "from_state": state,
+                "to_state": state,
+                "occurred_at": when,
+                "data": data,
+                "by": by,
+                "recorded_after": r.randint(1, 30),
+            }
+        )
+
+    when = since + (now - since) * r.uniform(0.3, 0.7)
+    add(d.TRACKING_NOTE_TRIGGER, {"note": r.choice(_NOTES)}, when, "coordinator")
+    for _ in range(r.choice((1, 1, 2))):
+        when = when + (now - when) * r.uniform(0.1, 0.5)
+        owner = referral[r.choice(("coordinator", "lead_surgeon"))]
+        due = local_date(when) + timedelta(days=r.randint(0, 10))
+        task = {"what": r.choice(_TASKS), "owner": owner, "due_on": due.isoformat()}
+        add(d.ADD_TASK_TRIGGER, task, when, "coordinator")
 
 
 # -- lesions ------------------------------------------------------------------------------------
@@ -917,6 +970,7 @@ def seed(
 
 def _write_batch(rng, journeys, user_ids, rules, now) -> None:
     pathway_rows, event_batches, clock_batches, fact_batches = [], [], [], []
+    task_batches = []
     for patient_id, urgency, priority, referral, site, j, check in journeys:
         open_data = {
             "referral_source": rng.choice(["gp", "emergency_department", "oncology"]),
@@ -953,6 +1007,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         if open_data["diagnosis_category"] == "primary_bone":
             _a_bone(events, site)
         _chart_lesions(events, open_data, site, lesion_rng(referral))
+        _track(events, open_data, referral, now)
         steps = []
         for seq, e in enumerate(events, start=1):
             data = e["data"]
@@ -976,6 +1031,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
                     original=data,
                     amends_seq=data.get("event_seq") if e["trigger"] == d.AMEND_TRIGGER else None,
                     voids_seq=None,
+                    recorded_by_id=user_ids[e["by"]],
                 )
             )
         for step in steps:
@@ -1009,6 +1065,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         )
         clock_batches.append(derived.clocks)
         fact_batches.append(derived.facts)
+        task_batches.append(derived.tasks)
         event_batches.append(events)
     result = db.session.execute(
         insert(Pathway).returning(Pathway.id, sort_by_parameter_order=True), pathway_rows
@@ -1032,6 +1089,17 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         ]
         if derived_rows:
             db.session.execute(insert(model), derived_rows)
+    task_rows = [
+        {
+            "pathway_id": pathway_id,
+            "owner_id": user_ids[values["owner"]],
+            **{k: v for k, v in values.items() if k != "owner"},
+        }
+        for pathway_id, batch in zip(pathway_ids, task_batches, strict=True)
+        for values in batch
+    ]
+    if task_rows:
+        db.session.execute(insert(PathwayTask), task_rows)
     rows, references = [], []
     for pathway_id, events in zip(pathway_ids, event_batches, strict=True):
         for e in events:

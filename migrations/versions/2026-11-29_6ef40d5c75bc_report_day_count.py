@@ -3,7 +3,7 @@ tracker.engine.daily), recounted here from the pathway, clock and fact rows; and
 indexes that pick the n-th wait of a whole-day bin for the reports' medians.
 
 Revision ID: 6ef40d5c75bc
-Revises: c4d8e2a6b1f3
+Revises: b7e1f4a9c2d6
 Create Date: 2026-11-29 19:40:00
 
 """
@@ -16,7 +16,7 @@ import tracker.core.db
 
 # revision identifiers, used by Alembic.
 revision = "6ef40d5c75bc"
-down_revision = "c4d8e2a6b1f3"
+down_revision = "b7e1f4a9c2d6"
 branch_labels = None
 depends_on = None
 

@@ -39,12 +39,13 @@ from tracker.extensions import db
 from tracker.teams.scope import team_codes
 from tracker.teams.services import AccessError, set_teams
 from tracker.users import two_factor
-from tracker.users.models import User
+from tracker.users.models import ALERT_EMAIL_CHOICES, User
 from tracker.users.passwords import check_password
 from tracker.users.resets import ResetRefused
 from tracker.users.resets import find as find_reset
 from tracker.users.resets import issue as issue_reset
 from tracker.users.resets import use as use_reset
+from tracker.users.roles import CLINICAL
 from tracker.users.services import (
     UserError,
     change_role,
@@ -53,6 +54,7 @@ from tracker.users.services import (
     note_failed_login,
     note_login,
     set_active,
+    set_alert_email,
     set_sso,
 )
 from tracker.users.services import change_password as change_password_of
@@ -80,9 +82,10 @@ _DUMMY_HASH = "scrypt:32768:8:1$cmEjHgzoOfXWuqZa$" + "0" * 128
 
 
 def landing(user) -> str:
-    """Where a user starts: a surgeon at their sign-off queue, everyone else at the
-    worklist (one click from the queue)."""
-    return url_for("review.index" if user.role == "surgeon" else "worklist.index")
+    """Where a user starts: a coordinator or surgeon at My work (their tasks, their
+    targets due, their sign-off queue; the worklist one click away), everyone else at the
+    worklist."""
+    return url_for("mywork.index" if user.role in CLINICAL else "worklist.index")
 
 
 def _login_page(form: LoginForm, status: int = 200):
@@ -525,6 +528,29 @@ class TokenForm(FlaskForm):
     submit = SubmitField("Create token")
 
 
+class AlertEmailForm(FlaskForm):
+    email = StringField(
+        "Email address for alerts",
+        validators=[Length(max=254, message="An email address has at most 254 characters.")],
+        description="Your work address. Emails name patients by MRN and initials only.",
+        render_kw={"autocomplete": "email", "type": "email"},
+    )
+    alert_email = RadioField(
+        "Email me",
+        choices=[SelectChoice(code, label) for code, label in ALERT_EMAIL_CHOICES.items()],
+        validators=[DataRequired("Choose how often to get alerts by email.")],
+    )
+    submit = SubmitField("Save email settings")
+
+
+def _alert_form(formdata=None) -> AlertEmailForm:
+    form = AlertEmailForm(formdata=formdata)
+    if formdata is None:
+        form.email.data = current_user.email or ""
+        form.alert_email.data = current_user.alert_email
+    return form
+
+
 def _account_page(status: int = 200, **forms):
 
     return render_template(
@@ -540,6 +566,7 @@ def _account_page(status: int = 200, **forms):
         code_form=forms.get("code_form") or CodeForm(formdata=None),
         recovery_left=two_factor.recovery_codes_left(current_user),
         two_factor_required=_required(current_user),
+        alert_form=forms.get("alert_form") or _alert_form(),
     ), status
 
 
@@ -564,6 +591,23 @@ def change_password():
             flash("Your password is changed; your other sessions have ended.", "success")
             return redirect(url_for("account.index"))
     return _account_page(422, password_form=form)
+
+
+@account_bp.post("/alerts", endpoint="alerts")
+def alert_email():
+    """The user's own address for alerts and how often they are emailed."""
+    form = _alert_form(request.form)
+    if form.validate_on_submit():
+        try:
+            set_alert_email(current_user, form.email.data, form.alert_email.data)
+        except UserError as exc:
+            discard()
+            field = form.alert_email if exc.field == "alert_email" else form.email
+            field.errors = [*field.errors, str(exc)]
+        else:
+            flash("Your email settings for alerts are saved.", "success")
+            return redirect(url_for("account.index", _anchor="alerts"))
+    return _account_page(422, alert_form=form)
 
 
 @account_bp.post("/sessions/end-others")

@@ -15,7 +15,7 @@ and checks the ID token's signature, issuer, audience, expiry and nonce. The cla
 to ``tracker.users.sso`` for the account and role, and the login is the same as a password
 login: a new session id, Flask-Login, an audit entry; the session records that it signed
 in through the provider (whose own multi-factor authentication stands in for the
-tracker's second factor: README, Security). Every refusal is audited with its reason; a
+tracker's second factor: docs/security.md). Every refusal is audited with its reason; a
 refusal that names no account (a stale or forged callback, which anyone can send) is
 counted per address in the audit log, not written once per request.
 """

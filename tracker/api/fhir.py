@@ -16,6 +16,7 @@ from tracker.api.serialize import iso
 from tracker.engine import steps as d
 from tracker.engine import tags
 from tracker.engine.dictionary import describe
+from tracker.engine.fields import expand_levels, lesion_key
 from tracker.engine.history import History
 from tracker.engine.scores import SCORES
 from tracker.engine.steps import all_fields_for
@@ -29,6 +30,7 @@ DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+SNOMED = "http://snomed.info/sct"
 NAMESPACE = uuid.UUID("4f1d6b0e-4a53-4d6f-9d0f-2d3c8e1a7b21")
 
 # FHIR R4 required value sets for the codes this export emits.
@@ -151,6 +153,21 @@ VALUE_SETS = {
     },
     f"{DCM}": {"MR", "CT", "DX", "NM", "PT", "US", "XA"},
 }
+# SNOMED CT where a code exists (bone structures as DICOM's anatomic value sets name them);
+# the project's own code system otherwise (a vertebral level, the pelvis, the skull).
+SECONDARY_OF_BONE = ("94222008", "Secondary malignant neoplasm of bone")
+BONE_SNOMED = {
+    "humerus": ("85050009", "Humerus"),
+    "radius": ("62413002", "Radius"),
+    "ulna": ("23416004", "Ulna"),
+    "femur": ("71341001", "Femur"),
+    "tibia": ("12611008", "Tibia"),
+    "fibula": ("87342007", "Fibula"),
+    "scapula": ("79601000", "Scapula"),
+    "rib": ("113197003", "Rib"),
+    "sternum": ("56873002", "Sternum"),
+}
+LESION_STATUS = {"resolved": "resolved", "responding": "active"}  # finding -> clinicalStatus
 MODALITY_DCM = {"mri": "MR", "ct": "CT", "xray": "DX", "bone_scan": "NM", "pet_ct": "PT"}
 LOINC_SCORES = {
     "ecog": ("89247-1", "ECOG Performance Status score"),
@@ -291,6 +308,7 @@ def build(pathway, events) -> dict:
             },
         )
     )
+    lesion_ids, focus = _lesions(pathway, history, subject, entries)
     for step in history.counting():
         data, when, seq = step.data, iso(step.occurred_at), step.seq
         amended = bool(step.amended_by)
@@ -379,6 +397,11 @@ def build(pathway, events) -> dict:
                         "performedDateTime": when,
                         "performer": [{"actor": {"display": data["lead_surgeon"]}}],
                         "bodySite": [{"text": data["levels"]}],
+                        **(
+                            {"reasonReference": [_ref(lesion_ids[k]) for k in named]}
+                            if (named := _named(data, lesion_ids))
+                            else {}
+                        ),
                         "note": [
                             {"text": f"Approach: {describe(fields['approach'], data['approach'])}"}
                         ],
@@ -423,6 +446,8 @@ def build(pathway, events) -> dict:
             produced[seq] = plan
         for key, value in data.items():
             observation = _observation(pathway.id, seq, key, value, data, subject, when, amended)
+            if observation and (seq, key) in focus:
+                observation["focus"] = [_ref(focus[(seq, key)])]
             if observation:
                 entries.append((observation["id"], observation))
                 produced.setdefault(seq, observation["id"])
@@ -458,6 +483,86 @@ def build(pathway, events) -> dict:
             {"fullUrl": f"urn:uuid:{key}", "resource": resource} for key, resource in entries
         ],
     }
+
+
+def _named(data: dict, lesion_ids: dict[str, str]) -> list[str]:
+    """The keys of the lesions a step names, as the bundle knows them."""
+    return [k for label in data.get("lesions") or [] if (k := lesion_key(label)) in lesion_ids]
+
+
+def _lesions(pathway, history: History, subject: dict, entries: list) -> tuple[dict, dict]:
+    """Each lesion as a Condition, its body site the vertebral levels (one entry a level,
+    the project's codes) or the bone (SNOMED CT where it has a code); returns the lesions'
+    resource ids by key, and the lesion each score's Observation is about, by (seq, field)."""
+    metastatic = pathway.diagnosis_category == "metastatic_spinal"
+    ids: dict[str, str] = {}
+    focus: dict[tuple[int, str], str] = {}
+    for lesion in history.lesions():
+        key = lesion_key(lesion.ref)
+        rid = ids[key] = _id("lesion", pathway.id, key)
+        if lesion.levels:
+            sites = [
+                {
+                    "coding": [_coding(f"{CS}spinal-level", level, f"{level} vertebra")],
+                    "text": f"{level} vertebra",
+                }
+                for level in expand_levels(lesion.levels)
+            ]
+        elif lesion.bone:
+            coding = (
+                _coding(SNOMED, *BONE_SNOMED[lesion.bone])
+                if lesion.bone in BONE_SNOMED
+                else _coding(f"{CS}bone", lesion.bone, lesion.bone.capitalize())
+            )
+            sites = [{"coding": [coding], "text": lesion.site.capitalize()}]
+        else:
+            sites = [{"text": lesion.site}]
+        kind = "spinal-lesion" if lesion.spinal else "bone-lesion"
+        code = {
+            "coding": [_coding(f"{CS}lesion", kind, kind.replace("-", " ").capitalize())],
+            "text": f"Lesion {lesion.ref}",
+        }
+        if metastatic:
+            code["coding"].insert(0, _coding(SNOMED, *SECONDARY_OF_BONE))
+        first = min((r.at for r in lesion.readings), default=None)
+        entries.append(
+            (
+                rid,
+                {
+                    "resourceType": "Condition",
+                    "id": rid,
+                    "identifier": [{"system": f"{CS}lesion-ref", "value": lesion.ref}],
+                    "clinicalStatus": {
+                        "coding": [_coding(CLINICAL, LESION_STATUS.get(lesion.finding, "active"))]
+                    },
+                    "verificationStatus": {
+                        "coding": [
+                            _coding(
+                                VERIFICATION, "provisional" if lesion.from_referral else "confirmed"
+                            )
+                        ]
+                    },
+                    "code": code,
+                    "bodySite": sites,
+                    "subject": subject,
+                    **({"recordedDate": iso(first)} if first else {}),
+                    **(
+                        {"note": [{"text": f"Latest finding: {lesion.finding}"}]}
+                        if lesion.finding
+                        else {}
+                    ),
+                },
+            )
+        )
+        for reading in lesion.readings:
+            for value_key, field_name in (
+                ("sins_total", "sins"),
+                ("bilsky_grade", "bilsky_grade"),
+                ("mirels_total", "mirels"),
+            ):
+                if reading.get(value_key) is not None:
+                    focus[(reading.seq, field_name)] = rid
+    return ids, focus
 
 
 def _observation(pathway_id, seq, key, value, data, subject, when, amended) -> dict | None:

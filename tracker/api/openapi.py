@@ -5,9 +5,12 @@ from __future__ import annotations
 from functools import cache
 
 from tracker.engine import steps as d
-from tracker.engine.dictionary import PATHWAY_FIELDS, Field
+from tracker.engine import teams
+from tracker.engine.dictionary import LONG, PATHWAY_FIELDS, Field
 from tracker.engine.lesions import READING_KEYS
 from tracker.engine.steps import all_fields_for
+from tracker.mdt.models import MEETING_STATUSES, TRIAGE
+from tracker.mdt.services import SPECIALTIES
 from tracker.patients.fields import PATIENT_FIELDS
 from tracker.returns import queries as returns
 
@@ -194,6 +197,146 @@ NULLABLE_DATE = {"type": ["string", "null"], "format": "date"}
 DATE = {"type": "string", "format": "date"}
 
 
+def _schema_of(trigger: str, name: str) -> dict:
+    """A field's JSON schema, as the tracking step ``trigger`` declares it."""
+    return next(f.json_schema() for f in all_fields_for(trigger, None) if f.name == name)
+
+
+_CALL = {
+    "occurred_at": {
+        "type": "string",
+        "format": "date-time",
+        "description": "When it happened (default now); not in the future.",
+    },
+    "expected_version": {"type": "integer", "minimum": 1},
+    "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
+}
+
+
+def tasks_schemas() -> dict:
+    """Tasks (next actions) of a pathway and the calls that add, change and close them
+    (docs/guide/tasks.md); each is a step on the pathway's timeline."""
+    return {
+        "Task": {
+            "type": "object",
+            "required": ["id", "number", "what", "owner", "due_on", "status", "overdue"],
+            "properties": {
+                "id": {"type": "integer"},
+                "number": {
+                    "type": "integer",
+                    "description": "The step (seq) that added the task: its number on the "
+                    "pathway, as the timeline shows it.",
+                },
+                "what": {"type": "string"},
+                "owner": {"type": "string", "description": "The owner's username."},
+                "due_on": DATE,
+                "status": {"enum": ["open", "done", "cancelled"]},
+                "overdue": {"type": "boolean", "description": "Open and due before today."},
+                "created_at": {"type": "string", "format": "date-time"},
+                "closed_seq": {"type": ["integer", "null"]},
+                "closed_at": {"type": ["string", "null"], "format": "date-time"},
+                "close_note": {"type": ["string", "null"]},
+            },
+        },
+        "TaskList": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+                "tracking_note": {"type": ["string", "null"]},
+                "tracking_note_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
+        "TaskIn": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["what", "owner", "due_on", "expected_version", "request_id"],
+            "properties": {
+                "what": _schema_of(d.ADD_TASK_TRIGGER, "what"),
+                "owner": {
+                    **_schema_of(d.ADD_TASK_TRIGGER, "owner"),
+                    "description": "Username of an active coordinator or surgeon in the "
+                    "pathway's team.",
+                },
+                "due_on": {**DATE, "description": "Not before today."},
+                "note": _schema_of(d.ADD_TASK_TRIGGER, "note"),
+                **_CALL,
+            },
+        },
+        "TaskChange": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["action", "expected_version", "request_id"],
+            "properties": {
+                "action": {
+                    "enum": ["complete", "cancel", "update"],
+                    "description": "complete (optional note), cancel (reason required), "
+                    "update (a new owner and/or due_on).",
+                },
+                "reason": _schema_of(d.CANCEL_TASK_TRIGGER, "reason"),
+                "owner": _schema_of(d.UPDATE_TASK_TRIGGER, "owner"),
+                "due_on": {**DATE, "description": "Not before today."},
+                "note": _schema_of(d.COMPLETE_TASK_TRIGGER, "note"),
+                **_CALL,
+            },
+        },
+        "TaskRecorded": {
+            "type": "object",
+            "required": ["task", "event", "version"],
+            "properties": {
+                "task": {"$ref": "#/components/schemas/Task"},
+                "event": {"$ref": "#/components/schemas/Event"},
+                "version": {"type": "integer"},
+            },
+        },
+    }
+
+
+def tasks_paths() -> dict:
+    pathway_id = _id_param("pathway_id")
+    recorded = {
+        "201": _json("TaskRecorded", "Recorded"),
+        "200": _json("TaskRecorded", "Already recorded with this request_id; nothing new"),
+    }
+    return {
+        "/api/v1/pathways/{pathway_id}/tasks": {
+            "get": {
+                "operationId": "listTasks",
+                "summary": "The pathway's tasks (open first, by due date) and tracking note",
+                "parameters": [pathway_id],
+                "responses": {"200": _json("TaskList", "The tasks"), **_errors(401, 403, 404)},
+            },
+            "post": {
+                "operationId": "addTask",
+                "summary": "Add a task (recorded as the step add_task)",
+                "parameters": [pathway_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/TaskIn"}}
+                    },
+                },
+                "responses": {**recorded, **_errors(400, 401, 403, 404, 409, 422)},
+            },
+        },
+        "/api/v1/pathways/{pathway_id}/tasks/{task_id}": {
+            "post": {
+                "operationId": "changeTask",
+                "summary": "Complete, cancel or update a task (complete_task, cancel_task, "
+                "update_task)",
+                "parameters": [pathway_id, _id_param("task_id")],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/TaskChange"}}
+                    },
+                },
+                "responses": {**recorded, **_errors(400, 401, 403, 404, 409, 422)},
+            },
+        },
+    }
+
+
 def returns_schemas(states: list[str]) -> dict:
     """The patient tracking list and the monthly return (docs/returns.md)."""
     return {
@@ -358,6 +501,242 @@ def returns_paths() -> dict:
     }
 
 
+def meetings_schemas() -> dict:
+    """MDT meetings, one meeting with its cases, attendance and quoracy, and what is sent
+    to create a meeting or list a pathway on one."""
+    text = {"type": "string"}
+    meeting = {
+        "type": "object",
+        "required": ["id", "team", "meeting_date", "start_time", "status", "cases"],
+        "properties": {
+            "id": {"type": "integer"},
+            "team": {"enum": list(teams.codes())},
+            "team_label": text,
+            "meeting_date": DATE,
+            "start_time": {"type": "string", "pattern": "^[0-9]{2}:[0-9]{2}$"},
+            "starts_at": DT,
+            "list_closes_at": {
+                **DT,
+                "description": "After this, a listing needs a late_reason",
+            },
+            "location": text,
+            "video_link": text,
+            "chair": NULLABLE_STR,
+            "status": {"enum": list(MEETING_STATUSES)},
+            "cases": {"type": "integer", "description": "How many cases are listed"},
+        },
+    }
+    case = {
+        "type": "object",
+        "required": ["id", "position", "other_team"],
+        "description": "A case on the list. Of a patient of another team (other_team: true), "
+        "only its id and place.",
+        "properties": {
+            "id": {"type": "integer"},
+            "position": {"type": "integer", "minimum": 1},
+            "other_team": {"type": "boolean"},
+            "pathway_id": {"type": "integer"},
+            "patient_id": {"type": "integer"},
+            "question": text,
+            "presenter": text,
+            "triage": {"enum": list(TRIAGE)},
+            "late_reason": text,
+            "listed_at": DT,
+            "listing_seq": {"type": ["integer", "null"]},
+            "outcome": {
+                "type": ["object", "null"],
+                "properties": {
+                    "trigger": text,
+                    "decision": text,
+                    "seq": {"type": "integer"},
+                    "occurred_at": DT,
+                    "inquorate": {
+                        "type": "boolean",
+                        "description": "Decided at a meeting that is not quorate",
+                    },
+                },
+            },
+            "outcome_outstanding": {
+                "type": "boolean",
+                "description": "The meeting has started and no outcome is recorded",
+            },
+            "rolled_to_meeting_id": {"type": ["integer", "null"]},
+        },
+    }
+    short = {"type": "string", "maxLength": LONG}
+    return {
+        "MdtMeeting": meeting,
+        "MdtMeetingPage": {
+            "type": "object",
+            "required": ["items", "total", "page"],
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/MdtMeeting"}},
+                "total": {"type": "integer"},
+                "page": {"type": "integer"},
+                "page_size": {"type": "integer"},
+            },
+        },
+        "MdtCase": case,
+        "MdtMeetingDetail": {
+            "allOf": [
+                {"$ref": "#/components/schemas/MdtMeeting"},
+                {
+                    "type": "object",
+                    "required": ["items", "attendance", "quorum"],
+                    "properties": {
+                        "items": {
+                            "type": "array",
+                            "items": {"$ref": "#/components/schemas/MdtCase"},
+                            "description": "The cases in the order they are discussed",
+                        },
+                        "attendance": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "user": text,
+                                    "name": text,
+                                    "specialty": {"enum": list(SPECIALTIES)},
+                                },
+                            },
+                        },
+                        "quorum": {
+                            "type": "object",
+                            "required": ["quorate", "needed", "missing"],
+                            "properties": {
+                                "quorate": {"type": "boolean"},
+                                "needed": {"type": "array", "items": text},
+                                "missing": {"type": "array", "items": text},
+                            },
+                        },
+                    },
+                },
+            ]
+        },
+        "MdtMeetingIn": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["team", "meeting_date", "start_time", "chair"],
+            "properties": {
+                "team": {"enum": list(teams.codes())},
+                "meeting_date": DATE,
+                "start_time": {"type": "string", "pattern": "^[0-9]{2}:[0-9]{2}$"},
+                "location": {"type": "string", "maxLength": 200},
+                "video_link": {"type": "string", "maxLength": 500, "pattern": "^https://"},
+                "chair": {"type": "string", "maxLength": 64, "description": "A username"},
+            },
+            "description": "A location, a video link or both.",
+        },
+        "MdtCaseIn": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": [
+                "pathway_id",
+                "question",
+                "presenter",
+                "triage",
+                "expected_version",
+                "request_id",
+            ],
+            "properties": {
+                "pathway_id": {"type": "integer", "minimum": 1},
+                "question": {"type": "string", "minLength": 1, "maxLength": LONG},
+                "presenter": {"type": "string", "maxLength": 64, "description": "A username"},
+                "triage": {"enum": list(TRIAGE)},
+                "late_reason": {
+                    **short,
+                    "description": "Required once the list has closed (list_closes_at)",
+                },
+                "expected_version": {"type": "integer", "minimum": 1},
+                "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            },
+        },
+        "MdtCaseListed": {
+            "type": "object",
+            "required": ["case", "version", "state"],
+            "properties": {
+                "case": {"$ref": "#/components/schemas/MdtCase"},
+                "version": {"type": "integer"},
+                "state": {"type": "string"},
+            },
+        },
+    }
+
+
+def meetings_paths() -> dict:
+    meeting_id = _id_param("meeting_id")
+    return {
+        "/api/v1/mdt-meetings": {
+            "get": {
+                "operationId": "listMdtMeetings",
+                "summary": "MDT meetings by date (no patient data)",
+                "parameters": [
+                    {"name": "team", "in": "query", "schema": {"enum": list(teams.codes())}},
+                    {"name": "from", "in": "query", "schema": DATE, "description": "On or after"},
+                    {
+                        "name": "page",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+                    },
+                ],
+                "responses": {
+                    "200": _json("MdtMeetingPage", "A page of meetings"),
+                    **_errors(401, 422),
+                },
+            },
+            "post": {
+                "operationId": "createMdtMeeting",
+                "summary": "Create an MDT meeting (care coordinators)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/MdtMeetingIn"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json("MdtMeetingDetail", "Created"),
+                    **_errors(400, 401, 403, 422),
+                },
+            },
+        },
+        "/api/v1/mdt-meetings/{meeting_id}": {
+            "get": {
+                "operationId": "getMdtMeeting",
+                "summary": "A meeting with its cases in order, attendance and quoracy",
+                "parameters": [meeting_id],
+                "responses": {
+                    "200": _json("MdtMeetingDetail", "The meeting"),
+                    **_errors(401, 404),
+                },
+            }
+        },
+        "/api/v1/mdt-meetings/{meeting_id}/cases": {
+            "post": {
+                "operationId": "listMdtCase",
+                "summary": "List a pathway on the meeting (its schedule_mdt step)",
+                "description": "The pathway must be in MDT review, of the meeting's team and "
+                "not listed on it already; the meeting must be scheduled and ahead.",
+                "parameters": [meeting_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/MdtCaseIn"}}
+                    },
+                },
+                "responses": {
+                    "201": _json("MdtCaseListed", "Listed"),
+                    "200": _json(
+                        "MdtCaseListed", "Already listed with this request_id; nothing new written"
+                    ),
+                    **_errors(400, 401, 403, 404, 409, 422),
+                },
+            }
+        },
+    }
+
+
 def document() -> dict:
     """The OpenAPI document of the registry as it stands (built once per registry)."""
     return _document(d.REGISTRY_ENTRIES.version)
@@ -465,6 +844,11 @@ def _document(registry_version: int) -> dict:
                         "description": "Steps recorded since the last surgeon's sign-off.",
                     },
                     "closed_at": NULLABLE_DT,
+                    "tracking_note": {
+                        "type": ["string", "null"],
+                        "description": "The latest tracking comment (add_tracking_note).",
+                    },
+                    "tracking_note_at": NULLABLE_DT,
                     "next_target": {"$ref": "#/components/schemas/NextTarget"},
                 },
             },
@@ -600,6 +984,8 @@ def _document(registry_version: int) -> dict:
             },
             "Definition": {"type": "object", "required": ["states", "transitions"]},
             **returns_schemas(states),
+            **meetings_schemas(),
+            **tasks_schemas(),
         },
     }
     pathway_id = _id_param("pathway_id")
@@ -744,6 +1130,8 @@ def _document(registry_version: int) -> dict:
             },
         },
         **returns_paths(),
+        **meetings_paths(),
+        **tasks_paths(),
         "/api/v1/pathways/{pathway_id}/fhir": {
             "get": {
                 "operationId": "pathwayFhir",

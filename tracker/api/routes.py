@@ -29,6 +29,7 @@ from tracker.patients.fields import PATIENT_FIELDS
 from tracker.patients.models import Patient
 from tracker.returns import queries as returns
 from tracker.teams import scope
+from tracker.tracking import services as tracking
 from tracker.web.access import ANONYMOUS, refusal, rule_for
 from tracker.web.auditing import record_refusal
 from tracker.web.boundary import discard, error_body, keep
@@ -40,6 +41,7 @@ QUERY_PARAMETERS = {
     "api.list_pathways": {"state", "urgency", "target_status", "page"},
     "api.ptl": {"band", "lead_surgeon", "page"},
     "api.cwt_return": {"month"},
+    "api.list_mdt_meetings": {"team", "from", "page"},
 }
 
 
@@ -464,6 +466,131 @@ def record_event(pathway_id: int):
             "version": pathway.version,
         }
     ), (201 if result.created else 200)
+
+
+# -- tasks ----------------------------------------------------------------------------------
+
+TASK_ACTIONS = ("complete", "cancel", "update")
+_TASK_IN = {"what", "owner", "due_on", "note", "occurred_at", "expected_version", "request_id"}
+_TASK_CHANGE_IN = {
+    "action",
+    "reason",
+    "owner",
+    "due_on",
+    "note",
+    "occurred_at",
+    "expected_version",
+    "request_id",
+}
+
+
+def _tasks_body(allowed: set[str]) -> tuple[dict, int, str]:
+    """The body of a task call: the known fields, the version and the request id."""
+    body = _body()
+    errors = {name: ["is not a field of this call"] for name in sorted(set(body) - allowed)}
+    version, request_id = body.get("expected_version"), body.get("request_id")
+    if not isinstance(version, int) or isinstance(version, bool):
+        errors["expected_version"] = ["expected_version is the pathway's version, a number"]
+    if not isinstance(request_id, str):
+        errors["request_id"] = ["A request id of 1 to 64 characters is required"]
+    if errors:
+        raise ApiError(422, "invalid_data", "Please correct the request.", errors)
+    return body, version, request_id
+
+
+def _task_answer(pathway: Pathway, result, number: int):
+    db.session.refresh(pathway)
+    _, seq_of = _events(pathway)
+    row = next(t for t in tracking.tasks_of(pathway) if t.seq == number)
+    return jsonify(
+        {
+            "task": serialize.task(row, local_date(_now())),
+            "event": serialize.event(result.event, seq_of),
+            "version": pathway.version,
+        }
+    ), (201 if result.created else 200)
+
+
+@bp.get("/v1/pathways/<anyint:pathway_id>/tasks")
+def list_tasks(pathway_id: int):
+    pathway = _load(pathway_id)
+    today = local_date(_now())
+    return jsonify(
+        {
+            "items": [serialize.task(t, today) for t in tracking.tasks_of(pathway)],
+            "tracking_note": pathway.tracking_note,
+            "tracking_note_at": serialize.iso(pathway.tracking_note_at),
+        }
+    )
+
+
+@bp.post("/v1/pathways/<anyint:pathway_id>/tasks")
+def create_task(pathway_id: int):
+    pathway = _load(pathway_id)
+    body, version, request_id = _tasks_body(_TASK_IN)
+    result = tracking.add_task(
+        pathway,
+        body.get("what"),
+        body.get("owner"),
+        body.get("due_on"),
+        g.api_user,
+        note=body.get("note"),
+        expected_version=version,
+        request_id=request_id,
+        occurred_at=body.get("occurred_at"),
+    )
+    return _task_answer(pathway, result, result.event.seq)
+
+
+@bp.post("/v1/pathways/<anyint:pathway_id>/tasks/<anyint:task_id>")
+def change_task(pathway_id: int, task_id: int):
+    pathway = _load(pathway_id)
+    task = tracking.task_by_id(pathway, task_id)
+    if task is None:
+        raise ApiError(404, "not_found", f"Pathway {pathway_id} has no task {task_id}.")
+    body, version, request_id = _tasks_body(_TASK_CHANGE_IN)
+    action = body.get("action")
+    if action not in TASK_ACTIONS:
+        raise ApiError(
+            422,
+            "invalid_data",
+            "Please correct the request.",
+            {"action": [f"action must be one of: {', '.join(TASK_ACTIONS)}"]},
+        )
+    stray = {
+        "complete": {"reason", "owner", "due_on"},
+        "cancel": {"owner", "due_on", "note"},
+        "update": {"reason"},
+    }[action] & set(body)
+    if stray:
+        raise ApiError(
+            422,
+            "invalid_data",
+            "Please correct the request.",
+            {name: [f"is not a field of the action '{action}'"] for name in sorted(stray)},
+        )
+    common = {
+        "expected_version": version,
+        "request_id": request_id,
+        "occurred_at": body.get("occurred_at"),
+    }
+    if action == "complete":
+        result = tracking.complete_task(
+            pathway, task.seq, g.api_user, note=body.get("note"), **common
+        )
+    elif action == "cancel":
+        result = tracking.cancel_task(pathway, task.seq, body.get("reason"), g.api_user, **common)
+    else:
+        result = tracking.update_task(
+            pathway,
+            task.seq,
+            g.api_user,
+            owner=body.get("owner"),
+            due_on=body.get("due_on"),
+            note=body.get("note"),
+            **common,
+        )
+    return _task_answer(pathway, result, task.seq)
 
 
 @bp.get("/v1/pathways/<anyint:pathway_id>/fhir")

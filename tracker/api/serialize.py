@@ -51,6 +51,8 @@ def pathway(p, now: datetime) -> dict:
         "recurrence_count": p.recurrence_count,
         "opened_in_error": p.in_error,
         "unreviewed_steps": p.unreviewed_steps,
+        "tracking_note": p.tracking_note,
+        "tracking_note_at": iso(p.tracking_note_at),
         "opened_at": iso(p.opened_at),
         "closed_at": iso(p.closed_at),
         "state_entered_at": iso(p.state_entered_at),
@@ -125,6 +127,23 @@ def target(t, now: datetime) -> dict:
         "adjustment_days": t.adjustment_days,
         "provisional": t.provisional,
         "count": t.arithmetic(now),
+    }
+
+
+def task(t, today: date) -> dict:
+    """One task of a pathway (a ``pathway_task`` row)."""
+    return {
+        "id": t.id,
+        "number": t.seq,
+        "what": t.what,
+        "owner": t.owner.username,
+        "due_on": iso(t.due_on),
+        "status": t.status,
+        "overdue": t.overdue(today),
+        "created_at": iso(t.created_at),
+        "closed_seq": t.closed_seq,
+        "closed_at": iso(t.closed_at),
+        "close_note": t.close_note,
     }
 
 

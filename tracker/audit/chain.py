@@ -97,8 +97,8 @@ def load_key(app: Flask) -> bytes:
     if len(key) < KEY_MIN_LENGTH:
         raise AuditKeyError(
             "The audit key is missing or shorter than 32 characters: set AUDIT_KEY, or "
-            "AUDIT_KEY_FILE to a file holding it, outside the database (see README, "
-            "Configuration). Generate one with: python3 -c 'import secrets; "
+            "AUDIT_KEY_FILE to a file holding it, outside the database (see "
+            "docs/configuration.md). Generate one with: python3 -c 'import secrets; "
             "print(secrets.token_hex(32))'"
         )
     return key.encode()

@@ -63,8 +63,14 @@ ACTIONS = {
     "mdt_case_listed": "Listed a case on an MDT meeting",
     "mdt_case_moved": "Moved a case on an MDT list",
     "mdt_attendance": "Recorded attendance at an MDT meeting",
+    "mdt_cases_rolled_over": "Rolled cases not reached over to the next MDT meeting",
+    "mdt_case_rolled_over": "Rolled a case not reached over to the next MDT meeting",
+    "letter_generated": "Generated an outcome letter",
+    "letter_template_changed": "Changed an outcome letter template",
     "seal_mismatch": "Row changed outside the app (seal mismatch)",
     "reseal": "Sealed a row again",
+    "alert_raised": "Raised an alert (notification)",
+    "alert_emailed": "Emailed alerts",
 }
 
 _cli_actor: ContextVar = ContextVar("audit_cli_actor", default=None)
@@ -303,12 +309,38 @@ def _entries_for(obj, new: bool) -> list[dict]:
         if new:
             return [{"action": "mdt_case_listed", "pathway": obj.pathway, "detail": detail}]
         changes = _old_and_new(obj)
+        if "rolled_to_id" in changes:
+            return [
+                {
+                    "action": "mdt_case_rolled_over",
+                    "pathway": obj.pathway,
+                    "detail": {**detail, "rolled_to": obj.rolled_to_id},
+                }
+            ]
         if changes:
             return [
                 {
                     "action": "mdt_case_moved",
                     "pathway": obj.pathway,
                     "detail": {**detail, "changes": changes},
+                }
+            ]
+    if kind == "GeneratedDocument" and new:
+        detail = {
+            "kind": obj.kind,
+            "case_id": obj.case_id,
+            "meeting_id": obj.meeting_id,
+            "sha256": obj.sha256,
+            "filename": obj.filename,
+        }
+        return [{"action": "letter_generated", "pathway": obj.pathway, "detail": detail}]
+    if kind == "LetterTemplate" and not new:
+        changes = _changed(obj)
+        if changes:
+            return [
+                {
+                    "action": "letter_template_changed",
+                    "detail": {"kind": obj.kind, "fields": changes},
                 }
             ]
     if kind == "PasswordReset":

@@ -157,6 +157,8 @@ def mdt_form_defaults(history: History) -> dict[str, Any]:
     since = outcomes[-1].seq if outcomes else 0
     if listings := history.tagged(tags.MDT_LISTING, since=since):
         out["meeting_date"] = listings[-1].data.get("meeting_date")
+        if listings[-1].data.get("meeting_id") is not None:
+            out["meeting_id"] = listings[-1].data["meeting_id"]
     referral = history.referral_values()
     if referral.get("diagnosis_category") == METASTATIC:
         tokuhashi = {}

@@ -16,10 +16,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from tracker.engine import clocks, daily, tags
+from tracker.engine import tasks as task_reading
 from tracker.engine.dictionary import IN_ERROR, default_priority
 from tracker.engine.history import History
-from tracker.engine.models import NO_TARGET, Event, Pathway, PathwayClock, PathwayFact
+from tracker.engine.models import (
+    NO_TARGET,
+    Event,
+    Pathway,
+    PathwayClock,
+    PathwayFact,
+    PathwayTask,
+)
 from tracker.engine.states import FINAL_STATES, INITIAL_STATE
+from tracker.users.models import User
 
 # What the reports count of each tagged step, as pathway_fact rows: (kind of row, the
 # field whose code or codes it keeps, or None for the step alone).
@@ -54,6 +63,21 @@ CLOCK_COLUMNS = (
     "stop_seq",
 )
 
+# The columns of a pathway_task row that the derivation decides (id, pathway and the owner
+# aside: the owner is derived as a username, ``owner``, and stored as ``owner_id``).
+TASK_COLUMNS = (
+    "seq",
+    "what",
+    "due_on",
+    "status",
+    "created_at",
+    "created_by_id",
+    "closed_seq",
+    "closed_at",
+    "closed_by_id",
+    "close_note",
+)
+
 
 @dataclass(frozen=True)
 class Derived:
@@ -75,18 +99,21 @@ class Derived:
     days_to_treatment: float | None
     in_error: bool
     unreviewed_steps: int
+    tracking_note: str | None
+    tracking_note_at: datetime | None
     referral_priority: str
     team: str
     # The referral's fields as corrected (the keys its event holds): the row follows them.
     referral: dict
     clocks: tuple[dict, ...]  # the pathway_clock rows, as CLOCK_COLUMNS -> value
     facts: tuple[dict, ...]  # the pathway_fact rows, as FACT_COLUMNS -> value
+    tasks: tuple[dict, ...] = ()  # the pathway_task rows, as TASK_COLUMNS and owner -> value
 
     def row_values(self) -> dict:
         values = {
             name: getattr(self, name)
             for name in self.__dataclass_fields__
-            if name not in ("clocks", "facts", "state", "referral")
+            if name not in ("clocks", "facts", "tasks", "state", "referral")
         }
         return {**self.referral, **values}
 
@@ -121,6 +148,7 @@ def derive(
         step = history.first_tagged(tag, until=recurrence.seq if recurrence else None)
         return step.occurred_at if step is not None else None
 
+    note, note_at = task_reading.tracking_note(history)
     imaging, decision, treatment = (
         first(tags.IMAGING_REPORTED),
         first(tags.MDT_DECISION),
@@ -144,6 +172,8 @@ def derive(
         days_to_treatment=_days(referral_received_at, treatment),
         in_error=in_error,
         unreviewed_steps=len(history.unreviewed()),
+        tracking_note=note,
+        tracking_note_at=note_at,
         referral_priority=history.referral_values().get("referral_priority")
         or default_priority(urgency),
         team=history.team(),
@@ -151,6 +181,7 @@ def derive(
         # A pathway opened in error leaves every count and report: no clock or fact rows.
         clocks=() if in_error else tuple(_clock_row(r) for r in every),
         facts=() if in_error else tuple(_facts(history)),
+        tasks=() if in_error else tuple(_task_row(task) for task in history.tasks()),
     )
 
 
@@ -175,6 +206,10 @@ def _facts(history: History):
                             "code": str(code),
                             "occurred_at": step.occurred_at,
                         }
+
+
+def _task_row(task: task_reading.Task) -> dict:
+    return {**{name: getattr(task, name) for name in TASK_COLUMNS}, "owner": task.owner}
 
 
 def _clock_row(result: clocks.ClockResult) -> dict:
@@ -210,6 +245,7 @@ def apply(pathway: Pathway, derived: Derived, state_before: str | None = None) -
         facts = {_fact_key(row): row for row in pathway.facts}
         # What the pathway added to the reports' day rows, if it was derived before.
         before = daily.of_pathway(pathway, state_before) if pathway.last_seq else None
+        tasks = {row.seq: row for row in pathway.tasks}
     for name, value in derived.row_values().items():
         if getattr(pathway, name) != value:
             setattr(pathway, name, value)
@@ -219,6 +255,42 @@ def apply(pathway: Pathway, derived: Derived, state_before: str | None = None) -
     if session is not None:
         with session.no_autoflush:
             daily.note(session, before, daily.of_pathway(pathway))
+    _sync_tasks(pathway, tasks, derived.tasks, session)
+
+
+def _sync_tasks(pathway: Pathway, existing: dict, wanted_rows, session) -> None:
+    """As ``_sync``, keyed by the task's number, with each owner's username made a user."""
+    changed_owner = [
+        values
+        for values in wanted_rows
+        if (row := existing.get(values["seq"])) is None or _owner_name(row) != values["owner"]
+    ]
+    users = {}
+    if changed_owner and session is not None:
+        names = {values["owner"] for values in changed_owner}
+        with session.no_autoflush:
+            users = {
+                u.username: u for u in session.scalars(select(User).where(User.username.in_(names)))
+            }
+    wanted = {values["seq"]: values for values in wanted_rows}
+    for seq, values in wanted.items():
+        row = existing.get(seq)
+        if row is None:
+            row = PathwayTask(**{name: values[name] for name in TASK_COLUMNS})
+            pathway.tasks.append(row)
+        else:
+            for name in TASK_COLUMNS:
+                if getattr(row, name) != values[name]:
+                    setattr(row, name, values[name])
+        if _owner_name(row) != values["owner"]:
+            row.owner = users[values["owner"]]
+    for seq, row in existing.items():
+        if seq not in wanted:
+            pathway.tasks.remove(row)
+
+
+def _owner_name(row: PathwayTask) -> str | None:
+    return row.owner.username if row.owner is not None else None
 
 
 def _sync(collection, existing: dict, wanted_rows, key, columns, model) -> None:
@@ -248,7 +320,9 @@ def _clock_key(row) -> tuple:
     return (get("episode"), get("clock"), get("started_at"))
 
 
-def differences(pathway: Pathway, derived: Derived, clock_rows, fact_rows=None) -> list[str]:
+def differences(
+    pathway: Pathway, derived: Derived, clock_rows, fact_rows=None, task_rows=None
+) -> list[str]:
     """How the stored row and clock rows differ from ``derived``, in words (for verify)."""
     problems = []
     for name, value in derived.row_values().items():
@@ -275,7 +349,23 @@ def differences(pathway: Pathway, derived: Derived, clock_rows, fact_rows=None) 
             f"pathway_fact rows {[_fact_key(f) for f in stored_facts]} differ from "
             f"the replay's {[_fact_key(f) for f in derived.facts]}"
         )
+    stored_tasks = sorted(
+        (
+            {**{name: getattr(r, name) for name in TASK_COLUMNS}, "owner": _owner_name(r)}
+            for r in (pathway.tasks if task_rows is None else task_rows)
+        ),
+        key=lambda t: t["seq"],
+    )
+    if stored_tasks != sorted(derived.tasks, key=lambda t: t["seq"]):
+        problems.append(
+            f"pathway_task rows {_task_words(stored_tasks)} differ from the replay's "
+            f"{_task_words(derived.tasks)}"
+        )
     return problems
+
+
+def _task_words(rows) -> list[str]:
+    return [f"#{t['seq']} {t['status']} {t['owner']} due {t['due_on']}" for t in rows]
 
 
 def refresh_all(session, now: datetime, batch: int = 1000) -> int:

@@ -23,6 +23,7 @@ from tracker.engine.fields import (  # noqa: F401 - the kinds are read from here
     Number,
     ScoreField,
     SpinalLevels,
+    TaskRef,
     Team,
     Text,
     UserRef,
@@ -276,6 +277,7 @@ _ECOG = Integer(
     minimum=0,
     maximum=4,
     help="; ".join(f"{n} {words}" for n, words in ECOG_GRADES) + ".",
+    words=ECOG_GRADES,
 )
 _KARNOFSKY = Integer("karnofsky", "Karnofsky score", minimum=0, maximum=100, step=10)
 _ASIA = Choice("asia_grade", "ASIA impairment grade", choices=ASIA)
@@ -294,6 +296,9 @@ def _lesions(help: str = _LESIONS_HELP) -> LesionRefs:
 
 MDT_OUTCOME_FIELDS = (
     Date("meeting_date", "MDT meeting date", required=True),
+    # The meeting that decided (tracker.mdt): the pathway must be listed on it, and its
+    # date is the meeting date. Left out: an outcome recorded by date alone.
+    Integer("meeting_id", "MDT meeting", minimum=1, maximum=2**31 - 1),
     MultiChoice(
         "disciplines",
         "Disciplines present",
@@ -520,6 +525,34 @@ HANDOVER_FIELDS = (
 ASSESSMENT_FIELDS = (_ASIA, _PAIN, _ECOG, _KARNOFSKY)
 WITHDRAW_FIELDS = (Choice("reason", "Reason", required=True, choices=WITHDRAW_REASON),)
 NOTE_FIELDS = (LongText("note", "Note", required=True, max_length=LONG),)
+TRACKING_NOTE_LENGTH = 280
+TRACKING_NOTE_FIELDS = (
+    Text(
+        "note",
+        "Tracking note",
+        required=True,
+        max_length=TRACKING_NOTE_LENGTH,
+        help="A short comment on where the patient's pathway stands, shown on the worklist "
+        "and the PTL.",
+    ),
+)
+_TASK = TaskRef("task", "Task", required=True, help="The task's number (#), as listed.")
+_TASK_OWNER_HELP = "A coordinator or surgeon in the pathway's team."
+TASK_FIELDS = (
+    Text("what", "What needs doing", required=True, max_length=200),
+    UserRef("owner", "Owner", required=True, help=_TASK_OWNER_HELP),
+    Date("due_on", "Due by", required=True, help="Not in the past."),
+)
+TASK_UPDATE_FIELDS = (
+    _TASK,
+    UserRef("owner", "New owner", help=_TASK_OWNER_HELP),
+    Date("due_on", "New due date", help="Not in the past."),
+)
+TASK_DONE_FIELDS = (_TASK,)
+TASK_CANCEL_FIELDS = (
+    _TASK,
+    Text("reason", "Reason for cancelling", required=True, max_length=TRACKING_NOTE_LENGTH),
+)
 MDT_REASON_FIELDS = (Choice("reason", "Reason", required=True, choices=MDT_REFERRAL_REASON),)
 AMEND_FIELDS = (
     Integer("event_seq", "Event corrected", required=True, minimum=1),

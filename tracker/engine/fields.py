@@ -346,7 +346,14 @@ class Integer(Field):
     minimum: float | None = None
     maximum: float | None = None
     step: int | None = None
+    # Words for each value of a graded scale (ECOG): shown beside the number wherever
+    # the value is read, and listed in the form's help.
+    words: tuple[tuple[int, str], ...] = ()
     kind: ClassVar[str] = "int"
+
+    def describe(self, value: Any, data: dict | None = None, names: dict | None = None) -> str:
+        said = dict(self.words).get(value) if isinstance(value, int) else None
+        return f"{value} - {said}" if said else str(value)
 
     def check(self, value: Any) -> int | float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -742,3 +749,33 @@ def gather(fields: Iterable[Field], read) -> dict[str, Any]:
         if value is not None:
             data[f.name] = value
     return data
+
+
+@dataclass(frozen=True)
+class TaskRef(Integer):
+    """One open task of this pathway, named by its number: the step number (#) of the
+    'Add task' that created it, as the timeline and the Tracking panel show it."""
+
+    minimum: float | None = 1
+    kind: ClassVar[str] = "task"
+
+    def describe(self, value: Any, data: dict | None = None, names: dict | None = None) -> str:
+        return f"the task added at step #{value}"
+
+    def json_schema(self) -> dict:
+        return {
+            **super().json_schema(),
+            "description": "The task's number: the step number of the 'Add task' that "
+            "created it (``number`` in GET .../tasks).",
+        }
+
+    def history_errors(self, value: Any, data: dict, history) -> list[str]:
+        task = next((t for t in history.tasks() if t.seq == value), None)
+        if task is None:
+            return [
+                f"#{value} is not a task of this pathway: name one of its open tasks by the "
+                "step number it was added at"
+            ]
+        if task.status != "open":
+            return [f"#{value} ('{task.what}') is already {task.status_label.lower()}"]
+        return []

@@ -13,6 +13,7 @@ from typing import Any
 from tracker.engine import lesions as lesion_reading
 from tracker.engine import steps as d
 from tracker.engine import tags, teams
+from tracker.engine import tasks as task_reading
 from tracker.engine.fields import parse_datetime
 from tracker.engine.machine import expected_destination
 
@@ -205,10 +206,15 @@ class History:
 
     def unreviewed(self) -> list[Step]:
         """The steps recorded after the last sign-off (a sign-off confirms what was recorded
-        before it, whatever the dates): not yet reviewed by a surgeon."""
+        before it, whatever the dates): not yet reviewed by a surgeon. Tracking notes and
+        tasks are the coordinators' administration, not care: they need no review."""
         signed = self.last_sign_off()
         after = signed.seq if signed else 0
-        return [s for s in self.steps if s.seq > after and tags.SIGN_OFF not in s.tags]
+        return [
+            s
+            for s in self.steps
+            if s.seq > after and tags.SIGN_OFF not in s.tags and not tags.TRACKING & s.tags
+        ]
 
     def entry_step(self) -> Step | None:
         """The counting step that brought the pathway into its current state."""
@@ -266,6 +272,10 @@ class History:
         """The pathway's lesions, each with its dated findings and scores and the steps that
         name it (see ``tracker.engine.lesions``)."""
         return lesion_reading.lesions(self)
+
+    def tasks(self) -> list[task_reading.Task]:
+        """The pathway's tasks with their status (see ``tracker.engine.tasks``)."""
+        return task_reading.read(self)
 
     def mdt_outcomes(self) -> list[Step]:
         return self.tagged(tags.MDT_OUTCOME)

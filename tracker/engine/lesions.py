@@ -120,6 +120,14 @@ class Lesion:
         return reading.get("finding") if reading else None
 
 
+def radiotherapy(history: History) -> list[Step]:
+    """The radiotherapy courses given (a treatment of a modality with a field), in the
+    order they were recorded."""
+    return [
+        s for s in history.tagged(tags.ONCOLOGY_STARTED) if s.data.get("modality") in RADIOTHERAPY
+    ]
+
+
 def _referral_lesion(tumour_site: str) -> Lesion:
     """The lesion a score without one belongs to: the referral's tumour site, at its spinal
     levels when it names them, on its bone when it names one."""

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tracker.core.db import Base, JSONType, UTCDateTime, utcnow
 from tracker.engine import steps as d
+from tracker.engine import tasks as task_reading
 
 NO_TARGET = datetime(9999, 12, 31, tzinfo=UTC)
 _STATE_LIST = ", ".join(repr(s) for s in d.STATES)
@@ -111,6 +112,9 @@ class Pathway(Base):
     in_error: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Steps recorded after the last surgeon's sign-off ("Awaiting my sign-off").
     unreviewed_steps: Mapped[int] = mapped_column(default=0, server_default="0")
+    # The latest tracking comment (add_tracking_note) and when it was written.
+    tracking_note: Mapped[str | None] = mapped_column(String(400))
+    tracking_note_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     patient = relationship("Patient", back_populates="pathways", lazy="joined", innerjoin=True)
     lead_surgeon = relationship("User", foreign_keys=[lead_surgeon_id], lazy="joined")
@@ -128,6 +132,13 @@ class Pathway(Base):
         cascade="all, delete-orphan",
         lazy="select",
         order_by="PathwayClock.id",
+    )
+    tasks = relationship(
+        "PathwayTask",
+        back_populates="pathway",
+        cascade="all, delete-orphan",
+        lazy="select",
+        order_by="PathwayTask.seq",
     )
 
     # Optimistic locking: every UPDATE says WHERE version = <the version read>.
@@ -296,3 +307,54 @@ class ReportCount(Base):
     # same pathway (for counts of distinct pathways); else NO_DAY.
     since: Mapped[date] = mapped_column(primary_key=True)
     n: Mapped[int] = mapped_column(default=0)
+
+
+_TASK_STATUSES = ", ".join(repr(s) for s in task_reading.STATUSES)
+
+
+class PathwayTask(Base):
+    """One task (next action) of a pathway, as the derivation last computed it from the
+    tracking steps (``tracker.engine.tasks``): written with every event, in its transaction,
+    and checked by ``verify``. Never written by hand: record a step (see
+    ``tracker.tracking.services``).
+
+    ``seq`` is the 'Add task' step that created it (the event is ``(pathway_id, seq)``) and
+    the task's number on its pathway; the steps that change or close it name that number.
+    """
+
+    __tablename__ = "pathway_task"
+    __table_args__ = (
+        UniqueConstraint("pathway_id", "seq", name="uq_pathway_task_key"),
+        CheckConstraint(f"status IN ({_TASK_STATUSES})", name="status_known"),
+        CheckConstraint("(status = 'open') = (closed_at IS NULL)", name="closed_matches_status"),
+        # My work and the overdue alerts: a person's open tasks by due date.
+        Index("ix_pathway_task_owner_open", "owner_id", "status", "due_on"),
+        Index("ix_pathway_task_status_due", "status", "due_on"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pathway_id: Mapped[int] = mapped_column(ForeignKey("pathway.id"), index=True)
+    seq: Mapped[int]  # the 'Add task' event's
+    what: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    due_on: Mapped[date]
+    status: Mapped[str] = mapped_column(String(16), default=task_reading.OPEN)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when the task was added
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    closed_seq: Mapped[int | None]  # the step that marked it done or cancelled it
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+    close_note: Mapped[str | None] = mapped_column(String(4000))  # why cancelled, or a note
+
+    pathway = relationship("Pathway", back_populates="tasks")
+    owner = relationship("User", foreign_keys=[owner_id], lazy="joined")
+
+    @property
+    def status_label(self) -> str:
+        return task_reading.STATUS_LABELS[self.status]
+
+    def overdue(self, today: date) -> bool:
+        return self.status == task_reading.OPEN and self.due_on < today
+
+    def __repr__(self) -> str:
+        return f"<PathwayTask {self.pathway_id}#{self.seq} {self.status}>"

@@ -60,6 +60,8 @@ class StepDef:
     roles: frozenset[str] = CLINICAL
     tags: frozenset[str] = frozenset()
     choice: str | None = None  # words on the MDT outcome form, for an MDT outcome
+    # An MDT outcome in plain words for the patient's letter ("The team recommends ...").
+    plain: str | None = None
     fhir: str | None = None  # how FHIR exports it: imaging, biopsy, surgery, mdt
     # A step that follows from this one's data, recorded with it in the same transaction
     # (a Clavien-Dindo V complication is a death): (clean data) -> trigger or None.
@@ -162,6 +164,19 @@ def _upgraded_by_then(clean, day):
     return {}
 
 
+def _due_from_then(clean, day):
+    due_on = clean.get("due_on")
+    if due_on and day and date.fromisoformat(due_on) < day:
+        return {"due_on": ["The due date is in the past: give today or a later date"]}
+    return {}
+
+
+def _owner_or_date(clean, day):
+    if not clean.get("owner") and not clean.get("due_on"):
+        return {"owner": ["Give a new owner, a new due date or both"]}
+    return {}
+
+
 def _someone_named(clean, day):
     if not any(clean.get(name) for name in ("lead_surgeon", "coordinator", "team")):
         return {"lead_surgeon": ["Name a new lead surgeon, a new coordinator or a new team"]}
@@ -176,6 +191,13 @@ MDT_LISTING_TRIGGER = "schedule_mdt"
 AMEND_TRIGGER = "amend_event"
 VOID_TRIGGER = "void_last_step"
 VOID_WINDOW_HOURS = 24
+# The tracking steps, by name for the features that record them (the Tracking panel, the
+# API's tasks, bulk actions); consumers of what they record read the tags.
+TRACKING_NOTE_TRIGGER = "add_tracking_note"
+ADD_TASK_TRIGGER = "add_task"
+UPDATE_TASK_TRIGGER = "update_task"
+COMPLETE_TASK_TRIGGER = "complete_task"
+CANCEL_TASK_TRIGGER = "cancel_task"
 _AFTER_TREATMENT = ("surgery_scheduled", "post_op", "oncology_treatment")
 # The states a pathway can be in before its first treatment (an upgrade comes before it).
 _BEFORE_TREATMENT = (
@@ -219,12 +241,15 @@ REGISTRY: tuple[StepDef, ...] = (
         "Request imaging",
         (Way(("referred",), "imaging"), _mdt_outcome("imaging")),
         choice="More imaging first",
+        plain="more scans, so that the team can see the area more clearly before deciding",
     ),
     StepDef(
         "request_biopsy",
         "Request biopsy",
         (Way(("imaging",), "biopsy", (g.IMAGING_REPORTED,)), _mdt_outcome("biopsy")),
         choice="Biopsy first",
+        plain="a biopsy (a small sample of the tissue, looked at under a microscope) "
+        "before deciding on treatment",
     ),
     StepDef(
         "refer_to_mdt",
@@ -241,6 +266,7 @@ REGISTRY: tuple[StepDef, ...] = (
         (_mdt_outcome("surgery_scheduled"),),
         tags=frozenset({t.MDT_DECISION, t.DECISION_SURGERY}),
         choice="Surgery",
+        plain="an operation; your surgeon will explain what it involves and ask for your consent",
     ),
     StepDef(
         "plan_oncology",
@@ -248,6 +274,8 @@ REGISTRY: tuple[StepDef, ...] = (
         (_mdt_outcome("oncology_treatment"),),
         tags=frozenset({t.MDT_DECISION, t.DECISION_ONCOLOGY}),
         choice="Oncology treatment (radiotherapy or systemic therapy)",
+        plain="treatment from the cancer (oncology) team: radiotherapy, or medicines such as "
+        "chemotherapy",
     ),
     StepDef(
         "plan_palliative",
@@ -256,6 +284,8 @@ REGISTRY: tuple[StepDef, ...] = (
         # Palliative care chosen by the MDT is the first treatment, as CWT counts it.
         tags=frozenset({t.MDT_DECISION, t.TREATMENT_STARTED}),
         choice="Palliative care",
+        plain="care from the palliative care team, who help with pain and other symptoms and "
+        "with keeping you as well and comfortable as possible",
     ),
     StepDef(
         "plan_surveillance",
@@ -271,6 +301,7 @@ REGISTRY: tuple[StepDef, ...] = (
         # Active monitoring chosen by the MDT is the first treatment, as CWT counts it.
         tags=frozenset({t.MDT_DECISION, t.TREATMENT_STARTED}),
         choice="Surveillance",
+        plain="no treatment for now, with regular check-ups and scans to keep an eye on things",
     ),
     StepDef(
         "record_surgery",
@@ -492,6 +523,46 @@ REGISTRY: tuple[StepDef, ...] = (
         dd.NOTE_FIELDS,
         tags=frozenset({t.NOTE, t.VOID_TRANSPARENT}),
     ),
+    # Tracking: the coordinator's comment and the next actions (pathway_task rows).
+    StepDef(
+        TRACKING_NOTE_TRIGGER,
+        "Tracking note",
+        (Way(ACTIVE_STATES, None),),
+        dd.TRACKING_NOTE_FIELDS,
+        tags=frozenset({t.NOTE, t.TRACKING_NOTE, t.VOID_TRANSPARENT}),
+    ),
+    StepDef(
+        ADD_TASK_TRIGGER,
+        "Add task",
+        (Way(ACTIVE_STATES, None),),
+        dd.TASK_FIELDS,
+        rules=(_due_from_then,),
+        tags=frozenset({t.TASK_ADDED, t.VOID_TRANSPARENT}),
+    ),
+    # Tasks belong to open pathways: once a pathway closes its tasks are left as they stand
+    # (My work and the alerts read open pathways only).
+    StepDef(
+        UPDATE_TASK_TRIGGER,
+        "Change task",
+        (Way(ACTIVE_STATES, None),),
+        dd.TASK_UPDATE_FIELDS,
+        rules=(_owner_or_date, _due_from_then),
+        tags=frozenset({t.TASK_CHANGED, t.VOID_TRANSPARENT}),
+    ),
+    StepDef(
+        COMPLETE_TASK_TRIGGER,
+        "Mark task done",
+        (Way(ACTIVE_STATES, None),),
+        dd.TASK_DONE_FIELDS,
+        tags=frozenset({t.TASK_DONE, t.VOID_TRANSPARENT}),
+    ),
+    StepDef(
+        CANCEL_TASK_TRIGGER,
+        "Cancel task",
+        (Way(ACTIVE_STATES, None),),
+        dd.TASK_CANCEL_FIELDS,
+        tags=frozenset({t.TASK_CANCELLED, t.VOID_TRANSPARENT}),
+    ),
 )
 
 
@@ -569,6 +640,12 @@ def changes_state(trigger: str) -> bool:
 
 def is_mdt_outcome(trigger: str, source: str | None) -> bool:
     return has_tag(trigger, source, t.MDT_OUTCOME)
+
+
+def plain_words(trigger: str) -> str:
+    """An MDT outcome as a patient's letter says it."""
+    entry = _entries[trigger]
+    return entry.plain or (entry.choice or entry.label).lower()
 
 
 def mdt_outcome_choices() -> list[tuple[str, str]]:

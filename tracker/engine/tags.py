@@ -34,6 +34,13 @@ NOTE = "note"
 LESION = "lesion"  # charts one lesion (record_lesion): its site, finding and scores
 TREND = "trend"  # carries values charted over time (ASIA, pain, ECOG, Karnofsky, scores)
 VOID_TRANSPARENT = "void_transparent"  # may follow a step without stopping its void
+TRACKING_NOTE = "tracking_note"  # the coordinator's short tracking comment (worklist, PTL)
+TASK_ADDED = "task_added"  # a next action: what, owner, due date (a pathway_task row)
+TASK_CHANGED = "task_changed"  # an open task given a new owner and/or due date
+TASK_DONE = "task_done"
+TASK_CANCELLED = "task_cancelled"
+# Administrative tracking (the coordinator's note and tasks): no surgeon's sign-off needed.
+TRACKING = frozenset({TRACKING_NOTE, TASK_ADDED, TASK_CHANGED, TASK_DONE, TASK_CANCELLED})
 ALL = frozenset(
     {
         OPENS,
@@ -63,5 +70,10 @@ ALL = frozenset(
         LESION,
         TREND,
         VOID_TRANSPARENT,
+        TRACKING_NOTE,
+        TASK_ADDED,
+        TASK_CHANGED,
+        TASK_DONE,
+        TASK_CANCELLED,
     }
 )

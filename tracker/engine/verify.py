@@ -11,14 +11,16 @@ from tracker.core.runtime import db_session
 from tracker.engine import counts, daily, derive, timing
 from tracker.engine import steps as d
 from tracker.engine.history import History
-from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact
+from tracker.engine.models import Event, Pathway, PathwayClock, PathwayFact, PathwayTask
 
 
-def check(pathway: Pathway, events: list[Event], clock_rows=None, fact_rows=None) -> list[str]:
+def check(
+    pathway: Pathway, events: list[Event], clock_rows=None, fact_rows=None, task_rows=None
+) -> list[str]:
     """What is wrong with ``pathway``: its events, and every value the row and its clock
     rows keep from them, against a replay through ``derive`` (the services' own function).
-    ``clock_rows``, ``fact_rows``: the pathway's derived rows (read from the row when not
-    given)."""
+    ``clock_rows``, ``fact_rows``, ``task_rows``: the pathway's derived rows (read from the
+    row when not given)."""
     problems = []
     seqs = [e.seq for e in events]
     if seqs != list(range(1, len(events) + 1)):
@@ -48,7 +50,7 @@ def check(pathway: Pathway, events: list[Event], clock_rows=None, fact_rows=None
     # running), so any instant will do: the latest event's.
     derived = derive.derive_for(pathway, history, events[-1].recorded_at)
     rows = pathway.clocks if clock_rows is None else clock_rows
-    problems.extend(derive.differences(pathway, derived, rows, fact_rows))
+    problems.extend(derive.differences(pathway, derived, rows, fact_rows, task_rows))
     return problems
 
 
@@ -98,9 +100,19 @@ def verify_all(batch: int = 2000) -> tuple[list[tuple[int | str, str]], int]:
             .order_by(PathwayFact.pathway_id)
         )
         facts_of = {pid: list(fs) for pid, fs in groupby(fact_rows, key=lambda f: f.pathway_id)}
+        task_rows = db_session().scalars(
+            select(PathwayTask)
+            .where(PathwayTask.pathway_id.between(ids[0], ids[-1]))
+            .order_by(PathwayTask.pathway_id)
+        )
+        tasks_of = {pid: list(ts) for pid, ts in groupby(task_rows, key=lambda t: t.pathway_id)}
         for pathway in pathways:
             events = by_pathway.get(pathway.id, [])
-            rows = (clocks_of.get(pathway.id, []), facts_of.get(pathway.id, []))
+            rows = (
+                clocks_of.get(pathway.id, []),
+                facts_of.get(pathway.id, []),
+                tasks_of.get(pathway.id, []),
+            )
             for message in check(pathway, events, *rows):
                 problems.append((pathway.id, message))
             report_counts.update(daily.contribution(pathway, *rows))

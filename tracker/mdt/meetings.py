@@ -35,10 +35,9 @@ from tracker.engine.errors import InvalidData, PathwayError, RoleNotAllowed, Sta
 from tracker.engine.history import History
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
-from tracker.mdt import services
+from tracker.mdt import agenda, services
 from tracker.mdt.models import MEETING_STATUSES, TRIAGE, MdtCase, MdtMeeting
 from tracker.mdt.routes import bp
-from tracker.teams import scope
 from tracker.users.models import User
 from tracker.web.boundary import discard
 from tracker.web.forms import INCOMPLETE, RequestIdField, options, put_errors
@@ -146,7 +145,7 @@ def _outstanding(cases: list[MdtCase]) -> dict[int, int]:
     out: dict[int, int] = {}
     for case in cases:
         history = histories[case.pathway_id]
-        if _voided(case, history):
+        if case.rolled_to_id is not None or _voided(case, history):
             continue
         if not services.outcome_recorded(case, history):
             out[case.meeting_id] = out.get(case.meeting_id, 0) + 1
@@ -154,7 +153,9 @@ def _outstanding(cases: list[MdtCase]) -> dict[int, int]:
 
 
 def _voided(case: MdtCase, history: History) -> bool:
-    step = next((s for s in history.steps if s.seq == case.event.seq), None)
+    step = next(
+        (s for s in history.steps if s.event is not None and s.event.id == case.event_id), None
+    )
     return step is None or step.voided_by is not None
 
 
@@ -328,43 +329,13 @@ def new_series():
 # -- one meeting ----------------------------------------------------------------------------
 
 
-@dataclass
-class CaseRow:
-    case: MdtCase
-    visible: bool
-    outcome: bool
-
-
 @bp.get("/meetings/<int:meeting_id>")
 def meeting(meeting_id: int):
     meeting = db.get_or_404(MdtMeeting, meeting_id)
     now = utcnow()
-    cases = list(meeting.cases)
-    ids = [c.pathway_id for c in cases]
-    visible = (
-        set(
-            db.session.scalars(
-                select(Pathway.id).where(Pathway.id.in_(ids), scope.pathways(current_user, now))
-            )
-        )
-        if ids
-        else set()
-    )
-    events = (
-        db.session.scalars(
-            select(Event).where(Event.pathway_id.in_(ids)).order_by(Event.pathway_id, Event.seq)
-        )
-        if ids
-        else []
-    )
-    histories = {
-        pid: History.from_events(list(evs)) for pid, evs in groupby(events, lambda e: e.pathway_id)
-    }
-    rows = [
-        CaseRow(c, c.pathway_id in visible, services.outcome_recorded(c, histories[c.pathway_id]))
-        for c in cases
-        if not _voided(c, histories[c.pathway_id])
-    ]
+    rows = agenda.build(meeting, current_user, now)
+    past = now >= services.starts_at(meeting)
+    quorum = services.quorum(meeting)
     return render_template(
         "mdt/meeting.html",
         meeting=meeting,
@@ -372,15 +343,23 @@ def meeting(meeting_id: int):
         starts_at=services.starts_at(meeting),
         closes_at=services.closes_at(meeting),
         closed=now >= services.closes_at(meeting),
-        past=now >= services.starts_at(meeting),
+        past=past,
         team_label=teams.label(meeting.team),
         triage=TRIAGE,
         statuses=MEETING_STATUSES,
         may_organise=current_user.role in services.MAY_ORGANISE,
-        quorum=services.quorum(meeting),
+        quorum=quorum,
         specialties=services.SPECIALTIES,
         attendance_form=AttendanceForm(),
+        outstanding=[r for r in rows if r.visible and r.outstanding] if past else [],
+        rolled_to={m.id: m for m in _rolled_to(rows)},
+        decision_words=agenda.decision_words,
     )
+
+
+def _rolled_to(rows) -> list[MdtMeeting]:
+    ids = {r.case.rolled_to_id for r in rows if r.case.rolled_to_id}
+    return list(db.session.scalars(select(MdtMeeting).where(MdtMeeting.id.in_(ids)))) if ids else []
 
 
 class AttendanceForm(FlaskForm):

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, String, Text, Time, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    LargeBinary,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tracker.core.db import Base, UTCDateTime, utcnow
@@ -45,7 +54,11 @@ class MdtMeeting(Base):
 
     chair = relationship("User", foreign_keys=[chair_id], lazy="joined")
     cases = relationship(
-        "MdtCase", back_populates="meeting", order_by="MdtCase.position", lazy="select"
+        "MdtCase",
+        back_populates="meeting",
+        order_by="MdtCase.position",
+        lazy="select",
+        foreign_keys="MdtCase.meeting_id",
     )
     attendance = relationship(
         "MdtAttendance", back_populates="meeting", order_by="MdtAttendance.id", lazy="select"
@@ -74,8 +87,10 @@ class MdtCase(Base):
     triage: Mapped[str] = mapped_column(String(32))
     late_reason: Mapped[str] = mapped_column(Text, default="")
     listed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Not reached: rolled over to a later meeting of the team (listed there anew).
+    rolled_to_id: Mapped[int | None] = mapped_column(ForeignKey("mdt_meeting.id"))
 
-    meeting = relationship("MdtMeeting", back_populates="cases")
+    meeting = relationship("MdtMeeting", back_populates="cases", foreign_keys=[meeting_id])
     pathway = relationship("Pathway", lazy="joined")
     presenter = relationship("User", foreign_keys=[presenter_id], lazy="joined")
     event = relationship("Event")
@@ -100,3 +115,50 @@ class MdtAttendance(Base):
 
     meeting = relationship("MdtMeeting", back_populates="attendance")
     user = relationship("User", lazy="joined")
+
+
+LETTER_KINDS = {
+    "gp": "Outcome letter to the GP",
+    "patient": "Outcome letter to the patient",
+}
+
+
+class LetterTemplate(Base):
+    """The template of one kind of outcome letter, edited by an administrator (Jinja,
+    rendered in a sandbox). Seeded with the defaults on first use."""
+
+    __tablename__ = "letter_template"
+    __table_args__ = (CheckConstraint("kind IN ('gp', 'patient')", name="kind_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), unique=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("user.id"))
+
+
+class GeneratedDocument(Base):
+    """A PDF made by the tracker (an outcome letter), kept as generated: its bytes, their
+    SHA-256, who generated it and when. Each generation is a new row."""
+
+    __tablename__ = "generated_document"
+    __table_args__ = (CheckConstraint("kind IN ('gp', 'patient')", name="kind_known"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pathway_id: Mapped[int] = mapped_column(ForeignKey("pathway.id"), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("mdt_case.id"), index=True)
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("mdt_meeting.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(200))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    generated_by_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    generated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    pathway = relationship("Pathway")
+    generated_by = relationship("User", lazy="joined")
+
+    @property
+    def kind_label(self) -> str:
+        return LETTER_KINDS[self.kind]

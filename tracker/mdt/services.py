@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from tracker.audit import services as audit
 from tracker.core.clock import format_local, local_zone
 from tracker.core.runtime import db_session, setting
 from tracker.engine import services as engine
@@ -27,6 +28,7 @@ LISTING = d.MDT_LISTING_TRIGGER
 MAY_ORGANISE = MDT_ORGANISERS
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MAX_WEEKS = 52
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # meetings the clocks can hold
 
 
 def check_organiser(actor) -> None:
@@ -79,6 +81,8 @@ def _check_meeting(values: dict[str, Any], meeting: MdtMeeting | None) -> Meetin
             day = date.fromisoformat(day)
         except ValueError:
             errors["meeting_date"] = ["Give the meeting's date as YYYY-MM-DD"]
+    if isinstance(day, date) and not FIRST_DAY <= day <= LAST_DAY:
+        errors["meeting_date"] = [f"Give a date from {FIRST_DAY.year} to {LAST_DAY.year}"]
     at = need("start_time", "Give the start time (HH:MM)")
     if isinstance(at, str):
         try:
@@ -287,6 +291,45 @@ def _listing_follow_up(pathway: Pathway, event: Event, clean: dict, now: datetim
 engine.extend(LISTING, check=_listing_check, follow_up=_listing_follow_up)
 
 
+def _outcome_check(pathway: Pathway, data, now: datetime):
+    """An MDT outcome naming a meeting: the pathway is listed on it (an outcome for a case
+    not listed is refused), the meeting was not cancelled, and its date is the date."""
+    data = dict(data or {})
+    meeting_id = data.get("meeting_id")
+    if blank(meeting_id):
+        data.pop("meeting_id", None)
+        return data, {}
+    if isinstance(meeting_id, bool) or not isinstance(meeting_id, int):
+        return data, {"meeting_id": ["MDT meeting must be a meeting's number"]}
+    meeting = db_session().get(MdtMeeting, meeting_id) if 0 < meeting_id < 2**31 else None
+    if meeting is None:
+        return data, {"meeting_id": [f"There is no MDT meeting {meeting_id}"]}
+    day = meeting.meeting_date.isoformat()
+    listed = pathway.id is not None and db_session().scalar(
+        select(MdtCase.id).where(MdtCase.meeting_id == meeting.id, MdtCase.pathway_id == pathway.id)
+    )
+    if not listed:
+        return data, {
+            "meeting_id": [
+                f"This pathway is not listed on the {teams.label(meeting.team)} MDT of {day}: "
+                "list it on that meeting first, or record the outcome without naming a meeting"
+            ]
+        }
+    if meeting.status == "cancelled":
+        return data, {"meeting_id": [f"The MDT of {day} was cancelled: it decided nothing"]}
+    if blank(data.get("meeting_date")):
+        data["meeting_date"] = day
+    elif str(data["meeting_date"]) != day:
+        return data, {
+            "meeting_date": [f"The meeting named was on {day}: give that date, or leave it out"]
+        }
+    return data, {}
+
+
+for _trigger, _words in d.mdt_outcome_choices():
+    engine.extend(_trigger, check=_outcome_check)
+
+
 def move_case(case: MdtCase, direction: str, actor) -> bool:
     """Swap a case with its neighbour above ("up") or below ("down"); False at the end."""
     check_organiser(actor)
@@ -389,3 +432,102 @@ def case_problems() -> list[str]:
         if wrong:
             problems.append(f"MDT case {case.id} (meeting {case.meeting_id}): " + "; ".join(wrong))
     return problems
+
+
+# -- after the meeting ----------------------------------------------------------------------
+
+
+def next_meeting(meeting: MdtMeeting, now: datetime) -> MdtMeeting | None:
+    """The team's next scheduled meeting after ``meeting`` that has not started."""
+    found = db_session().scalars(
+        select(MdtMeeting)
+        .where(
+            MdtMeeting.team == meeting.team,
+            MdtMeeting.status == "scheduled",
+            MdtMeeting.id != meeting.id,
+            MdtMeeting.meeting_date >= meeting.meeting_date,
+        )
+        .order_by(MdtMeeting.meeting_date, MdtMeeting.start_time, MdtMeeting.id)
+    )
+    return next((m for m in found if starts_at(m) > max(now, starts_at(meeting))), None)
+
+
+def not_reached(meeting: MdtMeeting) -> list[tuple[MdtCase, History]]:
+    """The meeting's cases with no outcome recorded since their listing, not rolled over
+    already, whose pathway still waits in MDT review (a pathway closed since needs none)."""
+    out = []
+    for case in meeting.cases:
+        if case.rolled_to_id is not None or case.pathway.state != "mdt_review":
+            continue
+        history = engine.load_history(case.pathway)
+        listing = next((s for s in history.steps if s.seq == case.event.seq), None)
+        if listing is None or listing.voided_by is not None:
+            continue
+        if not outcome_recorded(case, history):
+            out.append((case, history))
+    return out
+
+
+def roll_over(meeting: MdtMeeting, actor, now: datetime) -> tuple[list[MdtCase], MdtMeeting]:
+    """List every case not reached at ``meeting`` on the team's next meeting, with the
+    same question, presenter and triage: all of them, or none (InvalidData names why).
+    Each is a new listing step of its pathway; the old case row names where it went."""
+    check_organiser(actor)
+    if starts_at(meeting) > now:
+        raise InvalidData(
+            {"meeting": ["This meeting has not started: cases not reached roll over after it"]}
+        )
+    cases = not_reached(meeting)
+    if not cases:
+        raise InvalidData(
+            {"meeting": ["Every case has an outcome or was rolled over: nothing to roll over"]}
+        )
+    target = next_meeting(meeting, now)
+    if target is None:
+        raise InvalidData(
+            {
+                "meeting": [
+                    f"{teams.label(meeting.team)} has no later meeting scheduled: create the "
+                    "next meeting, then roll the cases over"
+                ]
+            }
+        )
+    reason = f"Not reached at the MDT of {meeting.meeting_date.isoformat()}: rolled over"
+    moved = []
+    for case, _history in cases:
+        data = {
+            "meeting_id": target.id,
+            "question": case.question,
+            "presenter": case.presenter.username,
+            "triage": case.triage,
+            "late_reason": reason,
+        }
+        try:
+            engine.record(
+                case.pathway,
+                LISTING,
+                data,
+                now,
+                actor,
+                case.pathway.version,
+                engine.new_request_id(),
+                now=now,
+            )
+        except InvalidData as exc:
+            words = "; ".join(m for ms in exc.errors.values() for m in ms)
+            raise InvalidData(
+                {"meeting": [f"{case.pathway.patient.name} could not be rolled over: {words}"]}
+            ) from exc
+        case.rolled_to_id = target.id
+        moved.append(case)
+    db_session().flush()
+    audit.record(
+        "mdt_cases_rolled_over",
+        user=actor,
+        detail={
+            "from_meeting": meeting.id,
+            "to_meeting": target.id,
+            "cases": [c.id for c in moved],
+        },
+    )
+    return moved, target

@@ -19,9 +19,9 @@ from tracker.engine.dictionary import (
     PROCEDURES,
     describe,
 )
-from tracker.engine.fields import Choice, MultiChoice
+from tracker.engine.fields import Choice, MultiChoice, expand_levels
 from tracker.engine.history import History, Step
-from tracker.engine.lesions import Lesion
+from tracker.engine.lesions import Lesion, radiotherapy
 from tracker.engine.scores import MIRELS, SINS, TOKUHASHI, mirels_recommendation
 
 
@@ -134,6 +134,42 @@ def operations(history: History) -> list[Step]:
     return history.tagged(tags.OPERATION)
 
 
+def journey_marks(history: History) -> list[tuple[datetime, str, str, str]]:
+    """What the trend charts mark: (when, kind, short label, words) of each operation,
+    radiotherapy course and MDT decision."""
+    out = []
+    for step in operations(history):
+        out.append(
+            (
+                step.occurred_at,
+                "operation",
+                "Op",
+                f"Operation {step.occurred_at:%d %b %Y}: levels {step.data.get('levels', '')}",
+            )
+        )
+    for step in radiotherapy(history):
+        where = step.data.get("levels") or step.data.get("bone") or ""
+        dose = f" {step.data['dose_gy']:g} Gy" if step.data.get("dose_gy") is not None else ""
+        out.append(
+            (
+                step.occurred_at,
+                "radiotherapy",
+                "RT",
+                f"Radiotherapy {step.occurred_at:%d %b %Y}: {where}{dose}".rstrip(": "),
+            )
+        )
+    for step in history.mdt_outcomes():
+        out.append(
+            (
+                step.occurred_at,
+                "mdt",
+                "MDT",
+                f"{d.label(step.trigger)}, {step.occurred_at:%d %b %Y}",
+            )
+        )
+    return out
+
+
 _PROCEDURES = MultiChoice("procedures", "Procedures", choices=PROCEDURES)
 _APPROACH = Choice("approach", "Approach", choices=APPROACH)
 _COMPLICATION = Choice("complication", "Complication", choices=COMPLICATION)
@@ -143,13 +179,13 @@ _CLAVIEN = Choice("clavien_dindo", "Clavien-Dindo", choices=CLAVIEN_DINDO)
 @dataclass
 class Facts:
     histology: str | None
-    sins: str | None  # the latest of each lesion, naming it and its day, newest first
+    sins: list[str]  # the latest of each lesion, naming it and its day, newest first
     tokuhashi: str | None
-    bilsky: str | None  # as SINS
+    bilsky: list[str]  # as SINS
     asia: str | None
     operations: list[tuple[datetime, str]]
     complications: list[tuple[datetime, str, str]]
-    mirels: str | None = None  # as SINS, for long-bone lesions
+    mirels: list[str] = field(default_factory=list)  # as SINS, for long-bone lesions
 
 
 def _sins_words(total) -> str:
@@ -160,10 +196,54 @@ def _mirels_words(total) -> str:
     return f"{total} · {MIRELS.band(total)[1]}"
 
 
-def per_lesion(history: History, lesions: list[Lesion], key: str, words=str) -> str | None:
-    """The latest ``key`` of each lesion, naming the lesion and the day it was recorded for
-    (and its episode after a recurrence), the newest first: "14 · Unstable at T8, 12 Jun
-    2026"."""
+def _operations_on(history: History, lesion: Lesion) -> list[Step]:
+    """The operations that reached a lesion: naming it, or operating or instrumenting any
+    of its levels."""
+    ops = operations(history)
+    by_seq = {s.seq for s in ops}
+    named = {link.seq for link in lesion.links if link.seq in by_seq}
+    covered = set(_levels(lesion.levels)) if lesion.levels else set()
+    out = []
+    for step in ops:
+        reached = set(_levels(step.data.get("levels"))) | set(
+            _levels(step.data.get("instrumented_levels"))
+        )
+        if step.seq in named or covered & reached:
+            out.append(step)
+    return out
+
+
+def _levels(value: str | None) -> list[str]:
+    if not value:
+        return []
+    try:
+        return expand_levels(value)
+    except ValueError:  # an operation's levels as free text, from before they were checked
+        return []
+
+
+def _against_operations(at: datetime, ops: list[Step]) -> str:
+    """When a score was given, against the operations on its lesion: "before fixation",
+    "after fixation on 13 Jan 2026"."""
+    if not ops:
+        return ""
+
+    def what(step: Step) -> str:
+        fixed = "stabilisation_fusion" in step.data.get("procedures", ())
+        return "fixation" if fixed else "surgery"
+
+    before = [s for s in ops if s.occurred_at > at]
+    after = [s for s in ops if s.occurred_at <= at]
+    if after:
+        last = after[-1]
+        return f", after {what(last)} on {last.occurred_at:%d %b %Y}"
+    return f", before {what(before[0])}"
+
+
+def per_lesion(history: History, lesions: list[Lesion], key: str, words=str) -> list[str]:
+    """The latest ``key`` of each lesion, naming the lesion, the day it was recorded for,
+    when that was against the operations on the lesion, and its episode after a recurrence;
+    the newest first: "14 · Unstable at T8, 12 Jun 2026, before fixation"."""
     recurred = bool(history.tagged(tags.NEW_EPISODE))
     found = [(r, lesion) for lesion in lesions if (r := lesion.latest(key)) is not None]
     found.sort(key=lambda pair: (pair[0].at, pair[0].seq), reverse=True)
@@ -171,8 +251,11 @@ def per_lesion(history: History, lesions: list[Lesion], key: str, words=str) -> 
     for reading, lesion in found:
         episode = history.episode_of(history.by_seq[reading.seq])
         where = f" ({episode_words(episode)})" if recurred else ""
-        parts.append(f"{words(reading.get(key))} {lesion.where}, {reading.at:%d %b %Y}{where}")
-    return "; ".join(parts) or None
+        context = _against_operations(reading.at, _operations_on(history, lesion))
+        parts.append(
+            f"{words(reading.get(key))} {lesion.where}, {reading.at:%d %b %Y}{context}{where}"
+        )
+    return parts
 
 
 @dataclass(frozen=True)

@@ -54,26 +54,38 @@ class Gantt:
     bars: list[Bar]
     ticks: list[tuple[float, str]]
     now_x: float | None
+    episodes: list[tuple[float, str, str]] = field(default_factory=list)  # x, label, anchor
 
 
 ROW_H = 22
+GANTT_TOP = 24  # room above the bars for the episodes' labels
+MIN_BAR = 8  # every phase visible, a day-0 emergency path too: its dates are in its title
 
 
-def gantt(phases, axis: Axis, open_: bool) -> Gantt:
+def gantt(phases, axis: Axis, open_: bool, episodes=()) -> Gantt:
+    """The phases, each at least MIN_BAR wide, and each episode's start (the referral, then
+    each recurrence) marked and labelled."""
     states = [s for s in d.STATES if any(p.state == s for p in phases)]
     row_of = {s: i for i, s in enumerate(states)}
     bars = []
     for p in phases:
         x0, x1 = axis.x(p.start), axis.x(p.end)
+        w = max(x1 - x0, MIN_BAR)
+        x0 = min(x0, axis.right - w)
         label = d.STATE_LABELS[p.state]
         title = (
             f"{label}: {p.start:%d %b %Y} to "
             f"{'now' if p.current and open_ else f'{p.end:%d %b %Y}'} ({p.days:.1f} days)"
         )
-        bars.append(Bar(x0, 10 + row_of[p.state] * ROW_H, max(x1 - x0, 2), label, title, p.current))
-    rows = [(10 + i * ROW_H + ROW_H / 2, d.STATE_LABELS[s]) for i, s in enumerate(states)]
-    height = 10 + len(states) * ROW_H + 30
-    return Gantt(height, rows, bars, axis.ticks(), axis.x(axis.end) if open_ else None)
+        bars.append(Bar(x0, GANTT_TOP + row_of[p.state] * ROW_H, w, label, title, p.current))
+    rows = [(GANTT_TOP + i * ROW_H + ROW_H / 2, d.STATE_LABELS[s]) for i, s in enumerate(states)]
+    height = GANTT_TOP + len(states) * ROW_H + 30
+    marks = []
+    for at, words in episodes:
+        x = axis.x(at)
+        anchor = "end" if x > (axis.left + axis.right) / 2 else "start"
+        marks.append((x, f"{words} · {at:%d %b %Y}", anchor))
+    return Gantt(height, rows, bars, axis.ticks(), axis.x(axis.end) if open_ else None, marks)
 
 
 @dataclass
@@ -87,10 +99,37 @@ class Panel:
 
 
 PANEL_H = 70
+PANELS_TOP = 30  # room above the panels for the marks' labels
+
+
+@dataclass(frozen=True)
+class Mark:
+    """An operation, a radiotherapy course or an MDT decision, across the trend panels."""
+
+    x: float
+    kind: str  # operation, radiotherapy, mdt
+    short: str  # drawn: "Op", "RT", "MDT"
+    title: str
+    shown: bool = True  # its short label drawn (not when it would overlap the one before)
+    row: int = 0
+
+
+def marks(items, axis: Axis) -> list[Mark]:
+    """``items``: (at, kind, short, title) by date; labels staggered on two rows, and left
+    out (the line and its title stay) where they would still overlap."""
+    out: list[Mark] = []
+    last_x = [-1000.0, -1000.0]
+    for at, kind, short, title in sorted(items, key=lambda item: item[0]):
+        x = axis.x(at)
+        row = 0 if x - last_x[0] >= 26 else 1 if x - last_x[1] >= 26 else None
+        if row is not None:
+            last_x[row] = x
+        out.append(Mark(x, kind, short, title, row is not None, row or 0))
+    return out
 
 
 def trend_panels(series, axis: Axis) -> tuple[list[Panel], float]:
-    panels, top = [], 10.0
+    panels, top = [], float(PANELS_TOP)
     for s in series:
 
         def y(value, s=s, top=top):
@@ -158,6 +197,19 @@ class Edge:
         return f"{d.STATE_LABELS[self.source]} to {d.STATE_LABELS[self.dest]}: {names}"
 
 
+@dataclass(frozen=True)
+class Folded:
+    """Transitions open from (almost) every state, folded into a note instead of drawn."""
+
+    trigger: str
+    dest: str
+    sources: tuple[str, ...]
+
+    @property
+    def words(self) -> str:
+        return f"{d.label(self.trigger)} (to {d.STATE_LABELS[self.dest]})"
+
+
 @dataclass
 class Diagram:
     width: float
@@ -165,11 +217,14 @@ class Diagram:
     nodes: list[Node]
     edges: list[Edge]
     loops: list[tuple[str, str]] = field(default_factory=list)  # (state, trigger) records
+    folded: list[Folded] = field(default_factory=list)
 
     def machine_edges(self) -> set[tuple[str, str, str]]:
-        """Every (source, dest, trigger) drawn, records as self-loops."""
+        """Every (source, dest, trigger) drawn or folded into the note, records as
+        self-loops."""
         drawn = {(e.source, e.dest, t) for e in self.edges for t in e.triggers}
-        return drawn | {(s, s, t) for s, t in self.loops}
+        folded = {(s, f.dest, f.trigger) for f in self.folded for s in f.sources}
+        return drawn | folded | {(s, s, t) for s, t in self.loops}
 
 
 def _centre(state: str) -> tuple[float, float]:
@@ -195,8 +250,6 @@ def _edge_path(source: str, dest: str) -> str:
 
 def diagram(current: str, path_taken: list[tuple[str, str]]) -> Diagram:
     states, edges = graph()
-    # Transitions open to (almost) every state are drawn faintly, so the main flow stays
-    # legible.
     from_anywhere = d.from_anywhere()
     visited = {current} | {s for pair in path_taken for s in pair}
     taken = set(path_taken)
@@ -222,18 +275,27 @@ def diagram(current: str, path_taken: list[tuple[str, str]]) -> Diagram:
                 [t for s, t in loops if s == state],
             )
         )
-    drawn = [
-        Edge(
-            source,
-            dest,
-            triggers,
-            _edge_path(source, dest),
-            (source, dest) in taken,
-            all(t in from_anywhere for t in triggers) and (source, dest) not in taken,
-        )
-        for (source, dest), triggers in grouped.items()
-    ]
-    drawn.sort(key=lambda e: (not e.faint, e.taken))  # faint first, the path taken on top
+    # Transitions open to (almost) every state are folded into a note (unless this
+    # patient took one), so the patient's own path and the main flow stay legible.
+    drawn, folding = [], {}
+    for (source, dest), triggers in grouped.items():
+        spare = [t for t in triggers if t in from_anywhere and (source, dest) not in taken]
+        for t in spare:
+            folding.setdefault((t, dest), []).append(source)
+        kept = [t for t in triggers if t not in spare]
+        if kept:
+            drawn.append(
+                Edge(
+                    source,
+                    dest,
+                    kept,
+                    _edge_path(source, dest),
+                    (source, dest) in taken,
+                    False,
+                )
+            )
+    folded = [Folded(t, dest, tuple(sources)) for (t, dest), sources in folding.items()]
+    drawn.sort(key=lambda e: e.taken)  # the path taken on top
     width = 10 + 7 * COL_W
     height = 10 + 4 * ROW_SP
-    return Diagram(width, height, nodes, drawn, loops)
+    return Diagram(width, height, nodes, drawn, loops, folded)

@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
-from wtforms import SelectField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Optional
+from wtforms.validators import Optional
 
-from tracker.engine import clocks, consistency, services, tags
+from tracker.engine import clocks, services, tags
 from tracker.engine import steps as d
 from tracker.engine.dictionary import default_priority
 from tracker.engine.errors import (
@@ -24,22 +23,21 @@ from tracker.engine.errors import (
 from tracker.engine.fields import UserRef
 from tracker.engine.history import OCCURRED_AT, REFERRAL_RECEIVED_AT
 from tracker.engine.models import Event, Pathway
-from tracker.engine.scores import SCORES, sins_needs_surgical_opinion
 from tracker.engine.steps import all_fields_for
+from tracker.engine.tasks import TASK_FIELD
 from tracker.extensions import db
+from tracker.mdt.models import GeneratedDocument
 from tracker.overview.build import build as build_overview
 from tracker.pathway.timeline import entries, recorder
+from tracker.tracking import panel as tracking_panel
 from tracker.users.models import User
+from tracker.web import outcome_form
 from tracker.web.boundary import discard
-from tracker.web.filters import when
 from tracker.web.forms import (
-    BLANK,
-    StepForm,
     collect,
     fill,
     form_class,
     from_local_input,
-    options,
     put_errors,
     step_form,
     to_local_input,
@@ -66,14 +64,22 @@ def _names() -> dict[str, str]:
 def _actions(pathway: Pathway, history) -> dict:
     allowed = services.allowed_triggers(pathway, current_user, history)
     mdt = [t for t in allowed if d.is_mdt_outcome(t, pathway.state)]
+    # The tracking steps have their own panel (tracker.tracking.panel).
+    tracking = tracking_panel.tracking_triggers()
     return {
         "changes": [t for t in allowed if d.changes_state(t) and t not in mdt],
-        "records": [t for t in allowed if not d.changes_state(t)],
+        "records": [t for t in allowed if not d.changes_state(t) and t not in tracking],
         "mdt": mdt,
         "can_amend": d.role_may(current_user.role, d.AMEND_TRIGGER),
         "void_refusal": services.void_refusal(pathway, current_user, history),
         "voidable": history.voidable_step(),
     }
+
+
+def _map_at() -> int | None:
+    """The MDT decision whose lesion map to show (``?map_at=seq``); anything else: today's."""
+    raw = request.args.get("map_at", "")
+    return int(raw) if raw.isdigit() and len(raw) < 9 else None
 
 
 @bp.get("/<int:pathway_id>")
@@ -86,7 +92,7 @@ def show(pathway_id: int):
     amendable = {s.seq for s in services.amendable_steps(history)}
     return render_template(
         "pathway/show.html",
-        o=build_overview(pathway, history, _now()),
+        o=build_overview(pathway, history, _now(), _map_at()),
         pathway=pathway,
         history=history,
         entries=entries(history, _names()),
@@ -95,6 +101,12 @@ def show(pathway_id: int):
         amendable=amendable,
         recorder=recorder,
         now=_now(),
+        documents=db.session.scalars(
+            select(GeneratedDocument)
+            .where(GeneratedDocument.pathway_id == pathway.id)
+            .order_by(GeneratedDocument.generated_at.desc(), GeneratedDocument.id.desc())
+        ).all(),
+        tracking=tracking_panel.build(pathway, history, current_user, _now()),
     )
 
 
@@ -111,7 +123,7 @@ def print_view(pathway_id: int):
         "pathway/print.html",
         pathway=pathway,
         targets=statuses,
-        o=build_overview(pathway, history, now),
+        o=build_overview(pathway, history, now, _map_at()),
         now=now,
     )
 
@@ -148,7 +160,7 @@ def _already_recorded(request_id: str | None) -> Event | None:
     return services.recorded_with(request_id)
 
 
-def _submit(pathway: Pathway, form, call, template: str, context: dict, translate=None):
+def _submit(pathway: Pathway, form, call, template: str, context: dict, translate=None, after=None):
     """Run one service call as one transaction and answer as PRG, or re-render with why."""
     try:
         result = call()
@@ -183,6 +195,8 @@ def _submit(pathway: Pathway, form, call, template: str, context: dict, translat
         flash(f"Recorded: {result.event.label}.", "success")
     else:
         flash("This step was already recorded; nothing was added.", "info")
+    if after is not None and (elsewhere := after(pathway)) is not None:
+        return redirect(elsewhere)
     return redirect(url_for("pathway.show", pathway_id=pathway.id) + f"#event-{result.event.seq}")
 
 
@@ -204,49 +218,6 @@ def _with_every_problem(form, pathway: Pathway, trigger: str, fields) -> None:
         if target is not None and target.errors:
             continue  # the form's own words for this field stand
         put_errors(form, {name: messages})
-
-
-def _start(form, pathway: Pathway) -> None:
-    """A new submission: the version it was opened at, a request id, and now."""
-    if "occurred_at" in form:
-        form.occurred_at.data = to_local_input(_now())
-    form.expected_version.data = str(pathway.version)
-    form.request_id.data = services.new_request_id()
-
-
-def _when_preset(form, pathway: Pathway, history) -> dict | None:
-    """The occurred-at field's preset, chosen and said: now, or (``?at=last``, for a record
-    made after the fact that follows on from the last step) the last step's time. The form
-    names the preset and offers the other; the person recording confirms either."""
-    steps = history.counting()
-    last = steps[-1] if steps else None
-    now = _now()
-    if last is not None and request.args.get("at") == "last":
-        form.occurred_at.data = to_local_input(last.occurred_at)
-        form.occurred_at.description = (
-            f"Preset to the time of the last step, '{d.label(last.trigger)}' "
-            f"({when(last.occurred_at)}), local time: change it to when this happened."
-        )
-        return {"label": "Use now instead", "url": _this_form(pathway, at=None)}
-    form.occurred_at.data = to_local_input(now)
-    form.occurred_at.description = (
-        f"Preset to now ({when(now)}), local time: most records are made after the fact, "
-        "so change it to when this happened."
-        + (
-            f" The last step, '{d.label(last.trigger)}', happened at {when(last.occurred_at)}."
-            if last is not None
-            else ""
-        )
-    )
-    if last is None:
-        return None
-    return {"label": "Use the last step's time", "url": _this_form(pathway, at="last")}
-
-
-def _this_form(pathway: Pathway, **changes) -> str:
-    args = {**request.args.to_dict(), **changes}
-    args = {k: v for k, v in args.items() if v is not None}
-    return url_for(request.endpoint, **(request.view_args or {}), **args)
 
 
 def _not_now(pathway: Pathway, trigger: str):
@@ -277,7 +248,11 @@ def record(pathway_id: int, trigger: str):
         history = services.load_history(pathway)
         defaults = services.form_defaults(trigger, pathway.state, history)
         fill(form, form.dictionary_fields, defaults)
-        context["when_choice"] = _when_preset(form, pathway, history)
+        if TASK_FIELD in form and (number := request.args.get(TASK_FIELD, "")).isdigit():
+            form[TASK_FIELD].data = int(number)  # Done / Cancel from the Tracking panel
+        context["when_choice"] = outcome_form.when_preset(form, pathway, history)
+    if TASK_FIELD in form:
+        context["open_tasks"] = tracking_panel.open_tasks(pathway)
     if posted:
         if (repeat := _resubmitted(form, pathway)) is not None:
             return repeat
@@ -303,81 +278,22 @@ def record(pathway_id: int, trigger: str):
     return render_template("pathway/step.html", pathway=pathway, form=form, **context)
 
 
-def _score_summary(form) -> list[dict]:
-    """Totals and bands of the score components entered so far (shown on the MDT form)."""
-    out = []
-    for name, score in SCORES.items():
-        if f"{name}__{next(iter(score.components))}" not in form:
-            continue  # a score this form does not ask for
-        values = {}
-        for component in score.components:
-            raw = form[f"{name}__{component}"].data
-            allowed = {str(points) for points in score.allowed_points(component)}
-            if raw in allowed:  # anything else is refused beside its field on validation
-                values[component] = int(raw)
-        complete = len(values) == len(score.components)
-        total = sum(values.values())
-        out.append(
-            {
-                "name": name,
-                "label": score.label,
-                "entered": len(values),
-                "of": len(score.components),
-                "total": total if values else None,
-                "band": score.band(total)[1] if complete else None,
-                "flag": name == "sins" and complete and sins_needs_surgical_opinion(total),
-            }
-        )
-    return out
-
-
-def _entered(form, fields) -> dict:
-    """The values on the form as typed (pre-filled or posted), for the NOMS reading."""
-    try:
-        return collect(form, fields)
-    except (TypeError, ValueError):  # an input the form could not read: its error says so
-        return {}
-
-
 @bp.route("/<int:pathway_id>/mdt-outcome", methods=["GET", "POST"])
 def mdt_outcome(pathway_id: int):
+    """The one MDT outcome form. From a live meeting (``?live=<meeting id>``) the outcome
+    is the same step; the answer returns to the meeting's next case."""
     pathway = load(pathway_id)
     history = services.load_history(pathway)
-    allowed = [
-        t
-        for t in services.allowed_triggers(pathway, current_user, history)
-        if d.is_mdt_outcome(t, pathway.state)
-    ]
     posted = request.method == "POST"
-    if not allowed and not posted:
+    built = outcome_form.build(pathway, history, current_user, posted)
+    if not built.allowed and not posted:
         abort(
             409,
             f"An MDT outcome can be recorded only in MDT review; this pathway is in "
             f"'{pathway.state_label}'.",
         )
-    choices = options(
-        [BLANK] + [(t, words) for t, words in d.mdt_outcome_choices() if t in allowed or posted]
-    )
-    fields = d.mdt_outcome_fields()  # the MDT record and a note
-    decision = SelectField(
-        "Decision", choices=choices, validators=[InputRequired("Choose the MDT's decision.")]
-    )
-    base = type("MDTForm", (StepForm,), {"decision": decision})
-    form = form_class(fields, users_by_role(), base=base)(formdata=request.form if posted else None)
-    when_choice = None
-    if not posted:
-        _start(form, pathway)
-        when_choice = _when_preset(form, pathway, history)
-        form.decision.data = request.args.get("decision", "")
-        fill(form, fields, consistency.mdt_form_defaults(history))
-    context = {
-        "when_choice": when_choice,
-        "title": "Record MDT outcome",
-        "scores": _score_summary(form),
-        "noms": consistency.noms_for(history, _entered(form, fields)),
-        "bilsky_flag": consistency.bilsky_needs_surgical_opinion(form.bilsky_grade.data),
-        "bilsky_flag_words": consistency.BILSKY_FLAG,
-    }
+    form, fields = built.form, built.fields
+    context = {**built.context, "live": outcome_form.live_meeting()}
     if posted and request.form.get("calculate"):
         # "Calculate scores" only shows the totals; nothing is recorded.
         return render_template("pathway/mdt_outcome.html", pathway=pathway, form=form, **context)
@@ -400,8 +316,9 @@ def mdt_outcome(pathway_id: int):
                 ),
                 "pathway/mdt_outcome.html",
                 context,
+                after=outcome_form.after_live_outcome,
             )
-        if form.decision.data in allowed:
+        if form.decision.data in built.allowed:
             _with_every_problem(form, pathway, form.decision.data, fields)
         return render_template(
             "pathway/mdt_outcome.html", pathway=pathway, form=form, **context
@@ -484,7 +401,7 @@ def amend(pathway_id: int, seq: int):
     context = {"step": step, "title": f"Amend: {d.label(step.trigger)}"}
     if not posted:
         fill(form, [f for f in fields if f.name != time_key], recorded)
-        _start(form, pathway)
+        outcome_form.start(form, pathway)
         time_input.data = to_local_input(step.occurred_at)
         return render_template("pathway/amend.html", pathway=pathway, form=form, **context)
     if (repeat := _resubmitted(form, pathway)) is not None:
@@ -539,7 +456,7 @@ def void(pathway_id: int):
         refusal = services.void_refusal_error(current_user, history)
         if refusal:
             abort(refusal.status, refusal.message)  # the same answer as the POST would get
-        _start(form, pathway)
+        outcome_form.start(form, pathway)
         return render_template("pathway/void.html", pathway=pathway, form=form, **context)
     if (repeat := _resubmitted(form, pathway)) is not None:
         return repeat

@@ -20,6 +20,7 @@ from tracker.extensions import db
 from tracker.returns import queries
 from tracker.teams import scope
 from tracker.users.models import User
+from tracker.web.back import remember_list
 from tracker.web.csv import csv_response
 
 bp = Blueprint("returns", __name__)
@@ -69,6 +70,7 @@ def ptl():
         return render_template("returns/ptl.html", result=None, **context), 422
     result = queries.ptl(filters, now, page, PTL_PAGE_SIZE)
     pages = max(1, -(-result.total // PTL_PAGE_SIZE))
+    remember_list("ptl")
 
     def link(**changes):
         merged = {k: v for k, v in request.args.items() if v}

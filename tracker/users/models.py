@@ -8,6 +8,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from tracker.core.db import Base, UTCDateTime, utcnow
 from tracker.users.roles import ROLE_LABELS, ROLES
 
+# How a user's alerts reach them by email, as the account page offers it.
+ALERT_EMAIL_CHOICES = {
+    "immediately": "Every alert as it comes (one email per run of the alerts, outside quiet hours)",
+    "daily": "Breached targets at once, everything else in one email each morning",
+    "none": "No email: alerts in the tracker only",
+}
+
 
 class User(Base):
     __tablename__ = "user"
@@ -18,6 +25,10 @@ class User(Base):
     SEALED = ("username", "full_name", "role", "active", "password_hash")
     __table_args__ = (
         CheckConstraint(f"role IN ({', '.join(repr(r) for r in ROLES)})", name="role_known"),
+        CheckConstraint(
+            f"alert_email IN ({', '.join(repr(p) for p in ALERT_EMAIL_CHOICES)})",
+            name="alert_email_known",
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -45,6 +56,10 @@ class User(Base):
     totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The last time step whose code was accepted: a code is never accepted twice.
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # Alerts by email (tracker/alerts), set by the user on their account page: where to,
+    # and how often (ALERT_EMAIL_CHOICES). Without an address, alerts are in the app only.
+    email: Mapped[str | None] = mapped_column(String(254))
+    alert_email: Mapped[str] = mapped_column(String(16), default="daily", server_default="daily")
 
     # What Flask-Login asks of a user, written here so the model needs no web framework.
     is_authenticated = True

@@ -9,7 +9,7 @@ from functools import cache
 from sqlalchemy import func, select, update
 
 from tracker.extensions import db
-from tracker.users.models import User
+from tracker.users.models import ALERT_EMAIL_CHOICES, User
 from tracker.users.passwords import NO_PASSWORD, check_password, set_password
 from tracker.users.roles import ROLES
 from tracker.users.sessions import end_sessions_of
@@ -191,3 +191,34 @@ def unlock(user: User) -> None:
     user.failed_logins = 0
     user.locked_until = None
     db.session.flush()
+
+
+EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+
+
+def set_alert_email(user: User, email: str, preference: str) -> None:
+    """A user's own address for alerts and how often they want them (ALERT_EMAIL_CHOICES);
+    an empty address: alerts in the tracker only."""
+    email = (email or "").strip()
+    if preference not in ALERT_EMAIL_CHOICES:
+        raise UserError(
+            "Choose how often to get alerts by email: "
+            + ", ".join(f"'{p}'" for p in ALERT_EMAIL_CHOICES)
+            + ".",
+            field="alert_email",
+        )
+    if len(email) > 254:
+        raise UserError("An email address has at most 254 characters.", field="email")
+    if email and not EMAIL_SHAPE.match(email):
+        raise UserError(
+            f"'{email}' is not an email address: write it as name@hospital.nhs.uk, or leave "
+            "it empty to get alerts in the tracker only.",
+            field="email",
+        )
+    if not email and preference != "none":
+        raise UserError(
+            "Enter your email address to get alerts by email, or choose 'No email'.",
+            field="email",
+        )
+    user.email = email or None
+    user.alert_email = preference

@@ -92,11 +92,13 @@ def check_settings(config) -> None:
         return
     missing = [name for name in ("OIDC_CLIENT_ID", "OIDC_CLIENT_SECRET") if not config.get(name)]
     if missing:
-        raise RuntimeError(f"OIDC_ISSUER is set: set {' and '.join(missing)} too (README)")
+        raise RuntimeError(
+            f"OIDC_ISSUER is set: set {' and '.join(missing)} too (docs/configuration.md)"
+        )
     if not parse_role_map(config.get("OIDC_ROLE_MAP", "")):
         raise RuntimeError(
             "OIDC_ISSUER is set: set OIDC_ROLE_MAP, e.g. "
-            '"spine-admins=admin,spine-surgeons=surgeon" (README, Configuration)'
+            '"spine-admins=admin,spine-surgeons=surgeon" (docs/configuration.md)'
         )
 
 

@@ -105,7 +105,7 @@ def init_app(app: Flask) -> None:
             not current_user.two_factor_enrolled
             and current_user.role in parse_roles(app.config["TOTP_REQUIRED_ROLES"])
             # A single sign-on relies on the identity provider's own multi-factor
-            # authentication (README, Security: two-factor login).
+            # authentication (docs/security.md: two-factor login).
             and session.get(LOGIN_METHOD) != "sso"
             and request.endpoint not in SETTING_UP
         ):

@@ -11,6 +11,7 @@ from tracker.engine import clocks
 from tracker.engine import steps as d
 from tracker.engine.dictionary import REFERRAL_PRIORITY, URGENCY_SHORT
 from tracker.users.roles import ROLE_LABELS
+from tracker.web.back import way_back
 
 
 def _zone() -> ZoneInfo:
@@ -65,7 +66,7 @@ def duration(delta: timedelta | None) -> str:
 
 # Labels that already say what the button does ("Refer to MDT", "Record operation"):
 # those whose first word is one of these English verbs (words, not trigger names).
-_VERBS = frozenset("record refer request start withdraw discharge".split())  # noqa: SIM905
+_VERBS = frozenset("record refer request start withdraw discharge add change mark cancel".split())  # noqa: SIM905
 
 
 def action_words(trigger: str) -> str:
@@ -95,3 +96,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(action_words)
     app.add_template_global(URGENCY_SHORT, "URGENCY_LABELS")
     app.add_template_global(ROLE_LABELS, "ROLE_LABELS")
+    app.add_template_global(way_back)

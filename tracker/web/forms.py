@@ -7,7 +7,7 @@ valid, and their messages are put back beside the fields they concern.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +35,7 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from tracker.engine.fields import SCORE_SEP, Field, gather
 from tracker.engine.steps import all_fields_for
+from tracker.users.roles import CLINICAL, ROLE_LABELS
 
 BLANK = ("", "— choose —")
 
@@ -140,6 +141,12 @@ class WTFormsKit:
         return RadioField(f.label, choices=choices, validators=_required(f), description=f.help)
 
     def users(self, role: str | None) -> list[tuple[str, str]]:
+        """The active users of ``role``; None: everyone who records care (a task's owner)."""
+        if role is None:
+            people = [u for r in sorted(CLINICAL) for u in self.users_by_role.get(r, [])]
+            return [
+                (u.username, f"{u.display_name} ({ROLE_LABELS[u.role].lower()})") for u in people
+            ]
         return [(u.username, u.display_name) for u in self.users_by_role.get(role, [])]
 
     def optional_select(self, label: str, choices):
@@ -176,14 +183,46 @@ class RequestIdField(HiddenField):
             raise ValueError(INCOMPLETE)
 
 
+class WhenField(DateTimeLocalField):
+    """When a step happened: one datetime-local value ("2026-03-14T09:30", as the amend
+    form and scripts send it) or a date and a time sent as two values of the same name
+    (the record forms: the date preset, the time left for the person recording to fill in,
+    so that no record is silently dated "now")."""
+
+    preset_date: date | None = None
+
+    def process_formdata(self, valuelist) -> None:
+        if len(valuelist) == 2:
+            day, time = (v.strip() for v in valuelist)
+            if not day:
+                self.data = None
+                raise ValueError("Enter the date it happened, for example 14/03/2026.")
+            if not time:
+                self.data = None
+                raise ValueError("Enter the time it happened, for example 09:30.")
+            valuelist = [f"{day}T{time}"]
+        super().process_formdata(valuelist)
+
+    def parts(self) -> tuple[str, str]:
+        """The date and the time to show in the two inputs."""
+        if self.raw_data:
+            if len(self.raw_data) == 2:
+                return self.raw_data[0], self.raw_data[1]
+            day, _, time = self.raw_data[0].partition("T")
+            return day, time
+        if self.data is not None:
+            return self.data.date().isoformat(), self.data.strftime("%H:%M")
+        return (self.preset_date.isoformat() if self.preset_date else ""), ""
+
+
 class StepForm(FlaskForm):
     """What every recorded step carries besides its data."""
 
-    occurred_at = DateTimeLocalField(
+    occurred_at = WhenField(
         "When it happened",
         format="%Y-%m-%dT%H:%M",
         validators=[InputRequired("Enter when it happened, for example 14/03/2026 09:30.")],
-        description="Local time. Defaults to now.",
+        description="Local time.",
     )
     expected_version = HiddenField()
     request_id = RequestIdField()
@@ -209,7 +248,7 @@ def step_form(trigger: str, source: str, pathway, users_by_role, formdata=None):
     form = form_class(fields, users_by_role)(formdata=formdata)
     form.dictionary_fields = fields
     if formdata is None:
-        form.occurred_at.data = to_local_input(datetime.now(local_zone()))
+        form.occurred_at.preset_date = datetime.now(local_zone()).date()
         form.expected_version.data = str(pathway.version)
         form.request_id.data = uuid.uuid4().hex
     return form

@@ -15,8 +15,10 @@ from tracker.engine.models import Pathway
 from tracker.extensions import db
 from tracker.patients.models import Patient
 from tracker.teams import scope
+from tracker.web.back import remember_list
 from tracker.web.csv import csv_response
 from tracker.web.helpers import patient_search
+from tracker.worklist.filters import FILTERS, SORT_LABELS, TARGET_FILTERS
 
 bp = Blueprint("worklist", __name__)
 
@@ -31,21 +33,8 @@ SORTS = {
         Pathway.id,
     ),
 }
-SORT_LABELS = {
-    "due": "Next target due",
-    "in_state": "Longest in state",
-    "name": "Name",
-    "referral": "Newest referral",
-    "urgency": "Urgency",
-}
-FILTERS = ("state", "urgency", "target", "mine", "q")
 # A filtered worklist counts its pathways up to here; beyond, it says "more than".
 COUNT_LIMIT = 1000
-TARGET_FILTERS = {
-    "breached": "Breached",
-    "due_soon": "Due soon",
-    "attention": "Due soon or breached",
-}
 
 
 def filtered(args, now: datetime, user, what=Pathway, sort: str | None = None):
@@ -59,7 +48,7 @@ def filtered(args, now: datetime, user, what=Pathway, sort: str | None = None):
     if state in d.ACTIVE_STATES:
         query = query.where(Pathway.state == state)
     urgency = args.get("urgency")
-    if urgency in ("emergency", "urgent", "routine"):
+    if urgency in URGENCY_SHORT:
         query = query.where(Pathway.urgency == urgency)
     target = args.get("target")
     breached = Pathway.next_target_sort < now  # no target sorts at the end of time
@@ -110,6 +99,7 @@ def index():
     pages = max(1, -(-total // size))
     if more:  # how many pages is not known beyond the limit: one more at least
         pages = max(pages, page)
+    remember_list("worklist")
 
     def link(**changes):
         merged = {k: v for k, v in args.items() if v}

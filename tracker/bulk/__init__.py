@@ -1,0 +1,1 @@
+"""Bulk actions: one step recorded on each of several pathways, all or nothing."""
