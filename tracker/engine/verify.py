@@ -115,7 +115,7 @@ def verify_all(batch: int = 2000) -> tuple[list[tuple[int | str, str]], int]:
             )
             for message in check(pathway, events, *rows):
                 problems.append((pathway.id, message))
-            report_counts.update(daily.contribution(pathway, *rows))
+            report_counts.update(daily.contribution(pathway, rows[0], rows[1]))
         checked += len(pathways)
         last_id = ids[-1]
         db_session().expunge_all()
