@@ -612,3 +612,13 @@ def test_an_owner_outside_one_pathways_team_adds_the_task_to_none(
     failures = text.split('id="bulk-failures"')[1].split("</div>")[0]
     assert failures.count("<li>") == 1  # the other three could take it
     assert_no_task_written(pathways, versions)
+
+
+def test_a_form_without_its_request_id_says_so(client, login, users, session, three):
+    session.commit()
+    login("coordinator")
+    data = {**form("task", tokens(*three), **task_values()), "request_id": ""}
+    response = client.post("/bulk/", data=data)
+    assert response.status_code == 422
+    assert "The form is incomplete: open it again from the list" in shown(response)
+    assert task_rows() == []

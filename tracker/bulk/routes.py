@@ -195,7 +195,11 @@ def act():
         return _page(form, action, selection, 409, failures=exc.failures)
     except InvalidData as exc:
         discard()
-        problems = put_errors(form, exc.errors)
+        # A hidden field's message (the form's request id) is shown above the form, as
+        # the messages of no field are: beside a hidden field, nobody would see it.
+        errors = dict(exc.errors)
+        hidden = [m for f in form if f.type == "HiddenField" for m in errors.pop(f.name, [])]
+        problems = hidden + put_errors(form, errors)
         return _page(form, action, selection, 422, problems=problems)
     flash(done.summary, "success")
     return redirect(list_url(form.back_page.data or "worklist", form.back_query.data or ""))
