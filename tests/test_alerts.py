@@ -28,8 +28,10 @@ from tracker.alerts.run import run_alerts
 from tracker.alerts.schedule import in_quiet_hours, next_digest
 from tracker.audit.models import AuditEntry
 from tracker.engine import services
+from tracker.engine.models import PathwayTask
 from tracker.mail import EML_BACKEND, mail, send_mail
 from tracker.mdt import services as mdt
+from tracker.tracking import services as tracking
 
 # A Tuesday in winter: London time is UTC, so the local times below read as written.
 BASE = datetime(2027, 1, 12, 10, 0, tzinfo=UTC)
@@ -212,9 +214,138 @@ def test_an_mdt_outcome_outstanding_the_day_after_the_meeting(users, session, fr
     )
 
 
-def test_the_overdue_task_rule_waits_for_the_task_table(users, session):
-    # The tasks are built on another branch; the rule is wired when they are merged.
+def _task(users, due_on: date, owner: str = "surgeon", what: str = "Chase MRI report"):
+    """A new pathway (referred a week before BASE: no clock alert) with one task due on
+    ``due_on``, added on 8 January; (the pathway, its Driver, the task's number)."""
+    added_at = at(8, 9)
+    pathway = new_pathway(users["coordinator"], BASE - timedelta(days=7))
+    added = tracking.add_task(
+        pathway, what, owner, due_on, users["coordinator"], occurred_at=added_at, now=added_at
+    )
+    return pathway, Driver(pathway, users["coordinator"], added_at), added.event.seq
+
+
+def _task_row(session, pathway) -> PathwayTask:
+    return session.scalar(select(PathwayTask).where(PathwayTask.pathway_id == pathway.id))
+
+
+def test_an_overdue_task_alerts_its_owner_once(users, session, frozen):
+    pathway, _, _ = _task(users, date(2027, 1, 11))  # due yesterday
+    session.commit()
+    task = _task_row(session, pathway)
+    raised = alerts.raise_alerts(BASE)
+    assert [(n.kind, n.user_id, n.pathway_id, n.dedupe_key) for n in raised] == [
+        ("task_overdue", users["surgeon"].id, pathway.id, f"task_overdue:{task.id}:2027-01-11")
+    ]
+    assert raised[0].detail == "Task 'Chase MRI report': was due by 11 Jan 2027"
+    assert raised[0].email_due_at == at(13, 7, 30)  # the daily digest, not at once
+    session.commit()
+    assert alerts.raise_alerts(BASE + timedelta(hours=1)) == []  # a second run: nothing new
+    assert len(notes(session)) == 1
+    (entry,) = audited(session, "alert_raised")
+    assert entry.pathway_id == pathway.id and '"to": "surgeon"' in entry.detail
+
+
+def test_a_task_due_today_is_not_overdue_until_the_next_day(users, session, frozen):
+    pathway, _, _ = _task(users, date(2027, 1, 12))
+    session.commit()
+    assert rules.tasks_overdue(at(12, 23, 59)) == []
+    (alert,) = rules.tasks_overdue(at(13, 0, 1))
+    assert alert.pathway_id == pathway.id and alert.recipients == (users["surgeon"].id,)
+
+
+def test_the_local_date_decides_when_a_task_is_overdue(users, session):
+    # In summer London is an hour ahead: 23:30 UTC on 1 July is already 2 July there.
+    with time_machine.travel(datetime(2027, 6, 20, 10, tzinfo=UTC), tick=False):
+        added_at = datetime(2027, 6, 20, 10, tzinfo=UTC)
+        pathway = new_pathway(users["coordinator"], added_at - timedelta(days=7))
+        tracking.add_task(
+            pathway, "Chase", "surgeon", date(2027, 7, 1), users["coordinator"], now=added_at
+        )
+        session.commit()
+    assert rules.tasks_overdue(datetime(2027, 7, 1, 22, 59, tzinfo=UTC)) == []
+    (alert,) = rules.tasks_overdue(datetime(2027, 7, 1, 23, 30, tzinfo=UTC))
+    assert alert.pathway_id == pathway.id
+
+
+@pytest.mark.parametrize("close", ["complete_task", "cancel_task"])
+def test_a_done_or_cancelled_task_is_not_overdue(users, session, frozen, close):
+    pathway, drive, number = _task(users, date(2027, 1, 11))
+    drive.t = at(10, 9)
+    data = {"task": number, "reason": "Not needed"} if close == "cancel_task" else {"task": number}
+    drive.do(close, data)
+    session.commit()
+    assert _task_row(session, pathway).status != "open"
     assert rules.tasks_overdue(BASE) == []
+    assert alerts.raise_alerts(BASE) == []
+
+
+def test_no_task_alert_about_a_closed_pathway(users, session, frozen):
+    pathway, drive, _ = _task(users, date(2027, 1, 11))
+    drive.t = at(10, 9)
+    drive.do("withdraw")
+    session.commit()
+    assert pathway.closed_at is not None and _task_row(session, pathway).status == "open"
+    assert rules.tasks_overdue(BASE) == []
+    assert alerts.raise_alerts(BASE) == []
+
+
+def test_a_task_given_a_new_due_date_is_alerted_again_when_that_passes(users, session, frozen):
+    pathway, _, number = _task(users, date(2027, 1, 9))
+    session.commit()
+    (first,) = alerts.raise_alerts(at(10, 9))
+    tracking.update_task(
+        pathway,
+        number,
+        users["coordinator"],
+        owner="coordinator",
+        due_on=date(2027, 1, 11),
+        occurred_at=at(10, 10),
+        now=at(10, 10),
+    )
+    session.commit()
+    (second,) = alerts.raise_alerts(BASE)
+    assert (first.user_id, second.user_id) == (users["surgeon"].id, users["coordinator"].id)
+    assert first.dedupe_key.endswith(":2027-01-09") and second.dedupe_key.endswith(":2027-01-11")
+
+
+def test_an_inactive_owner_gets_no_task_alert(users, session, frozen):
+    _task(users, date(2027, 1, 11))
+    users["surgeon"].active = False
+    session.commit()
+    assert len(rules.tasks_overdue(BASE)) == 1
+    assert alerts.raise_alerts(BASE) == []
+
+
+def test_the_overdue_task_rule_runs_one_query_whatever_the_tasks(users, session, frozen):
+    from tests.test_query_budget import counted
+
+    _task(users, date(2027, 1, 11))
+    session.commit()
+    with counted() as few:
+        assert len(rules.tasks_overdue(BASE)) == 1
+    for owner in ("surgeon", "coordinator", "surgeon2", "coordinator"):
+        _task(users, date(2027, 1, 10), owner=owner)
+    session.commit()
+    with counted() as many:
+        assert len(rules.tasks_overdue(BASE)) == 5
+    assert len(few) == len(many) == 1
+
+
+def test_an_overdue_task_is_emailed_in_the_daily_digest(users, session, frozen, outbox):
+    with_email(users["surgeon"])
+    pathway, _, _ = _task(users, date(2027, 1, 11))
+    session.commit()
+    assert run_alerts(BASE).raised == 1
+    assert outbox == []  # not a breach: it waits for the digest
+    assert run_alerts(at(13, 7, 25)).emailed == []
+    assert run_alerts(at(13, 7, 30)).emailed == ["surgeon"]
+    (digest,) = outbox
+    assert digest.to == ["surgeon@hospital.example"]
+    assert f"- Task overdue: MRN {pathway.patient.mrn}" in digest.body
+    assert "Chase MRI report" not in digest.body  # what the task says stays in the tracker
+    assert not [word for word in DIAGNOSIS_WORDS if word in digest.body]
+    assert run_alerts(at(13, 7, 35)).emailed == []
 
 
 # -- the schedule --------------------------------------------------------------------------------

@@ -128,3 +128,30 @@ def test_save_a_view_reload_it_and_bulk_assign_three_patients(live_app, page, ba
     assert not serious_violations(page)
     if backend == "sqlite":
         page.screenshot(path=SHOTS / "bulk-actions.png", full_page=True)
+
+
+def test_bulk_add_a_task_to_two_patients(live_app, page, backend):  # noqa: F811
+    ids = _seed(live_app)
+    due = (datetime.now(UTC) + timedelta(days=14)).date()
+    page.goto("/login")
+    page.get_by_label("Username").fill("coordinator")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(r"/my-work/$"))  # a coordinator's page after logging in
+    page.goto("/")
+    page.get_by_role("heading", name="Worklist").wait_for()
+    page.get_by_label("Select ADEYEMI, Tola").check()
+    page.get_by_label("Select CASTELLANOS, Ines").check()
+    page.get_by_label("With the patients ticked below").select_option("task")
+    page.get_by_role("button", name="Continue with the ticked patients").click()
+    page.get_by_role("heading", name="Add a task: 2 patients").wait_for()
+    page.get_by_label("What needs doing").fill("Chase MRI report")
+    page.get_by_label("Owner").select_option("surgeon2")
+    page.get_by_label("Due by").fill(due.isoformat())
+    assert not serious_violations(page)
+    if backend == "sqlite":
+        page.screenshot(path=SHOTS / "bulk-task.png", full_page=True)
+    page.get_by_role("button", name="Apply to these patients").click()
+    page.get_by_text("Task 'Chase MRI report' added for Surgeon2 on 2 pathways").wait_for()
+    page.goto(f"/pathways/{ids['Castellanos']}")
+    assert "Chase MRI report" in page.locator("body").inner_text()

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import html
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import delete, func, select
 
-from tests.helpers import driver
+from tests.helpers import driver, new_pathway
 from tracker.audit.models import AuditEntry
 from tracker.bulk import services as bulk
 from tracker.core.clock import local_zone
-from tracker.engine.models import Event, Pathway
+from tracker.engine.models import Event, Pathway, PathwayTask
 from tracker.extensions import db
 from tracker.mdt import services as mdt
 from tracker.mdt.models import MdtCase
@@ -468,3 +468,157 @@ def test_bulk_listing_needs_a_meeting_ahead_and_its_details(
     response = client.post("/bulk/", data=form("mdt", tokens(*in_review), meeting_id="99999"))
     assert "There is no MDT meeting 99999" in shown(response)
     assert events(bulk.LISTING) == []
+
+
+# -- a task on each -------------------------------------------------------------------------
+
+
+def in_days(days: int) -> date:
+    return datetime.now(local_zone()).date() + timedelta(days=days)
+
+
+def task_rows() -> list[PathwayTask]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(PathwayTask).order_by(PathwayTask.pathway_id)))
+
+
+def task_values(**values) -> dict:
+    return {"what": "Chase MRI report", "owner": "surgeon2", "due_on": in_days(7), **values}
+
+
+def assert_no_task_written(pathways, versions):
+    assert task_rows() == []
+    assert events(bulk.ADD_TASK) == []
+    assert [a for a in audited("record_event") if bulk.ADD_TASK in a.detail] == []
+    assert all(fresh(p.id).version == versions[p.id] for p in pathways)
+
+
+def test_bulk_add_a_task_to_each(client, login, users, session, three):
+    session.commit()
+    versions = {p.id: p.version for p in three}
+    login("coordinator")
+    review = shown(client.get("/bulk/", query_string={"action": "task", "pathway": tokens(*three)}))
+    assert "Add a task: 3 patients" in review
+    assert '<option value="surgeon2">Surgeon2 (surgeon)</option>' in review
+    assert '<option value="coordinator2">Coordinator2 (care coordinator)</option>' in review
+    assert 'value="viewer"' not in review and 'value="admin"' not in review
+    assert 'name="due_on" type="date"' in review and 'name="what"' in review
+    due = in_days(7)
+    response = client.post("/bulk/", data=form("task", tokens(*three), **task_values()))
+    assert response.status_code == 302, shown(response)
+    assert (
+        f"Task 'Chase MRI report' added for Surgeon2 on 3 pathways, due by {due:%d %b %Y}."
+        in shown(client.get(response.headers["Location"]))
+    )
+    rows = task_rows()
+    assert sorted(t.pathway_id for t in rows) == sorted(p.id for p in three)
+    for task in rows:
+        assert (task.what, task.owner_id, task.due_on, task.status) == (
+            "Chase MRI report",
+            users["surgeon2"].id,
+            due,
+            "open",
+        )
+    added = events(bulk.ADD_TASK)
+    assert sorted(e.pathway_id for e in added) == sorted(p.id for p in three)
+    assert all(
+        e.data == {"what": "Chase MRI report", "owner": "surgeon2", "due_on": due.isoformat()}
+        for e in added
+    )
+    assert all(e.recorded_by_id == users["coordinator"].id for e in added)
+    assert {t.pathway_id: t.seq for t in rows} == {e.pathway_id: e.seq for e in added}
+    for p in three:
+        assert fresh(p.id).version == versions[p.id] + 1
+    entries = [a for a in audited("record_event") if f'"trigger": "{bulk.ADD_TASK}"' in a.detail]
+    assert sorted(a.pathway_id for a in entries) == sorted(p.id for p in three)
+    assert all(a.username == "coordinator" for a in entries)
+
+
+def test_bulk_task_with_one_pathway_changed_meanwhile_adds_none(
+    client, login, users, session, three
+):
+    session.commit()
+    versions = {p.id: p.version for p in three}
+    login("surgeon")
+    stale = three[2]
+    response = client.post(
+        "/bulk/", data=form("task", tokens(*three, stale=stale), **task_values())
+    )
+    assert response.status_code == 409
+    text = shown(response)
+    assert "Nothing was changed." in text
+    name = f"{stale.patient.name} (MRN {stale.patient.mrn})"
+    assert f"{name}: This pathway changed since you opened it" in text
+    assert text.count("changed since you opened it") == 1
+    assert_no_task_written(three, versions)
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        (
+            {"what": "", "owner": "", "due_on": ""},
+            [
+                "Say what needs doing",
+                "Choose who the task is for: a coordinator or a surgeon",
+                "Give the date the task is due by",
+            ],
+        ),
+        ({"due_on": "yesterday"}, ["The due date {yesterday} is in the past: give today or"]),
+        ({"due_on": "31/01/2030"}, ["'31/01/2030' is not a date: give it as YYYY-MM-DD"]),
+        ({"owner": "nobody"}, ["No active user is called 'nobody'"]),
+        ({"owner": "viewer"}, ["Viewer is a viewer: give the task to a coordinator or a surgeon"]),
+        ({"what": "x" * 201}, ["at most 200 characters (it has 201)"]),
+    ],
+)
+def test_a_bad_task_is_refused_saying_why_and_nothing_written(
+    client, login, users, session, three, values, words
+):
+    session.commit()
+    versions = {p.id: p.version for p in three}
+    yesterday = in_days(-1)
+    if values.get("due_on") == "yesterday":
+        values = {"due_on": yesterday.isoformat()}
+    login("coordinator")
+    response = client.post("/bulk/", data=form("task", tokens(*three), **task_values(**values)))
+    assert response.status_code == 422
+    text = shown(response)
+    for expected in words:
+        assert expected.format(yesterday=f"{yesterday:%d %b %Y}") in text
+    assert_no_task_written(three, versions)
+
+
+def test_an_owner_outside_one_pathways_team_adds_the_task_to_none(
+    client, login, users, session, three
+):
+    spine = new_pathway(users["coordinator"], team="spine")
+    # surgeon2 works in the metastatic team only: they could not see the spine patient.
+    session.execute(
+        delete(UserTeam).where(
+            UserTeam.user_id == users["surgeon2"].id, UserTeam.team != "metastatic"
+        )
+    )
+    session.commit()
+    pathways = [*three, spine]
+    versions = {p.id: p.version for p in pathways}
+    login("coordinator")
+    response = client.post("/bulk/", data=form("task", tokens(*pathways), **task_values()))
+    assert response.status_code == 409
+    text = shown(response)
+    assert "Nothing was changed." in text and "1 of the selected pathway cannot" in text
+    assert (
+        f"{spine.patient.name} (MRN {spine.patient.mrn}): Owner: Surgeon2 is not in Spine"
+    ) in text
+    failures = text.split('id="bulk-failures"')[1].split("</div>")[0]
+    assert failures.count("<li>") == 1  # the other three could take it
+    assert_no_task_written(pathways, versions)
+
+
+def test_a_form_without_its_request_id_says_so(client, login, users, session, three):
+    session.commit()
+    login("coordinator")
+    data = {**form("task", tokens(*three), **task_values()), "request_id": ""}
+    response = client.post("/bulk/", data=data)
+    assert response.status_code == 422
+    assert "The form is incomplete: open it again from the list" in shown(response)
+    assert task_rows() == []

@@ -937,16 +937,19 @@ class World:
     def _form_bulk_act(self, action: str) -> PostForm:
         setup = "mdt_review" if action == "mdt" else "referred"
         pathway_id, version = self.pathway(setup)
-        values = (
-            {
+        values = {
+            "mdt": {
                 "meeting_id": str(self.meeting_id),
                 "question": "Surgery or radiotherapy?",
                 "presenter": "surgeon",
                 "triage": "full_discussion",
-            }
-            if action == "mdt"
-            else {"lead_surgeon": "surgeon2"}
-        )
+            },
+            "task": {
+                "what": "Chase MRI report",
+                "owner": "surgeon2",
+                "due_on": (self.now.astimezone(LOCAL).date() + timedelta(days=7)).isoformat(),
+            },
+        }.get(action, {"lead_surgeon": "surgeon2"})
         return PostForm(
             "bulk.act",
             "/bulk/",
@@ -1321,6 +1324,7 @@ def _post_form_names() -> list[str]:
         "views.edit",
         "bulk.act:lead_surgeon",
         "bulk.act:mdt",
+        "bulk.act:task",
     ]
     names += [f"pathway.record:{setup}:{trigger}" for setup, trigger, _ in STEP_FORMS]
     names += [

@@ -2,9 +2,10 @@
 
 Each rule returns :class:`Alert` values, one per event alerted (its ``key`` names the
 event, so the same event found at every later run is recognised), with the users it
-goes to. The rules read the ``pathway_clock`` rows and the MDT lists, never the event
-log, and only open pathways. Running them twice, or late, finds the same alerts: what
-was already raised is skipped by the services (the notification's unique key).
+goes to. The rules read the ``pathway_clock`` rows, the MDT lists and the
+``pathway_task`` rows, never the event log, and only open pathways. Running them twice,
+or late, finds the same alerts: what was already raised is skipped by the services (the
+notification's unique key).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from sqlalchemy import func, select
 from tracker.core.clock import format_local, local_date
 from tracker.core.runtime import db_session
 from tracker.engine.clocks import LABELS, due_day
-from tracker.engine.models import Event, Pathway, PathwayClock
+from tracker.engine.models import Event, Pathway, PathwayClock, PathwayTask
+from tracker.engine.tasks import OPEN
 from tracker.mdt.models import MdtCase, MdtMeeting
 
 # A clock that stopped after its due time (missed) while no run of the alerts saw it
@@ -141,14 +143,37 @@ def mdt_outcomes_outstanding(now: datetime) -> list[Alert]:
 
 
 def tasks_overdue(now: datetime) -> list[Alert]:
-    """A pathway's task (``pathway_task``, issue #15 item 1) past its due date, neither
-    done nor cancelled, to the task's owner: kind "task_overdue", key
-    ``task_overdue:<task id>:<due date>`` (a new due date is a new alert), only for open
-    pathways.
-
-    Returns nothing on this branch: the tasks' table is built on another branch and this
-    rule is wired to it when the two are merged."""
-    return []
+    """A pathway's open task (``pathway_task``) past its due date, to the task's owner:
+    key ``task_overdue:<task id>:<due date>`` (a new due date is a new alert), only for
+    open pathways. A task is due by the end of its day: overdue from the next local day
+    on, so one due today is not. Done and cancelled tasks are never alerted."""
+    query = (
+        select(
+            PathwayTask.id,
+            PathwayTask.pathway_id,
+            PathwayTask.what,
+            PathwayTask.due_on,
+            PathwayTask.owner_id,
+        )
+        .join(Pathway, Pathway.id == PathwayTask.pathway_id)
+        .where(
+            PathwayTask.status == OPEN,
+            PathwayTask.due_on < local_date(now),
+            Pathway.closed_at.is_(None),
+            Pathway.in_error.is_(False),
+        )
+    )
+    return [
+        Alert(
+            "task_overdue",
+            pathway_id,
+            f"task_overdue:{task_id}:{due_on.isoformat()}",
+            f"Task '{what}': was due by {due_on.day} {due_on:%b %Y}",
+            None,
+            _people(owner),
+        )
+        for task_id, pathway_id, what, due_on, owner in db_session().execute(query)
+    ]
 
 
 RULES = (clocks_breached, clocks_due_soon, mdt_outcomes_outstanding, tasks_overdue)

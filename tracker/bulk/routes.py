@@ -11,7 +11,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import HiddenField, SelectField, SubmitField, TextAreaField
+from wtforms import HiddenField, SelectField, StringField, SubmitField, TextAreaField
 
 from tracker.bulk import services
 from tracker.core.clock import local_zone
@@ -23,6 +23,7 @@ from tracker.engine.models import Pathway
 from tracker.extensions import db
 from tracker.mdt import services as mdt
 from tracker.mdt.models import TRIAGE, MdtMeeting
+from tracker.users.roles import CLINICAL, ROLE_LABELS
 from tracker.web.back import LISTS, list_url
 from tracker.web.boundary import discard
 from tracker.web.forms import options, put_errors
@@ -53,6 +54,15 @@ class BulkForm(FlaskForm):
     late_reason = TextAreaField(
         "Reason for a late addition", description="Needed once the meeting's list has closed."
     )
+    what = StringField("What needs doing", description="The same task on each pathway.")
+    owner = SelectField(
+        "Owner",
+        validate_choice=False,
+        description="A coordinator or surgeon in each patient's team.",
+    )
+    # Text, not a DateField: a mistyped date is answered by the action's own check, saying
+    # what is wrong, rather than refusing the form.
+    due_on = StringField("Due by", description="Not in the past.", render_kw={"type": "date"})
     note = TextAreaField("Note (optional)", description="Recorded with the step on each pathway.")
     submit = SubmitField("Apply to these patients")
 
@@ -67,6 +77,9 @@ class BulkForm(FlaskForm):
                 "presenter",
                 "triage",
                 "late_reason",
+                "what",
+                "owner",
+                "due_on",
                 "note",
             )
         }
@@ -79,8 +92,18 @@ class Row:
     warning: str | None
 
 
-def _people(role: str) -> list[tuple[str, str]]:
-    return [("", "")] + [(u.username, u.display_name) for u in users_by_role().get(role, [])]
+def _people(people: dict[str, list], role: str) -> list[tuple[str, str]]:
+    return [("", "")] + [(u.username, u.display_name) for u in people.get(role, [])]
+
+
+def _owners(people: dict[str, list]) -> list[tuple[str, str]]:
+    """Who may own a task: the active coordinators and surgeons, as the 'Add task' step's
+    owner field lists them."""
+    return [("", "")] + [
+        (u.username, f"{u.display_name} ({ROLE_LABELS[u.role].lower()})")
+        for role in sorted(CLINICAL)
+        for u in people.get(role, [])
+    ]
 
 
 def _meetings(team_codes: set[str]) -> list[tuple[str, str]]:
@@ -130,9 +153,13 @@ def _rows(selection: list[services.Selected], action: services.Action) -> list[R
 
 def _page(form: BulkForm, action, selection, status=200, failures=(), problems=()):
     rows = _rows(selection, action)
-    form.lead_surgeon.choices = options(_people("surgeon"))
-    form.coordinator.choices = options(_people("coordinator"))
-    form.presenter.choices = options(_people("surgeon") + _people("coordinator")[1:])
+    people = users_by_role()  # the active users, one query for every list of names
+    form.lead_surgeon.choices = options(_people(people, "surgeon"))
+    form.coordinator.choices = options(_people(people, "coordinator"))
+    form.presenter.choices = options(
+        _people(people, "surgeon") + _people(people, "coordinator")[1:]
+    )
+    form.owner.choices = options(_owners(people))
     form.meeting_id.choices = options(_meetings({r.pathway.team for r in rows if r.pathway}))
     back = list_url(form.back_page.data or "worklist", form.back_query.data or "")
     return render_template(
@@ -168,7 +195,11 @@ def act():
         return _page(form, action, selection, 409, failures=exc.failures)
     except InvalidData as exc:
         discard()
-        problems = put_errors(form, exc.errors)
+        # A hidden field's message (the form's request id) is shown above the form, as
+        # the messages of no field are: beside a hidden field, nobody would see it.
+        errors = dict(exc.errors)
+        hidden = [m for f in form if f.type == "HiddenField" for m in errors.pop(f.name, [])]
+        problems = hidden + put_errors(form, errors)
         return _page(form, action, selection, 422, problems=problems)
     flash(done.summary, "success")
     return redirect(list_url(form.back_page.data or "worklist", form.back_query.data or ""))

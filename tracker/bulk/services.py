@@ -5,7 +5,7 @@ the engine (``tracker.engine.services.record``), as recording it from the pathwa
 does: the same checks, one event (and its audit entry) per pathway. Its form's values
 are checked once (``check``); ``data`` makes each pathway's step from them. Actions are
 registered by code in ``ACTIONS``; another feature adds one with ``register`` (see
-``docs/guide/views-and-bulk.md``, and the two below).
+``docs/guide/views-and-bulk.md``, and the ones below).
 
 Every selected row carries the version of the pathway as the list showed it. Before
 anything is written, every pathway is checked: the reader may see it, it is at that
@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from tracker.core.clock import format_local
+from tracker.core.clock import format_local, local_date
 from tracker.core.db import utcnow
 from tracker.core.runtime import db_session
 from tracker.engine import services as engine
@@ -43,11 +43,14 @@ from tracker.mdt import services as mdt
 from tracker.mdt.models import TRIAGE, MdtMeeting
 from tracker.teams import scope
 from tracker.users.models import User
-from tracker.users.roles import a_role
+from tracker.users.roles import CLINICAL, a_role
 
 MAX_SELECTED = 200  # two worklist pages and more; a larger selection is refused
 (HANDOVER,) = d.tagged(tags.HANDOVER)
 LISTING = d.MDT_LISTING_TRIGGER
+ADD_TASK = d.ADD_TASK_TRIGGER
+# As long as the 'Add task' step's own field allows.
+TASK_WHAT_LENGTH = next(f.max_length for f in d.fields_for(ADD_TASK, None) if f.name == "what")
 
 
 # -- what is selected ---------------------------------------------------------------------
@@ -232,6 +235,77 @@ register(
         "mdt", "List on an MDT meeting", LISTING, _meeting_check, _meeting_data, _meeting_summary
     )
 )
+
+
+def _task_check(values, now):
+    """What needs doing (at most 200 characters), its owner (an active coordinator or
+    surgeon: whether they are in each pathway's team is the step's own check) and the date
+    it is due by (today or later, the hospital's day)."""
+    clean: dict[str, Any] = {}
+    errors = _note(values, clean)
+    what = " ".join((values.get("what") or "").split())
+    if not what:
+        errors["what"] = ["Say what needs doing"]
+    elif len(what) > TASK_WHAT_LENGTH:
+        errors["what"] = [
+            f"What needs doing is too long: at most {TASK_WHAT_LENGTH} characters "
+            f"(it has {len(what)})"
+        ]
+    else:
+        clean["what"] = what
+    username = (values.get("owner") or "").strip()
+    owner = None
+    if username and len(username) <= 64:
+        owner = db_session().scalar(select(User).where(User.username == username))
+    if not username:
+        errors["owner"] = ["Choose who the task is for: a coordinator or a surgeon"]
+    elif owner is None or not owner.active:
+        errors["owner"] = [f"No active user is called '{username[:40]}'"]
+    elif owner.role not in CLINICAL:
+        errors["owner"] = [
+            f"{owner.display_name} is {a_role(owner.role).lower()}: give the task to a "
+            "coordinator or a surgeon"
+        ]
+    else:
+        clean["owner"] = owner
+    raw = (values.get("due_on") or "").strip()
+    due = None
+    if raw.isascii() and len(raw) == 10:
+        try:
+            due = date.fromisoformat(raw)
+        except ValueError:
+            due = None
+    if not raw:
+        errors["due_on"] = ["Give the date the task is due by"]
+    elif due is None:
+        errors["due_on"] = [f"'{raw[:20]}' is not a date: give it as YYYY-MM-DD"]
+    elif due < local_date(now):
+        errors["due_on"] = [
+            f"The due date {due:%d %b %Y} is in the past: give today or a later date"
+        ]
+    else:
+        clean["due_on"] = due
+    return clean, errors
+
+
+def _task_data(values, pathway):
+    data = {
+        "what": values["what"],
+        "owner": values["owner"].username,
+        "due_on": values["due_on"].isoformat(),
+    }
+    return _with_note(data, values)
+
+
+def _task_summary(values, count):
+    plural = "pathway" if count == 1 else "pathways"
+    return (
+        f"Task '{values['what']}' added for {values['owner'].display_name} on {count} "
+        f"{plural}, due by {values['due_on']:%d %b %Y}."
+    )
+
+
+register(Action("task", "Add a task", ADD_TASK, _task_check, _task_data, _task_summary))
 
 
 # -- doing it -------------------------------------------------------------------------------
