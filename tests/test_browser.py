@@ -866,6 +866,8 @@ def test_a_whole_mdt_meeting_prepared_printed_attended_run_live_and_written_up(
     text = " ".join(PdfReader(pdf).pages[0].extract_text().split())
     assert "Jane Doe" in text and "MDT decision: Surgery" in text
     assert f"{local_now.day} {local_now:%B %Y}" in text
+
+
 def test_a_task_added_on_the_pathway_page_is_on_my_work(live_app, page, backend):
     """A coordinator adds a task and a tracking note from the Tracking panel and finds the
     task on My work, overdue ones first; the pages are axe-clean."""

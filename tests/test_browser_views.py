@@ -13,6 +13,7 @@ from tests.test_browser import (  # noqa: F401 - the fixtures, shared
     SHOTS,
     live_app,
     live_server,
+    nav,
     page,
     pytestmark,
     serious_violations,
@@ -70,6 +71,8 @@ def test_save_a_view_reload_it_and_bulk_assign_three_patients(live_app, page, ba
     page.get_by_label("Username").fill("coordinator")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="My work").wait_for()  # a coordinator's landing page
+    nav(page, None, "Worklist")
     page.get_by_role("heading", name="Worklist").wait_for()
 
     # Filter and sort the worklist, and save that as a shared view.
@@ -82,9 +85,8 @@ def test_save_a_view_reload_it_and_bulk_assign_three_patients(live_app, page, ba
     page.get_by_text("View 'New referrals by name' saved, shared with everyone.").wait_for()
 
     # Elsewhere, the navigation opens it again.
-    page.get_by_role("link", name="Patients", exact=True).click()
-    page.get_by_role("button", name="Views").click()
-    page.get_by_role("link", name="New referrals by name").click()
+    nav(page, "Patients", "Find a patient")
+    nav(page, "Views", "New referrals by name")
     page.get_by_role("heading", name="Worklist").wait_for()
     assert _filters(page.url) == {"state": ["referred"], "sort": ["name"]}
     assert page.locator("a[aria-current=true]", has_text="New referrals by name").count() == 1
