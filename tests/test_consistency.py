@@ -739,5 +739,5 @@ def test_the_mdt_agenda_names_each_lesions_reading(client, login, users, session
     rows = re.findall(r'<tr class="agenda-noms">(.*?)</tr>', page, re.S)
     assert len(rows) == 3
     assert "<strong>T7-T9:</strong> Bilsky 2, high grade; ASIA D; SINS 16, unstable" in rows[1]
-    assert rows[1].endswith("<td>T7-T9</td>")
+    assert rows[1].endswith("<td>lesion T7-T9</td>")
     assert "<strong>L3:</strong> Bilsky 0, low grade; ASIA D; SINS 4, stable" in rows[2]
