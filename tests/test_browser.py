@@ -710,62 +710,97 @@ def test_the_mdt_forms_grade_choices_are_read_whole(live_app, page, backend):
 def test_a_whole_mdt_meeting_prepared_printed_attended_run_live_and_written_up(
     live_app, page, backend, tmp_path
 ):
-    """An MDT coordinator's meeting: three pathways listed from their pages, the agenda
-    printed (one A4 page per case), the attendance taken, the three outcomes recorded in
-    live mode without going back to a list (keys for next and previous), and the GP letter
-    generated and downloaded as a PDF that reads as a letter."""
+    """An MDT coordinator's meeting: a pathway listed from its page, the agenda of a
+    meeting of three cases printed (one A4 page per case), the attendance taken, the three
+    outcomes recorded in live mode without going back to a list (keys for next and
+    previous), and the GP letter generated and downloaded as a PDF that reads as a letter.
+    Any time of day: the meeting is held at the minute the test starts."""
     import io
+    import uuid
     from unicodedata import normalize
 
     from pypdf import PdfReader
     from sqlalchemy import select
 
     from tests.helpers import driver
+    from tracker.engine import services
     from tracker.engine.models import Pathway
     from tracker.mdt import services as mdt
 
-    local_now = datetime.now(ZoneInfo("Europe/London"))
-    if local_now.hour == 23 and local_now.minute >= 50:
-        pytest.skip("the meeting is held at 23:59 today; too close to midnight to run")
-    live_app.config["MDT_LIST_CLOSES_HOURS"] = 0  # list today for tonight's meeting
-    with live_app.app_context():
-        users = {u.username: u for u in db.session.scalars(select(User))}
-        pathway_ids = []
-        for _ in range(3):
-            run = driver(users, referral=datetime.now(UTC) - timedelta(days=12))
-            run.walk_to("mdt_review")
-            pathway_ids.append(run.pathway.id)
-        meeting = mdt.create_meeting(
-            {
-                "team": "metastatic",
-                "meeting_date": local_now.date().isoformat(),
-                "start_time": "23:59",
-                "location": "Seminar room 2, spinal unit",
-                "chair": "surgeon",
-            },
-            users["coordinator"],
-        )
-        meeting_id = meeting.id
-        mrns = [db.session.get(Pathway, pid).patient.mrn for pid in pathway_ids]
-        db.session.commit()
-        db.session.remove()
-    _log_in(page, "coordinator")
-
-    # Prepare: list each pathway from its page with its question, presenter and triage.
+    # The meeting is held today, at the minute that has just begun: its outcomes are
+    # recorded as it runs, whatever the time of day (an outcome cannot be dated after it is
+    # recorded, nor a meeting's date after its outcome). Its cases were listed a minute
+    # before it started; a fourth pathway is listed from its page on the team's meeting
+    # tomorrow, always ahead.
+    zone = ZoneInfo("Europe/London")
+    local_now = datetime.now(zone)
+    start = local_now.replace(second=0, microsecond=0)
+    listed_at = (start - timedelta(minutes=1)).astimezone(UTC)
     questions = (
         "Stabilise T8 before radiotherapy?",
         "SBRT or conventional radiotherapy to L2?",
         "Confirm surveillance after stable imaging",
     )
-    for pathway_id, question in zip(pathway_ids, questions, strict=True):
-        page.goto(f"/pathways/{pathway_id}")
-        page.get_by_role("link", name="List on an MDT meeting").click()
-        page.get_by_label("Meeting").select_option(str(meeting_id))
-        page.get_by_label("Clinical question").fill(question)
-        page.get_by_label("Presenter").select_option("surgeon")
-        page.get_by_label("Triage").select_option("full_discussion")
-        page.get_by_role("button", name="List on this meeting").click()
-        page.wait_for_url(re.compile(rf"/mdt/meetings/{meeting_id}$"))
+    live_app.config["MDT_LIST_CLOSES_HOURS"] = 0  # the list closes as the meeting starts
+    with live_app.app_context():
+        users = {u.username: u for u in db.session.scalars(select(User))}
+        drives = []
+        for _ in range(4):
+            run = driver(users, referral=datetime.now(UTC) - timedelta(days=12))
+            run.walk_to("mdt_review")
+            drives.append(run)
+        meeting, tomorrow = (
+            mdt.create_meeting(
+                {
+                    "team": "metastatic",
+                    "meeting_date": day.isoformat(),
+                    "start_time": at,
+                    "location": "Seminar room 2, spinal unit",
+                    "chair": "surgeon",
+                },
+                users["coordinator"],
+            )
+            for day, at in (
+                (start.date(), f"{start:%H:%M}"),
+                (start.date() + timedelta(days=1), "08:00"),
+            )
+        )
+        for run, question in zip(drives, questions, strict=False):
+            services.record(
+                run.pathway,
+                "schedule_mdt",
+                {
+                    "meeting_id": meeting.id,
+                    "question": question,
+                    "presenter": "surgeon",
+                    "triage": "full_discussion",
+                },
+                listed_at,
+                users["coordinator"],
+                run.pathway.version,
+                uuid.uuid4().hex,
+                now=listed_at,
+            )
+        meeting_id, tomorrow_id = meeting.id, tomorrow.id
+        pathway_ids = [run.pathway.id for run in drives[:3]]
+        fourth_id = drives[3].pathway.id
+        mrns = [db.session.get(Pathway, pid).patient.mrn for pid in pathway_ids]
+        db.session.commit()
+        db.session.remove()
+    _log_in(page, "coordinator")
+
+    # Prepare: a pathway listed from its page with its question, presenter and triage.
+    page.goto(f"/pathways/{fourth_id}")
+    page.get_by_role("link", name="List on an MDT meeting").click()
+    page.get_by_label("Meeting").select_option(str(tomorrow_id))
+    page.get_by_label("Clinical question").fill("Restage after radiotherapy?")
+    page.get_by_label("Presenter").select_option("surgeon")
+    page.get_by_label("Triage").select_option("full_discussion")
+    page.get_by_role("button", name="List on this meeting").click()
+    page.wait_for_url(re.compile(rf"/mdt/meetings/{tomorrow_id}$"))
+    assert page.locator("tr.mdt-case").count() == 1
+    assert "Restage after radiotherapy?" in page.locator("tr.mdt-case").inner_text()
+    page.goto(f"/mdt/meetings/{meeting_id}")
     assert page.locator("tr.mdt-case").count() == 3
 
     # The agenda, then as printed: A4, one page per case, none half empty or blank.
@@ -847,6 +882,7 @@ def test_a_whole_mdt_meeting_prepared_printed_attended_run_live_and_written_up(
             for i in range(selects.count()):
                 if not selects.nth(i).input_value():
                     selects.nth(i).select_option(index=2)
+        when_it_happened(page, datetime.now(UTC))  # as the meeting runs
         form.get_by_role("button", name="Record MDT outcome").click()
     # After the last case: back on the meeting, every outcome recorded.
     page.wait_for_url(re.compile(rf"/mdt/meetings/{meeting_id}#cases$"))
@@ -866,7 +902,9 @@ def test_a_whole_mdt_meeting_prepared_printed_attended_run_live_and_written_up(
     download.value.save_as(pdf)
     text = " ".join(PdfReader(pdf).pages[0].extract_text().split())
     assert "Jane Doe" in text and "MDT decision: Surgery" in text
-    assert f"{local_now.day} {local_now:%B %Y}" in text
+    # Dated the day it was generated (the day the test started, or the next after midnight).
+    days = {local_now, datetime.now(zone)}
+    assert any(f"{day.day} {day:%B %Y}" in text for day in days), text
 
 
 def test_a_task_added_on_the_pathway_page_is_on_my_work(live_app, page, backend):

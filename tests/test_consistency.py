@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.helpers import Driver, new_pathway, valid_data
+from tests.test_mdt_meetings import _list, _meeting
 from tests.test_routes_pathway import field_error, mdt_post, shown, step_post, url
 from tracker.api.services import create_token
 from tracker.engine import consistency, services
@@ -650,3 +651,93 @@ def test_the_overview_shows_the_noms_reading(client, login, users, session):
     facts = page[page.index("Key facts") : page.index("Milestones")]
     assert consistency.SINS_FLAG in facts and "to be considered" not in facts
     assert SEPARATION in shown(client.get(url(run.pathway, "/print")))
+
+
+# -- NOMS per lesion ------------------------------------------------------------------------------
+
+SINS_STABLE = {  # 1 + 1 + 0 + 0 + 1 + 1 = 4
+    "location": 1,
+    "pain": 1,
+    "bone_lesion": 0,
+    "alignment": 0,
+    "collapse": 1,
+    "posterolateral": 1,
+}
+
+
+def _two_lesions(users) -> Driver:
+    """An unstable, high-grade T7-T9 lesion, then a new stable L3 lesion scored later."""
+    run = run_to(users, "mdt_review")
+    run.do(
+        "record_lesion",
+        {"lesion_ref": "T7-T9", "levels": "T7-T9", "finding": "progressing"}
+        | {"sins": SINS_UNSTABLE, "bilsky_grade": "2"},
+    )
+    run.do("record_assessment", {"ecog": 1, "asia_grade": "D"})
+    run.do(
+        "record_lesion",
+        {"lesion_ref": "L3", "levels": "L3", "finding": "new"}
+        | {"sins": SINS_STABLE, "bilsky_grade": "0"},
+    )
+    return run
+
+
+def test_noms_is_read_per_lesion(users, session):
+    run = _two_lesions(users)
+    history = services.load_history(run.pathway)
+    readings = consistency.noms_by_lesion(history)
+    # The referral's T8 (the walk's imaging graded it) reads on its own too.
+    assert [r.lesion for r in readings] == ["T8", "T7-T9", "L3"]
+    upper, lower = (r.noms for r in readings[1:])
+    assert upper.mechanical == "SINS 16, unstable" and upper.neurologic.startswith("Bilsky 2")
+    assert STABILISATION in said(upper) and consistency.SINS_FLAG in upper.flags
+    assert lower.mechanical == "SINS 4, stable" and lower.neurologic.startswith("Bilsky 0")
+    assert STABILISATION not in said(lower) and lower.flags == ()
+    for reading in (upper, lower):  # the patient's: the same for every lesion
+        assert reading.neurologic.endswith("ASIA D") and reading.systemic == "ECOG 1"
+    # A score typed on the MDT form reads on the lesion it names, the others as recorded.
+    typed = consistency.noms_by_lesion(history, {"lesion": "L3", "bilsky_grade": "3"})
+    assert [r.noms.neurologic for r in typed[1:]] == [
+        "Bilsky 2, high grade; ASIA D",
+        "Bilsky 3, high grade; ASIA D",
+    ]
+
+
+def test_the_overview_and_mdt_form_name_each_lesions_reading(client, login, users, session):
+    run = _two_lesions(users)
+    session.commit()
+    login("surgeon")
+    page = shown(client.get(url(run.pathway)))
+    facts = page[page.index("Key facts") : page.index("Milestones")]
+    upper = r"T7-T9:</strong> Bilsky 2, high grade; ASIA D · [^·]+ · SINS 16, unstable"
+    assert re.search(upper, facts)
+    assert re.search(r"L3:</strong> Bilsky 0, low grade; ASIA D · [^·]+ · SINS 4, stable", facts)
+    form = shown(client.get(url(run.pathway, "/mdt-outcome")))
+    box = form[form.index('id="noms-heading"') :]
+    assert box.index(">T7-T9</h4>") < box.index("SINS 16, unstable") < box.index(">L3</h4>")
+    assert box.index(">L3</h4>") < box.index("SINS 4, stable")
+
+
+def test_one_lesion_reads_as_before(users, session):
+    run = run_to(users, "mdt_review")
+    decide(run, bilsky_grade="2", radiosensitivity="radioresistant", sins=SINS_UNSTABLE)
+    run.do("record_lesion", {"lesion_ref": "T8", "levels": "T8", "finding": "progressing"})
+    history = services.load_history(run.pathway)
+    (reading,) = consistency.noms_by_lesion(history)
+    assert reading.lesion is None
+    assert reading.noms == consistency.noms_for(history)
+    assert reading.noms.mechanical == "SINS 16, unstable"
+
+
+def test_the_mdt_agenda_names_each_lesions_reading(client, login, users, session):
+    run = _two_lesions(users)
+    meeting = _meeting(users, days=3)
+    _list(run, meeting)
+    session.commit()
+    login("surgeon")
+    page = shown(client.get(f"/mdt/meetings/{meeting.id}/agenda"))
+    rows = re.findall(r'<tr class="agenda-noms">(.*?)</tr>', page, re.S)
+    assert len(rows) == 3
+    assert "<strong>T7-T9:</strong> Bilsky 2, high grade; ASIA D; SINS 16, unstable" in rows[1]
+    assert rows[1].endswith("<td>lesion T7-T9</td>")
+    assert "<strong>L3:</strong> Bilsky 0, low grade; ASIA D; SINS 4, stable" in rows[2]

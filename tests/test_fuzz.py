@@ -112,6 +112,10 @@ EXCLUDED = {
         "over, no next meeting, a case that cannot be listed there) are in "
         "tests/test_mdt_running.py"
     ),
+    ("mdt.send_list", "POST"): (
+        "one button with no input; its refusals (a cancelled meeting, nobody with an "
+        "address, a mail server that refuses) are in tests/test_mdt_list_mail.py"
+    ),
     ("mdt.generate_letter", "POST"): (
         "its one input, next, is read by safe_next (fuzzed with teams.emergency_access); "
         "a case without an outcome and the kinds are in tests/test_mdt_running.py"

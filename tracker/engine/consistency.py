@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from tracker.engine import tags
 from tracker.engine.dictionary import MDT_OUTCOME_FIELDS, RADIOSENSITIVITY
+from tracker.engine.fields import lesion_key
 from tracker.engine.guards import Guard
 from tracker.engine.scores import SINS, sins_needs_surgical_opinion
 
@@ -312,3 +313,57 @@ def noms_for(history: History, entered: dict[str, Any] | None = None) -> Noms:
     a form not yet recorded (field names as the MDT record's) taking their place."""
     values = {**latest_values(history), **_valid_entries(entered or {})}
     return noms(values, history.referral_values().get("diagnosis_category"))
+
+
+# -- NOMS per lesion ------------------------------------------------------------------------------
+
+LESION_KEYS = ("sins_total", "bilsky_grade")  # a lesion's own; the rest are the patient's
+
+
+@dataclass(frozen=True)
+class LesionNoms:
+    """The NOMS reading of one lesion: its own latest SINS and Bilsky, the patient's ASIA,
+    radiosensitivity, ECOG and Karnofsky. ``lesion`` names it ("T7-T9") when the pathway
+    has two or more lesions scored; None when it has one (or none): read as the pathway's."""
+
+    lesion: str | None
+    noms: Noms
+
+
+def noms_by_lesion(
+    history: History, entered: dict[str, Any] | None = None, *, form_scores: bool = True
+) -> list[LesionNoms]:
+    """The NOMS reading of each spinal lesion scored (SINS or Bilsky), in the order they were
+    charted: a spine surgeon reads NOMS per lesion, so an unstable T7-T9 is never read from a
+    stable L3 scored later. With one lesion scored (or none), the one reading of
+    :func:`noms_for`. ``entered`` (a form not yet recorded) scores the lesion it names,
+    or, with none named, the referral's tumour site, as recording it would (with
+    ``form_scores`` False, the SINS and Bilsky entered are a prefill of recorded ones and
+    only the patient's values entered count, when two or more lesions are scored)."""
+    entered = entered or {}
+    typed = _valid_entries(entered)
+    category = history.referral_values().get("diagnosis_category")
+    per_lesion: dict[str, tuple[str, dict[str, Any]]] = {}
+    for lesion in history.lesions():
+        if not lesion.spinal:
+            continue
+        values = {
+            key: reading.get(key)
+            for key in LESION_KEYS
+            if (reading := lesion.latest(key)) is not None
+        }
+        if values:
+            per_lesion[lesion_key(lesion.ref)] = (lesion.site, values)
+    typed_scores = {k: v for k, v in typed.items() if k in LESION_KEYS}
+    if typed_scores and form_scores:
+        label = entered.get("lesion") or history.referral_values().get("tumour_site") or ""
+        site, values = per_lesion.get(lesion_key(label), (label, {}))
+        per_lesion[lesion_key(label)] = (site, {**values, **typed_scores})
+    if len(per_lesion) <= 1:
+        return [LesionNoms(None, noms_for(history, entered))]
+    patient = {k: v for k, v in latest_values(history).items() if k not in LESION_KEYS}
+    patient.update({k: v for k, v in typed.items() if k not in LESION_KEYS})
+    return [
+        LesionNoms(site, noms({**patient, **values}, category))
+        for site, values in per_lesion.values()
+    ]

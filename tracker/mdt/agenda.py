@@ -185,7 +185,7 @@ def build(meeting: MdtMeeting, reader, now: datetime) -> list[AgendaCase]:
         item.histology = history.latest_tagged(tags.BIOPSY_RESULT)
         item.lesion = _lesion_under_discussion(history)
         item.scores = _scores(history, item.lesion)
-        item.noms = consistency.noms_for(history)
+        item.noms = [r for r in consistency.noms_by_lesion(history) if r.noms.applies]
         item.noms_at = _noms_date(history)
         item.prior = [s for s in history.mdt_outcomes() if s.seq < listing.seq]
         item.outcome = history.latest_tagged(tags.MDT_OUTCOME, since=listing.seq)

@@ -35,7 +35,7 @@ from tracker.engine.errors import InvalidData, PathwayError, RoleNotAllowed, Sta
 from tracker.engine.history import History
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
-from tracker.mdt import agenda, services
+from tracker.mdt import agenda, mailing, services
 from tracker.mdt.models import MEETING_STATUSES, TRIAGE, MdtCase, MdtMeeting
 from tracker.mdt.routes import bp
 from tracker.users.models import User
@@ -354,7 +354,24 @@ def meeting(meeting_id: int):
         outstanding=[r for r in rows if r.visible and r.outstanding] if past else [],
         rolled_to={m.id: m for m in _rolled_to(rows)},
         decision_words=agenda.decision_words,
+        list_sent=mailing.last_sent(meeting),
     )
+
+
+@bp.post("/meetings/<int:meeting_id>/send-list")
+def send_list(meeting_id: int):
+    """Email the meeting's list (when, where, how many cases, a link) to its team."""
+    meeting = db.get_or_404(MdtMeeting, meeting_id)
+    if not FlaskForm().validate():
+        abort(400, "The form expired: open the meeting again and retry.")
+    try:
+        sent = mailing.send_list(meeting, current_user, utcnow())
+    except InvalidData as exc:
+        discard()
+        flash(" ".join(m for ms in exc.errors.values() for m in ms), "danger")
+        return redirect(url_for("mdt.meeting", meeting_id=meeting_id)), 303
+    flash(f"List sent to {sent} {'person' if sent == 1 else 'people'} of the team.", "success")
+    return redirect(url_for("mdt.meeting", meeting_id=meeting_id))
 
 
 def _rolled_to(rows) -> list[MdtMeeting]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tracker.engine import tags
-from tracker.engine.consistency import Noms
+from tracker.engine.consistency import LesionNoms
 from tracker.engine.history import History
 from tracker.overview import lesion_map, summary, svg
 
@@ -23,7 +23,7 @@ class Overview:
     marks: list[svg.Mark]
     facts: summary.Facts
     lesions: list[summary.LesionTable]
-    noms: Noms | None  # None: nothing to read
+    noms: list[LesionNoms]  # one per lesion scored; empty: nothing to read
     review: summary.Review
     diagram: svg.Diagram
     lesion_map: lesion_map.LesionMap

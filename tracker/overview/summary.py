@@ -368,11 +368,15 @@ def facts(history: History) -> Facts:
     )
 
 
-def noms(history: History) -> consistency.Noms | None:
-    """The NOMS reading of the latest recorded values, or None when there is nothing to read
-    (a pathway that is not metastatic spinal disease, with no flag either)."""
-    reading = consistency.noms_for(history)
-    return reading if reading.applies or reading.flags else None
+def noms(history: History) -> list[consistency.LesionNoms]:
+    """The NOMS reading of the latest recorded values, one per lesion scored (named when
+    there are two or more); none when there is nothing to read (a pathway that is not
+    metastatic spinal disease, with no flag either)."""
+    return [
+        reading
+        for reading in consistency.noms_by_lesion(history)
+        if reading.noms.applies or reading.noms.flags
+    ]
 
 
 @dataclass(frozen=True)

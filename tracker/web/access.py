@@ -121,6 +121,7 @@ ACCESS: dict[str, Rule] = {
     "mdt.add_attendance": Rule(MDT_ORGANISERS),
     "mdt.list_case": Rule(d.roles_for(d.MDT_LISTING_TRIGGER), shows="pathway"),
     "mdt.roll_over": Rule(MDT_ORGANISERS),
+    "mdt.send_list": Rule(MDT_ORGANISERS),
     # Running a meeting: its agenda is read by all; live mode records the outcomes.
     "mdt.agenda_print": Rule(EVERYONE, shows="list"),
     "mdt.live": Rule(CLINICAL),

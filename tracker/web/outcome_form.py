@@ -184,7 +184,9 @@ def build(pathway: Pathway, history, actor, posted: bool, formdata=None) -> Outc
         "when_choice": when_choice,
         "title": "Record MDT outcome",
         "scores": score_summary(form),
-        "noms": consistency.noms_for(history, entered(form, fields)),
+        # Per lesion scored; a new form's prefilled SINS and Bilsky are recorded ones already
+        # read on their own lesions, not new scores of the lesion the form names.
+        "noms": consistency.noms_by_lesion(history, entered(form, fields), form_scores=posted),
         "bilsky_flag": consistency.bilsky_needs_surgical_opinion(form.bilsky_grade.data),
         "bilsky_flag_words": consistency.BILSKY_FLAG,
     }
