@@ -124,6 +124,13 @@ EXCLUDED = {
         "takes no input but the view's id in its path; tests/test_saved_views.py tries owners, "
         "others, administrators and views that are not there"
     ),
+    ("notifications.mark_read", "POST"): (
+        "its one input is a notification's id, read as digits (anything else: a message); "
+        "tests/test_alerts.py marks one's own read and answers 404 for another user's"
+    ),
+    ("notifications.mark_all_read", "POST"): (
+        "takes no input; tests/test_alerts.py::test_the_counter_the_list_and_marking_read"
+    ),
     ("auth.logout", "POST"): (
         "takes no input and only ends the session; fuzzing it would log the fuzzing client out"
     ),
@@ -828,6 +835,17 @@ class World:
             self._fields(PasswordChangeForm),
         )
 
+    def _form_account_alerts(self) -> PostForm:
+        from tracker.accounts.routes import AlertEmailForm
+
+        return PostForm(
+            "account.alerts",
+            "/account/alerts",
+            "coordinator",
+            {"email": "c.jones@hospital.example", "alert_email": "daily"},
+            self._fields(AlertEmailForm),
+        )
+
     def _form_account_end_other_sessions(self) -> PostForm:
         return PostForm(
             "account.end_other_sessions",
@@ -1308,6 +1326,7 @@ def _post_form_names() -> list[str]:
         "account.revoke_token",
         "account.change_password",
         "account.end_other_sessions",
+        "account.alerts",
         "users.unlock",
         "users.reset_link",
         "auth.reset_password",

@@ -23,6 +23,7 @@ import tracker
 from tests.helpers import driver
 from tests.test_mdt_meetings import TEAM, _audited, _in_review, _list, _meeting
 from tests.test_query_budget import page_queries
+from tracker.core.clock import local_zone
 from tracker.core.db import utcnow
 from tracker.engine.errors import InvalidData
 from tracker.engine.models import Event, PathwayClock
@@ -97,8 +98,11 @@ def form_of(page: str, form_id: str = "mdt-form") -> tuple[str | None, dict[str,
 
 
 def _outcome_post(values: dict[str, list[str]], decision="plan_surgery") -> dict:
-    """What the coordinator completes on the prefilled form: the decision, who was there,
-    the rationale, and the Tokuhashi components the prefill could not give."""
+    """What the coordinator completes on the prefilled form: the time it happened (the
+    form presets the date only), the decision, who was there, the rationale, and the
+    Tokuhashi components the prefill could not give."""
+    now = utcnow().astimezone(local_zone())
+    day = (values.get("occurred_at") or [""])[0] or now.date().isoformat()
     tokuhashi = {
         f"tokuhashi__{c}": values.get(f"tokuhashi__{c}", [""])[0] or "1"
         for c in ("general_condition", "extraspinal_bone_metastases", "vertebral_metastases")
@@ -108,6 +112,7 @@ def _outcome_post(values: dict[str, list[str]], decision="plan_surgery") -> dict
         **tokuhashi,
         "tokuhashi__visceral_metastases": values["tokuhashi__visceral_metastases"][0] or "2",
         "tokuhashi__palsy": values["tokuhashi__palsy"][0] or "2",
+        "occurred_at": [day, now.strftime("%H:%M")],
         "decision": [decision],
         "disciplines": ["spinal_surgery", "clinical_oncology", "radiology"],
         "rationale": ["SINS 13, unstable: stabilise, then radiotherapy."],
