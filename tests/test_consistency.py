@@ -741,3 +741,30 @@ def test_the_mdt_agenda_names_each_lesions_reading(client, login, users, session
     assert "<strong>T7-T9:</strong> Bilsky 2, high grade; ASIA D; SINS 16, unstable" in rows[1]
     assert rows[1].endswith("<td>lesion T7-T9</td>")
     assert "<strong>L3:</strong> Bilsky 0, low grade; ASIA D; SINS 4, stable" in rows[2]
+
+
+def test_the_mdt_form_offers_one_lesions_sins_and_bilsky_naming_it(users, session):
+    """With two or more spinal lesions the SINS and Bilsky offered again on the MDT form are
+    one lesion's, named on the form; of different lesions, neither is offered (recorded
+    unchanged, they would be put on the tumour site)."""
+    run = _two_lesions(users)
+    # The latest SINS is L3's; the latest MRI's Bilsky is the walk's (the referral's T8).
+    defaults = consistency.mdt_form_defaults(services.load_history(run.pathway))
+    assert "sins" not in defaults and "bilsky_grade" not in defaults
+    assert "lesion" not in defaults
+    # T8, the lesion the MRI graded, scored again: both now describe T8, offered naming it.
+    run.do(
+        "record_lesion",
+        {"lesion_ref": "T8", "levels": "T8", "finding": "stable"} | {"sins": SINS_UNSTABLE},
+    )
+    history = services.load_history(run.pathway)
+    defaults = consistency.mdt_form_defaults(history)
+    assert defaults["lesion"] == "T8" and defaults["sins"] == SINS_UNSTABLE
+    assert defaults["bilsky_grade"] == consistency.latest_mri_bilsky(history)
+
+
+def test_one_lesion_is_offered_on_the_mdt_form_as_before(users, session):
+    run = run_to(users, "mdt_review")
+    decide(run, bilsky_grade="2", radiosensitivity="radioresistant", sins=SINS_UNSTABLE)
+    defaults = consistency.mdt_form_defaults(services.load_history(run.pathway))
+    assert defaults["sins"] == SINS_UNSTABLE and "lesion" not in defaults

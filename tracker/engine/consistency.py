@@ -130,13 +130,44 @@ TOKUHASHI_METASTATIC_ONLY = Guard(
 
 def latest_mri_bilsky(history: History) -> str | None:
     """The Bilsky grade of the latest MRI report that gives one."""
+    latest = _latest_mri_graded(history)
+    return latest.data["bilsky_grade"] if latest else None
+
+
+def _latest_mri_graded(history: History):
     graded = [
         s
         for s in history.tagged(tags.IMAGING_REPORTED)
         if s.data.get("modality") == "mri" and s.data.get("bilsky_grade")
     ]
-    latest = max(graded, key=lambda s: (s.occurred_at, s.seq), default=None)
-    return latest.data["bilsky_grade"] if latest else None
+    return max(graded, key=lambda s: (s.occurred_at, s.seq), default=None)
+
+
+def _one_lesion_offered(history: History, out: dict[str, Any]) -> None:
+    """With two or more spinal lesions, the SINS and Bilsky offered on the MDT form are
+    each one lesion's: offered, with that lesion named on the form, only when they are of
+    the same lesion; otherwise neither is offered (recorded unchanged, they would be put
+    on the lesion the form names, or on the tumour site)."""
+    spinal = [lesion for lesion in history.lesions() if lesion.spinal]
+    if len(spinal) < 2 or not ({"sins", "bilsky_grade"} & out.keys()):
+        return
+    owners: set[int | None] = set()  # indexes in ``spinal``
+    if "sins" in out:
+        scored = [(r, i) for i, lesion in enumerate(spinal) if (r := lesion.latest("sins_total"))]
+        latest = max(scored, key=lambda p: (p[0].at, p[0].seq), default=None)
+        owners.add(latest[1] if latest else None)
+    if "bilsky_grade" in out:
+        step = _latest_mri_graded(history)
+        seq = step.seq if step else None
+        owners.add(
+            next((i for i, x in enumerate(spinal) if any(r.seq == seq for r in x.readings)), None)
+        )
+    if len(owners) == 1 and None not in owners:
+        lesion = spinal[owners.pop()]
+        out["lesion"] = "" if lesion.from_referral else lesion.ref
+        return
+    out.pop("sins", None)
+    out.pop("bilsky_grade", None)
 
 
 # The MDT form's assessments offered again from the latest step that recorded them.
@@ -173,6 +204,7 @@ def mdt_form_defaults(history: History) -> dict[str, Any]:
             out["tokuhashi"] = tokuhashi
     if (bilsky := latest_mri_bilsky(history)) is not None:
         out["bilsky_grade"] = bilsky
+    _one_lesion_offered(history, out)
     return out
 
 
