@@ -34,6 +34,26 @@ _BILSKY = Choice("bilsky_grade", "Bilsky", choices=BILSKY)
 _RESULT = Choice("result", "Result", choices=BIOPSY_RESULT)
 
 
+def imaging_words(step: Step | None) -> str:
+    """An imaging report in a few words: modality, region, levels, Bilsky grade."""
+    if step is None:
+        return "No imaging reported"
+    data = step.data
+    words = [describe(_MODALITY, data["modality"]), data.get("region", "")]
+    if data.get("levels"):
+        words.append(data["levels"])
+    if data.get("bilsky_grade"):
+        words.append(f"Bilsky {data['bilsky_grade']}")
+    return ", ".join(w for w in words if w)
+
+
+def histology_words(step: Step | None) -> str:
+    """A biopsy result in a few words: the result and the histology."""
+    if step is None:
+        return "No biopsy result"
+    return f"{describe(_RESULT, step.data['result'])}: {step.data['histology']}"
+
+
 @dataclass
 class Score:
     label: str
@@ -72,21 +92,10 @@ class AgendaCase:
         return self.case.pathway
 
     def imaging_words(self) -> str:
-        if self.imaging is None:
-            return "No imaging reported"
-        data = self.imaging.data
-        words = [describe(_MODALITY, data["modality"]), data.get("region", "")]
-        if data.get("levels"):
-            words.append(data["levels"])
-        if data.get("bilsky_grade"):
-            words.append(f"Bilsky {data['bilsky_grade']}")
-        return ", ".join(w for w in words if w)
+        return imaging_words(self.imaging)
 
     def histology_words(self) -> str:
-        if self.histology is None:
-            return "No biopsy result"
-        data = self.histology.data
-        return f"{describe(_RESULT, data['result'])}: {data['histology']}"
+        return histology_words(self.histology)
 
     @property
     def outstanding(self) -> bool:

@@ -13,18 +13,14 @@ from sqlalchemy import select
 from tracker.core.db import utcnow
 from tracker.engine import steps as d
 from tracker.engine import tags
-from tracker.engine.dictionary import BILSKY, BIOPSY_RESULT, IMAGING_MODALITY, describe
-from tracker.engine.fields import Choice
 from tracker.engine.history import History, Step
 from tracker.engine.models import Event, Pathway
 from tracker.engine.scores import SINS, TOKUHASHI
 from tracker.extensions import db
+from tracker.mdt.agenda import histology_words, imaging_words
 from tracker.teams import scope
 
 bp = Blueprint("mdt", __name__, url_prefix="/mdt")
-_MODALITY = Choice("modality", "Modality", choices=IMAGING_MODALITY)
-_BILSKY = Choice("bilsky_grade", "Bilsky", choices=BILSKY)
-_RESULT = Choice("result", "Result", choices=BIOPSY_RESULT)
 
 
 @dataclass
@@ -37,21 +33,10 @@ class Case:
     waiting_since: object
 
     def imaging_words(self) -> str:
-        if self.imaging is None:
-            return "No imaging reported"
-        data = self.imaging.data
-        words = [describe(_MODALITY, data["modality"]), data.get("region", "")]
-        if data.get("levels"):
-            words.append(data["levels"])
-        if data.get("bilsky_grade"):
-            words.append(f"Bilsky {data['bilsky_grade']}")
-        return ", ".join(w for w in words if w)
+        return imaging_words(self.imaging)
 
     def histology_words(self) -> str:
-        if self.biopsy is None:
-            return "No biopsy result"
-        data = self.biopsy.data
-        return f"{describe(_RESULT, data['result'])}: {data['histology']}"
+        return histology_words(self.biopsy)
 
 
 def _case(pathway: Pathway, events: list[Event]) -> Case:
