@@ -644,3 +644,19 @@ def test_the_four_refusals_of_the_issue(users, session):
     assert meeting.attendance == []
     assert steps() == before
     assert meeting.team == TEAM
+
+
+def test_a_letter_loads_nothing_from_outside_itself(tmp_path):
+    """An administrator's template naming a file of the server or an address of the network
+    gets nothing of it into the PDF: WeasyPrint is given no way to fetch."""
+    picture = Path(tracker.__file__).parents[1] / "docs" / "screenshots" / "login.png"
+    secret = tmp_path / "secret.css"
+    secret.write_text("body { background: url(file:///etc/hostname); }")
+    page = (
+        f'<html><head><link rel="stylesheet" href="file://{secret}"></head><body>'
+        f'<p>Letter</p><img src="file://{picture}" alt="x">'
+        '<img src="http://127.0.0.1:9/tracker.png" alt="y"></body></html>'
+    )
+    pdf = PdfReader(io.BytesIO(letters.pdf_of(page)))
+    assert "Letter" in pdf.pages[0].extract_text()
+    assert list(pdf.pages[0].images) == []
