@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select, text
 
 from tracker.engine import steps as d
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
+from tracker.mdt.models import MdtMeeting
 from tracker.users.models import User
 from tracker.users.passwords import check_password
 
@@ -166,6 +167,13 @@ def test_reset_demo_empties_the_database_and_seeds_the_demo_again(scratch_url):
             names = set(db.session.scalars(select(User.username)))
             assert "coordinator" in names and "leftover" not in names
             assert db.session.scalar(select(func.count(Pathway.id))) == 60
+            # Weekly MDT meetings of each team, six weeks ahead, for a coordinator to prepare.
+            meetings = db.session.scalars(select(MdtMeeting)).all()
+            assert "Created 18 demo MDT meetings" in result.output
+            assert sorted({m.team for m in meetings}) == ["bone_sarcoma", "metastatic", "spine"]
+            assert len(meetings) == 18 and all(m.chair.username == "surgeon" for m in meetings)
+            today = datetime.now(UTC).date()
+            assert all(today <= m.meeting_date <= today + timedelta(days=43) for m in meetings)
             verify = app.test_cli_runner().invoke(args=["tracker", "verify"])
             assert verify.exit_code == 0, verify.output
             db.session.remove()

@@ -28,6 +28,7 @@ from tracker.demo import DEMO_PASSWORD, DEMO_USERS, seed
 from tracker.engine import daily
 from tracker.engine.derive import refresh_all
 from tracker.engine.errors import InvalidData, RoleNotAllowed
+from tracker.engine.teams import codes as team_codes
 from tracker.engine.verify import verify_all
 from tracker.extensions import db
 from tracker.mdt import services as mdt
@@ -276,6 +277,37 @@ def ensure_demo(ctx: click.Context) -> None:
         click.echo("Database already has users; demo data not added.")
         return
     ctx.invoke(seed_demo, pathways=60, seed_value=7)
+    _demo_meetings()
+
+
+# The demo's weekly MDT meetings, one series per team, for an MDT coordinator to prepare.
+DEMO_MEETINGS = (
+    ("spine", "tuesday", "08:00", "Spinal MDT room, level 3"),
+    ("metastatic", "wednesday", "08:00", "Oncology seminar room"),
+    ("bone_sarcoma", "thursday", "13:00", "Sarcoma unit meeting room"),
+)
+
+
+def _demo_meetings() -> None:
+    """Six weeks of weekly MDT meetings for each demo team (of the configured teams),
+    created by the demo coordinator and chaired by the demo surgeon."""
+    actor = db.session.scalar(select(User).where(User.username == "coordinator"))
+    today = utcnow().astimezone(local_zone()).date()
+    made = 0
+    with acting_as(actor):
+        for team, weekday, start_time, location in DEMO_MEETINGS:
+            if team not in team_codes():
+                continue
+            values = {
+                "team": team,
+                "start_time": start_time,
+                "location": location,
+                "video_link": "",
+                "chair": "surgeon",
+            }
+            made += len(mdt.create_series(values, weekday, 6, actor, today)[0])
+        db.session.commit()
+    click.echo(f"Created {made} demo MDT meetings (weekly, six weeks ahead, one series per team).")
 
 
 @tracker_cli.command("reset-demo")
@@ -295,6 +327,7 @@ def reset_demo(ctx: click.Context, yes: bool) -> None:
     _drop_everything()
     upgrade()
     ctx.invoke(seed_demo, pathways=60, seed_value=7)
+    _demo_meetings()
 
 
 def _drop_everything() -> None:
