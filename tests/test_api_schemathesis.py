@@ -27,7 +27,7 @@ def test_api_honours_its_schema(app, users, session):
     headers = {"Authorization": f"Bearer {plain}"}
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 18
+    assert len(operations) == 19
     tested = []
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
@@ -48,4 +48,4 @@ def test_api_honours_its_schema(app, users, session):
 
             check()
             tested.append((operation.label, mode.value))
-    assert len(tested) == 36
+    assert len(tested) == 38
