@@ -546,6 +546,14 @@ def test_a_gp_letter_is_a_pdf_stored_per_generation_and_audited(client, login, u
     other = driver(users).pathway
     session.commit()
     assert client.get(f"/mdt/pathways/{other.id}/documents/{document.id}").status_code in (403, 404)
+    # A coordinator of another team can neither write the letter nor open the case live.
+    set_teams(users["coordinator"], ["spine"])
+    session.commit()
+    client.post("/logout")
+    login("coordinator")
+    assert client.post(url).status_code == 403
+    assert client.get(f"/mdt/meetings/{meeting.id}/live/{drive.pathway.id}").status_code == 403
+    assert session.scalar(select(func.count()).select_from(GeneratedDocument)) == 2
 
 
 def test_the_patients_letter_is_in_plain_words(client, login, users, session):

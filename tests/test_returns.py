@@ -535,4 +535,4 @@ def test_the_pages_run_a_fixed_number_of_queries(client, login, api, session):
         session.commit()
         large = queries_run()
     assert small == large
-    assert max(large) <= 8, large
+    assert max(large) <= 9, large  # the PTL page: 8, and the top bar's notification counter

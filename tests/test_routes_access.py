@@ -123,6 +123,10 @@ def test_every_api_endpoint_is_covered():
         "api.list_tasks",
         "api.create_task",
         "api.change_task",
+        "api.list_mdt_meetings",
+        "api.create_mdt_meeting",
+        "api.get_mdt_meeting",
+        "api.list_mdt_case",
         "api.ptl",
         "api.cwt_return",
     }
