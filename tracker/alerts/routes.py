@@ -32,7 +32,7 @@ def index():
 def mark_read():
     """One notification read (its id in the form field ``notification``)."""
     raw = request.form.get("notification", "")
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         flash("Choose a notification to mark as read.", "warning")
         return redirect(url_for("notifications.index"))
     notification_id = int(raw)

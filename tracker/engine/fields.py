@@ -387,7 +387,7 @@ class Integer(Field):
         return out
 
     def parse_cell(self, raw: str) -> Any:
-        return int(raw) if raw.lstrip("-").isdigit() else raw
+        return int(raw) if raw.isascii() and raw.lstrip("-").isdigit() else raw
 
     def form_inputs(self, kit: FormKit) -> list[tuple[str, Any]]:
         return [(self.name, kit.integer(self))]
@@ -497,7 +497,11 @@ class ScoreField(Field):
 
     def from_row(self, row: dict[str, str]) -> Any:
         parts = {c: row.get(f"{self.name}.{c}", "").strip() for c in self.score.components}
-        given = {c: int(v) if v.lstrip("-").isdigit() else v for c, v in parts.items() if v}
+        given = {
+            c: int(v) if v.isascii() and v.lstrip("-").isdigit() else v
+            for c, v in parts.items()
+            if v
+        }
         return given or None
 
     def input_name(self, component: str) -> str:

@@ -79,7 +79,8 @@ def _actions(pathway: Pathway, history) -> dict:
 def _map_at() -> int | None:
     """The MDT decision whose lesion map to show (``?map_at=seq``); anything else: today's."""
     raw = request.args.get("map_at", "")
-    return int(raw) if raw.isdigit() and len(raw) < 9 else None
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else None
 
 
 @bp.get("/<int:pathway_id>")
@@ -132,7 +133,11 @@ def _changed_since(pathway: Pathway, version: str | None) -> list[Event]:
     """The steps recorded after the version a form was opened at."""
     # A version past the pathway's own (a tampered or absurd form) shows every step since
     # the latest; it must not reach the query as a number the column cannot hold.
-    opened = min(int(version), pathway.version) if (version or "").isdigit() else 0
+    opened = (
+        min(int(version), pathway.version)
+        if (version or "").isascii() and (version or "").isdigit()
+        else 0
+    )
     return list(
         db.session.scalars(
             select(Event)
@@ -248,7 +253,11 @@ def record(pathway_id: int, trigger: str):
         history = services.load_history(pathway)
         defaults = services.form_defaults(trigger, pathway.state, history)
         fill(form, form.dictionary_fields, defaults)
-        if TASK_FIELD in form and (number := request.args.get(TASK_FIELD, "")).isdigit():
+        if (
+            TASK_FIELD in form
+            and (number := request.args.get(TASK_FIELD, "")).isascii()
+            and number.isdigit()
+        ):
             form[TASK_FIELD].data = int(number)  # Done / Cancel from the Tracking panel
         context["when_choice"] = outcome_form.when_preset(form, pathway, history)
     if TASK_FIELD in form:

@@ -277,7 +277,9 @@ class ServerSessionInterface(SessionInterface):
             user_id = session.get("_user_id")
             values = {
                 "data": _serializer.dumps(dict(session)),
-                "user_id": int(user_id) if user_id and str(user_id).isdigit() else None,
+                "user_id": int(user_id)
+                if user_id and str(user_id).isascii() and str(user_id).isdigit()
+                else None,
                 "last_seen_at": now,
             }
         elif now - session.last_seen_at >= touch:
