@@ -478,11 +478,28 @@ def compute_all(
     """The clocks of every episode: an earlier episode's clocks keep their results, and one
     still running when the next episode began ends there (a follow-up visit is stopped by
     the recurrence; a target, as at a closing)."""
+    return compute_current_and_all(
+        urgency, referral_received_at, history, now, closed_at, target_rules
+    )[1]
+
+
+def compute_current_and_all(
+    urgency: str,
+    referral_received_at: datetime,
+    history: History,
+    now: datetime,
+    closed_at: datetime | None = None,
+    target_rules: Rules | None = None,
+) -> tuple[list[ClockResult], list[ClockResult]]:
+    """What `compute` and `compute_all` give, each episode's clocks computed once (the
+    derivation needs both with every event)."""
     target_rules = target_rules or rules()
-    out = []
+    current: list[ClockResult] = []
+    out: list[ClockResult] = []
     for episode in _episodes(urgency, referral_received_at, history):
-        out.extend(_episode_clocks(history, now, closed_at, target_rules, episode))
-    return out
+        current = _episode_clocks(history, now, closed_at, target_rules, episode)
+        out.extend(current)
+    return current, out
 
 
 def _episodes(urgency: str, referral_received_at: datetime, history: History) -> list[Episode]:
