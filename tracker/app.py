@@ -20,7 +20,8 @@ from tracker.accounts.routes import account_bp, auth_bp, users_bp
 from tracker.alerts import routes as alerts_routes
 from tracker.alerts import schedule as alert_schedule
 from tracker.api import meetings as _api_meetings  # noqa: F401 - /api/v1/mdt-meetings
-from tracker.api.routes import bp as api_bp
+from tracker.api import routes as _api_routes  # noqa: F401 - the rest of /api/v1
+from tracker.api.base import bp as api_bp
 from tracker.api.services import present
 from tracker.audit.chain import AuditKeyError, heads_logger, load_key, log_chain_heads
 from tracker.bulk.routes import bp as bulk_bp

@@ -12,8 +12,8 @@ from datetime import date
 from flask import g, jsonify, request
 from sqlalchemy import func, select
 
-from tracker.api import serialize
-from tracker.api.routes import PAGE_SIZE, ApiError, _body, _load, _now, _page, bp
+from tracker.api import base, serialize
+from tracker.api.base import PAGE_SIZE, ApiError, bp, query_parameters
 from tracker.engine import services, teams
 from tracker.engine.history import History
 from tracker.engine.models import Pathway
@@ -85,7 +85,7 @@ def _meeting(meeting_id: int) -> MdtMeeting:
 
 
 def _detail(meeting: MdtMeeting) -> dict:
-    now = _now()
+    now = base.now()
     items = agenda.build(meeting, g.api_user, now)
     past = now >= mdt.starts_at(meeting)
     quorum = mdt.quorum(meeting)
@@ -109,6 +109,7 @@ def _detail(meeting: MdtMeeting) -> dict:
 
 
 @bp.get("/v1/mdt-meetings")
+@query_parameters("team", "from", "page")
 def list_mdt_meetings():
     args = request.args
     query = select(MdtMeeting)
@@ -128,7 +129,7 @@ def list_mdt_meetings():
         if day is None:
             raise ApiError(422, "invalid_data", "Bad date.", {"from": ["a date, YYYY-MM-DD"]})
         query = query.where(MdtMeeting.meeting_date >= day)
-    page = _page(args)
+    page = base.page_number(args)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     rows = db.session.scalars(
         query.order_by(MdtMeeting.meeting_date, MdtMeeting.start_time, MdtMeeting.id)
@@ -186,7 +187,7 @@ def _day(text: str) -> date | None:
 
 @bp.post("/v1/mdt-meetings")
 def create_mdt_meeting():
-    values = _strings(_body(), MEETING_FIELDS, "a meeting")
+    values = _strings(base.json_body(), MEETING_FIELDS, "a meeting")
     # As the schema writes them (the pages' forms send no other shape).
     errors = {}
     if "meeting_date" in values and _day(values["meeting_date"]) is None:
@@ -206,27 +207,24 @@ def get_mdt_meeting(meeting_id: int):
 
 @bp.post("/v1/mdt-meetings/<anyint:meeting_id>/cases")
 def list_mdt_case(meeting_id: int):
-    meeting, body = _meeting(meeting_id), _body()
+    meeting, body = _meeting(meeting_id), base.json_body()
     pathway_id = body.pop("pathway_id", None)
     version, request_id = body.pop("expected_version", None), body.pop("request_id", None)
     errors = {}
     if not isinstance(pathway_id, int) or isinstance(pathway_id, bool):
         errors["pathway_id"] = ["pathway_id is the id of the pathway to list"]
-    if not isinstance(version, int) or isinstance(version, bool):
-        errors["expected_version"] = ["expected_version is the pathway's version, a number"]
-    if not isinstance(request_id, str):
-        errors["request_id"] = ["A request id of 1 to 64 characters is required"]
+    errors.update(base.write_errors(version, request_id))
     if errors:
         raise ApiError(422, "invalid_data", "Please correct the request.", errors)
     values = _strings(body, CASE_FIELDS, "a listing")
     if not 0 < pathway_id < 2**31:
         raise ApiError(404, "not_found", f"No pathway {pathway_id}.")
-    pathway: Pathway = _load(pathway_id)
+    pathway: Pathway = base.load_pathway(pathway_id)
     result = services.record(
         pathway,
         mdt.LISTING,
         {**values, "meeting_id": meeting.id},
-        _now(),
+        base.now(),
         g.api_user,
         version,
         request_id,
@@ -241,7 +239,7 @@ def list_mdt_case(meeting_id: int):
     history = History.from_events(services.load_events(pathway))
     number = 1 + sum(1 for c in meeting.cases if c.position < case.position)
     item = agenda.AgendaCase(case, number, True, history=history)
-    past = _now() >= mdt.starts_at(meeting)
+    past = base.now() >= mdt.starts_at(meeting)
     return jsonify(
         {"case": _case_json(item, past), "version": pathway.version, "state": pathway.state}
     ), (201 if result.created else 200)

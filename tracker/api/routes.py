@@ -1,25 +1,22 @@
-"""/api/v1: JSON for other hospital systems, through the same services as the web app.
-
-Authenticated by bearer tokens only (no session cookie is read here), which is why
-this blueprint is exempt from CSRF.
-"""
+"""/api/v1: JSON for other hospital systems, through the same services as the web app:
+patients, pathways and their events, tasks, FHIR, the PTL and the monthly return. The
+frame every call shares (authentication, errors, reading a request) is ``base``."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
-from flask import Blueprint, g, jsonify, request
+from flask import g, jsonify, request
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from tracker.api import serialize
+from tracker.api import base, serialize
+from tracker.api.base import PAGE_SIZE, ApiError, bp, query_parameters
 from tracker.api.fhir import bundle
 from tracker.api.openapi import document
-from tracker.api.services import touch
-from tracker.core.clock import local_date, local_zone
-from tracker.core.text import has_control_characters
-from tracker.engine import clocks, services, teams
+from tracker.core.clock import local_date
+from tracker.engine import clocks, services
 from tracker.engine import steps as d
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
@@ -30,159 +27,8 @@ from tracker.patients.models import Patient
 from tracker.returns import queries as returns
 from tracker.teams import scope
 from tracker.tracking import services as tracking
-from tracker.web.access import ANONYMOUS, refusal, rule_for
 from tracker.web.auditing import record_refusal
-from tracker.web.boundary import discard, error_body, keep
-from tracker.web.limits import bearer_token
-
-bp = Blueprint("api", __name__, url_prefix="/api")
-PAGE_SIZE = 50
-QUERY_PARAMETERS = {
-    "api.list_pathways": {"state", "urgency", "target_status", "page"},
-    "api.ptl": {"band", "lead_surgeon", "page"},
-    "api.cwt_return": {"month"},
-    "api.list_mdt_meetings": {"team", "from", "page"},
-}
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, errors: dict | None = None, **extra):
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.errors, self.extra = errors or {}, extra
-
-
-@bp.errorhandler(ApiError)
-def _api_error(exc: ApiError):
-    if exc.status in (401, 403):
-        g.refusal = exc.message  # for the audit log
-    return jsonify(error_body(exc.code, exc.message, exc.errors, **exc.extra)), exc.status
-
-
-# Domain errors (PathwayError), HTTP errors (an unknown URL or method under /api, a body
-# too large) and unexpected exceptions (500) are answered by the transaction boundary in
-# the API's one error shape (tracker.web.boundary); only the answers particular to a call
-# are here.
-
-
-# The methods a read-only token may use; every other one writes.
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-GET_ANOTHER = "create a new one on your account page (click your name in the top bar)"
-
-
-@bp.before_request
-def _authenticate():
-    if ANONYMOUS in rule_for(request.endpoint).roles:
-        return None
-    presented = bearer_token()  # read once per request, as the rate limit reads it
-    if presented.expired_at is not None:
-        when = presented.expired_at.astimezone(local_zone()).strftime("%d %b %Y %H:%M")
-        raise ApiError(401, "token_expired", f"This API token expired on {when}; {GET_ANOTHER}.")
-    token = presented.token
-    if token is None:
-        # Unknown, revoked, or of a deactivated account: the same answer for each.
-        raise ApiError(
-            401,
-            "unauthorized",
-            "Send a valid API token: 'Authorization: Bearer <token>'. A token stops working "
-            "when it expires, is revoked, or its user's password changes; "
-            f"{GET_ANOTHER}.",
-        )
-    g.api_user = user = token.user
-    touch(token)
-    reason = refusal(user.role, request.endpoint)
-    if reason:
-        g.refusal = reason
-        raise ApiError(403, "forbidden", reason)
-    if request.method not in READ_METHODS and not token.writes:
-        raise ApiError(
-            403,
-            "read_only_token",
-            f"This API token is read-only: it may read but not write. To write, {GET_ANOTHER} "
-            "with the scope 'read-write'.",
-        )
-    allowed = QUERY_PARAMETERS.get(request.endpoint, set())
-    controlled = sorted(
-        name or "(empty)"
-        for name, value in request.args.items(multi=True)
-        if has_control_characters(name) or has_control_characters(value)
-    )
-    if controlled:
-        raise ApiError(
-            422,
-            "invalid_data",
-            "Control characters are not allowed.",
-            {name[:40]: ["contains a control character; remove it"] for name in controlled},
-        )
-    unknown = sorted(set(request.args) - allowed)
-    if unknown:
-        raise ApiError(
-            422,
-            "invalid_data",
-            "Unknown query parameters.",
-            {name or "(empty)": ["is not a parameter of this call"] for name in unknown},
-        )
-    return None
-
-
-def _body() -> dict:
-    try:
-        body = request.get_json(silent=True)
-    except RecursionError:
-        raise ApiError(400, "bad_request", "The request body is nested too deeply.") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "The request body must be a JSON object.")
-    problems = {path: ["contains a control character; remove it"] for path in _control(body)}
-    if problems:
-        raise ApiError(422, "invalid_data", "Control characters are not allowed.", problems)
-    # A copy: the request's parsed body stays as sent if the view runs again (boundary).
-    return dict(body)
-
-
-def _control(value, path: str = "") -> list[str]:
-    """Where, in a JSON value, a string holds a control character (tab and newline aside)."""
-    if isinstance(value, str):
-        return [path or "(body)"] if has_control_characters(value) else []
-    if isinstance(value, dict):
-        found = []
-        for key, item in value.items():
-            where = f"{path}.{key}" if path else str(key)
-            found += [where] if has_control_characters(str(key)) else _control(item, where)
-        return found
-    if isinstance(value, list):
-        return [p for i, item in enumerate(value) for p in _control(item, f"{path}[{i}]")]
-    return []
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _load(pathway_id: int) -> Pathway:
-    pathway = db.session.get(Pathway, pathway_id) if pathway_id < 2**31 else None
-    if pathway is None:
-        raise ApiError(404, "not_found", f"No pathway {pathway_id}.")
-    _in_teams(pathway.patient_id, [pathway.team])
-    return pathway
-
-
-def _in_teams(patient_id: int, record_teams: list[str]) -> None:
-    """A record of the caller's teams, or of a patient they hold emergency access to."""
-    user = g.api_user
-    if not scope.outside(user, patient_id, record_teams):
-        return
-    access = scope.grant(user, patient_id, _now())
-    if access is not None:
-        g.emergency_access = access
-        return
-    names = ", ".join(teams.label(t) for t in record_teams)
-    g.refusal = f"patient {patient_id} belongs to {names}, not one of the caller's teams"
-    raise ApiError(
-        403,
-        "other_team",
-        f"This patient is cared for by {names}, not one of your teams. Ask an administrator "
-        "to add you to the team, or open the record in the web app with emergency access.",
-    )
+from tracker.web.boundary import discard, keep
 
 
 @bp.get("/v1/definition")
@@ -192,7 +38,7 @@ def definition():
 
 @bp.post("/v1/patients")
 def create_patient():
-    body = _body()
+    body = base.json_body()
     fields = {f.name: body.get(f.name) for f in PATIENT_FIELDS}
     unknown = sorted(set(body) - set(fields))
     if unknown:
@@ -220,7 +66,7 @@ def get_patient(patient_id: int):
 
 @bp.patch("/v1/patients/<anyint:patient_id>")
 def update_patient(patient_id: int):
-    patient, body = _load_patient(patient_id), _body()
+    patient, body = _load_patient(patient_id), base.json_body()
     try:
         changes = patient_services.update_patient(g.api_user, patient, body)
     except DuplicatePatient as exc:
@@ -242,7 +88,7 @@ def _load_patient(patient_id: int) -> Patient:
     patient = db.session.get(Patient, patient_id) if patient_id < 2**31 else None
     if patient is None:
         raise ApiError(404, "not_found", f"No patient {patient_id}.")
-    _in_teams(patient.id, scope.patient_teams(patient.id))
+    base.in_teams(patient.id, scope.patient_teams(patient.id))
     return patient
 
 
@@ -251,7 +97,7 @@ def _duplicate(exc: DuplicatePatient) -> ApiError:
     that patient is another team's and the caller holds no emergency access to them: then
     neither name, MRN nor id. The refusal is audited."""
     holder = exc.patient
-    if scope.hidden_from(g.api_user, holder.id, _now()):
+    if scope.hidden_from(g.api_user, holder.id, base.now()):
         record_refusal(f"{exc.label} already registered to a patient of another team", holder.id)
         keep()
         message = exc.for_another_team
@@ -285,7 +131,7 @@ def _taken_a_moment_ago(body: dict, patient: Patient | None = None) -> ApiError:
 
 @bp.post("/v1/pathways")
 def create_pathway():
-    body = _body()
+    body = base.json_body()
     patient_id = body.pop("patient_id", None)
     request_id = body.pop("request_id", None)
     if not isinstance(patient_id, int) or isinstance(patient_id, bool):
@@ -303,7 +149,7 @@ def create_pathway():
             f"No patient has the id {patient_id}.",
             {"patient_id": [f"No patient has the id {patient_id}"]},
         )
-    _in_teams(patient.id, scope.patient_teams(patient.id))
+    base.in_teams(patient.id, scope.patient_teams(patient.id))
     if request_id is not None and not isinstance(request_id, str):
         raise ApiError(
             422,
@@ -316,12 +162,13 @@ def create_pathway():
     except TypeError:
         discard()
         raise ApiError(422, "invalid_data", "Unknown fields in the pathway.") from None
-    return jsonify(serialize.pathway(pathway, _now())), 201
+    return jsonify(serialize.pathway(pathway, base.now())), 201
 
 
 @bp.get("/v1/pathways")
+@query_parameters("state", "urgency", "target_status", "page")
 def list_pathways():
-    args, now = request.args, _now()
+    args, now = request.args, base.now()
     query = select(Pathway).where(scope.pathways(g.api_user, now))
     state = args.get("state")
     if state:
@@ -359,7 +206,7 @@ def list_pathways():
                 {"target_status": [f"must be one of: {', '.join(conditions)}"]},
             )
         query = query.where(conditions[status])
-    page = _page(args)
+    page = base.page_number(args)
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
     rows = db.session.scalars(
         query.order_by(Pathway.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
@@ -374,19 +221,9 @@ def list_pathways():
     )
 
 
-def _page(args) -> int:
-    raw_page = args.get("page", "1")
-    digits = raw_page.isascii() and raw_page.isdigit() and len(raw_page) <= 7
-    if not digits or not 1 <= int(raw_page) <= 1_000_000:
-        raise ApiError(
-            422, "invalid_data", "Bad page.", {"page": ["page is a whole number from 1"]}
-        )
-    return int(raw_page)
-
-
 @bp.get("/v1/pathways/<anyint:pathway_id>")
 def get_pathway(pathway_id: int):
-    pathway, now = _load(pathway_id), _now()
+    pathway, now = base.load_pathway(pathway_id), base.now()
     history = services.load_history(pathway)
     body = serialize.pathway(pathway, now)
     body["allowed_triggers"] = services.allowed_triggers(pathway, g.api_user, history)
@@ -407,13 +244,13 @@ def _events(pathway: Pathway) -> tuple[list[Event], dict[int, int]]:
 
 @bp.get("/v1/pathways/<anyint:pathway_id>/events")
 def list_events(pathway_id: int):
-    events, seq_of = _events(_load(pathway_id))
+    events, seq_of = _events(base.load_pathway(pathway_id))
     return jsonify({"items": [serialize.event(e, seq_of) for e in events]})
 
 
 @bp.post("/v1/pathways/<anyint:pathway_id>/events")
 def record_event(pathway_id: int):
-    pathway, body = _load(pathway_id), _body()
+    pathway, body = base.load_pathway(pathway_id), base.json_body()
     unknown = sorted(
         set(body) - {"trigger", "occurred_at", "expected_version", "request_id", "data"}
     )
@@ -429,10 +266,7 @@ def record_event(pathway_id: int):
     errors = {}
     if not isinstance(trigger, str):
         errors["trigger"] = ["trigger is required"]
-    if not isinstance(version, int) or isinstance(version, bool):
-        errors["expected_version"] = ["expected_version is the pathway's version, a number"]
-    if not isinstance(request_id, str):
-        errors["request_id"] = ["A request id of 1 to 64 characters is required"]
+    errors.update(base.write_errors(version, request_id))
     if not isinstance(data, dict):
         errors["data"] = ["data must be an object"]
     if errors:
@@ -486,13 +320,10 @@ _TASK_CHANGE_IN = {
 
 def _tasks_body(allowed: set[str]) -> tuple[dict, int, str]:
     """The body of a task call: the known fields, the version and the request id."""
-    body = _body()
+    body = base.json_body()
     errors = {name: ["is not a field of this call"] for name in sorted(set(body) - allowed)}
     version, request_id = body.get("expected_version"), body.get("request_id")
-    if not isinstance(version, int) or isinstance(version, bool):
-        errors["expected_version"] = ["expected_version is the pathway's version, a number"]
-    if not isinstance(request_id, str):
-        errors["request_id"] = ["A request id of 1 to 64 characters is required"]
+    errors.update(base.write_errors(version, request_id))
     if errors:
         raise ApiError(422, "invalid_data", "Please correct the request.", errors)
     return body, version, request_id
@@ -504,7 +335,7 @@ def _task_answer(pathway: Pathway, result, number: int):
     row = next(t for t in tracking.tasks_of(pathway) if t.seq == number)
     return jsonify(
         {
-            "task": serialize.task(row, local_date(_now())),
+            "task": serialize.task(row, local_date(base.now())),
             "event": serialize.event(result.event, seq_of),
             "version": pathway.version,
         }
@@ -513,8 +344,8 @@ def _task_answer(pathway: Pathway, result, number: int):
 
 @bp.get("/v1/pathways/<anyint:pathway_id>/tasks")
 def list_tasks(pathway_id: int):
-    pathway = _load(pathway_id)
-    today = local_date(_now())
+    pathway = base.load_pathway(pathway_id)
+    today = local_date(base.now())
     return jsonify(
         {
             "items": [serialize.task(t, today) for t in tracking.tasks_of(pathway)],
@@ -526,7 +357,7 @@ def list_tasks(pathway_id: int):
 
 @bp.post("/v1/pathways/<anyint:pathway_id>/tasks")
 def create_task(pathway_id: int):
-    pathway = _load(pathway_id)
+    pathway = base.load_pathway(pathway_id)
     body, version, request_id = _tasks_body(_TASK_IN)
     result = tracking.add_task(
         pathway,
@@ -544,7 +375,7 @@ def create_task(pathway_id: int):
 
 @bp.post("/v1/pathways/<anyint:pathway_id>/tasks/<anyint:task_id>")
 def change_task(pathway_id: int, task_id: int):
-    pathway = _load(pathway_id)
+    pathway = base.load_pathway(pathway_id)
     task = tracking.task_by_id(pathway, task_id)
     if task is None:
         raise ApiError(404, "not_found", f"Pathway {pathway_id} has no task {task_id}.")
@@ -596,7 +427,7 @@ def change_task(pathway_id: int, task_id: int):
 @bp.get("/v1/pathways/<anyint:pathway_id>/fhir")
 def fhir(pathway_id: int):
 
-    pathway = _load(pathway_id)
+    pathway = base.load_pathway(pathway_id)
     return (
         jsonify(bundle(pathway, services.load_events(pathway))),
         200,
@@ -609,11 +440,12 @@ def _json_values(record: dict) -> dict:
 
 
 @bp.get("/v1/ptl")
+@query_parameters("band", "lead_surgeon", "page")
 def ptl():
     """The patient tracking list, as the page and its CSV give it (docs/returns.md)."""
-    args, now = request.args, _now()
+    args, now = request.args, base.now()
     filters, errors = returns.ptl_filters(args.get("band"), args.get("lead_surgeon"))
-    page = _page(args)
+    page = base.page_number(args)
     if filters is None:
         raise ApiError(422, "invalid_data", "Please correct the filters.", errors)
     filters = replace(filters, visible=scope.pathways(g.api_user, now))
@@ -631,12 +463,13 @@ def ptl():
 
 
 @bp.get("/v1/returns/cwt")
+@query_parameters("month")
 def cwt_return():
     """The monthly return of a month (``month=YYYY-MM``, required), as its CSV gives it."""
-    month, problem = returns.parse_month(request.args.get("month"), local_date(_now()))
+    month, problem = returns.parse_month(request.args.get("month"), local_date(base.now()))
     if month is None:
         raise ApiError(422, "invalid_data", problem, {"month": [problem]})
-    result = returns.cwt_return(month, scope.pathways(g.api_user, _now()))
+    result = returns.cwt_return(month, scope.pathways(g.api_user, base.now()))
     return jsonify(
         {
             "month": f"{month:%Y-%m}",
