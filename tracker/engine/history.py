@@ -97,6 +97,19 @@ class History:
                 target.amended_by.append(step.seq)
             if step.trigger == d.VOID_TRIGGER and step.voids_seq in self.by_seq:
                 self.by_seq[step.voids_seq].voided_by = step.seq
+        self._by_tag: dict[str, list[Step]] | None = None
+
+    def _tagged(self, tag: str) -> list[Step]:
+        """The counting steps with ``tag``, in the order recorded. Pages ask this dozens of
+        times of one history: the index is built at the first question."""
+        if self._by_tag is None:
+            index: dict[str, list[Step]] = {}
+            for step in self.steps:
+                if step.counts:
+                    for each in step.tags:
+                        index.setdefault(each, []).append(step)
+            self._by_tag = index
+        return self._by_tag.get(tag, [])
 
     @classmethod
     def from_events(cls, events) -> History:
@@ -244,9 +257,7 @@ class History:
         """The step with ``tag`` that happened last among those recorded after ``since``
         (and, given ``by``, that had happened by then)."""
         found = [
-            s
-            for s in self.steps
-            if s.seq > since and s.counts and tag in s.tags and (by is None or s.occurred_at <= by)
+            s for s in self._tagged(tag) if s.seq > since and (by is None or s.occurred_at <= by)
         ]
         return max(found, key=lambda s: (s.occurred_at, s.seq), default=None)
 
@@ -254,14 +265,12 @@ class History:
         """The step with ``tag`` that happened first among those recorded after ``since``
         (and before ``until``): a step entered late but dated earlier comes first."""
         found = [
-            s
-            for s in self.steps
-            if s.seq > since and (until is None or s.seq < until) and s.counts and tag in s.tags
+            s for s in self._tagged(tag) if s.seq > since and (until is None or s.seq < until)
         ]
         return min(found, key=lambda s: (s.occurred_at, s.seq), default=None)
 
     def tagged(self, tag: str, since: int = 0) -> list[Step]:
-        return [s for s in self.steps if s.seq > since and s.counts and tag in s.tags]
+        return [s for s in self._tagged(tag) if s.seq > since]
 
     def latest_value(self, key: str) -> Any:
         """The most recent value recorded for a data field (ASIA, SINS total, ...), or None."""

@@ -78,8 +78,15 @@ class StepDef:
         return None
 
     def tags_from(self, source: str | None) -> frozenset[str]:
-        way = self.way_from(source)
-        return self.tags | way.tags if way else self.tags
+        return self._tags_by_source.get(source, self.tags)
+
+    def __post_init__(self) -> None:
+        # Read for every step of every history many times a page: worked out once.
+        by_source: dict[str | None, frozenset[str]] = {}
+        for way in self.ways:
+            for source in way.sources:
+                by_source.setdefault(source, self.tags | way.tags)
+        object.__setattr__(self, "_tags_by_source", by_source)
 
 
 def _mdt_outcome(dest: str, fields: tuple[Field, ...] = (), rules=(), tags=frozenset()) -> Way:
