@@ -141,6 +141,39 @@ def test_pathway_page_shows_timeline_targets_and_actions(client, login, walk):
     assert url(pathway, "/void") in text  # the coordinator recorded the last step
 
 
+def test_a_long_timeline_shows_its_latest_steps_and_the_rest_on_request(
+    client, login, users, session
+):
+    from tracker.pathway.routes import TIMELINE_SHOWN
+
+    drive = driver(users)
+    drive.do("add_tracking_note", {"note": "First chase: GP letter sent"})
+    for n in range(TIMELINE_SHOWN + 2):
+        drive.do("add_note", {"note": f"Call {n}"})
+    drive.do("add_tracking_note", {"note": "Second chase: imaging booked"})
+    session.commit()
+    pathway = drive.pathway
+    steps = pathway.version  # the referral, two tracking notes, the calls
+    login("coordinator")
+
+    text = shown(client.get(url(pathway)))
+    assert f"The latest {TIMELINE_SHOWN} of {steps} steps, newest first." in text
+    shown_seqs = {int(n) for n in re.findall(r'<li id="event-([0-9]+)"', text)}
+    assert shown_seqs == set(range(steps - TIMELINE_SHOWN + 1, steps + 1))
+    folded = steps - TIMELINE_SHOWN
+    everything = url(pathway, "?timeline=all")
+    assert f'href="{everything}#event-{folded + 1}">Show the {folded} earlier steps</a>' in text
+    # The tracking panel's earlier note is folded away: its link opens the whole timeline.
+    assert f'href="{everything}#event-2"' in text
+
+    text = shown(client.get(everything))
+    assert "steps, newest first" not in text and "earlier step" not in text
+    assert {int(n) for n in re.findall(r'<li id="event-([0-9]+)"', text)} == set(
+        range(1, steps + 1)
+    )
+    assert "Referral received" in text and 'href="#event-2"' in text
+
+
 def test_pathway_page_for_a_viewer_offers_nothing_to_record(client, login, walk):
     pathway = walk("imaging")
     login("viewer")

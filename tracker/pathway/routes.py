@@ -83,6 +83,11 @@ def _map_at() -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 9 else None
 
 
+# The timeline shows this many of the latest steps; "Show the earlier steps" shows them all
+# (a pathway of 200 steps rendered its timeline in two thirds of the page's time).
+TIMELINE_SHOWN = 50
+
+
 @bp.get("/<int:pathway_id>")
 def show(pathway_id: int):
     pathway = load(pathway_id)
@@ -91,12 +96,17 @@ def show(pathway_id: int):
         pathway.urgency, pathway.referral_received_at, history, _now(), pathway.closed_at
     )
     amendable = {s.seq for s in services.amendable_steps(history)}
+    timeline = entries(history, _names())
+    # A long history shows its latest steps; the earlier ones are a click away.
+    shown = timeline if request.args.get("timeline") == "all" else timeline[-TIMELINE_SHOWN:]
     return render_template(
         "pathway/show.html",
         o=build_overview(pathway, history, _now(), _map_at()),
         pathway=pathway,
         history=history,
-        entries=entries(history, _names()),
+        entries=shown,
+        folded=len(timeline) - len(shown),
+        shown_seqs={entry.step.seq for entry in shown},
         targets=statuses,
         actions=_actions(pathway, history),
         amendable=amendable,
