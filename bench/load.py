@@ -25,7 +25,10 @@ class Scenario:
     path: str
     expect: int = 200
     api: bool = False  # bearer token instead of a web session
-    note: bool = False  # POST add_note to the client's own pathway
+    # POST add_note to the client's own pathway: through the API's events when ``path`` is
+    # empty, else to ``path`` (the floor's write, bench/floor.py), which takes only a note.
+    note: bool = False
+    floor: str = ""  # the name of the floor scenario this one is compared with
 
 
 class Client:
@@ -74,7 +77,7 @@ def _worker(args):
     if not scenario.api:
         client.login("coordinator")
     version = None
-    if scenario.note:
+    if scenario.note and not scenario.path:
         _, body = client.api("GET", f"/api/v1/pathways/{pathway_id}")
         version = body["version"]
     while time.time() < start_at:
@@ -84,7 +87,11 @@ def _worker(args):
     while time.time() < end:
         t0 = time.perf_counter()
         try:
-            if scenario.note:
+            if scenario.note and scenario.path:
+                status, _ = client.api(
+                    "POST", scenario.path.format(id=pathway_id), {"note": "Benchmark note."}
+                )
+            elif scenario.note:
                 request_id = uuid.uuid4().hex
                 status, body = client.api(
                     "POST",

@@ -1,9 +1,10 @@
 """`make bench`: throughput and latency as ratios to the stack's own floor.
 
 For SQLite, and for PostgreSQL when DATABASE_URL names one: seed 1,000 and 100,000
-pathways with seed-demo, serve with gunicorn (2 workers), drive 16 logged-in clients
-from separate processes for a fixed time per scenario, and write bench/results.json
-and the tables of bench/REPORT.md. Also times the CSV import of 100,000 events
+pathways with seed-demo, serve with gunicorn (2 workers) the product with its floor
+(bench/floor.py) under /floor, drive 16 logged-in clients from separate processes for a
+fixed time per scenario (each page and its floor), and write bench/results.json and the
+tables of bench/REPORT.md. Also times the CSV import of 100,000 events
 (`--import-only`: that alone, keeping the server figures).
 """
 
@@ -20,6 +21,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,16 +31,31 @@ sys.path.insert(0, str(ROOT))
 
 from bench.load import Scenario, run  # noqa: E402
 
+# Each floor (bench/floor.py, served under /floor by the same gunicorn) runs just before
+# the pages compared with it, so that both see the machine in the same state.
 SCENARIOS = [
     Scenario("healthz", "GET", "/healthz"),
-    Scenario("worklist", "GET", "/"),
-    Scenario("worklist_breached", "GET", "/?target=breached"),
-    Scenario("pathway_200_events", "GET", "/pathways/{long}"),
-    Scenario("reports", "GET", "/reports/"),
-    Scenario("api_pathway", "GET", "/api/v1/pathways/{id}", api=True),
-    Scenario("api_add_note", "POST", "", expect=201, api=True, note=True),
+    Scenario("floor_worklist", "GET", "/floor/worklist"),
+    Scenario("worklist", "GET", "/", floor="floor_worklist"),
+    Scenario("worklist_breached", "GET", "/?target=breached", floor="floor_worklist"),
+    Scenario("floor_pathway", "GET", "/floor/pathways/{long}"),
+    Scenario("pathway_200_events", "GET", "/pathways/{long}", floor="floor_pathway"),
+    Scenario("reports", "GET", "/reports/", floor="floor_worklist"),
+    Scenario("floor_api_pathway", "GET", "/floor/api/pathways/{id}", api=True),
+    Scenario("api_pathway", "GET", "/api/v1/pathways/{id}", api=True, floor="floor_api_pathway"),
+    Scenario(
+        "floor_add_note",
+        "POST",
+        "/floor/api/pathways/{id}/notes",
+        expect=201,
+        api=True,
+        note=True,
+    ),
+    Scenario("api_add_note", "POST", "", expect=201, api=True, note=True, floor="floor_add_note"),
 ]
 READS = {"worklist", "worklist_breached", "pathway_200_events", "reports", "api_pathway"}
+# What gunicorn serves: the product, with the floor's views under /floor.
+BENCH_APP = "bench.floor:create_app()"
 
 
 # The PostgreSQL server named when the benchmark started; never changed by a run.
@@ -47,6 +64,12 @@ POSTGRES_URL = os.environ.get("DATABASE_URL", "")
 # database; the benchmark serves plain HTTP on 127.0.0.1, so it says so (ALLOW_PLAIN_HTTP).
 SECRET_KEY = "bench-secret-0123456789abcdef0123456789"  # noqa: S105 - benchmark only
 AUDIT_KEY = "bench-audit-key-0123456789abcdef0123456789"
+RATE_LIMITS = (
+    "LOGIN_RATE_LIMIT_ADDRESS",
+    "LOGIN_RATE_LIMIT_ACCOUNT",
+    "API_RATE_LIMIT",
+    "API_ANONYMOUS_RATE_LIMIT",
+)
 
 
 def bench_app(url: str):
@@ -79,6 +102,10 @@ def env_for(url: str) -> dict:
         "ALLOW_PLAIN_HTTP": "1",
         "TRACKER_ENV": "production",
         "FLASK_APP": "tracker:create_app",
+        # 16 clients log in as one user from one address, 16 times per scenario, and
+        # call the API with one token thousands of times a minute: the production
+        # limits would answer 429 (the limiter still counts every request).
+        **{name: "100000 per minute" for name in RATE_LIMITS},
     }
 
 
@@ -153,7 +180,7 @@ def prepare(url: str) -> dict:
 
 
 class Server:
-    def __init__(self, url: str, port: int, workers: int = 2):
+    def __init__(self, url: str, port: int, workers: int = 2, app: str = "tracker:create_app()"):
         self.port = port
         self.proc = subprocess.Popen(
             [
@@ -168,7 +195,7 @@ class Server:
                 f"127.0.0.1:{port}",
                 "--log-level",
                 "warning",
-                "tracker:create_app()",
+                app,
             ],
             env=env_for(url),
             cwd=ROOT,
@@ -206,18 +233,18 @@ def measure(backend: str, size: int, duration: float, clients: int) -> dict:
     flask(url, "db", "upgrade")
     seed_seconds = flask(url, "tracker", "seed-demo", "--pathways", str(size))
     setup = prepare(url)
-    server = Server(url, free_port())
+    server = Server(url, free_port(), app=BENCH_APP)
     try:
         rows = []
         for scenario in SCENARIOS:
             if "{long}" in scenario.path:
-                scenario = Scenario(
-                    scenario.name, scenario.method, scenario.path.format(long=setup["long"])
-                )
+                scenario = replace(scenario, path=scenario.path.format(long=setup["long"]))
             result = run(
                 "127.0.0.1", server.port, scenario, duration, clients, setup["token"], setup["ids"]
             )
             result.pop("stored")
+            if scenario.floor:
+                result["floor"] = scenario.floor
             rows.append(result)
             print(
                 f"  {backend} {size:>6} {result['scenario']:<20} {result['rps']:>7} rps "
@@ -227,9 +254,11 @@ def measure(backend: str, size: int, duration: float, clients: int) -> dict:
         rss = server.worker_rss_mb()
     finally:
         server.stop()
-    floor = rows[0]["rps"] or 1
+    rps = {row["scenario"]: row["rps"] for row in rows}
     for row in rows:
-        row["vs_healthz"] = round(row["rps"] / floor, 3)
+        row["vs_healthz"] = round(row["rps"] / (rps["healthz"] or 1), 3)
+        if "floor" in row:
+            row["vs_floor"] = round(row["rps"] / (rps[row["floor"]] or 1), 3)
     return {
         "backend": backend,
         "pathways": size,
