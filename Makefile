@@ -51,11 +51,14 @@ demo-reset: export TRACKER_ENV := development
 demo-reset: $(STAMP)
 	$(BIN)/flask tracker reset-demo --yes
 
+# The suite runs a worker per core (pytest-xdist); `make test TEST_WORKERS=0` runs it in
+# one process.
+TEST_WORKERS ?= auto
 test: $(STAMP)
 	$(BIN)/python tools/check_lock.py
 	$(BIN)/ruff check .
 	$(BIN)/bandit -q -r tracker config.py -ll
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # Figures for bench/REPORT.md; PostgreSQL too when DATABASE_URL names one.
 bench: $(STAMP)

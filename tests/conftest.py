@@ -22,6 +22,32 @@ from tracker.extensions import db
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
 if PG_URL and not PG_URL.startswith("postgresql"):
     raise RuntimeError("TEST_DATABASE_URL must be a postgresql+psycopg:// URL")
+
+
+def _this_workers(url: str) -> str:
+    """Under pytest-xdist (`make test` runs a worker per core) each worker has a database
+    of its own beside TEST_DATABASE_URL's (``test_gw0``, ``test_gw1``, created when
+    missing): one worker's schema reset must not drop the tables the other is using.
+    Scratch databases are named by process id, so they are the worker's own too."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        found = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+        if not found:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+PG_URL = _this_workers(PG_URL)
 if os.environ.get("REQUIRE_ALL_BACKENDS") and not PG_URL:
     raise RuntimeError("REQUIRE_ALL_BACKENDS is set (CI): TEST_DATABASE_URL must name PostgreSQL")
 PG_SKIP_REASON = (
