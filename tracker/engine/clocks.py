@@ -478,28 +478,18 @@ def compute_all(
     """The clocks of every episode: an earlier episode's clocks keep their results, and one
     still running when the next episode began ends there (a follow-up visit is stopped by
     the recurrence; a target, as at a closing)."""
-    return compute_current_and_all(
-        urgency, referral_received_at, history, now, closed_at, target_rules
-    )[1]
-
-
-def compute_current_and_all(
-    urgency: str,
-    referral_received_at: datetime,
-    history: History,
-    now: datetime,
-    closed_at: datetime | None = None,
-    target_rules: Rules | None = None,
-) -> tuple[list[ClockResult], list[ClockResult]]:
-    """What `compute` and `compute_all` give, each episode's clocks computed once (the
-    derivation needs both with every event)."""
     target_rules = target_rules or rules()
-    current: list[ClockResult] = []
-    out: list[ClockResult] = []
+    out = []
     for episode in _episodes(urgency, referral_received_at, history):
-        current = _episode_clocks(history, now, closed_at, target_rules, episode)
-        out.extend(current)
-    return current, out
+        out.extend(_episode_clocks(history, now, closed_at, target_rules, episode))
+    return out
+
+
+def of_current_episode(every: list[ClockResult], history: History) -> list[ClockResult]:
+    """What `compute` gives, taken from what `compute_all` gave (the derivation needs
+    both with every event: each episode's clocks are computed once)."""
+    current = len(history.tagged(tags.NEW_EPISODE))  # episodes are numbered from 0
+    return [result for result in every if result.episode == current]
 
 
 def _episodes(urgency: str, referral_received_at: datetime, history: History) -> list[Episode]:

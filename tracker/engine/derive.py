@@ -138,10 +138,8 @@ def derive(
     referral_received_at = referral.get("referral_received_at", referral_received_at)
     in_error = state in FINAL_STATES and entry is not None and entry.data.get("reason") == IN_ERROR
     rules = rules or clocks.rules()
-    current, every = clocks.compute_current_and_all(
-        urgency, referral_received_at, history, now, closed_at, rules
-    )
-    upcoming = clocks.next_open(current)
+    every = clocks.compute_all(urgency, referral_received_at, history, now, closed_at, rules)
+    upcoming = clocks.next_open(clocks.of_current_episode(every, history))
 
     recurrence = history.first_tagged(tags.NEW_EPISODE)
 

@@ -264,9 +264,7 @@ class History:
     def first_tagged(self, tag: str, since: int = 0, until: int | None = None) -> Step | None:
         """The step with ``tag`` that happened first among those recorded after ``since``
         (and before ``until``): a step entered late but dated earlier comes first."""
-        found = [
-            s for s in self._tagged(tag) if s.seq > since and (until is None or s.seq < until)
-        ]
+        found = [s for s in self._tagged(tag) if s.seq > since and (until is None or s.seq < until)]
         return min(found, key=lambda s: (s.occurred_at, s.seq), default=None)
 
     def tagged(self, tag: str, since: int = 0) -> list[Step]:
