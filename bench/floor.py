@@ -150,6 +150,13 @@ def _in_product(view):
     return wrapped
 
 
+def _viewed(endpoint: str, patient_id: int | None = None, pathway_id: int | None = None):
+    """The view's audit entry, as the product writes one for a page of patient data, and
+    the commit."""
+    record("view", patient_id=patient_id, pathway_id=pathway_id, detail={"endpoint": endpoint})
+    db.session.commit()
+
+
 def _plain(value):
     return value.isoformat() if isinstance(value, date | datetime) else value
 
@@ -163,8 +170,7 @@ def worklist():
     size = int(_real.config["WORKLIST_PAGE_SIZE"])
     rows = db.session.execute(WORKLIST_SQL, {"size": size}).all()
     page = WORKLIST.render(rows=rows)
-    record("view", detail={"endpoint": "floor.worklist"})
-    db.session.commit()
+    _viewed("floor.worklist")
     return page
 
 
@@ -177,13 +183,7 @@ def pathway(pathway_id: int):
     events = db.session.execute(EVENTS_SQL, {"id": pathway_id}).all()
     shown = events[-TIMELINE_SHOWN:][::-1]
     page = PATHWAY.render(p=p, events=shown, folded=len(events) - len(shown))
-    record(
-        "view",
-        patient_id=p.patient_id,
-        pathway_id=p.id,
-        detail={"endpoint": "floor.pathway"},
-    )
-    db.session.commit()
+    _viewed("floor.pathway", p.patient_id, p.id)
     return page
 
 
@@ -196,13 +196,7 @@ def api_pathway(pathway_id: int):
     values = {name: _plain(value) for name, value in row._mapping.items()}
     body = {name: values.pop(name) for name in PATIENT_COLUMNS}
     body = {**values, "patient": body}
-    record(
-        "view",
-        patient_id=row.patient_id,
-        pathway_id=row.id,
-        detail={"endpoint": "floor.api_pathway"},
-    )
-    db.session.commit()
+    _viewed("floor.api_pathway", row.patient_id, row.id)
     return body
 
 
