@@ -11,6 +11,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 # better, add_note at 0.6x the floor's write; p99 under 100 ms for every page; latency and
 # worker memory at 100,000 pathways within 1.25x of 1,000; no errors.
 GOAL_READ, GOAL_POST, GOAL_P99, GOAL_SCALE = 0.6, 0.6, 100.0, 1.25
+GOAL_SEED_S, GOAL_IMPORT_S = 60, 15  # seed-demo of 100,000 pathways; import of 100,000 events
 READS = ("worklist", "worklist_breached", "pathway_200_events", "reports", "api_pathway")
 WRITES = ("api_add_note",)
 
@@ -51,10 +52,14 @@ def tables(results: dict) -> str:
     ]
     by_key = {(r["backend"], r["pathways"]): r for r in results["runs"]}
     for run in results["runs"]:
+        seeded = f"Seeded in {run['seed_seconds']} s"
+        if run["pathways"] >= 100_000:
+            met = _mark(run["seed_seconds"] < GOAL_SEED_S)
+            seeded += f" (goal: under {GOAL_SEED_S} s: {met})"
         lines += [
             f"### {run['backend']}, {run['pathways']:,} pathways",
             "",
-            f"Seeded in {run['seed_seconds']} s. Worker RSS after the run: "
+            f"{seeded}. Worker RSS after the run: "
             f"{', '.join(f'{m} MB' for m in run['worker_rss_mb'])}.",
             "",
             "| scenario | req/s | x healthz | x floor | p50 ms | p95 ms | p99 ms | errors "
@@ -116,8 +121,8 @@ def tables(results: dict) -> str:
             "### CSV import (SQLite)",
             "",
             f"{imp['events']:,} events in {imp['pathways']:,} pathways: {imp['seconds']} s, "
-            f"{imp['events_per_second']:,} events/s (goal: 100,000 in under 60 s: "
-            f"{_mark(imp['events'] >= 100_000 and imp['seconds'] < 60)}).",
+            f"{imp['events_per_second']:,} events/s (goal: 100,000 in under {GOAL_IMPORT_S} s: "
+            f"{_mark(imp['events'] >= 100_000 and imp['seconds'] < GOAL_IMPORT_S)}).",
             "",
         ]
     return "\n".join(lines)
