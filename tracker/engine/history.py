@@ -98,6 +98,7 @@ class History:
             if step.trigger == d.VOID_TRIGGER and step.voids_seq in self.by_seq:
                 self.by_seq[step.voids_seq].voided_by = step.seq
         self._by_tag: dict[str, list[Step]] | None = None
+        self._lesions: list[lesion_reading.Lesion] | None = None
 
     def _tagged(self, tag: str) -> list[Step]:
         """The counting steps with ``tag``, in the order recorded. Pages ask this dozens of
@@ -277,8 +278,11 @@ class History:
 
     def lesions(self) -> list[lesion_reading.Lesion]:
         """The pathway's lesions, each with its dated findings and scores and the steps that
-        name it (see ``tracker.engine.lesions``)."""
-        return lesion_reading.lesions(self)
+        name it (see ``tracker.engine.lesions``). Worked out once per history: every
+        caller gets the same list, to read."""
+        if self._lesions is None:
+            self._lesions = lesion_reading.lesions(self)
+        return self._lesions
 
     def tasks(self) -> list[task_reading.Task]:
         """The pathway's tasks with their status (see ``tracker.engine.tasks``)."""
