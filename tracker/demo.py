@@ -1088,7 +1088,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
             for values in batch
         ]
         if derived_rows:
-            db.session.execute(insert(model), derived_rows)
+            db.session.execute(model.__table__.insert(), derived_rows)
     task_rows = [
         {
             "pathway_id": pathway_id,
@@ -1099,7 +1099,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         for values in batch
     ]
     if task_rows:
-        db.session.execute(insert(PathwayTask), task_rows)
+        db.session.execute(PathwayTask.__table__.insert(), task_rows)
     rows, references = [], []
     for pathway_id, events in zip(pathway_ids, event_batches, strict=True):
         for e in events:
@@ -1130,7 +1130,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
         correction_rows = {i for i, _, _ in references}
         plain = [r for i, r in enumerate(rows) if i not in correction_rows]
         seal_rows("event", plain)
-        db.session.execute(insert(Event), plain)
+        db.session.execute(Event.__table__.insert(), plain)
         wanted = {(p, s) for _, p, s in references}
         found = {}
         for pathway_id, seq, event_id in db.session.execute(
@@ -1147,7 +1147,7 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
             row[key] = found[(pathway_id, seq)]
             fixed.append(row)
         seal_rows("event", fixed)
-        db.session.execute(insert(Event), fixed)
+        db.session.execute(Event.__table__.insert(), fixed)
     else:
         seal_rows("event", rows)
-        db.session.execute(insert(Event), rows)
+        db.session.execute(Event.__table__.insert(), rows)
