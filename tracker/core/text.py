@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 
 def has_control_characters(text: str) -> bool:
     """A C0 control character or DEL, other than tab and line breaks: never meant by a
     person, refused by PostgreSQL (NUL), and confusing in every list and export."""
-    return any((ord(c) < 32 and c not in "\t\n\r") or c == "\x7f" for c in text)
+    return _CONTROL.search(text) is not None
 
 
 def shown_safely(text: str) -> str:
