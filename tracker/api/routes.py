@@ -242,6 +242,15 @@ def _events(pathway: Pathway) -> tuple[list[Event], dict[int, int]]:
     return events, {e.id: e.seq for e in events}
 
 
+def _corrected_seqs(event: Event) -> dict[int, int]:
+    """The step number of the event ``event`` amends or voids, by its id (an answer names
+    one event; the list of events reads them all at once)."""
+    ids = [i for i in (event.amends_event_id, event.voids_event_id) if i is not None]
+    if not ids:
+        return {}
+    return dict(db.session.execute(select(Event.id, Event.seq).where(Event.id.in_(ids))).all())
+
+
 @bp.get("/v1/pathways/<anyint:pathway_id>/events")
 def list_events(pathway_id: int):
     events, seq_of = _events(base.load_pathway(pathway_id))
@@ -289,13 +298,13 @@ def record_event(pathway_id: int):
         result = services.record(
             pathway, trigger, data, body.get("occurred_at"), g.api_user, version, request_id
         )
-    # Read again, not from the session's copy: a replay answers with the pathway as it is
-    # now, though this request read it before the original was committed.
-    db.session.refresh(pathway)
-    _, seq_of = _events(pathway)
+    if not result.created:
+        # Read again, not from the session's copy: a replay answers with the pathway as it
+        # is now, though this request read it before the original was committed.
+        db.session.refresh(pathway)
     return jsonify(
         {
-            "event": serialize.event(result.event, seq_of),
+            "event": serialize.event(result.event, _corrected_seqs(result.event)),
             "state": pathway.state,
             "version": pathway.version,
         }
@@ -331,12 +340,11 @@ def _tasks_body(allowed: set[str]) -> tuple[dict, int, str]:
 
 def _task_answer(pathway: Pathway, result, number: int):
     db.session.refresh(pathway)
-    _, seq_of = _events(pathway)
     row = next(t for t in tracking.tasks_of(pathway) if t.seq == number)
     return jsonify(
         {
             "task": serialize.task(row, local_date(base.now())),
-            "event": serialize.event(result.event, seq_of),
+            "event": serialize.event(result.event, _corrected_seqs(result.event)),
             "version": pathway.version,
         }
     ), (201 if result.created else 200)
