@@ -81,6 +81,11 @@ def test_the_map_draws_each_lesion_at_its_levels_with_its_band(users):
     assert (femur.ref, femur.band.key) == ("left femur", "high")
     assert femur.x > lesion_map.SKELETON_X  # the patient's left, on the viewer's right
     assert femur.label == "Left femur: Mirels 9 impending fracture, fixation recommended"
+    # Drawn on two lines: on one, a long bone's label ran past the chart's right edge.
+    assert (femur.head, femur.more) == (
+        "Left femur: Mirels 9",
+        "impending fracture, fixation recommended",
+    )
     # What was done, beside the column.
     (rod,) = m.instrumented
     assert (rod.first, rod.last) == (top("T6"), top("T10") + lesion_map.LEVEL_H)
@@ -130,6 +135,9 @@ def test_the_page_draws_the_map_and_its_table(client, users, login, session):
     drawn = dict(re.findall(r'data-levels="([^"]+)" data-band="(\w+)"', svg))
     assert drawn == {"T7-T9": "high", "T8": "none", "L1": "mid"}
     assert 'data-lesion="left femur" data-band="high"' in svg
+    # The bone's key on two lines, each within the chart's 500 units at 11 px.
+    assert '<tspan class="lm-key-text">1</tspan> Left femur: Mirels 9</text>' in svg
+    assert 'class="lm-label-more">impending fracture, fixation recommended</text>' in svg
     assert "<title>Instrumented T6-T10," in svg and "<title>Operated T8," in svg
     assert ">24 Gy/3</text>" in svg
     assert "<title>Lesion T7-T9 · SINS 16 · Bilsky 2: unstable</title>" in svg

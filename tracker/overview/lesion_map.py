@@ -115,6 +115,11 @@ class BoneMark:
     treated: str = "none"
     operated: bool = False
     irradiated: str | None = None  # the dose, when a radiotherapy field covered the bone
+    # The label drawn on two lines (one line would leave the chart): "Left femur: Mirels 9",
+    # then "impending fracture, fixation recommended, progressing".
+    head: str = ""
+    more: str = ""
+    key_y: float = 0.0  # below the first key, where this one's lines start
 
 
 @dataclass
@@ -289,6 +294,7 @@ def build(history: History, at: int | None = None) -> LesionMap:
                 dx = -dx  # the patient's left, on the viewer's right
             key = str(len(bones) + 1)
             label = f"{lesion.site.capitalize()}: {band.words}"
+            head, more = _two_lines(lesion.site.capitalize(), band, finding)
             if finding and finding != "new":
                 label += f", {finding}"
             treated = [
@@ -313,6 +319,8 @@ def build(history: History, at: int | None = None) -> LesionMap:
                     treated="; ".join(treated) or "none",
                     operated=any(link.seq in operated_seqs for link in lesion.links),
                     irradiated=_dose(fields_here[-1]) or "given" if fields_here else None,
+                    head=head,
+                    more=more,
                 )
             )
         else:
@@ -355,7 +363,11 @@ def build(history: History, at: int | None = None) -> LesionMap:
             )
         )
     bottom = max(SPINE_BOTTOM, max((m.label_y + LINE_H for m in spinal), default=0)) + 14
-    keys_h = len(bones) * LINE_H + (6 if bones else 0)
+    keys_h = 0.0
+    for mark in bones:
+        mark.key_y = keys_h
+        keys_h += LINE_H * (2 if mark.more else 1)
+    keys_h += 6 if bones else 0
     return LesionMap(
         height=bottom + keys_h + len(LEGEND) * LINE_H + 10,
         as_of=chosen.occurred_at if chosen is not None else None,
@@ -370,6 +382,17 @@ def build(history: History, at: int | None = None) -> LesionMap:
         keys_y=bottom,
         legend_y=bottom + keys_h,
     )
+
+
+def _two_lines(site: str, band: Band, finding: str | None) -> tuple[str, str]:
+    """A long bone's label as drawn, on two lines: where and its score ("Left femur: Mirels
+    9"), then what its band asks and its finding ("impending fracture, fixation
+    recommended, progressing"); on one line it would leave the chart."""
+    finding = finding if finding and finding != "new" else ""
+    name, total, advice = [*band.words.split(" ", 2), "", ""][:3]
+    if band.key == "none" or not total:
+        return f"{site}: {band.words}", finding
+    return f"{site}: {name} {total}", ", ".join(w for w in (advice, finding) if w)
 
 
 def _day(iso_date: str) -> str:
