@@ -290,3 +290,21 @@ def driver(users, referral: datetime | None = None, urgency="routine", actor="co
     referral = referral or datetime.now(UTC) - timedelta(days=300)
     pathway = new_pathway(users["coordinator"], referral, urgency)
     return Driver(pathway, users[actor], referral)
+
+
+def whole_responses(app):
+    """``app`` for a test's live server (werkzeug's, in a thread), answering each response
+    read whole, its file closed before it is sent. When the browser drops a connection
+    while a static file is being sent (it navigated on), werkzeug's server can skip
+    closing the file; the ResourceWarning of its garbage collection then fails whichever
+    test is running at that moment."""
+
+    def wsgi(environ, start_response):
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            if hasattr(body, "close"):
+                body.close()
+
+    return wsgi

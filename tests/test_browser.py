@@ -18,7 +18,7 @@ from flask_migrate import upgrade
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, make_app
-from tests.helpers import make_users, totp_code
+from tests.helpers import make_users, totp_code, whole_responses
 from tracker.extensions import db
 from tracker.users.models import User
 
@@ -54,7 +54,7 @@ def live_app(scratch_url):
 @pytest.fixture
 def live_server(live_app):
     app = live_app
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, whole_responses(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"

@@ -18,14 +18,14 @@ from sqlalchemy.pool import NullPool
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, make_app, postgres_scratch
-from tests.helpers import driver, make_users
+from tests.helpers import driver, make_users, whole_responses
 from tracker.api.services import create_token
 from tracker.engine.models import Event
 from tracker.extensions import db
 
 
 def serve(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, whole_responses(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread, f"http://127.0.0.1:{server.server_port}"

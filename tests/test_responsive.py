@@ -20,7 +20,7 @@ from flask_migrate import upgrade
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD, make_app
-from tests.helpers import make_users, totp_code
+from tests.helpers import make_users, totp_code, whole_responses
 from tests.test_browser import CHROMIUM, SHOTS, nav, serious_violations
 from tracker.extensions import db
 
@@ -66,7 +66,7 @@ def demo(tmp_path_factory):
         )
         db.session.remove()
     assert busiest and at_mdt, "the demo has a long pathway and one waiting for its MDT"
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server = make_server("127.0.0.1", 0, whole_responses(app), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     urls = {
