@@ -237,11 +237,6 @@ def get_pathway(pathway_id: int):
     return jsonify(body)
 
 
-def _events(pathway: Pathway) -> tuple[list[Event], dict[int, int]]:
-    events = services.load_events(pathway)
-    return events, {e.id: e.seq for e in events}
-
-
 def _corrected_seqs(event: Event) -> dict[int, int]:
     """The step number of the event ``event`` amends or voids, by its id (an answer names
     one event; the list of events reads them all at once)."""
@@ -253,7 +248,8 @@ def _corrected_seqs(event: Event) -> dict[int, int]:
 
 @bp.get("/v1/pathways/<anyint:pathway_id>/events")
 def list_events(pathway_id: int):
-    events, seq_of = _events(base.load_pathway(pathway_id))
+    events = services.load_events(base.load_pathway(pathway_id))
+    seq_of = {e.id: e.seq for e in events}
     return jsonify({"items": [serialize.event(e, seq_of) for e in events]})
 
 
