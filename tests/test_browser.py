@@ -518,6 +518,8 @@ def test_administrator_reads_the_audit_log(page, backend):
     # Administrators log in with a second factor: the code their authenticator shows.
     page.get_by_label("Code").fill(totp_code())
     page.get_by_role("button", name="Continue").click()
+    # Signed in: the menu is read from the page that follows, not from the code's page.
+    page.wait_for_url(lambda url: "/login/" not in url)
     nav(page, "Admin", "Audit log")
     table = page.locator("table tbody")
     assert "Login failed" in table.inner_text() and "Viewed" in table.inner_text()
