@@ -109,12 +109,22 @@ def serious_violations(page) -> list[str]:
     ]
 
 
+def _unfolded_menu(page):
+    """The main menu of the loaded page, unfolded on a narrow screen. The page is let
+    finish loading first: a page whose stylesheet is still on its way shows the menu's
+    toggle that the stylesheet hides on a wide screen. Whether the toggle is there at all
+    is the screen's width (the stylesheet's breakpoint), never what a half-loaded page shows."""
+    page.wait_for_load_state("load")
+    menu = page.locator("nav[aria-label=Main]")
+    narrow = (page.viewport_size or {"width": 1360})["width"] < 992
+    if narrow and not menu.locator("#nav-toggle").is_checked():
+        menu.locator(".nav-toggle-label").click()
+    return menu
+
+
 def nav(page, group: str | None, link: str) -> None:
     """Follow a link of the main menu: unfold the menu (narrow screens) and its group first."""
-    menu = page.locator("nav[aria-label=Main]")
-    toggle = menu.locator(".nav-toggle-label")
-    if toggle.is_visible() and not menu.locator("#nav-toggle").is_checked():
-        toggle.click()
+    menu = _unfolded_menu(page)
     if group:
         details = menu.locator(".nav-list:not(.nav-end) > .nav-group > details").filter(
             has=page.locator("summary", has_text=re.compile(rf"^\s*{group}\s*$"))
@@ -126,10 +136,7 @@ def nav(page, group: str | None, link: str) -> None:
 
 def log_out(page) -> None:
     """Log out through the account menu (the last group of the main menu)."""
-    menu = page.locator("nav[aria-label=Main]")
-    toggle = menu.locator(".nav-toggle-label")
-    if toggle.is_visible() and not menu.locator("#nav-toggle").is_checked():
-        toggle.click()
+    menu = _unfolded_menu(page)
     account = menu.locator(".nav-group-end details")
     if account.get_attribute("open") is None:
         account.locator("summary").click()
