@@ -80,6 +80,11 @@ class Config:
     AUDIT_KEY = os.environ.get("AUDIT_KEY", "")
     AUDIT_KEY_FILE = os.environ.get("AUDIT_KEY_FILE", "")
     AUDIT_KEY_CREATE = False
+    # Audit entries are linked into their chain in batches, by whichever server process
+    # wrote one, after its answer has gone, at most once per this many seconds (and every
+    # minute by the worker): an entry is in the chain within about this delay. 0: at the
+    # end of the very request that wrote it, before its answer.
+    AUDIT_SEAL_SECONDS = float(os.environ.get("AUDIT_SEAL_SECONDS", "1"))
     # The addresses (IPs or CIDRs, comma-separated) of the reverse proxies in front of the
     # app: X-Forwarded-* are believed only from a direct peer among them.
     TRUSTED_PROXIES = os.environ.get("TRUSTED_PROXIES", "")

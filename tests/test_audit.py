@@ -22,7 +22,14 @@ from sqlalchemy.exc import DBAPIError
 from tests.conftest import PASSWORD, make_app
 from tests.helpers import driver, make_users, new_pathway
 from tests.helpers import log_in as full_login
-from tracker.audit.chain import AuditKeyError, load_key, verify_chain
+from tracker.audit.chain import (
+    AuditKeyError,
+    load_key,
+    pending_entries,
+    seal_all,
+    seal_pending,
+    verify_chain,
+)
 from tracker.audit.models import AuditEntry, ChainHead
 from tracker.audit.services import acting_as, command_line_actor, record
 from tracker.engine.models import Event
@@ -33,7 +40,7 @@ def entries(**where) -> list[AuditEntry]:
     query = select(AuditEntry)
     for name, value in where.items():
         query = query.where(getattr(AuditEntry, name) == value)
-    return list(db.session.scalars(query.order_by(AuditEntry.chain_seq)))
+    return list(db.session.scalars(query.order_by(AuditEntry.id)))
 
 
 def log_in(client, username: str):
@@ -188,6 +195,7 @@ def test_both_chains_verify_and_link_every_row(users, session):
     driver(users).walk_to("imaging")
     record("view", detail="x")
     session.flush()
+    assert seal_pending() > 0
     for chain, model in (("event", Event), ("audit", AuditEntry)):
         broken, checked = verify_chain(chain)
         assert broken is None
@@ -196,6 +204,158 @@ def test_both_chains_verify_and_link_every_row(users, session):
         assert [r.chain_seq for r in rows] == list(range(1, len(rows) + 1))
         assert all(b.prev_hash == a.hash for a, b in pairwise(rows))
         assert session.get(ChainHead, chain).last_hash == rows[-1].hash
+
+
+# -- audit entries are linked into the chain in batches ------------------------------------
+
+
+def test_an_entry_is_written_with_its_own_hash_and_linked_later_in_order(users, session):
+    first = record("view", detail="first")
+    second = record("view", detail="second")
+    session.flush()
+    assert first.entry_hash and second.entry_hash and first.entry_hash != second.entry_hash
+    assert (first.chain_seq, first.prev_hash, first.hash) == (None, None, None)
+    head = session.get(ChainHead, "audit").seq
+    pending = pending_entries()
+    assert pending.count >= 2 and pending.altered == []
+    assert seal_pending() == pending.count
+    session.expire_all()
+    assert (first.chain_seq, second.chain_seq) == (head + pending.count - 1, head + pending.count)
+    assert second.prev_hash == first.hash
+    assert session.get(ChainHead, "audit").last_hash == second.hash
+    assert pending_entries().count == 0 and seal_pending() == 0
+    assert verify_chain("audit")[0] is None
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_entry SET detail = 'x'",  # content
+        "UPDATE audit_entry SET chain_seq = 7, prev_hash = 'p', hash = 'h', detail = 'x'",
+        "UPDATE audit_entry SET hash = 'h'",  # not all three chain columns
+        "UPDATE audit_entry SET entry_hash = 'e', chain_seq = 7, prev_hash = 'p', hash = 'h'",
+        "DELETE FROM audit_entry",
+    ],
+)
+def test_the_database_lets_through_only_the_link_of_a_new_entry(users, session, statement):
+    record("view", detail="not yet linked")
+    session.flush()
+    with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
+        session.execute(text(statement))
+
+
+def test_the_link_itself_is_let_through_once(users, session):
+    entry = record("view", detail="to link")
+    session.flush()
+    with session.begin_nested():  # the sealer's UPDATE, as the database sees it
+        session.execute(
+            text(
+                "UPDATE audit_entry SET chain_seq = 999999, prev_hash = 'p', hash = 'h' "
+                "WHERE id = :id"
+            ),
+            {"id": entry.id},
+        )
+    with pytest.raises(DBAPIError, match="append-only"), session.begin_nested():
+        session.execute(
+            text("UPDATE audit_entry SET chain_seq = 1000000 WHERE id = :id"), {"id": entry.id}
+        )
+
+
+def test_an_entry_changed_before_its_link_is_left_out_and_named(users, session, runner, caplog):
+    kept = record("view", detail="kept")
+    changed = record("view", detail="changed")
+    session.flush()
+    _without_append_only(session, "audit_entry")
+    session.execute(
+        text("UPDATE audit_entry SET detail = 'nothing to see' WHERE id = :id"), {"id": changed.id}
+    )
+    assert pending_entries().altered == [changed.id]
+    seal_pending()
+    session.expire_all()
+    assert kept.chain_seq is not None and changed.chain_seq is None
+    assert f"audit entry id {changed.id} does not match its entry hash" in caplog.text
+    assert verify_chain("audit")[0] is None  # the chain itself holds
+    result = runner.invoke(args=["tracker", "verify"])
+    assert result.exit_code == 1
+    assert "1 audit entries awaiting their place in the chain do not match" in result.output
+    assert f"ids {changed.id}" in result.output
+
+
+def test_verify_and_seal_audit_tell_of_the_entries_waiting(users, session, runner):
+    record("view", detail="waiting")
+    session.flush()
+    waiting = pending_entries().count
+    result = runner.invoke(args=["tracker", "verify"])
+    assert f"{waiting} audit entries await their place in the chain" in result.output
+    result = runner.invoke(args=["tracker", "seal-audit"])
+    assert result.exit_code == 0 and f"Linked {waiting} audit entries" in result.output
+    result = runner.invoke(args=["tracker", "verify"])
+    assert "await their place" not in result.output
+    assert result.exit_code == 0, result.output
+
+
+def test_a_request_links_its_entry_at_once_when_told_to(app, client, users, session, monkeypatch):
+    """AUDIT_SEAL_SECONDS = 0: in the request, before the answer."""
+    monkeypatch.setitem(app.config, "AUDIT_SEAL_SECONDS", 0)
+    pathway = driver(users).pathway
+    session.commit()
+    log_in(client, "surgeon")
+    assert client.get(f"/pathways/{pathway.id}").status_code == 200
+    (entry,) = entries(action="view", pathway_id=pathway.id)
+    assert entry.chain_seq is not None and pending_entries().count == 0
+
+
+def test_a_server_links_the_entries_after_its_answer_at_most_once_a_period(
+    app, client, users, session, monkeypatch
+):
+    from tracker.web import auditing
+
+    monkeypatch.setitem(app.config, "AUDIT_SEAL_SECONDS", 60)
+    monkeypatch.setattr(auditing, "_last_sealed", float("-inf"))
+    pathway = driver(users).pathway
+    session.commit()
+    log_in(client, "surgeon")
+    # The first request's entries are linked once its answer is closed (sent).
+    response = client.get(f"/pathways/{pathway.id}", buffered=False)
+    (entry,) = entries(action="view", pathway_id=pathway.id)
+    assert entry.chain_seq is None  # answered: not linked yet
+    response.close()
+    session.expire_all()
+    assert entry.chain_seq is not None and pending_entries().count == 0
+    # The next within the minute leaves its entry for a later sealer.
+    client.get(f"/patients/{pathway.patient_id}", buffered=True)
+    assert pending_entries().count == 1
+    seal_all()
+    assert pending_entries().count == 0 and verify_chain("audit")[0] is None
+
+
+def test_writing_an_entry_waits_on_no_chain_head(scratch_url):
+    """Another transaction holds both chains' heads (as a sealer and a writer of events
+    do): an audit entry is still written and committed at once, and a sealer that finds
+    the head taken steps aside without waiting."""
+    app = make_app(scratch_url)
+    with app.app_context():
+        upgrade()
+        make_users()
+        db.session.commit()
+        if db.engine.dialect.name != "postgresql":
+            db.session.remove()
+            pytest.skip("SQLite has one writer at a time: the database's own lock")
+        holder = db.engine.connect()
+        holder.execute(text("SELECT * FROM chain_head FOR UPDATE"))
+        try:
+            db.session.execute(text("SET lock_timeout = '2s'"))
+            entry = record("view", detail="while the heads are held")
+            db.session.commit()
+            assert entry.chain_seq is None
+            assert seal_pending(wait=False) == 0
+            db.session.rollback()
+        finally:
+            holder.rollback()
+            holder.close()
+        assert seal_all() >= 1
+        assert verify_chain("audit")[0] is None
+        db.session.remove()
 
 
 def _without_append_only(session, table: str):
@@ -212,6 +372,7 @@ def _audit_rows(session, count: int) -> list[AuditEntry]:
     for n in range(count):
         record("view", detail=f"entry {n}")
     session.flush()
+    seal_pending()
     return session.scalars(select(AuditEntry).order_by(AuditEntry.chain_seq)).all()
 
 
@@ -326,6 +487,8 @@ def test_concurrent_writers_do_not_fork_the_chains(scratch_url):
                 for i in range(10):
                     if n % 2:
                         record("view", detail=f"thread {n} entry {i}")
+                        db.session.commit()
+                        seal_pending(wait=False)  # sealers racing each other and the writers
                     else:
                         pathway = db.session.get(Pathway, ids[n // 2])
                         actor = db.session.get(User, coordinator_id)
@@ -350,6 +513,7 @@ def test_concurrent_writers_do_not_fork_the_chains(scratch_url):
         thread.join()
     assert not errors, errors[:3]
     with app.app_context():
+        seal_all()  # what a quiet moment left for the worker
         for chain, model in (("event", Event), ("audit", AuditEntry)):
             broken, checked = verify_chain(chain)
             assert broken is None, str(broken)
@@ -371,6 +535,7 @@ def test_the_migration_seals_events_recorded_before_the_chain(scratch_url):
         run.walk_to("imaging")
         recorded = run.pathway.version
         db.session.commit()
+        seal_all()  # the downgrade below the batch sealing refuses entries not yet linked
         db.session.close()
         downgrade(revision="5b21babf53e7")
         upgrade()

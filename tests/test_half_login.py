@@ -46,7 +46,7 @@ def fresh(user: User) -> User:
 def entries(action: str) -> list[AuditEntry]:
     db.session.expire_all()
     query = select(AuditEntry).where(AuditEntry.action == action)
-    return list(db.session.scalars(query.order_by(AuditEntry.chain_seq)))
+    return list(db.session.scalars(query.order_by(AuditEntry.id)))
 
 
 def logged_in(client) -> bool:

@@ -61,6 +61,26 @@ def test_immediate_mode_runs_the_job_in_place(scratch_url, tmp_path):
     assert _notified(app) == ["breached", "breached"]
 
 
+def test_the_worker_links_the_audit_entries_left_waiting_every_minute(scratch_url, tmp_path):
+    from tracker.audit.chain import pending_entries, verify_chain
+
+    app = _world(scratch_url)  # its users and pathway wrote audit entries, not yet linked
+    with app.app_context():
+        waiting = pending_entries().count
+        db.session.remove()
+    assert waiting > 0
+    huey = jobs.make_huey(queue_settings("sqlite", tmp_path), immediate=True)
+    tasks = jobs.register(huey, app)
+    periodic = tasks.seal_audit.s()
+    assert all(periodic.validate_datetime(datetime(2027, 1, 12, 10, m)) for m in range(60))
+    tasks.seal_audit()  # enqueued as the scheduler does, run at once (immediate mode)
+    with app.app_context():
+        assert pending_entries().count == 0
+        broken, checked = verify_chain("audit")
+        assert broken is None and checked == waiting
+        db.session.remove()
+
+
 def _world(url: str):
     """A migrated database with one breached pathway, committed (the worker is another
     process)."""

@@ -55,7 +55,7 @@ def audit(action: str, patient_id: int) -> list[AuditEntry]:
     query = select(AuditEntry).where(
         AuditEntry.action == action, AuditEntry.patient_id == patient_id
     )
-    return list(db.session.scalars(query.order_by(AuditEntry.chain_seq)))
+    return list(db.session.scalars(query.order_by(AuditEntry.id)))
 
 
 def patient_post(**fields) -> dict:

@@ -45,7 +45,7 @@ def session_rows() -> int:
 
 def entries(action: str) -> list[AuditEntry]:
     query = select(AuditEntry).where(AuditEntry.action == action)
-    return list(db.session.scalars(query.order_by(AuditEntry.chain_seq)))
+    return list(db.session.scalars(query.order_by(AuditEntry.id)))
 
 
 def storage_kind(client) -> str:

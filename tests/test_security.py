@@ -37,7 +37,7 @@ def audit(action: str, **where) -> list[AuditEntry]:
     query = select(AuditEntry).where(AuditEntry.action == action)
     for name, value in where.items():
         query = query.where(getattr(AuditEntry, name) == value)
-    return list(db.session.scalars(query.order_by(AuditEntry.chain_seq)))
+    return list(db.session.scalars(query.order_by(AuditEntry.id)))
 
 
 # -- sessions -----------------------------------------------------------------------------

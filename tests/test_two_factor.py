@@ -39,7 +39,7 @@ def audit(action: str, username: str | None = None) -> list[AuditEntry]:
     query = select(AuditEntry).where(AuditEntry.action == action)
     if username:
         query = query.where(AuditEntry.username == username)
-    return list(db.session.scalars(query.order_by(AuditEntry.chain_seq)))
+    return list(db.session.scalars(query.order_by(AuditEntry.id)))
 
 
 def fresh(user: User) -> User:

@@ -17,7 +17,7 @@ from tracker import jobs
 from tracker.alerts.run import run_alerts
 from tracker.api import services as tokens
 from tracker.api.models import READ_WRITE, SCOPES
-from tracker.audit.chain import log_chain_heads, verify_chain
+from tracker.audit.chain import log_chain_heads, pending_entries, seal_all, verify_chain
 from tracker.audit.seals import broken_seals, reseal_row
 from tracker.audit.services import acting_as, record, summarised
 from tracker.backup import BackupError, age_recipients, backup_database
@@ -209,6 +209,7 @@ def import_csv(path: str, username: str) -> None:
             click.echo(f"  and {result.refused - len(result.errors)} more", err=True)
         sys.exit(1)
     db.session.commit()
+    seal_all()  # the import's audit entries, in the chain before the command ends
     click.echo(f"Imported {result.rows} events in {result.pathways} pathways.")
 
 
@@ -244,6 +245,7 @@ def seed_demo(pathways: int, seed_value: int) -> None:
     with click.progressbar(length=pathways, label="Seeding pathways", file=sys.stderr) as bar:
         seed(pathways, seed_value=seed_value, validate_every=validate_every, progress=bar.update)
     db.session.commit()
+    seal_all()  # the demo's audit entries, in the chain before the command ends
     _analyze()
     click.echo(f"Seeded {pathways} demo pathways. Demo logins (password {DEMO_PASSWORD}):")
     for username, role, _ in DEMO_USERS:
@@ -369,6 +371,14 @@ def reset_two_factor(username: str) -> None:
     click.echo(f"Reset {user.username}'s two-factor login; their sessions have ended.")
 
 
+@tracker_cli.command("seal-audit")
+def seal_audit() -> None:
+    """Link the audit entries awaiting their place into the audit chain now (the servers
+    do it after their requests, the worker every minute)."""
+    linked = seal_all()
+    click.echo(f"Linked {linked} audit entries into the chain.")
+
+
 @tracker_cli.command("verify")
 def verify() -> None:
     """Check the hash chains of the event and audit logs (naming the first broken link),
@@ -383,6 +393,22 @@ def verify() -> None:
             failed = True
         else:
             click.echo(f"The {chain} chain is intact: {checked} {what}.")
+    pending = pending_entries()
+    if pending.altered:
+        click.echo(
+            f"{len(pending.altered)} audit entries awaiting their place in the chain do not "
+            "match their own hash (changed in the database after they were written): ids "
+            + ", ".join(map(str, pending.altered[:20])),
+            err=True,
+        )
+        failed = True
+    if pending.count:
+        click.echo(
+            f"{pending.count} audit entries await their place in the chain (the oldest "
+            f"written {pending.oldest:%Y-%m-%d %H:%M:%S} UTC): the servers link them after "
+            "their requests and the worker every minute; `flask tracker seal-audit` links "
+            "them now."
+        )
     for line in log_chain_heads(current_app, db.session):
         click.echo(line)
     unsealed = broken_seals(db.session)

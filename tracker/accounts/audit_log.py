@@ -111,9 +111,7 @@ def index():
     if not errors:
         total = db.session.scalar(select(func.count()).select_from(query.subquery()))
         entries = db.session.scalars(
-            query.order_by(AuditEntry.chain_seq.desc())
-            .limit(PAGE_SIZE)
-            .offset((page - 1) * PAGE_SIZE)
+            query.order_by(AuditEntry.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
         ).all()
     usernames = db.session.scalars(select(User.username).order_by(User.username)).all()
     args = {k: v for k, v in request.args.items() if k != "page" and v}
@@ -137,7 +135,7 @@ def export():
     query, errors = _filtered(request.args)
     if errors:
         abort(422, " ".join(errors.values()))
-    rows = db.session.scalars(query.order_by(AuditEntry.chain_seq).limit(EXPORT_LIMIT))
+    rows = db.session.scalars(query.order_by(AuditEntry.id).limit(EXPORT_LIMIT))
     return csv_response(
         "audit.csv",
         [

@@ -5,10 +5,21 @@ it (``prev_hash``) and its own ``hash``: HMAC-SHA256, under a key kept outside t
 database, of the previous hash and the row's content. Changing, inserting or removing a
 row breaks the chain at that row, and without the key a forger cannot mend it.
 
-Appends take the chain's head row with an UPDATE before reading it, so concurrent
-writers queue there (a row lock on PostgreSQL, the write lock on SQLite) until they
-commit; a writer that seals an audit entry takes the event head first, so two chains
-never deadlock. The head is read once per flush and written back after it.
+Events are linked as they are written: an append takes the event chain's head row with
+an UPDATE before reading it, so concurrent writers of events queue there (a row lock on
+PostgreSQL, the write lock on SQLite) until they commit. The head is read once per flush
+and written back after it.
+
+Audit entries are written on every view of patient data, by every server: they must not
+all queue on one row. An entry is written with its own ``entry_hash`` (HMAC of its
+content alone, so a change to it shows at once) and no place in the chain; the sealer
+(``seal_pending``) links the entries written since its last run into the chain, oldest
+first, in one short transaction, as a transparency log merges its new entries: after a
+request that wrote one, once per AUDIT_SEAL_SECONDS per server process, after the answer
+has gone (``tracker.web.boundary``), and every minute in the worker. Only the sealer
+takes the audit chain's head, and it never waits for another sealer (on PostgreSQL it
+skips the head while another holds it; that one links the entries). An entry removed
+before it was linked is the one thing the chain cannot show: the window is that delay.
 """
 
 from __future__ import annotations
@@ -25,7 +36,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import event, select, update
+from sqlalchemy import bindparam, event, select, update
 from sqlalchemy.orm import Session, object_session
 
 from tracker.audit.models import GENESIS, AuditEntry, ChainHead
@@ -66,8 +77,14 @@ FIELDS = {
         "path",
     ),
 }
+# An audit entry's own hash (``entry_hash``) covers the same content as its link.
+ENTRY_FIELDS = FIELDS["audit"]
 MODELS = {"event": Event, "audit": AuditEntry}
 _head = ChainHead.__table__
+_entries = AuditEntry.__table__
+# How many audit entries one sealing transaction links at most.
+SEAL_BATCH = 2000
+log = logging.getLogger("tracker.audit")
 
 
 class AuditKeyError(RuntimeError):
@@ -127,20 +144,41 @@ def digest(key: bytes, chain: str, chain_seq: int, prev_hash: str, values: dict)
     return hmac.new(key, f"{prev_hash}\n{content}".encode(), hashlib.sha256).hexdigest()
 
 
+def entry_digest(key: bytes, values) -> str:
+    """An audit entry's own hash: its content, under the key, before it has a place in
+    the chain (``values`` maps each of ENTRY_FIELDS)."""
+    content = json.dumps(
+        ["audit-entry", [canonical(values[name]) for name in ENTRY_FIELDS]],
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hmac.new(key, content.encode(), hashlib.sha256).hexdigest()
+
+
 _HEADS = "chain_heads"  # session.info: each chain's head as this flush advances it
 
 
-def _take_head(connection, chain: str) -> tuple[int, str]:
-    """Lock ``chain``'s head row until the commit and read it: (last position, hash)."""
-    if chain == "audit":
-        # Lock order: the event head, then the audit head (no deadlock between chains).
-        connection.execute(update(_head).where(_head.c.name == "event").values(seq=_head.c.seq))
-    row = connection.execute(
-        update(_head)
-        .where(_head.c.name == chain)
-        .values(seq=_head.c.seq)
-        .returning(_head.c.seq, _head.c.last_hash)
-    ).one_or_none()
+def _take_head(connection, chain: str, wait: bool = True) -> tuple[int, str] | None:
+    """Lock ``chain``'s head row until the commit and read it: (last position, hash).
+    With ``wait`` false, on PostgreSQL, None at once if another transaction holds it."""
+    if not wait and connection.dialect.name == "postgresql":
+        row = connection.execute(
+            select(_head.c.seq, _head.c.last_hash)
+            .where(_head.c.name == chain)
+            .with_for_update(skip_locked=True)
+        ).one_or_none()
+        if (
+            row is None
+            and connection.execute(select(_head.c.name).where(_head.c.name == chain)).one_or_none()
+        ):
+            return None  # another sealer holds it: it links the entries
+    else:
+        row = connection.execute(
+            update(_head)
+            .where(_head.c.name == chain)
+            .values(seq=_head.c.seq)
+            .returning(_head.c.seq, _head.c.last_hash)
+        ).one_or_none()
     if row is None:
         raise RuntimeError(
             f"the '{chain}' chain has no head row: build the database with "
@@ -179,9 +217,8 @@ def _write_heads(session, flush_context) -> None:
     if not heads:
         return
     connection = session.connection()
-    for chain in ("event", "audit"):  # the lock order
-        if chain in heads:
-            _put_head(connection, chain, *heads[chain])
+    for chain, (seq, last_hash) in heads.items():  # the event chain's (audit: seal_pending)
+        _put_head(connection, chain, seq, last_hash)
 
 
 def seal_rows(chain: str, rows: list[dict]) -> None:
@@ -193,6 +230,8 @@ def seal_rows(chain: str, rows: list[dict]) -> None:
     position, prev = _take_head(connection, chain)
     key = current_key()
     for row in rows:
+        if chain == "audit":
+            row["entry_hash"] = entry_digest(key, row)
         position += 1
         row["chain_seq"], row["prev_hash"] = position, prev
         prev = row["hash"] = digest(key, chain, position, prev, row)
@@ -225,7 +264,104 @@ def _seal_audit(mapper, connection, target: AuditEntry) -> None:
     ):
         if getattr(target, name) is None:
             setattr(target, name, utcnow() if name == "at" else default)
-    _seal(connection, "audit", target)
+    values = {name: getattr(target, name) for name in ENTRY_FIELDS}
+    target.entry_hash = entry_digest(current_key(), values)
+    # Linked into the chain later, by the sealer: this write waits on no row.
+    object_session(target).info[PENDING] = True
+
+
+# session.info: this session wrote an audit entry the sealer has yet to link.
+PENDING = "audit_entries_pending"
+
+
+def seal_pending(batch: int = SEAL_BATCH, wait: bool = True) -> int:
+    """Link the audit entries awaiting their place into the chain, oldest first, at most
+    ``batch`` of them, in the session's transaction (the caller commits, at once: the
+    chain's head stays locked until then). How many were linked: 0 at once, with
+    ``wait`` false on PostgreSQL, when another sealer holds the head.
+
+    An entry whose content no longer matches its ``entry_hash`` (changed in the database
+    since it was written) is left out of the chain, with an error in the log; verify
+    names it."""
+    connection = db.session.connection()
+    head = _take_head(connection, "audit", wait=wait)
+    if head is None:
+        return 0
+    position, prev = head
+    columns = [_entries.c.id, _entries.c.entry_hash, *(_entries.c[n] for n in FIELDS["audit"])]
+    pending = connection.execute(
+        select(*columns).where(_entries.c.hash.is_(None)).order_by(_entries.c.id).limit(batch)
+    ).all()
+    key = current_key()
+    links = []
+    for row in pending:
+        values = row._mapping
+        if row.entry_hash != entry_digest(key, values):
+            log.error(
+                "audit entry id %s does not match its entry hash (changed in the database "
+                "after it was written): left out of the chain",
+                row.id,
+            )
+            continue
+        position += 1
+        sealed = digest(key, "audit", position, prev, values)
+        links.append({"entry": row.id, "position": position, "prev": prev, "sealed": sealed})
+        prev = sealed
+    if links:
+        connection.execute(
+            update(_entries)
+            .where(_entries.c.id == bindparam("entry"))
+            .values(
+                chain_seq=bindparam("position"),
+                prev_hash=bindparam("prev"),
+                hash=bindparam("sealed"),
+            ),
+            links,
+        )
+        _put_head(connection, "audit", position, prev)
+    return len(links)
+
+
+def seal_all() -> int:
+    """Link every audit entry awaiting its place (committing each batch): the worker's
+    periodic run and ``flask tracker seal-audit``. How many were linked."""
+    total = 0
+    while True:
+        linked = seal_pending()
+        db.session.commit()
+        total += linked
+        if linked < SEAL_BATCH:
+            return total
+
+
+@dataclass(frozen=True)
+class Pending:
+    """The audit entries not yet linked into the chain."""
+
+    count: int
+    oldest: datetime | None
+    altered: list[int]  # the ids of those whose content no longer matches their hash
+
+
+def pending_entries(batch: int = 5000) -> Pending:
+    key = current_key()
+    columns = [_entries.c.id, _entries.c.entry_hash, *(_entries.c[n] for n in ENTRY_FIELDS)]
+    count, oldest, altered, last = 0, None, [], 0
+    while True:
+        rows = db.session.execute(
+            select(*columns)
+            .where(_entries.c.hash.is_(None), _entries.c.id > last)
+            .order_by(_entries.c.id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return Pending(count, oldest, altered)
+        for row in rows:
+            count += 1
+            oldest = row.at if oldest is None or row.at < oldest else oldest
+            if row.entry_hash != entry_digest(key, row._mapping):
+                altered.append(row.id)
+        last = rows[-1].id
 
 
 # -- verification ---------------------------------------------------------------------

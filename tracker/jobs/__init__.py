@@ -7,6 +7,9 @@ The jobs run in the Flask app's context, as `flask tracker worker` starts them:
   rules find and email what is due (tracker.alerts.run). It keeps nothing in the queue
   that matters: a run that is skipped (the worker down) is caught up by the next one,
   which computes everything again from the clock rows and the notifications sent.
+- ``seal_audit`` (every minute): link the audit entries still awaiting their place into
+  the audit chain (tracker.audit.chain). The app's servers do it after their requests;
+  this catches what a quiet moment left, so an entry waits a minute at most.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from huey import PriorityRedisHuey, SqliteHuey, crontab
 from huey.api import Huey
 
 from tracker.alerts.run import run_alerts
+from tracker.audit.chain import seal_all
 from tracker.core.db import utcnow
 
 log = logging.getLogger("tracker.jobs")
@@ -60,7 +64,16 @@ def register(huey: Huey, app: Flask) -> SimpleNamespace:
     periodic = huey.periodic_task(
         every(app.config["ALERT_EVERY_MINUTES"]), name="run_alerts_periodically"
     )(alerts)  # not retried: the next one comes in a few minutes
-    return SimpleNamespace(run_alerts=once, run_alerts_periodically=periodic)
+
+    def seal_audit() -> int:
+        with app.app_context():
+            linked = seal_all()
+        if linked:
+            log.info("audit: %s entries linked into the chain", linked)
+        return linked
+
+    sealing = huey.periodic_task(crontab(), name="seal_audit")(seal_audit)
+    return SimpleNamespace(run_alerts=once, run_alerts_periodically=periodic, seal_audit=sealing)
 
 
 def consumer(app: Flask, workers: int = 2, periodic: bool = True):

@@ -16,10 +16,14 @@ far; the window's first entry also gives the previous window's total
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from datetime import UTC, datetime
 
-from flask import Response, g, request
+from flask import Flask, Response, current_app, g, request
 
+from tracker.audit.chain import PENDING, seal_pending
 from tracker.audit.services import record
 from tracker.engine.models import Pathway
 from tracker.extensions import db
@@ -107,3 +111,55 @@ def counted(action: str, reason: str, **extra) -> None:
     if count == 1:
         detail["previous_window_count"] = previous
     record(action, outcome="refused", detail=detail)
+
+
+# -- linking the entries into the chain ------------------------------------------------
+
+log = logging.getLogger("tracker.audit")
+_sealing = threading.Lock()  # one sealer per process at a time
+_last_sealed = float("-inf")  # time.monotonic() of this process's last try
+
+
+def seal_after(response: Response) -> None:
+    """After a request whose transaction committed an audit entry: link the entries
+    awaiting their place into the chain (``tracker.audit.chain.seal_pending``), at most
+    once per AUDIT_SEAL_SECONDS in this process, once the answer has gone (the client
+    does not wait for it); with 0, here and now, before the answer."""
+    if not db.session.info.pop(PENDING, False):
+        return
+    app = current_app._get_current_object()
+    every = app.config["AUDIT_SEAL_SECONDS"]
+    if every <= 0:
+        _seal()  # in the request's own session, its transaction just committed
+    elif time.monotonic() - _last_sealed >= every:
+        response.call_on_close(lambda: _seal(app))
+
+
+def _seal(app: Flask | None = None) -> None:
+    """One sealing transaction: in a context of its own for ``app`` (the request's has
+    ended), else in the one at hand."""
+    global _last_sealed
+    if not _sealing.acquire(blocking=False):
+        return  # this process's other thread is at it
+    try:
+        if app is not None and time.monotonic() - _last_sealed < app.config["AUDIT_SEAL_SECONDS"]:
+            return  # another thread of this process has just done it
+        _last_sealed = time.monotonic()
+        if app is None:
+            _seal_and_commit()
+        else:
+            with app.app_context():
+                _seal_and_commit()
+    finally:
+        _sealing.release()
+
+
+def _seal_and_commit() -> None:
+    try:
+        seal_pending(wait=False)
+        db.session.commit()
+    except Exception:
+        # The entries stay as written, each with its own hash: the next request's sealer,
+        # or the worker's, links them.
+        db.session.rollback()
+        log.exception("could not link the new audit entries into the chain")

@@ -87,6 +87,7 @@ def _finish(response: Response) -> Response:
         db.session.rollback()
     auditing.record_request(response)
     db.session.commit()
+    auditing.seal_after(response)
     return response
 
 
