@@ -63,6 +63,10 @@ test: $(STAMP)
 # Figures for bench/REPORT.md; PostgreSQL too when DATABASE_URL names one.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	@case "$$DATABASE_URL" in \
+	  postgresql*) $(BIN)/python bench/scaling.py ;; \
+	  *) echo "bench/scaling.py (two servers against one) measures PostgreSQL: set DATABASE_URL" ;; \
+	esac
 
 # kill -9 under load, restart, verify; PostgreSQL too when DATABASE_URL names one.
 crash: $(STAMP)

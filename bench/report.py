@@ -12,6 +12,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 # worker memory at 100,000 pathways within 1.25x of 1,000; no errors.
 GOAL_READ, GOAL_POST, GOAL_P99, GOAL_SCALE = 0.6, 0.6, 100.0, 1.25
 GOAL_SEED_S, GOAL_IMPORT_S = 60, 15  # seed-demo of 100,000 pathways; import of 100,000 events
+GOAL_SERVERS = 1.6  # two app servers together, as a multiple of one
 READS = ("worklist", "worklist_breached", "pathway_200_events", "reports", "api_pathway")
 WRITES = ("api_add_note",)
 
@@ -125,6 +126,61 @@ def tables(results: dict) -> str:
             f"{_mark(imp['events'] >= 100_000 and imp['seconds'] < GOAL_IMPORT_S)}).",
             "",
         ]
+    if "scaling" in results:
+        scaling = results["scaling"]
+        audited = [r for r in scaling["rows"] if r["scenario"] != "healthz"]
+        lines += [
+            "### Two app servers against one (PostgreSQL)",
+            "",
+            f"{scaling['pathways']:,} pathways, {scaling['clients']} clients split across the "
+            f"servers, {scaling['duration_s']:g} s per scenario, medians of "
+            f"{scaling.get('repeat', 1)} runs taking turns, {scaling['when']}: each server "
+            "one gunicorn worker pinned to one core (`bench/scaling.py`). Goal: two servers "
+            f"at least {GOAL_SERVERS}x one for the audited views and add_note: "
+            + ", ".join(f"{r['scenario']} {_mark(r['ratio'] >= GOAL_SERVERS)}" for r in audited)
+            + ". healthz (no database, no audit) is what a second server can add at all here.",
+            "",
+            scaling_table(scaling),
+            "",
+        ]
+        if "queue" in scaling:
+            lines += [
+                "Audit entries appended per second by writer processes, one entry per "
+                "transaction, with commits that return at once and with commits that take "
+                "5 ms (`bench/scaling.py`, the same database):",
+                "",
+                queue_table(scaling["queue"]),
+                "",
+            ]
+    return "\n".join(lines)
+
+
+def scaling_table(scaling: dict) -> str:
+    lines = [
+        "| scenario | one server, rps | two servers, rps | two / one | p99 one, ms | "
+        "p99 two, ms | errors | runs, one | runs, two |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in scaling["rows"]:
+        lines.append(
+            f"| {row['scenario']} | {row['one_rps']} | {row['two_rps']} | {row['ratio']}x | "
+            f"{row['one_p99_ms']} | {row['two_p99_ms']} | {row['errors']} | "
+            f"{', '.join(map(str, row['one_runs']))} | {', '.join(map(str, row['two_runs']))} |"
+        )
+    return "\n".join(lines)
+
+
+def queue_table(rows: list[dict]) -> str:
+    writers = sorted({r["writers"] for r in rows})
+    lines = [
+        "| commit holds | " + " | ".join(f"{w} writers" for w in writers) + " |",
+        "|---|" + "---|" * len(writers),
+    ]
+    for hold in sorted({r["hold_ms"] for r in rows}):
+        figures = {r["writers"]: r["per_s"] for r in rows if r["hold_ms"] == hold}
+        lines.append(
+            f"| {hold} ms | " + " | ".join(f"{figures.get(w, '')}/s" for w in writers) + " |"
+        )
     return "\n".join(lines)
 
 

@@ -180,10 +180,20 @@ def prepare(url: str) -> dict:
 
 
 class Server:
-    def __init__(self, url: str, port: int, workers: int = 2, app: str = "tracker:create_app()"):
+    def __init__(
+        self,
+        url: str,
+        port: int,
+        workers: int = 2,
+        app: str = "tracker:create_app()",
+        cpus: str | None = None,
+    ):
+        """gunicorn serving ``app`` on ``url``'s database; ``cpus`` pins it (and its
+        workers) to those cores (taskset's list, e.g. "0")."""
         self.port = port
         self.proc = subprocess.Popen(
             [
+                *(["taskset", "-c", cpus] if cpus else []),
                 sys.executable,
                 "-m",
                 "gunicorn",
@@ -428,6 +438,8 @@ def main() -> None:
         ] + results["runs"]
         if "import" not in results and "import" in earlier:
             results["import"] = earlier["import"]
+        if "scaling" in earlier:  # bench/scaling.py's, kept
+            results["scaling"] = earlier["scaling"]
     out.write_text(json.dumps(results, indent=2))
     from bench.report import write_tables
 
