@@ -503,19 +503,22 @@ def _clock_outcomes(f: Filters, now: datetime, zone):
     month, from the day rows; the running clocks due today are read from their rows, as
     only they can be due before or after this instant."""
     today = now.astimezone(zone).date()
+    running = ReportCount.code.like("%:running")
+    # Per clock outcome and day (not per start day: O(days x clocks) rows): the decided
+    # and the overdue in the range, and the running not yet due that started by its end.
     rows = db.session.execute(
-        select(ReportCount.code, ReportCount.day, ReportCount.since, func.sum(ReportCount.n))
+        select(ReportCount.code, ReportCount.day, func.sum(ReportCount.n))
         .where(
             ReportCount.kind == "clock",
             or_(
-                (ReportCount.day >= f.start) & (ReportCount.day <= f.end),
-                (ReportCount.day >= today)
-                & (ReportCount.since <= f.end)
-                & ReportCount.code.like("%:running"),
+                (ReportCount.day >= f.start)
+                & (ReportCount.day <= f.end)
+                & (~running | (ReportCount.day < today)),
+                running & (ReportCount.day > today) & (ReportCount.since <= f.end),
             ),
             *_teams(f),
         )
-        .group_by(ReportCount.code, ReportCount.day, ReportCount.since)
+        .group_by(ReportCount.code, ReportCount.day)
     ).all()
     outcomes: Counter = Counter()  # (clock, met|not_met|pending) -> n
     by_month: Counter = Counter()  # (clock, YYYY-MM, met|not_met) -> n
@@ -525,13 +528,13 @@ def _clock_outcomes(f: Filters, now: datetime, zone):
             outcomes[(code, outcome)] += n
             by_month[(code, f"{day:%Y-%m}", outcome)] += n
 
-    for code_outcome, day, since, n in rows:
+    for code_outcome, day, n in rows:
         code, outcome = code_outcome.rsplit(":", 1)
         if outcome != "running":
             decided(code, day, outcome, n)
         elif day < today:  # due on an earlier day: not met
             decided(code, day, "not_met", n)
-        elif day > today and since <= f.end:  # not yet due: pending if started by the end
+        else:  # not yet due, started by the end of the range: pending
             outcomes[(code, "pending")] += n
     start, end = (
         datetime.combine(today, time(0), tzinfo=zone),
