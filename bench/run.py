@@ -433,8 +433,10 @@ def main() -> None:
         if not backends:  # no server run this time: the header stays that of the figures kept
             for key in ("when", "machine", "duration_s", "clients"):
                 results[key] = earlier.get(key, results[key])
+        # Keep each earlier (backend, size) this run did not measure again.
+        rerun = {(r["backend"], r["pathways"]) for r in results["runs"]}
         results["runs"] = [
-            r for r in earlier.get("runs", []) if r["backend"] not in backends
+            r for r in earlier.get("runs", []) if (r["backend"], r["pathways"]) not in rerun
         ] + results["runs"]
         if "import" not in results and "import" in earlier:
             results["import"] = earlier["import"]
