@@ -34,7 +34,9 @@ def assert_kept_as_recounted() -> None:
 
 
 def kept_now() -> Counter:
-    return daily.stored(db.session.connection())
+    """The day rows as kept, by their day key (``daily.KEY``)."""
+    kept = daily.stored(db.session.connection())
+    return Counter({key[1:]: n for key, n in kept.items() if key[0] == daily.DAY})
 
 
 def assert_same_figures(rnd: random.Random, times: int, around: datetime) -> int:
@@ -126,7 +128,7 @@ def test_records_voids_corrections_and_withdrawals_keep_the_rows(users, session)
         occurred_at=referral + timedelta(days=31),
     )
     assert_kept_as_recounted()
-    kept = daily.stored(db.session.connection())
+    kept = kept_now()
     assert sum(n for k, n in kept.items() if k[2] == "op_grade" and k[3] == "IIIa") == 1
     services.amend(
         run.pathway,
@@ -138,15 +140,15 @@ def test_records_voids_corrections_and_withdrawals_keep_the_rows(users, session)
         uuid.uuid4().hex,
     )
     assert_kept_as_recounted()
-    kept = daily.stored(db.session.connection())
+    kept = kept_now()
     assert not any(k[2] == "op_grade" and k[3] == "IIIa" for k in kept)
     # Withdrawn as opened in error: the pathway leaves every row.
     mistaken = driver(users, referral=referral, actor="surgeon")
     mistaken.walk_to("imaging")
-    before = daily.stored(db.session.connection())
+    before = kept_now()
     mistaken.do("withdraw", {"reason": "opened_in_error"})
     assert_kept_as_recounted()
-    after = daily.stored(db.session.connection())
+    after = kept_now()
     day = referral.astimezone(local_zone()).date()
     referrals = lambda c: sum(n for k, n in c.items() if k[0] == day and k[2] == "referral")  # noqa: E731
     assert referrals(after) == referrals(before) - 1
@@ -156,7 +158,7 @@ def test_the_csv_import_keeps_the_rows(runner, users, tmp_path, session):
     path = write(tmp_path / "good.csv", good_rows() + good_rows("IMP002", "B"))
     result = runner.invoke(args=["tracker", "import", path, "--user", "coordinator"])
     assert result.exit_code == 0, result.output
-    kept = daily.stored(db.session.connection())
+    kept = kept_now()
     assert sum(n for k, n in kept.items() if k[2] == "referral") == 2
     assert_kept_as_recounted()
 
@@ -166,10 +168,12 @@ def test_verify_names_a_row_that_disagrees(runner, users, session):
     session.flush()
     assert not [p for p in verify_all()[0] if p[0] == "report counts"]
     row = session.scalars(
-        select(ReportCount).where(ReportCount.kind == "referral", ReportCount.n > 0)
+        select(ReportCount).where(
+            ReportCount.span == daily.DAY, ReportCount.kind == "referral", ReportCount.n > 0
+        )
     ).first()
     n = row.n
-    where = [getattr(ReportCount, k) == getattr(row, k) for k in daily.KEY]
+    where = [getattr(ReportCount, k) == getattr(row, k) for k in daily.ROW_KEY]
     named = f"report_day_count {row.day} {row.team} referral {row.code}"
     rebuild = "(run `flask tracker refresh-targets` to rebuild)"
     session.execute(update(ReportCount).where(*where).values(n=ReportCount.n + 1))
@@ -214,8 +218,11 @@ def test_two_writers_to_one_day_row_lose_no_update(app):
                     thread.join(30)
                     assert done.is_set()
                 with db.engine.connect() as reader:
-                    n = reader.scalar(select(ReportCount.n).where(ReportCount.team == team))
-                assert n == expected
+                    kept = reader.execute(
+                        select(ReportCount.span, ReportCount.n).where(ReportCount.team == team)
+                    ).all()
+                # The day's row, its part's and its month's.
+                assert sorted(kept) == [(span, expected) for span in daily.SPANS]
         finally:
             with db.engine.begin() as connection:
                 connection.execute(delete(ReportCount).where(ReportCount.team == team))
@@ -226,7 +233,7 @@ def test_the_report_counts_only_the_user_s_teams(client, login, users, session):
     for category in ("metastatic_spinal", "primary_bone"):  # metastatic, bone_sarcoma teams
         new_pathway(users["coordinator"], now - timedelta(days=3), diagnosis_category=category)
     session.flush()
-    kept = daily.stored(db.session.connection())
+    kept = kept_now()
     assert {k[1]: n for k, n in kept.items() if k[2] == "referral"} == {
         "metastatic": 1,
         "bone_sarcoma": 1,
@@ -246,3 +253,93 @@ def test_the_report_counts_only_the_user_s_teams(client, login, users, session):
     )
     session.commit()
     assert referrals() == "Referrals in the range,1"
+
+
+def test_a_range_is_read_as_the_fewest_spans_that_tile_it():
+    d = date.fromisoformat
+    # The default 90 days to 30 November: a week of single days, three parts, two months.
+    assert daily.tiles(d("2026-09-02"), d("2026-11-30")) == [
+        *((daily.DAY, d(f"2026-09-0{i}")) for i in range(2, 9)),
+        (daily.PART, d("2026-09-09")),
+        (daily.PART, d("2026-09-17")),
+        (daily.PART, d("2026-09-25")),
+        (daily.MONTH, d("2026-10-01")),
+        (daily.MONTH, d("2026-11-01")),
+    ]
+    # The last part runs to the month's end (28, 29, 30 or 31 days).
+    assert daily.tiles(d("2028-02-25"), d("2028-02-29")) == [(daily.PART, d("2028-02-25"))]
+    assert daily.tiles(d("2027-02-01"), d("2027-02-28")) == [(daily.MONTH, d("2027-02-01"))]
+    assert daily.tiles(d("2026-12-05"), d("2026-12-04")) == []
+    rnd = random.Random(3)
+    for _ in range(300):
+        start = d("2025-01-01") + timedelta(days=rnd.randint(0, 900))
+        end = start + timedelta(days=rnd.randint(0, 400))
+        tiles = daily.tiles(start, end)
+        days = [
+            first + timedelta(days=i)
+            for span, first in tiles
+            for i in range((daily.span_end(span, first) - first).days + 1)
+        ]
+        # Every day once, in order, and each tile within one month.
+        assert days == [start + timedelta(days=i) for i in range((end - start).days + 1)]
+        assert all(daily.span_end(s, f).month == f.month for s, f in tiles)
+        assert len(tiles) <= 14 + 6 + (end - start).days // 28 + 2
+
+
+def test_each_count_is_kept_on_its_day_its_part_and_its_month(users, session):
+    referral = datetime(2026, 3, 19, 10, tzinfo=UTC)
+    new_pathway(users["coordinator"], referral, diagnosis_category="metastatic_spinal")
+    session.flush()
+    kept = daily.stored(db.session.connection())
+    referrals = {k[:2]: n for k, n in kept.items() if k[3] == "referral"}
+    d = date.fromisoformat
+    assert referrals == {
+        (daily.DAY, d("2026-03-19")): 1,
+        (daily.PART, d("2026-03-17")): 1,
+        (daily.MONTH, d("2026-03-01")): 1,
+    }
+
+
+def test_verify_names_a_month_row_that_disagrees(users, session):
+    new_pathway(users["coordinator"], datetime(2026, 3, 19, 10, tzinfo=UTC))
+    session.flush()
+    session.execute(
+        update(ReportCount)
+        .where(ReportCount.span == daily.MONTH, ReportCount.kind == "referral")
+        .values(n=ReportCount.n + 2)
+    )
+    problems = [m for place, m in verify_all()[0] if place == "report counts"]
+    assert len(problems) == 1
+    assert problems[0].startswith("report_day_count month from 2026-03-01 ")
+    assert ": kept 3, the pathways give 1 " in problems[0]
+
+
+def test_a_clock_due_today_is_pending_before_its_hour_and_not_met_after(users, session):
+    """The day rows keep a running clock's due hour: the hours before this one count as
+    overdue, the later ones as pending, and this hour's clocks are read from their rows."""
+    zone = local_zone()
+    referral = datetime(2026, 3, 10, 14, 30, tzinfo=zone)  # MRI due the 11th at 14:30
+    new_pathway(users["coordinator"], referral, urgency="emergency")
+    session.flush()
+    kept = kept_now()
+    assert (
+        [k[4] for k in kept if k[3] == "mscc_mri:running"]
+        == [daily.due_hour(referral + timedelta(hours=24), zone)[1]]
+        == [14]
+    )
+    f = figures.Filters(date(2026, 3, 1), date(2026, 3, 31))
+    label = next(c.standard for c in figures.STANDARDS if c.code == "mscc_mri")
+    for hour, minute, (not_met, pending) in (
+        (9, 0, (0, 1)),  # an earlier hour: pending by the day rows
+        (14, 10, (0, 1)),  # its hour, before it is due: from the clock's row
+        (14, 45, (1, 0)),  # its hour, after
+        (17, 0, (1, 0)),  # a later hour: overdue by the day rows
+    ):
+        now = datetime(2026, 3, 11, hour, minute, tzinfo=zone)
+        by_day, by_row = (
+            figures.build_from_counts(f, now, zone),
+            figures.build_from_rows(f, now, zone),
+        )
+        assert by_day == by_row, now
+        row = next(r for r in by_day.standards if r[0] == label)
+        assert (row[2], row[3]) == (not_met, pending), now

@@ -263,10 +263,16 @@ def _analyze() -> None:
     """Refresh the planner's statistics after a bulk load, as a DBA would.
 
     Without them PostgreSQL plans a freshly loaded table as if it were empty and
-    ignores its indexes until autovacuum gets to it. ANALYZE runs inside a
-    transaction on both backends.
+    ignores its indexes until autovacuum gets to it. On PostgreSQL the tables are
+    vacuumed too (VACUUM runs outside a transaction): their visibility map lets an
+    index-only scan (the reports' median picks) skip the table, which a freshly
+    loaded table does not until autovacuum has visited it. ANALYZE alone on SQLite.
     """
-
+    if db.engine.dialect.name == "postgresql":
+        db.session.close()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(text("VACUUM (ANALYZE)"))
+        return
     db.session.execute(text("ANALYZE"))
     db.session.commit()
 

@@ -2,7 +2,8 @@
 
 Each pathway adds a handful of counts to the ``report_day_count`` rows (``contribution``):
 its referral (by state) and its three waits (in whole-day bins) on its referral day; each
-reported clock on the day it stopped, or on its due day while running or missed unstopped;
+reported clock on the day it stopped, or on its due day while running (with the hour of
+that day it is due, and its start day) or missed unstopped;
 each operation, procedure and recurrence on its day, with the day of the pathway's
 previous one (``since``), so that the pathways with one in a range are counted once: by
 the one whose previous one lies before the range. The derivation notes the difference
@@ -14,13 +15,21 @@ and fact rows (``expected``) and names any difference; ``rebuild`` rewrites them
 migration's backfill, and after a change of the time zone).
 
 Days are local days of the configured time zone (``TIMEZONE``), as the reports' ranges.
+
+Each count is kept three times (``spread``): on its day (span ``DAY``), on its part of the
+month (``PART``: days 1-8, 9-16, 17-24 and 25 to the end) and on its month (``MONTH``),
+each row dated by the first day of its span. A range of days is read as the fewest spans
+that tile it (``tiles``): its whole months, then whole parts, then single days, so a
+90-day report reads two or three month rows per key and at most a few dozen day and part
+rows, however many referrals a day holds. Every span lies within one month, so the
+month of each row is the month of its days (the reports' monthly trend).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import delete, event, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -35,11 +44,73 @@ NO_DAY = date(1, 1, 1)  # before any range: "no second day"
 STANDARD_CODES = frozenset(c.code for c in clocks.CLOCKS if c.standard)
 WAITS = ("days_to_decision", "days_decision_to_treatment", "days_to_treatment")
 COUNTED_FACTS = ("operation", "procedure", "recurrence")
-KEY = ("day", "team", "kind", "code", "bucket", "since")
+KEY = ("day", "team", "kind", "code", "bucket", "since")  # a contribution's key
+DAY, PART, MONTH = SPANS = (0, 1, 2)  # the spans a count is kept on
+ROW_KEY = ("span", *KEY)  # a row's key: the span, its first day, and the rest
+PART_STARTS = (1, 9, 17, 25)  # the days of the month each part begins on
 PATHWAY_COLUMNS = ("id", "team", "in_error", "referral_received_at", "state", *WAITS)
 CLOCK_COLUMNS = ("pathway_id", "clock", "status", "started_at", "stopped_at", "due_at")
 FACT_COLUMNS = ("pathway_id", "seq", "kind", "code", "occurred_at")
 _NOTED = "report_deltas"  # session.info: the deltas of this flush
+
+
+def _month_end(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+
+
+def span_start(span: int, day: date) -> date:
+    """The first day of the span of kind ``span`` that holds ``day``."""
+    if span == MONTH:
+        return day.replace(day=1)
+    if span == PART:
+        return day.replace(day=max(s for s in PART_STARTS if s <= day.day))
+    return day
+
+
+def span_end(span: int, first: date) -> date:
+    """The last day of the span of kind ``span`` that begins on ``first``."""
+    if span == MONTH or (span == PART and first.day == PART_STARTS[-1]):
+        return _month_end(first)
+    if span == PART:
+        return first + timedelta(days=7)
+    return first
+
+
+def tiles(start: date, end: date) -> list[tuple[int, date]]:
+    """The fewest spans that tile the days ``start`` to ``end`` (inclusive), in order:
+    (span, first day). Whole months, else whole parts, else days."""
+    out: list[tuple[int, date]] = []
+    day = start
+    while day <= end:
+        for span in (MONTH, PART, DAY):
+            if span_start(span, day) == day and span_end(span, day) <= end:
+                out.append((span, day))
+                day = span_end(span, day) + timedelta(days=1)
+                break
+    return out
+
+
+def spread(counts: Counter) -> Counter:
+    """Day-keyed counts (``KEY``) as the rows keep them (``ROW_KEY``): each on its day,
+    its part of the month and its month."""
+    out: Counter = Counter()
+    for (day, *rest), n in counts.items():
+        for span in SPANS:
+            out[(span, span_start(span, day), *rest)] += n
+    return out
+
+
+def due_hour(at: datetime, zone) -> tuple[date, int]:
+    """The local day of ``at`` and its hour in that day, counted from the day's start in
+    elapsed hours (0 to 24: a day changing to or from summer time has 23 or 25)."""
+    on = at.astimezone(zone).date()
+    return on, (at - datetime.combine(on, time(0), tzinfo=zone)) // timedelta(hours=1)
+
+
+def hour_bounds(on: date, hour: int, zone) -> tuple[datetime, datetime]:
+    """The instants the ``hour`` of day ``on`` runs between (``due_hour``'s inverse)."""
+    start = datetime.combine(on, time(0), tzinfo=zone) + timedelta(hours=hour)
+    return start, start + timedelta(hours=1)
 
 
 def _get(obj, name: str):
@@ -75,9 +146,10 @@ def contribution(row, clock_rows, fact_rows, zone=None, state: str | None = None
             out[(day(stopped), team, "clock", f"{code}:{outcome}", 0, NO_DAY)] += 1
         elif status == "missed":  # ended unstopped after its due time
             out[(day(_get(c, "due_at")), team, "clock", f"{code}:not_met", 0, NO_DAY)] += 1
-        else:  # running: not met once due, pending before; dated by its due day
+        else:  # running: not met once due, pending before; dated by its due day and hour
             since = day(_get(c, "started_at"))
-            out[(day(_get(c, "due_at")), team, "clock", f"{code}:running", 0, since)] += 1
+            due_day, hour = due_hour(_get(c, "due_at"), zone)
+            out[(due_day, team, "clock", f"{code}:running", hour, since)] += 1
     facts = sorted(
         fact_rows,
         key=lambda f: (_get(f, "occurred_at"), _get(f, "seq"), _get(f, "kind"), _get(f, "code")),
@@ -121,11 +193,12 @@ def note(session, before: Counter | None, after: Counter) -> None:
 
 
 def add(connection, deltas: Counter) -> None:
-    """Add ``key -> change`` to the rows, creating those missing: one upsert per row that
-    changes, in key order for every writer, each adding to the row as it stands."""
+    """Add day-keyed ``key -> change`` to the rows of each span, creating those missing:
+    one upsert per row that changes, in key order for every writer, each adding to the
+    row as it stands."""
     rows = [
-        {**dict(zip(KEY, key, strict=True)), "n": change}
-        for key, change in sorted(deltas.items())
+        {**dict(zip(ROW_KEY, key, strict=True)), "n": change}
+        for key, change in sorted(spread(deltas).items())
         if change
     ]
     if not rows:
@@ -134,7 +207,7 @@ def add(connection, deltas: Counter) -> None:
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     statement = dialect.insert(table)
     statement = statement.on_conflict_do_update(
-        index_elements=list(KEY), set_={"n": table.c.n + statement.excluded.n}
+        index_elements=list(ROW_KEY), set_={"n": table.c.n + statement.excluded.n}
     )
     connection.execute(statement, rows)
 
@@ -152,8 +225,9 @@ def _forget_deltas(session) -> None:
 
 
 def expected(connection, pathway=None, clock=None, fact=None, batch: int = 5000) -> Counter:
-    """The rows recomputed from the pathway, clock and fact rows (for verify and the
-    backfill): key -> count. The tables may be given as a migration sees them."""
+    """The day-keyed counts recomputed from the pathway, clock and fact rows (for verify
+    and the backfill): ``KEY`` -> count (``spread`` gives the rows). The tables may be
+    given as a migration sees them."""
     pathway = pathway if pathway is not None else Pathway.__table__
     clock = clock if clock is not None else PathwayClock.__table__
     fact = fact if fact is not None else PathwayFact.__table__
@@ -192,33 +266,44 @@ def expected(connection, pathway=None, clock=None, fact=None, batch: int = 5000)
 
 
 def stored(connection, table=None) -> Counter:
-    """The rows as kept: key -> count (rows at zero left out)."""
+    """The rows as kept: ``ROW_KEY`` -> count (rows at zero left out)."""
     table = table if table is not None else ReportCount.__table__
-    rows = connection.execute(select(*(table.c[name] for name in KEY), table.c.n))
+    rows = connection.execute(select(*(table.c[name] for name in ROW_KEY), table.c.n))
     return Counter({tuple(row[:-1]): row[-1] for row in rows if row[-1]})
 
 
 def rebuild(connection, table=None, **tables) -> int:
-    """Replace every row by a recount from the pathways; the number of rows written."""
+    """Replace every row by a recount from the pathways; the number of rows written. A
+    table as an earlier migration made it (no ``span``) gets the day rows alone."""
     table = table if table is not None else ReportCount.__table__
     counts = expected(connection, **tables)
+    key = KEY
+    if "span" in table.c:
+        counts, key = spread(counts), ROW_KEY
     connection.execute(delete(table))
-    rows = [{**dict(zip(KEY, key, strict=True)), "n": n} for key, n in sorted(counts.items())]
+    rows = [{**dict(zip(key, k, strict=True)), "n": n} for k, n in sorted(counts.items())]
     for start in range(0, len(rows), 5000):
         connection.execute(table.insert(), rows[start : start + 5000])
     return len(rows)
 
 
+SPAN_NAMES = {DAY: "", PART: "part from ", MONTH: "month from "}
+
+
 def differences(kept: Counter, wanted: Counter, limit: int = 20) -> list[str]:
-    """The rows that differ, in words (at most ``limit`` of them, and how many more)."""
+    """The rows that differ, in words (at most ``limit`` of them, and how many more):
+    ``kept`` as ``stored`` gives them, ``wanted`` day-keyed as ``expected`` does."""
+    wanted = spread(wanted)
     keys = sorted(set(kept) | set(wanted), key=lambda k: tuple(map(str, k)))
     wrong = [k for k in keys if kept.get(k, 0) != wanted.get(k, 0)]
     out = []
-    for day, team, kind, code, bucket, since in wrong[:limit]:
-        key = (day, team, kind, code, bucket, since)
-        where = f"{day} {team} {kind} {code}".rstrip()
+    for key in wrong[:limit]:
+        span, day, team, kind, code, bucket, since = key
+        where = f"{SPAN_NAMES[span]}{day} {team} {kind} {code}".rstrip()
         if kind == "wait":
             where += f" bin {bucket}"
+        elif code.endswith(":running"):
+            where += f" due in hour {bucket}"
         if since != NO_DAY:
             where += f" since {since}"
         out.append(

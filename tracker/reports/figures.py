@@ -6,9 +6,10 @@ from the pathway_clock rows, operations, complications and recurrences from the
 pathway_fact rows, all written by the engine's derivation with every event.
 
 The report over every pathway of the user's teams (no urgency, diagnosis or surgeon
-filter) reads the day rows kept on write (``report_day_count``, tracker.engine.daily)
-instead: O(days x clocks) rows, and the two or three waits each median needs, whatever
-the number of pathways. Both ways give the same figures (tests/test_report_counts.py).
+filter) reads the counts kept on write (``report_day_count``, tracker.engine.daily)
+instead: the rows of the few months, parts of months and days that tile its range, and
+the two or three waits each median needs, whatever the number of pathways. Both ways
+give the same figures (tests/test_report_counts.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import case, func, literal, or_, select, union_all
+from sqlalchemy import case, false, func, literal, or_, select, union_all
 
-from tracker.engine import clocks
+from tracker.engine import clocks, daily
 from tracker.engine import steps as d
 from tracker.engine.dictionary import (
     APPROACH,
@@ -446,8 +447,20 @@ def _teams(f: Filters) -> list:
     return [ReportCount.team.in_(f.teams)] if f.teams is not None else []
 
 
-def _days(f: Filters) -> list:
-    return [ReportCount.day >= f.start, ReportCount.day <= f.end]
+def _spans(start: date, end: date):
+    """The rows of the spans that tile the days ``start`` to ``end`` (none when the range
+    is empty), as SQL: each span's first days in one list."""
+    firsts: dict[int, list[date]] = {}
+    for span, first in daily.tiles(start, end):
+        firsts.setdefault(span, []).append(first)
+    if not firsts:
+        return false()
+    return or_(
+        *(
+            (ReportCount.span == span) & ReportCount.day.in_(days)
+            for span, days in sorted(firsts.items())
+        )
+    )
 
 
 def _ranks(count: int) -> tuple[int, int, int]:
@@ -500,25 +513,39 @@ def _intervals_from(histograms: dict[int, Counter], f: Filters, zone) -> list:
 
 def _clock_outcomes(f: Filters, now: datetime, zone):
     """met, not met and pending per reported clock, and met and not met per clock and
-    month, from the day rows; the running clocks due today are read from their rows, as
-    only they can be due before or after this instant."""
-    today = now.astimezone(zone).date()
+    month, from the day rows; the running clocks due in this hour are read from their
+    rows, as only they can be due before or after this instant."""
+    today, hour = daily.due_hour(now, zone)
     running = ReportCount.code.like("%:running")
-    # Per clock outcome and day (not per start day: O(days x clocks) rows): the decided
-    # and the overdue in the range, and the running not yet due that started by its end.
+    by_day = ReportCount.span == daily.DAY
+    due_today = by_day & running & (ReportCount.day == today)
+    # Per clock outcome and span (not per start day: O(spans x clocks) rows): the decided
+    # and the overdue in the range (the days before today in the spans that tile them:
+    # none of their rows changes its meaning with the instant; today and after by day),
+    # the running due today in an earlier hour (overdue) or a later one (pending), and the
+    # running due on a later day; those pending count when they started by the range's end.
+    phase = case(
+        (due_today & (ReportCount.bucket < hour), "overdue"),
+        (due_today, "pending"),
+        else_="",
+    ).label("phase")
     rows = db.session.execute(
-        select(ReportCount.code, ReportCount.day, func.sum(ReportCount.n))
+        select(ReportCount.code, ReportCount.day, phase, func.sum(ReportCount.n))
         .where(
             ReportCount.kind == "clock",
             or_(
-                (ReportCount.day >= f.start)
+                _spans(f.start, min(f.end, today - timedelta(days=1))),
+                by_day
+                & (ReportCount.day >= max(f.start, today))
                 & (ReportCount.day <= f.end)
-                & (~running | (ReportCount.day < today)),
-                running & (ReportCount.day > today) & (ReportCount.since <= f.end),
+                & ~running,
+                due_today & (ReportCount.bucket < hour),
+                due_today & (ReportCount.bucket > hour) & (ReportCount.since <= f.end),
+                by_day & running & (ReportCount.day > today) & (ReportCount.since <= f.end),
             ),
             *_teams(f),
         )
-        .group_by(ReportCount.code, ReportCount.day)
+        .group_by(ReportCount.span, ReportCount.code, ReportCount.day, phase)
     ).all()
     outcomes: Counter = Counter()  # (clock, met|not_met|pending) -> n
     by_month: Counter = Counter()  # (clock, YYYY-MM, met|not_met) -> n
@@ -528,22 +555,19 @@ def _clock_outcomes(f: Filters, now: datetime, zone):
             outcomes[(code, outcome)] += n
             by_month[(code, f"{day:%Y-%m}", outcome)] += n
 
-    for code_outcome, day, n in rows:
+    for code_outcome, day, when, n in rows:
         code, outcome = code_outcome.rsplit(":", 1)
         if outcome != "running":
             decided(code, day, outcome, n)
-        elif day < today:  # due on an earlier day: not met
+        elif day < today or when == "overdue":  # due before this hour: not met
             decided(code, day, "not_met", n)
         else:  # not yet due, started by the end of the range: pending
             outcomes[(code, "pending")] += n
-    start, end = (
-        datetime.combine(today, time(0), tzinfo=zone),
-        datetime.combine(today + timedelta(days=1), time(0), tzinfo=zone),
-    )
+    start, end = daily.hour_bounds(today, hour, zone)
     _, range_end = f.bounds(zone)
     overdue = (PathwayClock.due_at < now).label("overdue")
     started = (PathwayClock.started_at < range_end).label("started")
-    due_today = db.session.execute(
+    this_hour = db.session.execute(
         select(PathwayClock.clock, overdue, started, func.count())
         .join(Pathway, Pathway.id == PathwayClock.pathway_id)
         .where(
@@ -556,7 +580,7 @@ def _clock_outcomes(f: Filters, now: datetime, zone):
         )
         .group_by(PathwayClock.clock, overdue, started)
     ).all()
-    for code, is_overdue, has_started, n in due_today:
+    for code, is_overdue, has_started, n in this_hour:
         if is_overdue:
             decided(code, today, "not_met", n)
         elif has_started:
@@ -565,11 +589,16 @@ def _clock_outcomes(f: Filters, now: datetime, zone):
 
 
 def build_from_counts(f: Filters, now: datetime, zone) -> Report:
-    """The report from the day rows: five queries over O(days x clocks) rows, and the few
-    waits the medians need, whatever the number of pathways."""
+    """The report from the kept counts: five queries over the rows of the spans that tile
+    the range (``daily.tiles``), and the few waits the medians need, whatever the number
+    of pathways."""
     in_range = db.session.execute(
         select(ReportCount.kind, ReportCount.code, ReportCount.bucket, func.sum(ReportCount.n))
-        .where(ReportCount.kind.in_(("referral", "wait", "fact")), *_days(f), *_teams(f))
+        .where(
+            ReportCount.kind.in_(("referral", "wait", "fact")),
+            _spans(f.start, f.end),
+            *_teams(f),
+        )
         .group_by(ReportCount.kind, ReportCount.code, ReportCount.bucket)
     ).all()
     states: Counter = Counter()
@@ -591,7 +620,7 @@ def build_from_counts(f: Filters, now: datetime, zone) -> Report:
         .where(
             ReportCount.kind.in_(("first", "op_grade", "op_complicated")),
             ReportCount.since < f.start,
-            *_days(f),
+            _spans(f.start, f.end),
             *_teams(f),
         )
         .group_by(ReportCount.kind, ReportCount.code)
