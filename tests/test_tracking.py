@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -270,6 +272,80 @@ def test_an_amended_task_is_derived_as_corrected(users):
     [task] = _tasks(pathway)
     assert (task.what, task.owner.username) == ("Chase CT", "surgeon")
     assert _verify(pathway) == []
+
+
+def test_a_correction_gives_a_task_only_to_someone_who_may_own_it(users):
+    """A correction is held to the owner rule of a new task (a coordinator or surgeon of
+    the pathway's team), but not to a due date of today or later: it says what was
+    agreed at the time."""
+    pathway = _run(users).pathway
+    coordinator = users["coordinator"]
+    added = tracking.add_task(pathway, "Chase MRI", "coordinator", _today(), coordinator)
+    outsider = make_user("outsider", "coordinator")
+    db.session.flush()
+    db.session.execute(UserTeam.__table__.delete().where(UserTeam.user_id == outsider.id))
+    db.session.add(UserTeam(user_id=outsider.id, team="bone"))
+    db.session.flush()
+
+    def amend(changes):
+        return services.amend(
+            pathway,
+            added.event.seq,
+            changes,
+            "Wrong owner",
+            coordinator,
+            pathway.version,
+            services.new_request_id(),
+        )
+
+    for owner, words in (("outsider", "cannot see the pathway"), ("viewer", "coordinator or")):
+        with pytest.raises(InvalidData) as refused:
+            amend({"owner": owner})
+        assert list(refused.value.errors) == ["changes.owner"]
+        assert words in refused.value.errors["changes.owner"][0]
+    assert [t.owner.username for t in _tasks(pathway)] == ["coordinator"]  # nothing written
+    amend({"owner": "surgeon"})  # of the pathway's team: taken
+    db.session.flush()
+    [task] = _tasks(pathway)
+    assert task.owner.username == "surgeon"
+    assert _verify(pathway) == []
+
+
+def test_a_correction_may_set_a_task_due_date_before_today(users):
+    run = _run(users)
+    pathway = run.pathway
+    coordinator = users["coordinator"]
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    added = tracking.add_task(
+        pathway, "Chase MRI", "coordinator", _today(), coordinator, occurred_at=three_days_ago
+    )
+    services.amend(
+        pathway,
+        added.event.seq,
+        {"due_on": (_today() - timedelta(days=2)).isoformat()},
+        "It was agreed for the day after",
+        coordinator,
+        pathway.version,
+        services.new_request_id(),
+    )
+    db.session.flush()
+    [task] = _tasks(pathway)
+    assert task.due_on == _today() - timedelta(days=2)
+    assert _verify(pathway) == []
+
+
+def test_the_worklist_csv_carries_the_tracking_note(client, login, users):
+    pathway = _run(users).pathway
+    tracking.add_tracking_note(pathway, "=MRI booked for Friday", users["coordinator"])
+    db.session.commit()
+    login("coordinator")
+    response = client.get("/worklist.csv")
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
+    note, written = rows[0].index("Tracking note"), rows[0].index("Tracking note written")
+    [row] = [r for r in rows[1:] if r[0] == pathway.patient.mrn]
+    assert row[note] == "'=MRI booked for Friday"  # text, never a formula
+    db.session.refresh(pathway)
+    assert row[written] == pathway.tracking_note_at.isoformat(timespec="minutes")
 
 
 def test_a_closed_pathways_tasks_are_left_as_they_stand(users):

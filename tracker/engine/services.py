@@ -61,16 +61,27 @@ def new_request_id() -> str:
 # meeting a listing names: tracker.mdt). ``check(pathway, data, now)`` answers (the data
 # to record, {field: [messages]}), reported with the engine's own problems in one round;
 # ``follow_up(pathway, event, data, now)`` writes its rows with the step, in its
-# transaction. Registered once by the package, at import.
+# transaction; ``correction_check(pathway, changes, now)`` answers {field: [messages]}
+# for a correction of such a step (``changes``: the fields it changes, as stored, a
+# removed one as None). Registered once by the package, at import.
 _CHECKS: dict[str, list[Callable]] = {}
 _FOLLOW_UPS: dict[str, list[Callable]] = {}
+_CORRECTION_CHECKS: dict[str, list[Callable]] = {}
 
 
-def extend(trigger: str, check: Callable | None = None, follow_up: Callable | None = None):
-    if check is not None and check not in _CHECKS.setdefault(trigger, []):
-        _CHECKS[trigger].append(check)
-    if follow_up is not None and follow_up not in _FOLLOW_UPS.setdefault(trigger, []):
-        _FOLLOW_UPS[trigger].append(follow_up)
+def extend(
+    trigger: str,
+    check: Callable | None = None,
+    follow_up: Callable | None = None,
+    correction_check: Callable | None = None,
+):
+    for registry, hook in (
+        (_CHECKS, check),
+        (_FOLLOW_UPS, follow_up),
+        (_CORRECTION_CHECKS, correction_check),
+    ):
+        if hook is not None and hook not in registry.setdefault(trigger, []):
+            registry[trigger].append(hook)
 
 
 def _extended(pathway: Pathway, trigger: str, data, now: datetime):
@@ -655,6 +666,12 @@ def amend(
     diff = _corrected(target, changes, now)
     if not diff:
         raise InvalidData({"changes": ["The corrected values are the same as the recorded ones"]})
+    found: dict[str, list[str]] = {}
+    for check in _CORRECTION_CHECKS.get(target.trigger, ()):
+        for name, messages in check(pathway, diff, now).items():
+            found.setdefault(f"changes.{name}", []).extend(messages)
+    if found:
+        raise InvalidData(found)
     data = {"event_seq": target.seq, "changes": diff, "reason": header["reason"]}
     corrected = History.from_events([*events, _Proposed(pathway.last_seq + 1, target, data)])
     if broken := timing.new_problems(history, corrected, now):

@@ -194,22 +194,40 @@ def _owner_check(pathway: Pathway, data, now: datetime):
             errors["due_on"] = [
                 f"The due date {day:%d %b %Y} is in the past: give today or a later date"
             ]
-    owner = data.get("owner")
-    if isinstance(owner, str) and owner.strip():
-        user = db_session().scalar(select(User).where(User.username == owner.strip()))
-        if user is not None and user.active:
-            if user.role not in CLINICAL:
-                errors["owner"] = [
-                    f"Owner: {user.display_name} is not a coordinator or surgeon; give the "
-                    "task to someone who records care"
-                ]
-            elif not _in_team(user, pathway.team):
-                errors["owner"] = [
-                    f"Owner: {user.display_name} is not in {teams.label(pathway.team)}, which "
-                    "cares for this patient, so cannot see the pathway; choose someone in "
-                    "that team, or ask an administrator to add them to it"
-                ]
+    errors.update(_owner_errors(pathway, data.get("owner")))
     return data, errors
+
+
+def _owner_errors(pathway: Pathway, owner) -> dict[str, list[str]]:
+    """The owner named is a coordinator or surgeon of the pathway's team (an unknown or
+    inactive one is the field's own check)."""
+    if not isinstance(owner, str) or not owner.strip():
+        return {}
+    user = db_session().scalar(select(User).where(User.username == owner.strip()))
+    if user is None or not user.active:
+        return {}
+    if user.role not in CLINICAL:
+        return {
+            "owner": [
+                f"Owner: {user.display_name} is not a coordinator or surgeon; give the "
+                "task to someone who records care"
+            ]
+        }
+    if not _in_team(user, pathway.team):
+        return {
+            "owner": [
+                f"Owner: {user.display_name} is not in {teams.label(pathway.team)}, which "
+                "cares for this patient, so cannot see the pathway; choose someone in "
+                "that team, or ask an administrator to add them to it"
+            ]
+        }
+    return {}
+
+
+def _corrected_owner_check(pathway: Pathway, changes: dict, now: datetime):
+    """A correction that gives a task to another owner: the same rule as a new task. Its
+    due date is not held to today or later: a correction says what was agreed then."""
+    return _owner_errors(pathway, changes.get("owner"))
 
 
 def _in_team(user: User, team: str) -> bool:
@@ -221,5 +239,5 @@ def _in_team(user: User, team: str) -> bool:
     )
 
 
-engine.extend(d.ADD_TASK_TRIGGER, check=_owner_check)
-engine.extend(d.UPDATE_TASK_TRIGGER, check=_owner_check)
+for _trigger in (d.ADD_TASK_TRIGGER, d.UPDATE_TASK_TRIGGER):
+    engine.extend(_trigger, check=_owner_check, correction_check=_corrected_owner_check)
