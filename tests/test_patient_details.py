@@ -360,12 +360,14 @@ def test_worklist_csv_has_the_nhs_number_and_gp_practice(client, login, users, s
     by_mrn = {row[0]: row for row in rows[1:]}
     assert [by_mrn[pathway.patient.mrn][i] for i in columns] == [VALID, "'=Practice"]  # no formula
     assert sorted([row[i] for i in columns] for row in rows[1:])[0] == ["", ""]
-    assert rows[0][-3:] == [
+    assert rows[0][-5:] == [
         "Referral priority",
         "Referral priority (label)",
         "Steps not yet reviewed",
+        "Tracking note",
+        "Tracking note written",
     ]
-    assert by_mrn[pathway.patient.mrn][-3:-1] == [
+    assert by_mrn[pathway.patient.mrn][-5:-3] == [
         "urgent_suspected_cancer",
         "Urgent suspected cancer",
     ]

@@ -27,6 +27,7 @@ from tracker.engine.dictionary import IN_ERROR
 from tracker.engine.models import Pathway
 from tracker.extensions import db
 from tracker.returns import queries
+from tracker.tracking import services as tracking
 
 NHS_NUMBER = "9434765919"  # a valid test number (Modulus 11)
 DOC = Path(__file__).resolve().parent.parent / "docs" / "returns.md"
@@ -407,6 +408,24 @@ def test_the_month_defaults_to_the_previous_one_on_the_page_only(client, login, 
     assert "June 2026" in page.get_data(as_text=True)
     assert download.status_code == 422 and "month=2026-06" in download.get_data(as_text=True)
     assert answer.status_code == 422 and "month" in answer.json["errors"]
+
+
+def test_the_ptl_carries_the_tracking_note(client, login, api, ptl_world, users, session):
+    pathway = db.session.get(Pathway, ptl_world["paused"])
+    with time_machine.travel(NOW, tick=False):
+        tracking.add_tracking_note(pathway, "=Admission rebooked for Monday", users["coordinator"])
+        session.commit()
+        login("viewer")
+        body = client.get("/api/v1/ptl", headers=api).json
+        header, rows = csv_rows(client.get("/ptl.csv"))
+    item = next(i for i in body["items"] if i["pathway_id"] == pathway.id)
+    assert item["tracking_note"] == "=Admission rebooked for Monday"
+    assert item["tracking_note_at"].startswith(NOW.astimezone(UTC).strftime("%Y-%m-%dT%H:%M"))
+    others = [i for i in body["items"] if i["pathway_id"] != pathway.id]
+    assert others and all(i["tracking_note"] is None for i in others)
+    row = next(r for r in rows if r["pathway_id"] == str(pathway.id))
+    assert header[-2:] == ["tracking_note", "tracking_note_at"]
+    assert row["tracking_note"] == "'=Admission rebooked for Monday"  # text, never a formula
 
 
 def test_the_csv_columns_are_the_documented_ones(client, login, users, session):

@@ -372,6 +372,11 @@ def returns_schemas(states: list[str]) -> dict:
                 "next_target_status": {"enum": ["pending", "due_soon", "breached", None]},
                 "lead_surgeon": NULLABLE_STR,
                 "coordinator": NULLABLE_STR,
+                "tracking_note": {
+                    **NULLABLE_STR,
+                    "description": "The latest tracking note: where the pathway stands",
+                },
+                "tracking_note_at": {**NULLABLE_DT, "description": "When it was written"},
             },
         },
         "Ptl": {

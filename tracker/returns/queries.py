@@ -113,6 +113,8 @@ PTL_COLUMNS = (
     "next_target_status",
     "lead_surgeon",
     "coordinator",
+    "tracking_note",
+    "tracking_note_at",
 )
 
 
@@ -179,6 +181,8 @@ class PtlRow:
             "next_target_status": self.next_target_status,
             "lead_surgeon": p.lead_surgeon.username if p.lead_surgeon else None,
             "coordinator": p.coordinator.username if p.coordinator else None,
+            "tracking_note": p.tracking_note,
+            "tracking_note_at": p.tracking_note_at,
         }
 
 

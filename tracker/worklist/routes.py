@@ -167,6 +167,8 @@ def export():
         "Referral priority",
         "Referral priority (label)",
         "Steps not yet reviewed",
+        "Tracking note",
+        "Tracking note written",
     ]
 
     def lines():
@@ -198,6 +200,8 @@ def export():
                 p.referral_priority,
                 PRIORITY_LABELS.get(p.referral_priority),
                 p.unreviewed_steps,
+                p.tracking_note,
+                p.tracking_note_at,
             )
 
     return csv_response(f"worklist_{now:%Y-%m-%d}.csv", header, lines())
