@@ -9,7 +9,8 @@ from sqlalchemy import func, select, text
 from tracker.engine import steps as d
 from tracker.engine.models import Event, Pathway
 from tracker.extensions import db
-from tracker.mdt.models import MdtMeeting
+from tracker.mdt import services as mdt
+from tracker.mdt.models import MdtCase, MdtMeeting
 from tracker.users.models import User
 from tracker.users.passwords import check_password
 
@@ -173,6 +174,7 @@ def test_reset_demo_empties_the_database_and_seeds_the_demo_again(scratch_url):
             db.session.commit()
             db.session.remove()
         result = app.test_cli_runner().invoke(args=["tracker", "reset-demo", "--yes"])
+        now = datetime.now(UTC)
         assert result.exit_code == 0, result.output
         assert "Seeded 60 demo pathways" in result.output
         with app.app_context():
@@ -186,6 +188,21 @@ def test_reset_demo_empties_the_database_and_seeds_the_demo_again(scratch_url):
             assert len(meetings) == 18 and all(m.chair.username == "surgeon" for m in meetings)
             today = datetime.now(UTC).date()
             assert all(today <= m.meeting_date <= today + timedelta(days=43) for m in meetings)
+            # The pathways awaiting their MDT are listed, each on its team's first meeting
+            # whose list is open, through the listing step (on the timeline).
+            cases = db.session.scalars(select(MdtCase)).all()
+            open_in_review = (Pathway.state == "mdt_review", Pathway.closed_at.is_(None))
+            awaiting = db.session.scalar(select(func.count()).where(*open_in_review))
+            assert cases and len(cases) == awaiting
+            assert f"{len(cases)} cases listed on them" in result.output
+            for case in cases:
+                assert case.meeting.team == case.pathway.team
+                assert case.event.trigger == "schedule_mdt" and case.question and case.presenter
+                first = min(
+                    (m for m in meetings if m.team == case.pathway.team and mdt.closes_at(m) > now),
+                    key=mdt.starts_at,
+                )
+                assert case.meeting_id == first.id
             verify = app.test_cli_runner().invoke(args=["tracker", "verify"])
             assert verify.exit_code == 0, verify.output
             db.session.remove()

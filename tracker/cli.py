@@ -26,8 +26,11 @@ from tracker.core.db import utcnow
 from tracker.core.text import shown_safely
 from tracker.demo import DEMO_PASSWORD, DEMO_USERS, seed
 from tracker.engine import daily
+from tracker.engine import services as engine
+from tracker.engine import steps as d
 from tracker.engine.derive import refresh_all
 from tracker.engine.errors import InvalidData, RoleNotAllowed
+from tracker.engine.models import Pathway
 from tracker.engine.teams import codes as team_codes
 from tracker.engine.verify import verify_all
 from tracker.extensions import db
@@ -296,12 +299,23 @@ DEMO_MEETINGS = (
 )
 
 
+# The clinical questions the demo's cases are listed with, in turn.
+DEMO_QUESTIONS = (
+    "Imaging and biopsy reviewed: surgery, radiotherapy or both?",
+    "Is the spine unstable (SINS), and is decompression indicated?",
+    "Histology confirmed: agree the first treatment and its timing",
+)
+
+
 def _demo_meetings() -> None:
     """Six weeks of weekly MDT meetings for each demo team (of the configured teams),
-    created by the demo coordinator and chaired by the demo surgeon."""
+    created by the demo coordinator and chaired by the demo surgeon; and the demo's
+    pathways awaiting their MDT listed on the first meeting of their team whose list is
+    still open, each through the listing step, as a coordinator would."""
     actor = db.session.scalar(select(User).where(User.username == "coordinator"))
-    today = utcnow().astimezone(local_zone()).date()
-    made = 0
+    now = utcnow()
+    today = now.astimezone(local_zone()).date()
+    meetings = []
     with acting_as(actor):
         for team, weekday, start_time, location in DEMO_MEETINGS:
             if team not in team_codes():
@@ -313,9 +327,39 @@ def _demo_meetings() -> None:
                 "video_link": "",
                 "chair": "surgeon",
             }
-            made += len(mdt.create_series(values, weekday, 6, actor, today)[0])
+            meetings += mdt.create_series(values, weekday, 6, actor, today)[0]
+        listed = _list_demo_cases(meetings, actor, now)
         db.session.commit()
-    click.echo(f"Created {made} demo MDT meetings (weekly, six weeks ahead, one series per team).")
+    click.echo(
+        f"Created {len(meetings)} demo MDT meetings (weekly, six weeks ahead, one series "
+        f"per team), {listed} cases listed on them."
+    )
+
+
+def _list_demo_cases(meetings, actor, now) -> int:
+    first_open: dict[str, object] = {}
+    for meeting in sorted(meetings, key=mdt.starts_at):
+        if mdt.closes_at(meeting) > now:
+            first_open.setdefault(meeting.team, meeting)
+    awaiting = db.session.scalars(
+        select(Pathway)
+        .where(
+            Pathway.state.in_(d.entry(mdt.LISTING).ways[0].sources),
+            Pathway.closed_at.is_(None),
+            Pathway.team.in_(first_open),
+        )
+        .order_by(Pathway.id)
+    ).all()
+    for i, pathway in enumerate(awaiting):
+        data = {
+            "meeting_id": first_open[pathway.team].id,
+            "question": DEMO_QUESTIONS[i % len(DEMO_QUESTIONS)],
+            "presenter": "surgeon",
+            "triage": "standard_of_care" if i % 4 == 3 else "full_discussion",
+        }
+        request_id = engine.new_request_id()
+        engine.record(pathway, mdt.LISTING, data, now, actor, pathway.version, request_id, now=now)
+    return len(awaiting)
 
 
 @tracker_cli.command("reset-demo")
