@@ -482,3 +482,102 @@ def test_verify_names_a_case_that_disagrees_with_its_listing_step(runner, users,
         f"MDT case {case_id} (meeting {other_id}): the step names meeting {meeting_id}; "
         "its triage differs from the step's" in result.output
     )
+
+
+def _correct(drive, event, changes):
+    pathway = drive.pathway
+    return services.amend(
+        pathway,
+        event.seq,
+        changes,
+        "Listed wrongly",
+        drive.actor,
+        pathway.version,
+        uuid.uuid4().hex,
+    )
+
+
+def test_a_corrected_listing_moves_its_case_with_it(users, session):
+    """A correction of a listing is the way to fix one: the case on the meeting follows
+    it (question, presenter, triage, and the meeting itself, onto the end of its list),
+    and verify compares the case with the listing as corrected."""
+    meeting, later = _meeting(users), _meeting(users, days=14)
+    already = _in_review(users)
+    _list(already, later)  # the later meeting has one case already
+    drive = _in_review(users)
+    listing = _list(drive, meeting).event
+    _correct(drive, listing, {"question": "Radiotherapy first?", "presenter": "surgeon2"})
+    session.flush()
+    (case,) = meeting.cases
+    assert (case.question, case.presenter.username) == ("Radiotherapy first?", "surgeon2")
+    assert mdt.case_problems() == []
+
+    _correct(drive, listing, {"meeting_id": later.id})
+    session.flush()
+    session.expire_all()
+    assert meeting.cases == []
+    assert [(c.pathway_id, c.position) for c in later.cases] == [
+        (already.pathway.id, 1),
+        (drive.pathway.id, 2),
+    ]
+    step = services.load_history(drive.pathway).by_seq[listing.seq]
+    assert step.data["meeting_date"] == later.meeting_date.isoformat()  # the date follows
+    assert mdt.case_problems() == []
+    moved = _audited(session, "mdt_case_moved")
+    assert moved and moved[-1].pathway_id == drive.pathway.id
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"question": ""}, "changes.question", "Give the clinical question"),
+        ({"meeting_id": "other team"}, "changes.meeting_id", "list it on a meeting of that team"),
+        ({"meeting_id": "started"}, "changes.meeting_id", "choose one ahead"),
+        ({"meeting_id": "listed"}, "changes.meeting_id", "already listed on that meeting"),
+    ],
+)
+def test_a_correction_of_a_listing_is_held_to_the_rules_of_a_listing(
+    users, session, change, field, words
+):
+    meeting = _meeting(users)
+    drive = _in_review(users)
+    listing = _list(drive, meeting).event
+    targets = {
+        "other team": lambda: _meeting(users, team="spine"),
+        "started": lambda: _meeting(users, days=0, start_time="00:00"),
+        "listed": lambda: _listed_elsewhere(users, drive),
+    }
+    if change.get("meeting_id") in targets:
+        change = {"meeting_id": targets[change["meeting_id"]]().id}
+    before = session.scalar(select(func.count()).select_from(Event))
+    with pytest.raises(InvalidData) as refused:
+        _correct(drive, listing, change)
+    assert words in " ".join(refused.value.errors[field])
+    assert session.scalar(select(func.count()).select_from(Event)) == before
+    (case,) = meeting.cases  # unmoved, unchanged
+    assert case.question == "Stabilise T8 before radiotherapy?"
+
+
+def _listed_elsewhere(users, drive):
+    other = _meeting(users, days=21)
+    _list(drive, other)
+    return other
+
+
+def test_a_case_does_not_leave_a_meeting_that_has_started(users, session):
+    meeting, later = _meeting(users), _meeting(users, days=14)
+    drive = _in_review(users)
+    listing = _list(drive, meeting).event
+    during = mdt.starts_at(meeting) + timedelta(minutes=30)
+    with pytest.raises(InvalidData) as refused:
+        services.amend(
+            drive.pathway,
+            listing.seq,
+            {"meeting_id": later.id},
+            "Wrong meeting",
+            drive.actor,
+            drive.pathway.version,
+            uuid.uuid4().hex,
+            now=during,
+        )
+    assert "has started: its cases stay on it" in refused.value.errors["changes.meeting_id"][0]

@@ -61,12 +61,16 @@ def new_request_id() -> str:
 # meeting a listing names: tracker.mdt). ``check(pathway, data, now)`` answers (the data
 # to record, {field: [messages]}), reported with the engine's own problems in one round;
 # ``follow_up(pathway, event, data, now)`` writes its rows with the step, in its
-# transaction; ``correction_check(pathway, changes, now)`` answers {field: [messages]}
-# for a correction of such a step (``changes``: the fields it changes, as stored, a
-# removed one as None). Registered once by the package, at import.
+# transaction. For a correction of such a step, ``correction_check(pathway, data,
+# changes, now)`` answers (the changes to record, {field: [messages]}) (``data``: the
+# step's data as it stands, earlier corrections applied; ``changes``: the fields this
+# correction changes, as stored, a removed one as None), and ``corrected(pathway,
+# event, changes, now)`` brings the feature's rows in line with it, in its transaction
+# (``event``: the corrected step's event). Registered once by the package, at import.
 _CHECKS: dict[str, list[Callable]] = {}
 _FOLLOW_UPS: dict[str, list[Callable]] = {}
 _CORRECTION_CHECKS: dict[str, list[Callable]] = {}
+_CORRECTED: dict[str, list[Callable]] = {}
 
 
 def extend(
@@ -74,11 +78,13 @@ def extend(
     check: Callable | None = None,
     follow_up: Callable | None = None,
     correction_check: Callable | None = None,
+    corrected: Callable | None = None,
 ):
     for registry, hook in (
         (_CHECKS, check),
         (_FOLLOW_UPS, follow_up),
         (_CORRECTION_CHECKS, correction_check),
+        (_CORRECTED, corrected),
     ):
         if hook is not None and hook not in registry.setdefault(trigger, []):
             registry[trigger].append(hook)
@@ -668,7 +674,8 @@ def amend(
         raise InvalidData({"changes": ["The corrected values are the same as the recorded ones"]})
     found: dict[str, list[str]] = {}
     for check in _CORRECTION_CHECKS.get(target.trigger, ()):
-        for name, messages in check(pathway, diff, now).items():
+        diff, errors = check(pathway, dict(target.data), diff, now)
+        for name, messages in errors.items():
             found.setdefault(f"changes.{name}", []).extend(messages)
     if found:
         raise InvalidData(found)
@@ -699,6 +706,8 @@ def amend(
         now=now,
         amends=target.event,
     )
+    for corrected in _CORRECTED.get(target.trigger, ()):
+        corrected(pathway, target.event, diff, now)
     return Recorded(event, created=True)
 
 

@@ -18,7 +18,7 @@ from tracker.engine import tags, teams
 from tracker.engine.dictionary import DISCIPLINES
 from tracker.engine.errors import InvalidData, RoleNotAllowed
 from tracker.engine.fields import blank
-from tracker.engine.history import History
+from tracker.engine.history import History, apply_changes
 from tracker.engine.models import Event, Pathway
 from tracker.mdt.models import MEETING_STATUSES, TRIAGE, MdtAttendance, MdtCase, MdtMeeting
 from tracker.users.models import User
@@ -209,6 +209,14 @@ def create_series(
 # -- the case list --------------------------------------------------------------------------
 
 
+# The words for a listing's own fields left blank (a new listing and a correction).
+_LISTING_NEEDS = (
+    ("question", "Give the clinical question for the meeting"),
+    ("presenter", "Choose who presents the case"),
+    ("triage", f"Choose the triage: {', '.join(TRIAGE)}"),
+)
+
+
 def _listing_check(pathway: Pathway, data, now: datetime):
     """``schedule_mdt`` naming a meeting: the meeting's date is the date; the meeting must
     be of the pathway's team, scheduled and still ahead; a case once per meeting; a
@@ -247,11 +255,7 @@ def _listing_check(pathway: Pathway, data, now: datetime):
         select(MdtCase.id).where(MdtCase.meeting_id == meeting.id, MdtCase.pathway_id == pathway.id)
     ):
         errors["meeting_id"] = ["This pathway is already listed on that meeting"]
-    for name, message in (
-        ("question", "Give the clinical question for the meeting"),
-        ("presenter", "Choose who presents the case"),
-        ("triage", f"Choose the triage: {', '.join(TRIAGE)}"),
-    ):
+    for name, message in _LISTING_NEEDS:
         if blank(data.get(name)):
             errors[name] = [message]
     if "meeting_id" not in errors and now >= closes_at(meeting) and blank(data.get("late_reason")):
@@ -288,7 +292,76 @@ def _listing_follow_up(pathway: Pathway, event: Event, clean: dict, now: datetim
     session.flush()
 
 
-engine.extend(LISTING, check=_listing_check, follow_up=_listing_follow_up)
+def _listing_correction_check(pathway: Pathway, data: dict, changes: dict, now: datetime):
+    """A correction of a listing on a meeting, which the case on that meeting follows: the
+    question, presenter and triage stay given; a new meeting is held to the rules of a new
+    listing (of the pathway's team, scheduled, ahead, the case once on it, a reason once
+    its list has closed) and its date becomes the step's; a case does not leave a meeting
+    that has started (list the pathway again instead)."""
+    if blank(data.get("meeting_id")):
+        if not blank(changes.get("meeting_id")):
+            return changes, {
+                "meeting_id": [
+                    "This listing names a date, not a meeting: list the pathway on the "
+                    "meeting instead of correcting the listing"
+                ]
+            }
+        return changes, {}
+    errors = {
+        name: [message]
+        for name, message in _LISTING_NEEDS
+        if name in changes and blank(changes[name])
+    }
+    if "meeting_id" not in changes:
+        return changes, errors
+    if blank(changes["meeting_id"]):
+        errors["meeting_id"] = ["A case listed on a meeting stays on one: choose its meeting"]
+        return changes, errors
+    current = db_session().get(MdtMeeting, data["meeting_id"])
+    if current is not None and starts_at(current) <= now:
+        errors["meeting_id"] = [
+            f"The meeting of {format_local(starts_at(current))} has started: its cases stay "
+            "on it; list the pathway again on another meeting"
+        ]
+        return changes, errors
+    corrected = {k: v for k, v in {**data, **changes}.items() if v is not None}
+    corrected.pop("meeting_date", None)  # the new meeting's date, from the check
+    clean, found = _listing_check(pathway, corrected, now)
+    errors.update(found)
+    if clean.get("meeting_date") not in (None, data.get("meeting_date")):
+        changes = {**changes, "meeting_date": clean["meeting_date"]}
+    return changes, errors
+
+
+def _listing_corrected(pathway: Pathway, event: Event, changes: dict, now: datetime) -> None:
+    """The case on the meeting follows a correction of its listing step."""
+    session = db_session()
+    case = session.scalar(select(MdtCase).where(MdtCase.event_id == event.id))
+    if case is None:  # a listing by date alone
+        return
+    meeting_id = changes.get("meeting_id")
+    if meeting_id is not None and meeting_id != case.meeting_id:
+        last = session.scalar(
+            select(func.max(MdtCase.position)).where(MdtCase.meeting_id == meeting_id)
+        )
+        case.meeting_id, case.position = meeting_id, (last or 0) + 1
+    for name in ("question", "triage"):
+        if changes.get(name) is not None:
+            setattr(case, name, changes[name])
+    if "late_reason" in changes:
+        case.late_reason = changes["late_reason"] or ""
+    if changes.get("presenter") is not None:
+        case.presenter = session.scalar(select(User).where(User.username == changes["presenter"]))
+    session.flush()  # audited as the case's change (mdt_case_moved)
+
+
+engine.extend(
+    LISTING,
+    check=_listing_check,
+    follow_up=_listing_follow_up,
+    correction_check=_listing_correction_check,
+    corrected=_listing_corrected,
+)
 
 
 def _outcome_check(pathway: Pathway, data, now: datetime):
@@ -416,11 +489,25 @@ def case_problems() -> list[str]:
     """Each listed case whose row disagrees with the pathway's listing step (the step is
     the record: it is chained; the row is the meeting's copy of it, with the order)."""
     problems = []
-    rows = db_session().execute(
-        select(MdtCase, Event).join(Event, Event.id == MdtCase.event_id).order_by(MdtCase.id)
+    rows = (
+        db_session()
+        .execute(
+            select(MdtCase, Event).join(Event, Event.id == MdtCase.event_id).order_by(MdtCase.id)
+        )
+        .all()
     )
+    # The listing as corrected: its amendments' changes applied in order.
+    corrections: dict[int, list[dict]] = {}
+    for target_id, amendment in db_session().execute(
+        select(Event.amends_event_id, Event.data)
+        .join(MdtCase, MdtCase.event_id == Event.amends_event_id)
+        .order_by(Event.pathway_id, Event.seq)
+    ):
+        corrections.setdefault(target_id, []).append((amendment or {}).get("changes", {}))
     for case, event in rows:
         data = event.data or {}
+        for changes in corrections.get(event.id, ()):
+            data = apply_changes(data, changes)
         wrong = []
         if event.trigger != LISTING or event.pathway_id != case.pathway_id:
             wrong.append(f"its step is not the listing of pathway {case.pathway_id}")

@@ -224,10 +224,10 @@ def _owner_errors(pathway: Pathway, owner) -> dict[str, list[str]]:
     return {}
 
 
-def _corrected_owner_check(pathway: Pathway, changes: dict, now: datetime):
+def _corrected_owner_check(pathway: Pathway, data: dict, changes: dict, now: datetime):
     """A correction that gives a task to another owner: the same rule as a new task. Its
     due date is not held to today or later: a correction says what was agreed then."""
-    return _owner_errors(pathway, changes.get("owner"))
+    return changes, _owner_errors(pathway, changes.get("owner"))
 
 
 def _in_team(user: User, team: str) -> bool:
