@@ -36,6 +36,10 @@ def check_organiser(actor) -> None:
         raise RoleNotAllowed("MDT meetings are created and changed by care coordinators.")
 
 
+def _user_named(username: str) -> User | None:
+    return db_session().scalar(select(User).where(User.username == username))
+
+
 def starts_at(meeting: MdtMeeting) -> datetime:
     """The meeting's start, an aware time (date and time are the hospital's local ones)."""
     return datetime.combine(meeting.meeting_date, meeting.start_time, tzinfo=local_zone())
@@ -102,7 +106,7 @@ def _check_meeting(values: dict[str, Any], meeting: MdtMeeting | None) -> Meetin
     chair = None
     username = values.get("chair")
     if not blank(username):
-        chair = db_session().scalar(select(User).where(User.username == username))
+        chair = _user_named(username)
         if chair is None or not chair.active:
             errors["chair"] = [f"Chair: no active user is called '{username}'"]
     else:
@@ -268,22 +272,26 @@ def _listing_check(pathway: Pathway, data, now: datetime):
     return data, errors
 
 
+def _end_of_list(meeting_id: int) -> int:
+    """The position of a case added to the end of a meeting's list."""
+    last = db_session().scalar(
+        select(func.max(MdtCase.position)).where(MdtCase.meeting_id == meeting_id)
+    )
+    return (last or 0) + 1
+
+
 def _listing_follow_up(pathway: Pathway, event: Event, clean: dict, now: datetime) -> None:
     if "meeting_id" not in clean:
         return
     session = db_session()
-    last = session.scalar(
-        select(func.max(MdtCase.position)).where(MdtCase.meeting_id == clean["meeting_id"])
-    )
-    presenter = session.scalar(select(User).where(User.username == clean["presenter"]))
     session.add(
         MdtCase(
             meeting_id=clean["meeting_id"],
             pathway=pathway,
             event=event,
-            position=(last or 0) + 1,
+            position=_end_of_list(clean["meeting_id"]),
             question=clean["question"],
-            presenter=presenter,
+            presenter=_user_named(clean["presenter"]),
             triage=clean["triage"],
             late_reason=clean.get("late_reason", ""),
             listed_at=now,
@@ -341,17 +349,14 @@ def _listing_corrected(pathway: Pathway, event: Event, changes: dict, now: datet
         return
     meeting_id = changes.get("meeting_id")
     if meeting_id is not None and meeting_id != case.meeting_id:
-        last = session.scalar(
-            select(func.max(MdtCase.position)).where(MdtCase.meeting_id == meeting_id)
-        )
-        case.meeting_id, case.position = meeting_id, (last or 0) + 1
+        case.meeting_id, case.position = meeting_id, _end_of_list(meeting_id)
     for name in ("question", "triage"):
         if changes.get(name) is not None:
             setattr(case, name, changes[name])
     if "late_reason" in changes:
         case.late_reason = changes["late_reason"] or ""
     if changes.get("presenter") is not None:
-        case.presenter = session.scalar(select(User).where(User.username == changes["presenter"]))
+        case.presenter = _user_named(changes["presenter"])
     session.flush()  # audited as the case's change (mdt_case_moved)
 
 
@@ -463,7 +468,7 @@ def record_attendance(meeting: MdtMeeting, username: str, specialty: str, actor)
     if blank(username):
         errors["user"] = ["Choose who attended"]
     else:
-        user = db_session().scalar(select(User).where(User.username == username))
+        user = _user_named(username)
         if user is None:
             errors["user"] = [f"No user is called '{username}'"]
     if specialty not in SPECIALTIES:
