@@ -9,9 +9,13 @@ names the first broken link; concurrent writers cannot fork a chain.
 from __future__ import annotations
 
 import getpass
+import hashlib
+import hmac
+import json
+import random
 import socket
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from itertools import pairwise
 
 import pytest
@@ -23,7 +27,10 @@ from tests.conftest import PASSWORD, make_app
 from tests.helpers import driver, make_users, new_pathway
 from tests.helpers import log_in as full_login
 from tracker.audit.chain import (
+    FIELDS,
     AuditKeyError,
+    canonical,
+    digest,
     load_key,
     pending_entries,
     seal_all,
@@ -617,3 +624,43 @@ def test_only_administrators_read_the_audit_log(client, users, session, role):
     log_in(client, role)
     assert client.get("/audit/").status_code == 403
     assert client.get("/audit/audit.csv").status_code == 403
+
+
+def test_a_link_is_the_hmac_of_its_content_as_json_writes_it():
+    """The chains stored so far were sealed as the HMAC of ``json.dumps([chain, position,
+    [canonical values]], sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
+    after the previous hash; the faster writing of that content must give the same."""
+    rng = random.Random(4)
+    samples = [
+        None,
+        0,
+        -17,
+        True,
+        False,
+        2.5,
+        "",
+        'quote " and \\ and \n newline, \t tab, é ü 中, \u2028 \x00',
+        datetime(2026, 3, 29, 0, 30, 15, 123456, tzinfo=UTC),
+        datetime(2026, 10, 25, 1, 30, tzinfo=timezone(timedelta(hours=1))),
+        date(2026, 2, 28),
+        {"z": [1, {"b": None, "a": "x"}], "a": 1.5, "ü": True},
+        ["L4", "L5"],
+    ]
+    key = b"k" * 32
+
+    def as_json_writes_it(chain, position, prev, values):
+        content = json.dumps(
+            [chain, position, [canonical(values[name]) for name in FIELDS[chain]]],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        return hmac.new(key, f"{prev}\n{content}".encode(), hashlib.sha256).hexdigest()
+
+    for position in range(1, 400):
+        chain = rng.choice(["event", "audit"])
+        values = {name: rng.choice(samples) for name in FIELDS[chain]}
+        prev = f"{rng.getrandbits(256):064x}"
+        assert digest(key, chain, position, prev, values) == as_json_writes_it(
+            chain, position, prev, values
+        )

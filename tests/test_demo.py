@@ -8,12 +8,23 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from tracker.audit.chain import verify_chain
+from tracker.audit.seals import broken_seals
 from tracker.core.clock import local_date
-from tracker.demo import seed
+from tracker.demo import ensure_demo_users, seed
 from tracker.engine import clocks
-from tracker.engine.models import Event, Pathway, PathwayClock, PathwayTask
-from tracker.engine.verify import check
+from tracker.engine.models import (
+    Event,
+    Pathway,
+    PathwayClock,
+    PathwayFact,
+    PathwayTask,
+    ReportCount,
+    StateCount,
+)
+from tracker.engine.verify import check, verify_all
 from tracker.extensions import db
+from tracker.patients.models import Patient
 
 
 def test_the_demo_exercises_every_clock_adjustment_and_outcome(session):
@@ -81,3 +92,64 @@ def test_the_demo_coordinator_and_surgeon_have_work_to_do(session):
         by_pathway.setdefault(e.pathway_id, []).append(e)
     for p in db.session.scalars(select(Pathway)):
         assert check(p, by_pathway[p.id]) == [], p.id
+
+
+def _demo_as_written(session) -> dict:
+    """Everything a seed wrote, by the patient's MRN and the step's number (ids aside)."""
+    mrn = dict(session.execute(select(Pathway.id, Patient.mrn).join(Patient)).all())
+    seq = {e.id: e.seq for e in session.scalars(select(Event))}
+
+    def rows(model, skip=("id", "pathway_id", "patient_id", "seal")):
+        out = []
+        for row in session.execute(select(model.__table__)).mappings():
+            kept = {k: v for k, v in row.items() if k not in skip}
+            if "pathway_id" in row:
+                kept["mrn"] = mrn[row["pathway_id"]]
+            for name in ("amends_event_id", "voids_event_id"):
+                if kept.get(name) is not None:
+                    kept[name] = seq[kept[name]]
+            out.append(repr(sorted(kept.items())))
+        return sorted(out)
+
+    chain = ("chain_seq", "prev_hash", "hash")
+    return {
+        "patients": rows(Patient),
+        "pathways": [*rows(Pathway, ("id", "patient_id")), *sorted(mrn.values())],
+        "events": rows(Event, ("id", "pathway_id", "request_id", *chain)),
+        "clocks": rows(PathwayClock),
+        "facts": rows(PathwayFact),
+        "tasks": rows(PathwayTask),
+        "report counts": rows(ReportCount, ()),
+        "open pathways": sorted(
+            session.execute(
+                select(StateCount.state, func.sum(StateCount.open_pathways)).group_by(
+                    StateCount.state
+                )
+            ).all()
+        ),
+    }
+
+
+def test_a_seed_built_by_worker_processes_is_the_seed_built_here(session):
+    """Each batch draws its own random numbers: three worker processes building batches of
+    25 write what this process writes alone; and what they write passes every check of
+    `flask tracker verify` (the pathways, the counts, the event chain, the patients'
+    seals)."""
+    now = datetime.now(UTC)
+    ensure_demo_users()  # the same users for both
+    here = session.begin_nested()
+    seed(110, seed_value=5, now=now, workers=0, batch=25)
+    session.flush()
+    alone = _demo_as_written(session)
+    here.rollback()
+    seed(110, seed_value=5, now=now, workers=3, batch=25)
+    session.flush()
+    built = _demo_as_written(session)
+    for part, written in alone.items():
+        assert built[part] == written, part
+    assert len(alone["pathways"]) == 2 * 110
+    problems, checked = verify_all()
+    assert problems == [] and checked == 110
+    broken, linked = verify_chain("event")
+    assert broken is None and linked == len(alone["events"])
+    assert broken_seals(session) == []

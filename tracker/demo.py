@@ -1,21 +1,27 @@
 """Demo data: realistic journeys spread over every state, written in bulk.
 
 Journeys are simulated with the same machine, data dictionary and target rules
-the services use, then inserted with executemany so that 100,000 pathways take
-well under a minute. ``flask tracker verify`` replays them like any other.
+the services use, derived by the engine's one derivation, and written with the
+driver's own bulk load (``tracker.core.bulk_load``), a large seed built by worker
+processes while the first writes. ``flask tracker verify`` replays them like any
+other.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
-from tracker.audit.chain import seal_rows
-from tracker.audit.seals import seal_inserted
+from tracker.audit.chain import FIELDS, content_items, current_key, seal_contents
+from tracker.audit.seals import row_seal
+from tracker.core.bulk_load import Prepared, insert_rows, loading, prepare, reserve_ids
 from tracker.core.clock import local_date
 from tracker.core.db import utcnow
 from tracker.core.text import identifier_key
@@ -908,21 +914,71 @@ def _referral_age_days(rng: random.Random, urgency: str) -> float:
     return rng.uniform(*band)
 
 
-def _patients(rng: random.Random, count: int, start_mrn: int) -> Iterator[dict]:
-    for i in range(count):
+def _patients(rng: random.Random, ids: list[int], start_mrn: int, now: datetime) -> list[dict]:
+    rows = []
+    for i, patient_id in enumerate(ids):
         mrn = f"D{start_mrn + i:07d}"
         family, given = rng.choice(FAMILY), rng.choice(GIVEN)
-        yield {
-            "mrn": mrn,
-            # A bulk insert: the model's hooks do not run, so the keys are set here.
-            "mrn_key": identifier_key(mrn),
-            "search_key": name_search_key(family, given),
-            "family_name": family,
-            "given_name": given,
-            "birth_date": date(1940, 1, 1) + timedelta(days=rng.randint(0, 22000)),
-            "sex": rng.choice(["female", "male"]),
-            "created_at": utcnow(),
-        }
+        rows.append(
+            {
+                "id": patient_id,
+                "mrn": mrn,
+                # A bulk insert: the model's hooks do not run, so the keys are set here.
+                "mrn_key": identifier_key(mrn),
+                "search_key": name_search_key(family, given),
+                "family_name": family,
+                "given_name": given,
+                "birth_date": date(1940, 1, 1) + timedelta(days=rng.randint(0, 22000)),
+                "sex": rng.choice(["female", "male"]),
+                "created_at": now,
+            }
+        )
+    return rows
+
+
+# Pathways simulated, derived and written per batch; a large seed builds its batches in
+# worker processes while this one writes them.
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What one batch is built from: its place in the seed and the ids given to it."""
+
+    index: int
+    first: int  # the seed's count of pathways before this batch
+    seed_value: int
+    start_mrn: int
+    patient_ids: list[int]
+    pathway_ids: list[int]
+    user_ids: dict[str, int]
+    now: datetime
+    validate_every: int
+    seal_key: bytes
+
+
+@dataclass
+class _Built:
+    """A batch's rows as the driver takes them, ready to write but for the events' ids
+    and their places in the event chain."""
+
+    patients: Prepared
+    pathways: Prepared
+    clocks: Prepared
+    facts: Prepared
+    tasks: Prepared
+    events: Prepared  # every column but those of _GIVEN_AT_WRITE
+    event_items: list[str]  # each event's content_items of _KNOWN_AT_BUILD
+    event_targets: list[tuple[int | None, int | None]]  # places in the batch it amends, voids
+    states: list[tuple[int, str]]  # (pathway id, state)
+    report_counts: Counter
+
+
+# An event's references to other events are known once the writer gives out the ids; the
+# fields before them in the chain's content are worked out with the rest of the batch.
+_REFERENCES = ("amends_event_id", "voids_event_id")
+_KNOWN_AT_BUILD = FIELDS["event"][: -len(_REFERENCES)]
+_GIVEN_AT_WRITE = ("id", *_REFERENCES, "chain_seq", "prev_hash", "hash")
 
 
 def seed(
@@ -931,47 +987,130 @@ def seed(
     validate_every: int = 1,
     progress: Callable[[int], None] | None = None,
     now: datetime | None = None,
+    workers: int | None = None,
+    batch: int = BATCH,
 ) -> int:
-    """Create demo users and ``pathways`` journeys; flushes, the caller commits."""
-    rng = random.Random(seed_value)  # noqa: S311 - demo data, not secrets
+    """Create demo users and ``pathways`` journeys; writes, the caller commits.
+
+    Each batch of ``batch`` pathways draws from its own random numbers (the first from
+    ``seed_value`` itself), so the data are the same whoever builds them: this process,
+    or, with ``workers`` (by default one per core when there is more than one batch),
+    that many processes forked from it, while this one writes what they built."""
     now = now or utcnow()
     users = ensure_demo_users()
-    ids = {name: u.id for name, u in users.items()}
-    rules = clocks.rules()
+    user_ids = {name: u.id for name, u in users.items()}
+    connection = db.session.connection()
     start_mrn = (db.session.scalar(select(func.count(Patient.id))) or 0) + 1
-    batch = 1000
-    done = 0
-    while done < pathways:
-        size = min(batch, pathways - done)
-        patient_rows = list(_patients(rng, size, start_mrn + done))
-        db.session.execute(insert(Patient), patient_rows)
-        mrns = [r["mrn"] for r in patient_rows]
-        patient_ids = dict(
-            db.session.execute(select(Patient.mrn, Patient.id).where(Patient.mrn.in_(mrns))).all()
+    patient_ids = reserve_ids(connection, Patient.__table__, pathways)
+    pathway_ids = reserve_ids(connection, Pathway.__table__, pathways)
+    key = current_key()
+    jobs = [
+        _Batch(
+            index=i,
+            first=first,
+            seed_value=seed_value,
+            start_mrn=start_mrn + first,
+            patient_ids=patient_ids[first : first + batch],
+            pathway_ids=pathway_ids[first : first + batch],
+            user_ids=user_ids,
+            now=now,
+            validate_every=validate_every,
+            seal_key=key,
         )
-        seal_inserted(db.session, Patient, list(patient_ids.values()))
-        journeys = []
-        for k, row in enumerate(patient_rows):
-            urgency = rng.choices(["emergency", "urgent", "routine"], [1, 3, 4])[0]
-            referral = now - timedelta(days=_referral_age_days(rng, urgency))
-            site = rng.choice(SITES)
-            priority = referral_priority(journey_rng(referral, now), urgency)
-            journey = simulate(rng, referral, now, urgency, site, priority)
-            check = (done + k) % validate_every == 0
-            journeys.append(
-                (patient_ids[row["mrn"]], urgency, priority, referral, site, journey, check)
-            )
-        _write_batch(rng, journeys, ids, rules, now)
-        done += size
-        if progress:
-            progress(size)
-    return done
+        for i, first in enumerate(range(0, pathways, batch))
+    ]
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(jobs) > 1 else 0
+    report_counts: Counter = Counter()
+    states: list[tuple[int, str]] = []
+    with loading(connection):
+        for built in _built(jobs, workers):
+            _write(connection, built)
+            report_counts.update(built.report_counts)
+            states += built.states
+            if progress:
+                progress(len(built.states))
+        add_pathways(connection, states)
+        daily.add(connection, report_counts)
+    return pathways
 
 
-def _write_batch(rng, journeys, user_ids, rules, now) -> None:
-    pathway_rows, event_batches, clock_batches, fact_batches = [], [], [], []
-    task_batches = []
-    for patient_id, urgency, priority, referral, site, j, check in journeys:
+def _built(jobs: list[_Batch], workers: int) -> Iterator[_Built]:
+    """Each batch built, in order: here, or by ``workers`` forked processes, at most two
+    batches ahead of the writer each (a bound on what waits in memory)."""
+    if workers < 1 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(_build, jobs)
+        return
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_forked) as pool:
+        pending: deque = deque()
+        for job in jobs:
+            pending.append(pool.apply_async(_build, (job,)))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
+
+
+def _forked() -> None:
+    """A worker never uses the connections it inherited: they belong to the writer."""
+    db.engine.dispose(close=False)
+
+
+def _write(connection, built: _Built) -> None:
+    """Write a built batch: the events get their ids and their places in the event chain."""
+    ids = reserve_ids(connection, Event.__table__, len(built.event_targets))
+    given, contents = [], []
+    for place, (items, (amends, voids)) in enumerate(
+        zip(built.event_items, built.event_targets, strict=True)
+    ):
+        row = {
+            "id": ids[place],
+            "amends_event_id": None if amends is None else ids[amends],
+            "voids_event_id": None if voids is None else ids[voids],
+        }
+        given.append(row)
+        contents.append(f"{items},{content_items(row, _REFERENCES)}")
+    for row, (position, prev, link) in zip(given, seal_contents("event", contents), strict=True):
+        row["chain_seq"], row["prev_hash"], row["hash"] = position, prev, link
+    events = built.events.joined(prepare(connection.dialect, Event.__table__, given))
+    for table, rows in (
+        (Patient.__table__, built.patients),
+        (Pathway.__table__, built.pathways),
+        (Event.__table__, events),
+        (PathwayClock.__table__, built.clocks),
+        (PathwayFact.__table__, built.facts),
+        (PathwayTask.__table__, built.tasks),
+    ):
+        insert_rows(connection, table, rows)
+
+
+def _build(job: _Batch) -> _Built:
+    """Simulate, check and derive one batch of journeys: every row it writes."""
+    seed_value = job.seed_value if job.index == 0 else f"{job.seed_value}/{job.index}"
+    rng = random.Random(seed_value)  # noqa: S311 - demo data, not secrets
+    now = job.now
+    patient_rows = _patients(rng, job.patient_ids, job.start_mrn, now)
+    for row in patient_rows:
+        sealed = {name: row.get(name) for name in Patient.SEALED}
+        row["seal"] = row_seal(job.seal_key, "patient", row["id"], Patient.SEALED, sealed)
+    journeys = []
+    for k, (row, pathway_id) in enumerate(zip(patient_rows, job.pathway_ids, strict=True)):
+        urgency = rng.choices(["emergency", "urgent", "routine"], [1, 3, 4])[0]
+        referral = now - timedelta(days=_referral_age_days(rng, urgency))
+        site = rng.choice(SITES)
+        priority = referral_priority(journey_rng(referral, now), urgency)
+        journey = simulate(rng, referral, now, urgency, site, priority)
+        check = (job.first + k) % job.validate_every == 0
+        journeys.append((row["id"], pathway_id, urgency, priority, referral, site, journey, check))
+    return _derive_batch(rng, journeys, job.user_ids, clocks.rules(), now, patient_rows)
+
+
+def _derive_batch(rng, journeys, user_ids, rules, now, patient_rows) -> _Built:
+    event_batches = []
+    pathway_rows, clock_rows, fact_rows, task_rows = [], [], [], []
+    report_counts: Counter = Counter()
+    for patient_id, pathway_id, urgency, priority, referral, site, j, check in journeys:
         open_data = {
             "referral_source": rng.choice(["gp", "emergency_department", "oncology"]),
             "urgency": urgency,
@@ -1045,64 +1184,50 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
                 step.data = events[step.seq - 1]["data"] = {**step.data, "event_seq": target.seq}
         history = History(steps)
         derived = derive(urgency, referral, history, now, rules)
-        pathway_rows.append(
-            {
-                "patient_id": patient_id,
-                "state": derived.state,
-                "version": len(events),
-                "referral_received_at": referral,
-                "referral_source": open_data["referral_source"],
-                "urgency": urgency,
-                "diagnosis_category": open_data["diagnosis_category"],
-                "tumour_site": site,
-                "primary_cancer_site": open_data["primary_cancer_site"],
-                "presenting_symptoms": open_data["presenting_symptoms"],
-                "lead_surgeon_id": user_ids[open_data["lead_surgeon"]],
-                "coordinator_id": user_ids[open_data["coordinator"]],
-                "opened_at": referral,
-                **derived.row_values(),
-            }
-        )
-        clock_batches.append(derived.clocks)
-        fact_batches.append(derived.facts)
-        task_batches.append(derived.tasks)
-        event_batches.append(events)
-    result = db.session.execute(
-        insert(Pathway).returning(Pathway.id, sort_by_parameter_order=True), pathway_rows
-    )
-    pathway_ids = [row[0] for row in result]
-    add_pathways(
-        db.session.connection(),
-        zip(pathway_ids, (row["state"] for row in pathway_rows), strict=True),
-    )
-    # What each pathway adds to the reports' day rows.
-    report_counts: Counter = Counter()
-    for row, clock_rows, fact_rows in zip(pathway_rows, clock_batches, fact_batches, strict=True):
-        report_counts.update(daily.contribution(row, clock_rows, fact_rows))
-    daily.add(db.session.connection(), report_counts)
-    # The derived rows of each pathway, as the derivation gave them.
-    for model, batches in ((PathwayClock, clock_batches), (PathwayFact, fact_batches)):
-        derived_rows = [
-            {"pathway_id": pathway_id, **values}
-            for pathway_id, batch in zip(pathway_ids, batches, strict=True)
-            for values in batch
-        ]
-        if derived_rows:
-            db.session.execute(model.__table__.insert(), derived_rows)
-    task_rows = [
-        {
-            "pathway_id": pathway_id,
-            "owner_id": user_ids[values["owner"]],
-            **{k: v for k, v in values.items() if k != "owner"},
+        row = {
+            "id": pathway_id,
+            "patient_id": patient_id,
+            "state": derived.state,
+            "version": len(events),
+            "referral_received_at": referral,
+            "referral_source": open_data["referral_source"],
+            "urgency": urgency,
+            "diagnosis_category": open_data["diagnosis_category"],
+            "tumour_site": site,
+            "primary_cancer_site": open_data["primary_cancer_site"],
+            "presenting_symptoms": open_data["presenting_symptoms"],
+            "lead_surgeon_id": user_ids[open_data["lead_surgeon"]],
+            "coordinator_id": user_ids[open_data["coordinator"]],
+            "opened_at": referral,
+            **derived.row_values(),
         }
-        for pathway_id, batch in zip(pathway_ids, task_batches, strict=True)
-        for values in batch
-    ]
-    if task_rows:
-        db.session.execute(PathwayTask.__table__.insert(), task_rows)
-    rows, references = [], []
-    for pathway_id, events in zip(pathway_ids, event_batches, strict=True):
+        pathway_rows.append(row)
+        report_counts.update(daily.contribution(row, derived.clocks, derived.facts))
+        clock_rows += ({"pathway_id": pathway_id, **values} for values in derived.clocks)
+        fact_rows += ({"pathway_id": pathway_id, **values} for values in derived.facts)
+        task_rows += (
+            {
+                "pathway_id": pathway_id,
+                "owner_id": user_ids[values["owner"]],
+                **{k: v for k, v in values.items() if k != "owner"},
+            }
+            for values in derived.tasks
+        )
+        event_batches.append((pathway_id, events))
+    # Event ids are places in the batch until the writer gives out real ones.
+    rows, targets = [], []
+    for pathway_id, events in event_batches:
+        first = len(rows)
         for e in events:
+            target = None
+            if e["trigger"] in d.CORRECTION_TRIGGERS:
+                target = first + e["data"]["event_seq"] - 1
+            targets.append(
+                (
+                    target if e["trigger"] == d.AMEND_TRIGGER else None,
+                    target if e["trigger"] == d.VOID_TRIGGER else None,
+                )
+            )
             rows.append(
                 {
                     "pathway_id": pathway_id,
@@ -1119,35 +1244,18 @@ def _write_batch(rng, journeys, user_ids, rules, now) -> None:
                     "recorded_by_id": user_ids[e["by"]],
                     "data": e["data"],
                     "request_id": f"demo-{pathway_id}-{e['seq']}",
-                    "amends_event_id": None,
-                    "voids_event_id": None,
                 }
             )
-            if e["trigger"] in d.CORRECTION_TRIGGERS:
-                references.append((len(rows) - 1, pathway_id, e["data"]["event_seq"]))
-    if references:
-        # Corrections point at their target's id: insert the targets first, then the corrections.
-        correction_rows = {i for i, _, _ in references}
-        plain = [r for i, r in enumerate(rows) if i not in correction_rows]
-        seal_rows("event", plain)
-        db.session.execute(Event.__table__.insert(), plain)
-        wanted = {(p, s) for _, p, s in references}
-        found = {}
-        for pathway_id, seq, event_id in db.session.execute(
-            select(Event.pathway_id, Event.seq, Event.id).where(
-                Event.pathway_id.in_({p for p, _ in wanted})
-            )
-        ):
-            if (pathway_id, seq) in wanted:
-                found[(pathway_id, seq)] = event_id
-        fixed = []
-        for i, pathway_id, seq in references:
-            row = dict(rows[i])
-            key = "amends_event_id" if row["trigger"] == d.AMEND_TRIGGER else "voids_event_id"
-            row[key] = found[(pathway_id, seq)]
-            fixed.append(row)
-        seal_rows("event", fixed)
-        db.session.execute(Event.__table__.insert(), fixed)
-    else:
-        seal_rows("event", rows)
-        db.session.execute(Event.__table__.insert(), rows)
+    dialect = db.engine.dialect
+    return _Built(
+        patients=prepare(dialect, Patient.__table__, patient_rows),
+        pathways=prepare(dialect, Pathway.__table__, pathway_rows),
+        clocks=prepare(dialect, PathwayClock.__table__, clock_rows),
+        facts=prepare(dialect, PathwayFact.__table__, fact_rows),
+        tasks=prepare(dialect, PathwayTask.__table__, task_rows),
+        events=prepare(dialect, Event.__table__, rows),
+        event_items=[content_items(row, _KNOWN_AT_BUILD) for row in rows],
+        event_targets=targets,
+        states=[(row["id"], row["state"]) for row in pathway_rows],
+        report_counts=report_counts,
+    )

@@ -33,6 +33,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from json.encoder import encode_basestring
 from pathlib import Path
 
 from flask import Flask, current_app
@@ -134,14 +135,40 @@ def canonical(value):
     return value
 
 
-def digest(key: bytes, chain: str, chain_seq: int, prev_hash: str, values: dict) -> str:
-    content = json.dumps(
-        [chain, chain_seq, [canonical(values[name]) for name in FIELDS[chain]]],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _dump(value) -> str:
+    """``canonical(value)`` as json.dumps(sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False) writes it; the commonest kinds of value without its set-up."""
+    kind = type(value)
+    if value is None:
+        return "null"
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:  # not a bool
+        return str(value)
+    if kind is datetime:
+        return encode_basestring(canonical(value))
+    return _JSON.encode(canonical(value))
+
+
+def content_items(values, names) -> str:
+    """The canonical JSON of ``values``' fields ``names``, in order, joined as in a link's
+    content: a bulk loader works out most of a row's content before its place and its
+    references to other rows are known (``seal_contents``)."""
+    return ",".join(_dump(values[name]) for name in names)
+
+
+def _link(key: bytes, chain: str, chain_seq: int, prev_hash: str, items: str) -> str:
+    # The JSON array [chain, chain_seq, [item, ...]] as json.dumps writes it (a chain is
+    # named by a plain word).
+    content = f'["{chain}",{chain_seq},[{items}]]'
     return hmac.new(key, f"{prev_hash}\n{content}".encode(), hashlib.sha256).hexdigest()
+
+
+def digest(key: bytes, chain: str, chain_seq: int, prev_hash: str, values: dict) -> str:
+    return _link(key, chain, chain_seq, prev_hash, content_items(values, FIELDS[chain]))
 
 
 def entry_digest(key: bytes, values) -> str:
@@ -224,18 +251,32 @@ def _write_heads(session, flush_context) -> None:
 def seal_rows(chain: str, rows: list[dict]) -> None:
     """Seal rows about to be inserted in bulk (Core executemany, which runs no ORM hook),
     in list order: one lock of the head for the lot. Insert them in the same transaction."""
-    if not rows:
-        return
+    if chain == "audit":
+        key = current_key()
+        for row in rows:
+            row["entry_hash"] = entry_digest(key, row)
+    links = seal_contents(chain, [content_items(row, FIELDS[chain]) for row in rows])
+    for row, (position, prev, link) in zip(rows, links, strict=True):
+        row["chain_seq"], row["prev_hash"], row["hash"] = position, prev, link
+
+
+def seal_contents(chain: str, contents: list[str]) -> list[tuple[int, str, str]]:
+    """The places in ``chain`` of rows about to be inserted in bulk, in list order, from
+    each row's ``content_items``: (chain_seq, prev_hash, hash) each. One lock of the head
+    for the lot; insert the rows in the same transaction."""
+    if not contents:
+        return []
     connection = db.session.connection()
     position, prev = _take_head(connection, chain)
     key = current_key()
-    for row in rows:
-        if chain == "audit":
-            row["entry_hash"] = entry_digest(key, row)
+    links = []
+    for items in contents:
         position += 1
-        row["chain_seq"], row["prev_hash"] = position, prev
-        prev = row["hash"] = digest(key, chain, position, prev, row)
+        link = _link(key, chain, position, prev, items)
+        links.append((position, prev, link))
+        prev = link
     _put_head(connection, chain, position, prev)
+    return links
 
 
 @event.listens_for(Event, "before_insert")

@@ -1,0 +1,122 @@
+"""Loading many rows at the driver's speed (the demo seeder).
+
+``insert_rows`` hands the rows to the database driver itself: COPY on PostgreSQL, the
+sqlite3 module's executemany on SQLite. Each value goes through its column type's bind
+processing first, as SQLAlchemy's own insert would, so what is stored is the same; no
+ORM hook runs (seal the rows before, count them after). ``reserve_ids`` gives out
+primary keys before the insert, so that rows referring to each other can be written
+at once, without reading ids back.
+
+Both write in the caller's transaction, on its connection; neither commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Table, false, func, select, text
+from sqlalchemy.engine import Connection, Dialect
+
+_RESERVED = "bulk_reserved_ids"  # connection.info: (transaction, highest id given per table)
+
+
+@contextmanager
+def loading(connection: Connection, cache_mib: int = 512) -> Iterator[None]:
+    """A large load on ``connection``: on SQLite, a page cache of ``cache_mib`` for it, so
+    that the indexes it writes into at every place (a text key, a due date) stay in
+    memory instead of being read and written back page by page (the default cache is
+    2 MiB); the connection's own size again after. Nothing to do on PostgreSQL, whose
+    cache is the server's."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size = {-1024 * int(cache_mib)}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {int(before)}")
+
+
+def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
+    """``count`` new primary keys of ``table`` (its integer ``id``), ascending, that no
+    other writer will take. PostgreSQL takes them from the column's sequence. SQLite has
+    none: the ids above the largest in the table are the next ones, held by this
+    transaction's write lock (taken here, kept to the commit), and ids given out earlier
+    in the transaction but not yet written are not given again."""
+    if count <= 0:
+        return []
+    if connection.dialect.name == "postgresql":
+        ids = connection.execute(
+            text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+            ),
+            {"table": table.name, "n": count},
+        ).scalars()
+        return sorted(ids)
+    # A statement that may write takes SQLite's write lock even when it changes nothing.
+    connection.execute(table.delete().where(false()))
+    highest = connection.scalar(select(func.max(table.c.id))) or 0
+    transaction, given = connection.info.get(_RESERVED, (None, {}))
+    if transaction is not connection.get_transaction():
+        transaction, given = connection.get_transaction(), {}
+        connection.info[_RESERVED] = (transaction, given)
+    start = max(highest, given.get(table.name, 0)) + 1
+    given[table.name] = start + count - 1
+    return list(range(start, start + count))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Rows as the driver takes them: the column names and one tuple of values per row."""
+
+    names: tuple[str, ...]
+    values: list[tuple]
+
+    def joined(self, other: Prepared) -> Prepared:
+        """Each row with ``other``'s row of the same place appended (more columns)."""
+        return Prepared(
+            self.names + other.names,
+            [a + b for a, b in zip(self.values, other.values, strict=True)],
+        )
+
+
+def prepare(dialect: Dialect, table: Table, rows: Sequence[Mapping]) -> Prepared:
+    """``rows`` (dicts with the same keys, column names of ``table``) as ``dialect``'s
+    driver takes them: each column's values through its type's bind processing, in one
+    pass per column. Needs no connection: a process that only builds rows can do it."""
+    names = tuple(rows[0]) if rows else ()
+    columns = []
+    for name in names:
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        values = [row[name] for row in rows]
+        columns.append(list(map(process, values)) if process else values)
+    return Prepared(names, list(zip(*columns, strict=True)))
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping] | Prepared) -> None:
+    """Insert ``rows`` (dicts with the same keys, the table's column names, or what
+    ``prepare`` made of them) into ``table`` in the connection's transaction."""
+    if not isinstance(rows, Prepared):
+        rows = prepare(connection.dialect, table, rows)
+    if not rows.values:
+        return
+    preparer = connection.dialect.identifier_preparer
+    columns = ", ".join(preparer.quote(name) for name in rows.names)
+    target = preparer.format_table(table)
+    raw = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        with raw.cursor() as cursor, cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
+            for row in rows.values:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in rows.names)
+    cursor = raw.cursor()
+    try:
+        # Names from the table's own metadata, quoted by the dialect; the values are bound.
+        statement = f"INSERT INTO {target} ({columns}) VALUES ({marks})"  # noqa: S608
+        cursor.executemany(statement, rows.values)
+    finally:
+        cursor.close()
