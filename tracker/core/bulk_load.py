@@ -12,11 +12,13 @@ Both write in the caller's transaction, on its connection; neither commits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy import Table, false, func, select, text
+from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection, Dialect
 
 _RESERVED = "bulk_reserved_ids"  # connection.info: (transaction, highest id given per table)
@@ -90,10 +92,28 @@ def prepare(dialect: Dialect, table: Table, rows: Sequence[Mapping]) -> Prepared
     names = tuple(rows[0]) if rows else ()
     columns = []
     for name in names:
-        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        process = _processor(dialect, table.c[name])
         values = [row[name] for row in rows]
         columns.append(list(map(process, values)) if process else values)
     return Prepared(names, list(zip(*columns, strict=True)))
+
+
+def _processor(dialect: Dialect, column) -> Callable | None:
+    impl = column.type.dialect_impl(dialect)
+    process = impl.bind_processor(dialect)
+    if dialect.name != "postgresql" or not isinstance(impl, sqltypes.JSON) or process is None:
+        return process
+    # psycopg's JSON wrapper is written out only as it is sent: write it out here, where
+    # the rows are built, as the text psycopg would send (COPY's text takes it as is).
+    transformer = Transformer()
+
+    def as_text(value):
+        wrapped = process(value)
+        if wrapped is None:
+            return None
+        return bytes(transformer.get_dumper(wrapped, PyFormat.TEXT).dump(wrapped)).decode()
+
+    return as_text
 
 
 def insert_rows(connection: Connection, table: Table, rows: Sequence[Mapping] | Prepared) -> None:
