@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 
 from tracker.audit.chain import FIELDS, content_items, current_key, seal_contents
 from tracker.audit.seals import row_seal
-from tracker.core.bulk_load import Prepared, insert_rows, loading, prepare, reserve_ids
+from tracker.core.bulk_load import Prepared, insert_rows, prepare, reserve_ids
 from tracker.core.clock import local_date
 from tracker.core.db import utcnow
 from tracker.core.text import identifier_key
@@ -1026,15 +1026,14 @@ def seed(
     states: list[tuple[int, str]] = []
     gc.freeze()  # the objects made before the seed: left out of the collector's passes
     try:
-        with loading(connection):
-            for built in _built(jobs, workers):
-                _write(connection, built)
-                report_counts.update(built.report_counts)
-                states += built.states
-                if progress:
-                    progress(len(built.states))
-            add_pathways(connection, states)
-            daily.add(connection, report_counts)
+        for built in _built(jobs, workers):
+            _write(connection, built)
+            report_counts.update(built.report_counts)
+            states += built.states
+            if progress:
+                progress(len(built.states))
+        add_pathways(connection, states)
+        daily.add(connection, report_counts)
     finally:
         gc.unfreeze()
     return pathways

@@ -12,8 +12,7 @@ Both write in the caller's transaction, on its connection; neither commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from psycopg.adapt import PyFormat, Transformer
@@ -22,24 +21,6 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection, Dialect
 
 _RESERVED = "bulk_reserved_ids"  # connection.info: (transaction, highest id given per table)
-
-
-@contextmanager
-def loading(connection: Connection, cache_mib: int = 512) -> Iterator[None]:
-    """A large load on ``connection``: on SQLite, a page cache of ``cache_mib`` for it, so
-    that the indexes it writes into at every place (a text key, a due date) stay in
-    memory instead of being read and written back page by page (the default cache is
-    2 MiB); the connection's own size again after. Nothing to do on PostgreSQL, whose
-    cache is the server's."""
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
-    connection.exec_driver_sql(f"PRAGMA cache_size = {-1024 * int(cache_mib)}")
-    try:
-        yield
-    finally:
-        connection.exec_driver_sql(f"PRAGMA cache_size = {int(before)}")
 
 
 def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
