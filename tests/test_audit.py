@@ -8,6 +8,7 @@ names the first broken link; concurrent writers cannot fork a chain.
 
 from __future__ import annotations
 
+import enum
 import getpass
 import hashlib
 import hmac
@@ -626,6 +627,10 @@ def test_only_administrators_read_the_audit_log(client, users, session, role):
     assert client.get("/audit/audit.csv").status_code == 403
 
 
+class Grade(enum.IntEnum):
+    III = 3
+
+
 def test_a_link_is_the_hmac_of_its_content_as_json_writes_it():
     """The chains stored so far were sealed as the HMAC of ``json.dumps([chain, position,
     [canonical values]], sort_keys=True, separators=(",", ":"), ensure_ascii=False)``
@@ -645,6 +650,14 @@ def test_a_link_is_the_hmac_of_its_content_as_json_writes_it():
         date(2026, 2, 28),
         {"z": [1, {"b": None, "a": "x"}], "a": 1.5, "ü": True},
         ["L4", "L5"],
+        Grade.III,
+        2**70,
+        1e16,
+        1e-7,
+        -0.0,
+        float("nan"),
+        "\U0001f9b4 bone, \U00010348",
+        {"nested": datetime(2026, 1, 1, tzinfo=UTC).isoformat()},
     ]
     key = b"k" * 32
 

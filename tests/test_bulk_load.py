@@ -3,7 +3,10 @@ stores them, and primary keys given out before the insert that no other writer t
 
 from __future__ import annotations
 
-from sqlalchemy import select, text
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from tracker.core.bulk_load import insert_rows, prepare, reserve_ids
@@ -120,23 +123,36 @@ def test_reserved_ids_are_new_and_not_given_twice(session, users):
 def test_another_writer_does_not_take_the_reserved_ids(session, app):
     connection = session.connection()
     mine = set(reserve_ids(connection, Pathway.__table__, 5))
+    mine_patients = set(reserve_ids(connection, Patient.__table__, 5))
     with db.engine.connect() as other:
         if other.dialect.name == "sqlite":
             other.exec_driver_sql("PRAGMA busy_timeout = 50")
         try:
             theirs = set(reserve_ids(other, Pathway.__table__, 5))
+            # An insert that takes its id from the database takes none of them either.
+            patient = other.execute(
+                Patient.__table__.insert().returning(Patient.__table__.c.id),
+                {
+                    "mrn": "RESERVE-1",
+                    "mrn_key": identifier_key("RESERVE-1"),
+                    "family_name": "Other",
+                    "given_name": "Writer",
+                    "birth_date": date(1960, 1, 1),
+                    "sex": "female",
+                    "created_at": datetime.now(UTC),
+                },
+            ).scalar_one()
         except OperationalError as error:
             # SQLite: this transaction holds the write lock until it ends.
             assert other.dialect.name == "sqlite" and "locked" in str(error)
         else:
             assert other.dialect.name == "postgresql"
             assert not mine & theirs
+            assert patient not in mine_patients
         other.rollback()
 
 
-def test_inserting_no_rows_writes_nothing(session):
-    connection = session.connection()
-    count = "SELECT count(*) FROM pathway_task"
-    before = connection.execute(text(count)).scalar()
-    insert_rows(connection, PathwayTask.__table__, [])
-    assert connection.execute(text(count)).scalar() == before
+def test_rows_that_give_different_columns_are_refused(session):
+    rows = [{"id": 1, "state": "referral"}, {"id": 2}]
+    with pytest.raises(ValueError, match="every row must give the same columns"):
+        prepare(db.engine.dialect, Pathway.__table__, rows)

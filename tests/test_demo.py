@@ -3,16 +3,22 @@ clinically coherent referrals (an intramedullary tumour lies where the cord is).
 
 from __future__ import annotations
 
+import os
+import signal
 from collections import Counter
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import func, select
 
+from tracker import demo
 from tracker.audit.chain import verify_chain
 from tracker.audit.seals import broken_seals
 from tracker.core.clock import local_date
 from tracker.demo import ensure_demo_users, seed
 from tracker.engine import clocks
+from tracker.engine.dictionary import DataError
 from tracker.engine.models import (
     Event,
     Pathway,
@@ -97,6 +103,7 @@ def test_the_demo_coordinator_and_surgeon_have_work_to_do(session):
 def _demo_as_written(session) -> dict:
     """Everything a seed wrote, by the patient's MRN and the step's number (ids aside)."""
     mrn = dict(session.execute(select(Pathway.id, Patient.mrn).join(Patient)).all())
+    patient_mrn = dict(session.execute(select(Patient.id, Patient.mrn)).all())
     seq = {e.id: e.seq for e in session.scalars(select(Event))}
 
     def rows(model, skip=("id", "pathway_id", "patient_id", "seal")):
@@ -105,6 +112,8 @@ def _demo_as_written(session) -> dict:
             kept = {k: v for k, v in row.items() if k not in skip}
             if "pathway_id" in row:
                 kept["mrn"] = mrn[row["pathway_id"]]
+            if "patient_id" in row:
+                kept["patient"] = patient_mrn[row["patient_id"]]
             for name in ("amends_event_id", "voids_event_id"):
                 if kept.get(name) is not None:
                     kept[name] = seq[kept[name]]
@@ -114,7 +123,7 @@ def _demo_as_written(session) -> dict:
     chain = ("chain_seq", "prev_hash", "hash")
     return {
         "patients": rows(Patient),
-        "pathways": [*rows(Pathway, ("id", "patient_id")), *sorted(mrn.values())],
+        "pathways": rows(Pathway, ("id", "patient_id")),
         "events": rows(Event, ("id", "pathway_id", "request_id", *chain)),
         "clocks": rows(PathwayClock),
         "facts": rows(PathwayFact),
@@ -130,26 +139,77 @@ def _demo_as_written(session) -> dict:
     }
 
 
-def test_a_seed_built_by_worker_processes_is_the_seed_built_here(session):
+def _builders(monkeypatch) -> list[int]:
+    """The process ids that built the batches a seed writes, as it writes them."""
+    builders: list[int] = []
+    write = demo._write
+
+    def noted(connection, built):
+        builders.append(built.built_by)
+        write(connection, built)
+
+    monkeypatch.setattr(demo, "_write", noted)
+    return builders
+
+
+def test_a_seed_built_by_worker_processes_is_the_seed_built_here(session, monkeypatch):
     """Each batch draws its own random numbers: three worker processes building batches of
     25 write what this process writes alone; and what they write passes every check of
     `flask tracker verify` (the pathways, the counts, the event chain, the patients'
     seals)."""
     now = datetime.now(UTC)
     ensure_demo_users()  # the same users for both
+    builders = _builders(monkeypatch)
     here = session.begin_nested()
     seed(110, seed_value=5, now=now, workers=0, batch=25)
     session.flush()
     alone = _demo_as_written(session)
     here.rollback()
+    assert builders == [os.getpid()] * 5
+    builders.clear()
     seed(110, seed_value=5, now=now, workers=3, batch=25)
     session.flush()
+    assert len(builders) == 5 and os.getpid() not in builders
     built = _demo_as_written(session)
     for part, written in alone.items():
         assert built[part] == written, part
-    assert len(alone["pathways"]) == 2 * 110
+    assert len(alone["pathways"]) == 110
     problems, checked = verify_all()
     assert problems == [] and checked == 110
     broken, linked = verify_chain("event")
     assert broken is None and linked == len(alone["events"])
     assert broken_seals(session) == []
+
+
+@pytest.mark.parametrize("how", ["raises", "dies"])
+def test_a_batch_that_fails_in_a_worker_stops_the_seed(session, monkeypatch, how):
+    """A worker's error comes back to the seed, even one that pickling cannot carry (the
+    data dictionary's DataError), and so does a worker that dies; the seed does not wait
+    for a batch that will never come. (An alarm fails the test rather than hang it.)"""
+    build = demo._build
+
+    def failing(job):
+        if job.index == 2:
+            if how == "dies":
+                os._exit(3)
+            raise DataError({"urgency": ["not one of the choices"]})
+        return build(job)
+
+    monkeypatch.setattr(demo, "_build", failing)
+
+    def hung(signum, frame):
+        raise TimeoutError("the seed waited for a batch that failed")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        expected = (
+            (RuntimeError, r"demo batch 2 \(pathways 41 to 60\) failed:[\s\S]*urgency")
+            if how == "raises"
+            else (BrokenProcessPool, "terminated abruptly")
+        )
+        with pytest.raises(expected[0], match=expected[1]):
+            seed(100, seed_value=5, workers=2, batch=20)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -13,8 +13,11 @@ import gc
 import multiprocessing
 import os
 import random
+import sys
+import traceback
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -968,18 +971,19 @@ class _Built:
     clocks: Prepared
     facts: Prepared
     tasks: Prepared
-    events: Prepared  # every column but those of _GIVEN_AT_WRITE
+    events: Prepared  # every column but the id, _REFERENCES and the chain's
     event_items: list[str]  # each event's content_items of _KNOWN_AT_BUILD
     event_targets: list[tuple[int | None, int | None]]  # places in the batch it amends, voids
     states: list[tuple[int, str]]  # (pathway id, state)
     report_counts: Counter
+    built_by: int  # the process id of the builder
 
 
 # An event's references to other events are known once the writer gives out the ids; the
-# fields before them in the chain's content are worked out with the rest of the batch.
+# fields before them in the chain's content (they are its last) are worked out with the
+# rest of the batch.
 _REFERENCES = ("amends_event_id", "voids_event_id")
 _KNOWN_AT_BUILD = FIELDS["event"][: -len(_REFERENCES)]
-_GIVEN_AT_WRITE = ("id", *_REFERENCES, "chain_seq", "prev_hash", "hash")
 
 
 def seed(
@@ -1021,39 +1025,60 @@ def seed(
         for i, first in enumerate(range(0, pathways, batch))
     ]
     if workers is None:
-        workers = (os.cpu_count() or 1) if len(jobs) > 1 else 0
+        workers = _cores() if len(jobs) > 1 else 0
     report_counts: Counter = Counter()
     states: list[tuple[int, str]] = []
-    gc.freeze()  # the objects made before the seed: left out of the collector's passes
-    try:
-        for built in _built(jobs, workers):
-            _write(connection, built)
-            report_counts.update(built.report_counts)
-            states += built.states
-            if progress:
-                progress(len(built.states))
-        add_pathways(connection, states)
-        daily.add(connection, report_counts)
-    finally:
-        gc.unfreeze()
+    for built in _built(jobs, workers):
+        _write(connection, built)
+        report_counts.update(built.report_counts)
+        states += built.states
+        if progress:
+            progress(len(built.states))
+    add_pathways(connection, states)
+    daily.add(connection, report_counts)
     return pathways
 
 
+def _cores() -> int:
+    """The cores this process may run on (a container's or a pinned process's own)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _built(jobs: list[_Batch], workers: int) -> Iterator[_Built]:
-    """Each batch built, in order: here, or by ``workers`` forked processes, at most two
-    batches ahead of the writer each (a bound on what waits in memory)."""
-    if workers < 1 or "fork" not in multiprocessing.get_all_start_methods():
+    """Each batch built, in order: here, or by ``workers`` forked processes (Linux's
+    fork: the workers share what this process has loaded), with at most two batches per
+    worker built or waiting ahead of the writer (a bound on memory). A batch that fails
+    in a worker stops the seed with its error; so does a worker that dies."""
+    if workers < 1 or not sys.platform.startswith("linux"):
         yield from map(_build, jobs)
         return
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_forked) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_forked) as pool:
         pending: deque = deque()
-        for job in jobs:
-            pending.append(pool.apply_async(_build, (job,)))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().get()
-        while pending:
-            yield pending.popleft().get()
+        try:
+            for job in jobs:
+                pending.append(pool.submit(_build_in_worker, job))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _build_in_worker(job: _Batch) -> _Built:
+    """``_build`` in a worker: its error comes back as one that crosses processes (not
+    every exception can be rebuilt from what pickling keeps of it)."""
+    try:
+        return _build(job)
+    except Exception:
+        raise RuntimeError(
+            f"demo batch {job.index} (pathways {job.first + 1} to "
+            f"{job.first + len(job.pathway_ids)}) failed:\n{traceback.format_exc()}"
+        ) from None
 
 
 def _forked() -> None:
@@ -1265,4 +1290,5 @@ def _derive_batch(rng, journeys, user_ids, rules, now, patient_rows) -> _Built:
         event_targets=targets,
         states=[(row["id"], row["state"]) for row in pathway_rows],
         report_counts=report_counts,
+        built_by=os.getpid(),
     )

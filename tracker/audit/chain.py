@@ -248,18 +248,6 @@ def _write_heads(session, flush_context) -> None:
         _put_head(connection, chain, seq, last_hash)
 
 
-def seal_rows(chain: str, rows: list[dict]) -> None:
-    """Seal rows about to be inserted in bulk (Core executemany, which runs no ORM hook),
-    in list order: one lock of the head for the lot. Insert them in the same transaction."""
-    if chain == "audit":
-        key = current_key()
-        for row in rows:
-            row["entry_hash"] = entry_digest(key, row)
-    links = seal_contents(chain, [content_items(row, FIELDS[chain]) for row in rows])
-    for row, (position, prev, link) in zip(rows, links, strict=True):
-        row["chain_seq"], row["prev_hash"], row["hash"] = position, prev, link
-
-
 def seal_contents(chain: str, contents: list[str]) -> list[tuple[int, str, str]]:
     """The places in ``chain`` of rows about to be inserted in bulk, in list order, from
     each row's ``content_items``: (chain_seq, prev_hash, hash) each. One lock of the head

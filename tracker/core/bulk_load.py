@@ -2,8 +2,10 @@
 
 ``insert_rows`` hands the rows to the database driver itself: COPY on PostgreSQL, the
 sqlite3 module's executemany on SQLite. Each value goes through its column type's bind
-processing first, as SQLAlchemy's own insert would, so what is stored is the same; no
-ORM hook runs (seal the rows before, count them after). ``reserve_ids`` gives out
+processing first, as SQLAlchemy's own insert would, so a value given is stored as it
+would store it. Nothing else of SQLAlchemy's insert happens: no ORM hook (seal the rows
+before, count them after) and no Python-side default (give every column that has one;
+a column left out takes the database's default, or NULL). ``reserve_ids`` gives out
 primary keys before the insert, so that rows referring to each other can be written
 at once, without reading ids back.
 
@@ -25,19 +27,22 @@ _RESERVED = "bulk_reserved_ids"  # connection.info: (transaction, highest id giv
 
 def reserve_ids(connection: Connection, table: Table, count: int) -> list[int]:
     """``count`` new primary keys of ``table`` (its integer ``id``), ascending, that no
-    other writer will take. PostgreSQL takes them from the column's sequence. SQLite has
-    none: the ids above the largest in the table are the next ones, held by this
-    transaction's write lock (taken here, kept to the commit), and ids given out earlier
-    in the transaction but not yet written are not given again."""
+    other writer will take. PostgreSQL takes them from the column's sequence, as every
+    insert does. SQLite has none: the ids above the largest in the table are the next
+    ones, held by this transaction's write lock (taken here, kept to the commit); ids
+    given out earlier in the transaction are not given again. On SQLite, then, insert
+    the rows of ``table`` that take their id from the database only after those with a
+    reserved id, in this transaction: they would take the next id after the largest."""
     if count <= 0:
         return []
     if connection.dialect.name == "postgresql":
         ids = connection.execute(
             text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+                "SELECT array_agg(nextval(pg_get_serial_sequence(:table, 'id'))) "
+                "FROM generate_series(1, :n)"
             ),
-            {"table": table.name, "n": count},
-        ).scalars()
+            {"table": connection.dialect.identifier_preparer.format_table(table), "n": count},
+        ).scalar_one()
         return sorted(ids)
     # A statement that may write takes SQLite's write lock even when it changes nothing.
     connection.execute(table.delete().where(false()))
@@ -71,6 +76,8 @@ def prepare(dialect: Dialect, table: Table, rows: Sequence[Mapping]) -> Prepared
     driver takes them: each column's values through its type's bind processing, in one
     pass per column. Needs no connection: a process that only builds rows can do it."""
     names = tuple(rows[0]) if rows else ()
+    if any(len(row) != len(names) for row in rows):
+        raise ValueError(f"{table.name}: every row must give the same columns")
     columns = []
     for name in names:
         process = _processor(dialect, table.c[name])
