@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func, select
 
 from tracker.audit.chain import FIELDS, content_items, current_key, seal_contents
-from tracker.audit.seals import row_seal
+from tracker.audit.seals import seal_of_values
 from tracker.core.bulk_load import Prepared, insert_rows, prepare, reserve_ids
 from tracker.core.clock import local_date
 from tracker.core.db import utcnow
@@ -1124,8 +1124,7 @@ def _build(job: _Batch) -> _Built:
     now = job.now
     patient_rows = _patients(rng, job.patient_ids, job.start_mrn, now)
     for row in patient_rows:
-        sealed = {name: row.get(name) for name in Patient.SEALED}
-        row["seal"] = row_seal(job.seal_key, "patient", row["id"], Patient.SEALED, sealed)
+        row["seal"] = seal_of_values(Patient, row["id"], row, job.seal_key)
     journeys = []
     for k, (row, pathway_id) in enumerate(zip(patient_rows, job.pathway_ids, strict=True)):
         urgency = rng.choices(["emergency", "urgent", "routine"], [1, 3, 4])[0]

@@ -56,7 +56,14 @@ def sealed_models() -> list[type]:
 def seal_of(obj) -> str:
     model = type(obj)
     values = {name: getattr(obj, name) for name in model.SEALED}
-    return row_seal(current_key(), model.__tablename__, obj.id, model.SEALED, values)
+    return seal_of_values(model, obj.id, values)
+
+
+def seal_of_values(model, row_id: int, values, key: bytes | None = None) -> str:
+    """The seal of row ``row_id`` of ``model`` holding ``values`` (its SEALED columns; one
+    not given is NULL), under ``key`` (the app's audit key by default)."""
+    sealed = {name: values.get(name) for name in model.SEALED}
+    return row_seal(key or current_key(), model.__tablename__, row_id, model.SEALED, sealed)
 
 
 def _is_sealed(target) -> bool:
@@ -74,7 +81,7 @@ def stored_seal_matches(connection, model, row_id: int, key: bytes | None = None
     table = model.__table__
     columns = [table.c.id, table.c.seal, *(table.c[name] for name in model.SEALED)]
     row = connection.execute(select(*columns).where(table.c.id == row_id).with_for_update()).one()
-    expected = row_seal(key or current_key(), table.name, row.id, model.SEALED, row._mapping)
+    expected = seal_of_values(model, row.id, row._mapping, key)
     return hmac.compare_digest(expected, row.seal or ""), row
 
 
@@ -109,7 +116,7 @@ def _seal_update(mapper, connection, target) -> None:
         name: getattr(target, name) if name in changed else row._mapping[name]
         for name in model.SEALED
     }
-    target.seal = row_seal(current_key(), model.__tablename__, target.id, model.SEALED, values)
+    target.seal = seal_of_values(model, target.id, values)
 
 
 @event.listens_for(Base, "after_insert", propagate=True)
@@ -155,8 +162,8 @@ def _forget_alarms(session) -> None:
     session.info.pop(_ALARMED, None)
 
 
-def seal_inserted(session, model, ids: list[int]) -> None:
-    """Seal rows of ``model`` inserted in bulk (Core executemany runs no ORM hook)."""
+def _seal_stored(session, model, ids: list[int]) -> None:
+    """Seal rows of ``model`` again from the values they hold."""
     if not ids:
         return
     table = model.__table__
@@ -166,10 +173,7 @@ def seal_inserted(session, model, ids: list[int]) -> None:
     session.execute(
         update(table).where(table.c.id == bindparam("row_id")).values(seal=bindparam("new_seal")),
         [
-            {
-                "row_id": row.id,
-                "new_seal": row_seal(key, table.name, row.id, model.SEALED, row._mapping),
-            }
+            {"row_id": row.id, "new_seal": seal_of_values(model, row.id, row._mapping, key)}
             for row in rows
         ],
         execution_options={"synchronize_session": False},
@@ -185,7 +189,7 @@ def reseal_row(session, table_name: str, row_id: int) -> None:
     exists = session.scalar(select(model.__table__.c.id).where(model.__table__.c.id == row_id))
     if exists is None:
         raise LookupError(f"No {table_name} {row_id}.")
-    seal_inserted(session, model, [row_id])
+    _seal_stored(session, model, [row_id])
 
 
 def broken_seals(session, batch: int = 5000) -> list[tuple[str, int]]:
@@ -203,7 +207,7 @@ def broken_seals(session, batch: int = 5000) -> list[tuple[str, int]]:
             if not rows:
                 break
             for row in rows:
-                expected = row_seal(key, table.name, row.id, model.SEALED, row._mapping)
+                expected = seal_of_values(model, row.id, row._mapping, key)
                 if not hmac.compare_digest(expected, row.seal or ""):
                     broken.append((table.name, row.id))
             last = rows[-1].id
