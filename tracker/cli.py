@@ -40,7 +40,7 @@ from tracker.patients.services import wrong_mrn_keys
 from tracker.teams.services import AccessError, set_teams
 from tracker.users import resets, two_factor
 from tracker.users import services as accounts
-from tracker.users.models import User
+from tracker.users.models import User, user_named
 from tracker.users.roles import ROLE_LABELS, ROLES
 from tracker.users.services import UserError
 from tracker.users.two_factor import parse_roles
@@ -89,7 +89,7 @@ def create_user(username: str, role: str, full_name: str, team_codes: tuple[str,
 def create_meetings(team, weekday, start_time, weeks, location, video_link, chair, username):
     """Create weekly MDT meetings ahead from a template; a week that exists is skipped,
     so it can run daily (e.g. from cron) to keep the series ahead."""
-    actor = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    actor = user_named(username.strip().lower())
     if actor is None or not actor.active:
         raise click.ClickException(f"No active user is called '{username}'.")
     values = {
@@ -123,7 +123,7 @@ def create_meetings(team, weekday, start_time, weeks, location, video_link, chai
 @click.option("--days", type=int, help="Days it works (default and most: API_TOKEN_DAYS).")
 def create_token(username: str, name: str, scope: str, days: int | None) -> None:
     """Create an API token for USERNAME and print it once (only its hash is kept)."""
-    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    user = user_named(username.strip().lower())
     if user is None or not user.active:
         raise click.ClickException(f"No active user is called '{username}'.")
     try:
@@ -153,7 +153,7 @@ def create_token(username: str, name: str, scope: str, days: int | None) -> None
 def reset_password(username: str, base_url: str) -> None:
     """Print a one-time link for USERNAME to set a new password (hand it over; nothing is
     mailed). A newer link voids this one."""
-    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    user = user_named(username.strip().lower())
     if user is None:
         raise click.ClickException(f"No user is called '{username}'.")
     hours = current_app.config["PASSWORD_RESET_HOURS"]
@@ -179,7 +179,7 @@ def reset_password(username: str, base_url: str) -> None:
 @click.option("--user", "username", required=True, help="Who records the imported events.")
 def import_csv(path: str, username: str) -> None:
     """Load historical pathways from a CSV file, one row per event; all or nothing."""
-    actor = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    actor = user_named(username.strip().lower())
     if actor is None or not actor.active:
         raise click.ClickException(f"No active user is called '{username}'.")
 
@@ -312,7 +312,7 @@ def _demo_meetings() -> None:
     created by the demo coordinator and chaired by the demo surgeon; and the demo's
     pathways awaiting their MDT listed on the first meeting of their team whose list is
     still open, each through the listing step, as a coordinator would."""
-    actor = db.session.scalar(select(User).where(User.username == "coordinator"))
+    actor = user_named("coordinator")
     now = utcnow()
     today = now.astimezone(local_zone()).date()
     meetings = []
@@ -412,7 +412,7 @@ def _drop_everything() -> None:
 def reset_two_factor(username: str) -> None:
     """Remove USERNAME's second factor and recovery codes (a lost phone, and no other
     administrator to reset it in the app); they set it up again at their next login."""
-    user = db.session.scalar(select(User).where(User.username == username.strip().lower()))
+    user = user_named(username.strip().lower())
     if user is None:
         raise click.ClickException(f"No user is called '{username}'.")
     two_factor.reset(user)

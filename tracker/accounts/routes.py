@@ -39,7 +39,7 @@ from tracker.extensions import db
 from tracker.teams.scope import team_codes
 from tracker.teams.services import AccessError, set_teams
 from tracker.users import two_factor
-from tracker.users.models import ALERT_EMAIL_CHOICES, User
+from tracker.users.models import ALERT_EMAIL_CHOICES, User, user_named
 from tracker.users.passwords import check_password
 from tracker.users.resets import ResetRefused
 from tracker.users.resets import find as find_reset
@@ -111,7 +111,7 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         username = form.username.data.strip().lower()[:64]
-        user = db.session.scalar(select(User).where(User.username == username))
+        user = user_named(username)
         now = utcnow()
         if user is not None and is_locked(user, now):
             check_password_hash(_DUMMY_HASH, form.password.data)

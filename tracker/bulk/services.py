@@ -42,7 +42,7 @@ from tracker.engine.models import Pathway
 from tracker.mdt import services as mdt
 from tracker.mdt.models import TRIAGE, MdtMeeting
 from tracker.teams import scope
-from tracker.users.models import User
+from tracker.users.models import user_named
 from tracker.users.roles import CLINICAL, a_role
 
 MAX_SELECTED = 200  # two worklist pages and more; a larger selection is refused
@@ -142,7 +142,7 @@ def _person(role: str, what: str):
         username = (values.get(role) or "").strip()
         user = None
         if username and len(username) <= 64:
-            user = db_session().scalar(select(User).where(User.username == username))
+            user = user_named(username)
         if not username:
             errors[role] = [f"Choose the new {what}"]
         elif user is None or not user.active:
@@ -256,7 +256,7 @@ def _task_check(values, now):
     username = (values.get("owner") or "").strip()
     owner = None
     if username and len(username) <= 64:
-        owner = db_session().scalar(select(User).where(User.username == username))
+        owner = user_named(username)
     if not username:
         errors["owner"] = ["Choose who the task is for: a coordinator or a surgeon"]
     elif owner is None or not owner.active:

@@ -43,7 +43,7 @@ from tracker.engine.fields import UserRef, parse_datetime
 from tracker.engine.history import OCCURRED_AT, REFERRAL_RECEIVED_AT, History, Step
 from tracker.engine.models import Event, Pathway
 from tracker.engine.steps import all_fields_for, validate_event_data
-from tracker.users.models import User
+from tracker.users.models import User, user_named
 from tracker.users.roles import CLINICAL, a_role
 
 
@@ -335,7 +335,7 @@ def _users(fields, clean: dict[str, Any]) -> tuple[dict[str, User], dict[str, li
     for f in fields:
         if not isinstance(f, UserRef) or f.name not in clean:
             continue
-        user = db_session().scalar(select(User).where(User.username == clean[f.name]))
+        user = user_named(clean[f.name])
         if user is None or not user.active:
             errors[f.name] = [f"{f.label}: no active user is called '{clean[f.name]}'"]
         elif f.role and user.role != f.role:
@@ -622,7 +622,7 @@ def _hand_over(pathway: Pathway, history: History) -> None:
             continue
         if current is None or current.username != username:
             with session.no_autoflush:  # the caller's flush writes the change (the import's)
-                user = session.scalar(select(User).where(User.username == username))
+                user = user_named(username)
             setattr(pathway, role, user)
 
 

@@ -21,7 +21,7 @@ from tracker.engine.fields import blank
 from tracker.engine.history import History, apply_changes
 from tracker.engine.models import Event, Pathway
 from tracker.mdt.models import MEETING_STATUSES, TRIAGE, MdtAttendance, MdtCase, MdtMeeting
-from tracker.users.models import User
+from tracker.users.models import User, user_named
 from tracker.web.access import MDT_ORGANISERS
 
 LISTING = d.MDT_LISTING_TRIGGER
@@ -34,10 +34,6 @@ FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)  # meetings the clock
 def check_organiser(actor) -> None:
     if getattr(actor, "role", None) not in MAY_ORGANISE:
         raise RoleNotAllowed("MDT meetings are created and changed by care coordinators.")
-
-
-def _user_named(username: str) -> User | None:
-    return db_session().scalar(select(User).where(User.username == username))
 
 
 def starts_at(meeting: MdtMeeting) -> datetime:
@@ -106,7 +102,7 @@ def _check_meeting(values: dict[str, Any], meeting: MdtMeeting | None) -> Meetin
     chair = None
     username = values.get("chair")
     if not blank(username):
-        chair = _user_named(username)
+        chair = user_named(username)
         if chair is None or not chair.active:
             errors["chair"] = [f"Chair: no active user is called '{username}'"]
     else:
@@ -291,7 +287,7 @@ def _listing_follow_up(pathway: Pathway, event: Event, clean: dict, now: datetim
             event=event,
             position=_end_of_list(clean["meeting_id"]),
             question=clean["question"],
-            presenter=_user_named(clean["presenter"]),
+            presenter=user_named(clean["presenter"]),
             triage=clean["triage"],
             late_reason=clean.get("late_reason", ""),
             listed_at=now,
@@ -356,7 +352,7 @@ def _listing_corrected(pathway: Pathway, event: Event, changes: dict, now: datet
     if "late_reason" in changes:
         case.late_reason = changes["late_reason"] or ""
     if changes.get("presenter") is not None:
-        case.presenter = _user_named(changes["presenter"])
+        case.presenter = user_named(changes["presenter"])
     session.flush()  # audited as the case's change (mdt_case_moved)
 
 
@@ -468,7 +464,7 @@ def record_attendance(meeting: MdtMeeting, username: str, specialty: str, actor)
     if blank(username):
         errors["user"] = ["Choose who attended"]
     else:
-        user = _user_named(username)
+        user = user_named(username)
         if user is None:
             errors["user"] = [f"No user is called '{username}'"]
     if specialty not in SPECIALTIES:

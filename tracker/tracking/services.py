@@ -23,7 +23,7 @@ from tracker.engine.fields import blank
 from tracker.engine.models import Pathway, PathwayTask
 from tracker.engine.tasks import OPEN
 from tracker.teams.models import UserTeam
-from tracker.users.models import User
+from tracker.users.models import User, user_named
 from tracker.users.roles import CLINICAL
 
 
@@ -203,7 +203,7 @@ def _owner_errors(pathway: Pathway, owner) -> dict[str, list[str]]:
     inactive one is the field's own check)."""
     if not isinstance(owner, str) or not owner.strip():
         return {}
-    user = db_session().scalar(select(User).where(User.username == owner.strip()))
+    user = user_named(owner.strip())
     if user is None or not user.active:
         return {}
     if user.role not in CLINICAL:

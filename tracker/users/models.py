@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, Text, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from tracker.core.db import Base, UTCDateTime, utcnow
+from tracker.core.runtime import db_session
 from tracker.users.roles import ROLE_LABELS, ROLES
 
 # How a user's alerts reach them by email, as the account page offers it.
@@ -138,3 +139,10 @@ class RecoveryCode(Base):
     code_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+def user_named(username: str) -> User | None:
+    """The user whose username is exactly ``username``, or None: the one query every
+    caller makes for it. Usernames are kept in lower case: a caller with one a person
+    typed strips and folds it first."""
+    return db_session().scalar(select(User).where(User.username == username))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from tracker.extensions import db
-from tracker.users.models import User
+from tracker.users.models import User, user_named
 from tracker.users.passwords import NO_PASSWORD
 from tracker.users.roles import ROLES
 from tracker.users.services import USERNAME_RE, UserError, change_role
@@ -168,7 +168,7 @@ def find_account(claims: dict, settings: SsoSettings) -> SsoSignIn:
             f"unknown subject {subject}; {settings.username_claim} {shown!r} names no username",
             username=shown,
         )
-    user = db.session.scalar(select(User).where(User.username == username))
+    user = user_named(username)
     if user is not None:
         if user.sso_subject is not None:
             raise SsoRefused(
